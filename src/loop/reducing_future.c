@@ -1,0 +1,131 @@
+/* ReducingFuture (ndb): reduces its dependents' values in batches as they
+ * finish, feeding each reduction back in, and reduces what is left at the
+ * end. The reducer completes an output future, now or later. */
+#include "loop/combinator.h"
+
+typedef struct reducing {
+  er_future_t base;
+  er_reducer_fn reducer;
+  void *ud;
+  size_t batch;
+  er__flist_t queue; /* done futures whose values await reduction */
+  size_t pending;
+  bool full;
+} reducing_t;
+
+static void destroy(er_future_t *f) { er__flist_clear(&((reducing_t *)f)->queue); }
+static const er__future_ops_t reducing_ops = {destroy};
+
+er_future_t *er_reducing_future_new(er_loop_t *loop, er_reducer_fn reducer, void *ud,
+                                    size_t batch_size) {
+  if (!loop || !reducer) return NULL;
+  reducing_t *r = (reducing_t *)er__future_alloc(loop, sizeof(reducing_t), &reducing_ops);
+  if (!r) return NULL;
+  r->reducer = reducer;
+  r->ud = ud;
+  r->batch = batch_size ? batch_size : 20;
+  return &r->base;
+}
+
+static void dep_done(er_future_t *f, void *arg);
+
+static int track(reducing_t *r, er_future_t *f) {
+  r->pending++;
+  int rc = er_future_add_immediate_callback(f, dep_done, er_future_ref(&r->base));
+  if (rc < 0) {
+    r->pending--;
+    er_future_unref(&r->base);
+  }
+  return rc;
+}
+
+static void fail(reducing_t *r, int code, const char *msg) {
+  er__flist_clear(&r->queue);
+  er_future_set_error(&r->base, code, "%s", msg);
+}
+
+/* Reduces everything queued into one new dependent. */
+static void reduce_queue(reducing_t *r) {
+  er_future_t *out = er_future_new(r->base.loop);
+  if (!out) return fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
+  er__flist_t todo = r->queue;
+  r->queue = (er__flist_t){0};
+  int rc = r->reducer(r->ud, todo.items + todo.head, todo.len, out);
+  er__flist_clear(&todo);
+  if (rc < 0) {
+    er_future_unref(out);
+    er_error_t *e = er_last_error();
+    if (e && e->code == rc)
+      er_future_set_error_obj(&r->base, e);
+    else
+      fail(r, rc, er_strerror(rc));
+    return;
+  }
+  if (track(r, out) < 0) fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
+  er_future_unref(out);
+}
+
+static void mark_finished(reducing_t *r) {
+  if (er_future_done(&r->base)) return;
+  if (r->queue.len == 0) {
+    er_future_set_none(&r->base);
+  } else if (r->queue.len == 1) {
+    er_future_t *only = er__flist_shift(&r->queue);
+    er__future_copy_outcome(&r->base, only);
+    er_future_unref(only);
+  } else {
+    reduce_queue(r); /* its output comes back through dep_done */
+  }
+}
+
+static void dep_done(er_future_t *f, void *arg) {
+  reducing_t *r = arg;
+  r->pending--;
+  if (!er_future_done(&r->base)) {
+    if (f->err) {
+      er__flist_clear(&r->queue);
+      er_future_set_error_obj(&r->base, f->err);
+    } else if (er__flist_push(&r->queue, f) < 0) {
+      fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
+    } else {
+      if (r->queue.len >= r->batch) reduce_queue(r);
+      if (r->full && r->pending == 0) mark_finished(r);
+    }
+  }
+  er_future_unref(&r->base);
+}
+
+int er_reducing_future_add_dependent(er_future_t *rf, er_future_t *f) {
+  reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
+  if (!r || !er_is_future(f)) return ER_ENOTFUTURE;
+  if (r->full) return ER_ESTATE;
+  return track(r, f);
+}
+
+int er_reducing_future_putq_int(er_future_t *rf, int64_t value) {
+  er_future_t *f = er_future_new_int(er_future_loop(rf), value);
+  if (!f) return ER_ENOMEM;
+  int rc = er_reducing_future_add_dependent(rf, f);
+  er_future_unref(f);
+  return rc;
+}
+
+int er_reducing_future_complete(er_future_t *rf) {
+  reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
+  if (!r) return ER_ENOTFUTURE;
+  r->full = true;
+  if (r->pending == 0) mark_finished(r);
+  return 0;
+}
+
+int er_reducing_future_set_error(er_future_t *rf, int code, const char *fmt, ...) {
+  reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
+  if (!r) return ER_ENOTFUTURE;
+  r->full = true;
+  er__flist_clear(&r->queue);
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = er__future_vset_error(rf, code, fmt, ap);
+  va_end(ap);
+  return rc;
+}

@@ -1,0 +1,272 @@
+/* Tasklet stacks. Stacks are carved from slabs of one mmap each, since a
+ * mapping per stack would run into vm.max_map_count (65530 by default) long
+ * before a million tasklets. Each stack gets a guard page below it while the
+ * process stays well inside that count (a guard splits a mapping in up to
+ * three); beyond it stacks go unguarded and a canary at their low end is
+ * checked on every switch instead. Freed stacks are pooled per loop; past a
+ * warm few, their memory is handed back to the kernel while kept mapped.
+ *
+ * Overflow into a guard page raises SIGSEGV on the tasklet's stack, which has
+ * no room left, so the handler runs on an alternate signal stack; it names the
+ * overflow on stderr and lets the default action end the process. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "loop/loop_internal.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ER_HAVE_VALGRIND 1
+#endif
+#endif
+
+#define CANARY 0x6572726e64537463ull /* "errndStc" */
+#define SLAB_STACKS 64
+#define WARM_STACKS 256
+
+typedef struct slab {
+  struct slab *next;
+  char *base;
+  size_t len;
+} slab_t;
+
+/* Kept at the top of a free stack. */
+typedef struct free_stack {
+  struct free_stack *next;
+  bool guarded;
+} free_stack_t;
+
+/* One free list per stack size in use; loops rarely use more than one. */
+typedef struct size_class {
+  size_t size;
+  free_stack_t *free;
+  size_t nfree;
+} size_class_t;
+
+struct er__stack_pool {
+  slab_t *slabs;
+  size_class_t classes[4];
+  size_t nclasses;
+  size_t page;
+};
+
+static atomic_long g_maps;      /* mappings we have added, process-wide */
+static long g_map_budget = -1;  /* half of vm.max_map_count */
+static atomic_uintptr_t g_guard_lo, g_guard_hi; /* span of all slabs, for the handler */
+
+static long map_budget(void) {
+  if (g_map_budget < 0) {
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+      if (fscanf(f, "%ld", &max) != 1) max = 65530;
+      fclose(f);
+    }
+    g_map_budget = max / 2;
+  }
+  return g_map_budget;
+}
+
+static er__stack_pool_t *pool_of(er_loop_t *loop) {
+  if (!loop->stacks) {
+    loop->stacks = er_calloc(1, sizeof *loop->stacks);
+    if (loop->stacks) loop->stacks->page = (size_t)sysconf(_SC_PAGESIZE);
+  }
+  return loop->stacks;
+}
+
+static size_class_t *class_of(er__stack_pool_t *p, size_t size) {
+  for (size_t i = 0; i < p->nclasses; i++)
+    if (p->classes[i].size == size) return &p->classes[i];
+  if (p->nclasses == sizeof p->classes / sizeof p->classes[0]) return NULL;
+  p->classes[p->nclasses] = (size_class_t){size, NULL, 0};
+  return &p->classes[p->nclasses++];
+}
+
+static void note_span(char *lo, char *hi) {
+  uintptr_t l = (uintptr_t)lo, h = (uintptr_t)hi;
+  uintptr_t cur = atomic_load(&g_guard_lo);
+  while ((cur == 0 || l < cur) && !atomic_compare_exchange_weak(&g_guard_lo, &cur, l)) {}
+  cur = atomic_load(&g_guard_hi);
+  while (h > cur && !atomic_compare_exchange_weak(&g_guard_hi, &cur, h)) {}
+}
+
+/* Maps a slab of SLAB_STACKS stacks of `size` usable bytes, each preceded by
+ * one page that becomes a guard page when the budget allows. */
+static int add_slab(er__stack_pool_t *p, size_class_t *c) {
+  size_t stride = c->size + p->page;
+  size_t len = stride * SLAB_STACKS;
+  char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) return ER_ENOMEM;
+  slab_t *s = er_malloc(sizeof *s);
+  if (!s) {
+    munmap(base, len);
+    return ER_ENOMEM;
+  }
+  *s = (slab_t){p->slabs, base, len};
+  p->slabs = s;
+  atomic_fetch_add(&g_maps, 1);
+  note_span(base, base + len);
+  for (size_t i = 0; i < SLAB_STACKS; i++) {
+    char *guard = base + i * stride;
+    char *lo = guard + p->page;
+    bool guarded = false;
+    if (atomic_load(&g_maps) + 2 < map_budget() && mprotect(guard, p->page, PROT_NONE) == 0) {
+      atomic_fetch_add(&g_maps, 2);
+      guarded = true;
+    }
+    *(uint64_t *)lo = CANARY;
+    free_stack_t *fs = (free_stack_t *)(lo + c->size - sizeof(free_stack_t));
+    fs->guarded = guarded;
+    fs->next = c->free;
+    c->free = fs;
+    c->nfree++;
+  }
+  return 0;
+}
+
+int er__stack_get(er_loop_t *loop, size_t size, er__stack_t *out) {
+  er__stack_pool_t *p = pool_of(loop);
+  if (!p) return ER_ENOMEM;
+  size = (size + p->page - 1) & ~(p->page - 1);
+  size_class_t *c = class_of(p, size);
+  if (!c) return ER_EINVAL;
+  if (!c->free) {
+    int rc = add_slab(p, c);
+    if (rc < 0) return rc;
+  }
+  free_stack_t *fs = c->free;
+  c->free = fs->next;
+  c->nfree--;
+  out->lo = (char *)fs + sizeof(free_stack_t) - size;
+  out->size = size;
+  out->guarded = fs->guarded;
+#ifdef ER_HAVE_VALGRIND
+  out->vg_id = VALGRIND_STACK_REGISTER(out->lo, out->lo + size);
+#endif
+  return 0;
+}
+
+void er__stack_put(er_loop_t *loop, const er__stack_t *s) {
+  er__stack_pool_t *p = loop->stacks;
+  size_class_t *c = class_of(p, s->size);
+#ifdef ER_HAVE_VALGRIND
+  VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+  if (c->nfree >= WARM_STACKS) {
+    /* Give the pages back; the next user faults in fresh zero pages. */
+    madvise(s->lo, s->size, MADV_DONTNEED);
+  }
+  *(uint64_t *)s->lo = CANARY;
+  free_stack_t *fs = (free_stack_t *)(s->lo + s->size - sizeof(free_stack_t));
+  fs->guarded = s->guarded;
+  fs->next = c->free;
+  c->free = fs;
+  c->nfree++;
+}
+
+void er__stack_pool_free(er_loop_t *loop) {
+  er__stack_pool_t *p = loop->stacks;
+  if (!p) return;
+  for (slab_t *s = p->slabs, *next; s; s = next) {
+    next = s->next;
+    munmap(s->base, s->len);
+    er_free(s);
+  }
+  er_free(p);
+  loop->stacks = NULL;
+}
+
+/* ---- overflow reporting ---- */
+
+static _Thread_local const char *tl_name;
+static _Thread_local char *tl_lo;
+static _Thread_local size_t tl_size;
+static struct sigaction g_prev_segv, g_prev_bus;
+static atomic_int g_installed;
+
+static void say(const char *s) {
+  ssize_t r = write(2, s, strlen(s));
+  (void)r;
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+  uintptr_t a = (uintptr_t)si->si_addr;
+  size_t page = 4096;
+  /* A fault in the page just below the running tasklet's stack, or anywhere in
+   * our slabs' guard area, is an overflow. */
+  bool ours = tl_lo && a + page >= (uintptr_t)tl_lo && a < (uintptr_t)tl_lo + page;
+  if (!ours && a >= atomic_load(&g_guard_lo) && a < atomic_load(&g_guard_hi)) ours = tl_lo != NULL;
+  if (ours) {
+    char num[32];
+    snprintf(num, sizeof num, "%zu", tl_size);
+    say("errand: tasklet stack overflow in '");
+    say(tl_name ? tl_name : "tasklet");
+    say("' (stack of ");
+    say(num);
+    say(" bytes; raise er_tasklet_opts_t.stack_size)\n");
+  }
+  struct sigaction *prev = sig == SIGBUS ? &g_prev_bus : &g_prev_segv;
+  if (!ours && (prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
+    prev->sa_sigaction(sig, si, uc);
+    return;
+  }
+  if (!ours && prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN && prev->sa_handler) {
+    prev->sa_handler(sig);
+    return;
+  }
+  signal(sig, SIG_DFL); /* returning re-runs the faulting access: the default action ends us */
+}
+
+void er__stack_overflow_guard_thread(void) {
+  stack_t cur;
+  if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+    /* Lives as long as the thread; one per thread that makes a loop. */
+    static _Thread_local char *alt;
+    size_t size = 64 * 1024;
+    if (!alt) alt = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (alt != MAP_FAILED && alt) {
+      stack_t ss = {.ss_sp = alt, .ss_size = size, .ss_flags = 0};
+      sigaltstack(&ss, NULL);
+    }
+  }
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&g_installed, &expected, 1)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_prev_segv);
+    sigaction(SIGBUS, &sa, &g_prev_bus);
+  }
+}
+
+/* Called on every switch into a tasklet (name != NULL) or out of it (NULL):
+ * tells the fault handler which stack is running. */
+void er__stack_running(const er__stack_t *s, const char *name) {
+  tl_name = name;
+  tl_lo = s && name ? s->lo : NULL;
+  tl_size = s ? s->size : 0;
+}
+
+void er__stack_check(const er__stack_t *s, const char *name) {
+  /* A guarded stack faults before anything below it is touched; an unguarded
+   * one can only show, after the fact, that its lowest bytes were written. */
+  if (!s->guarded && *(volatile uint64_t *)s->lo != CANARY) {
+    char num[32];
+    snprintf(num, sizeof num, "%zu", s->size);
+    say("errand: tasklet stack overflow in '");
+    say(name ? name : "tasklet");
+    say("' (stack of ");
+    say(num);
+    say(" bytes, unguarded; raise er_tasklet_opts_t.stack_size)\n");
+    abort();
+  }
+}

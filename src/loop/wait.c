@@ -1,0 +1,71 @@
+/* Waiting for futures: outside a tasklet the caller's thread runs the loop
+ * until the future is done; inside one the tasklet is suspended instead, so
+ * the loop never runs nested on a tasklet's stack. */
+#include "loop/loop_internal.h"
+
+int er_future_wait(er_future_t *f) {
+  if (!er_is_future(f)) return ER_ENOTFUTURE;
+  if (er__tasklet_current()) {
+    int rc = er_await(f);
+    return rc == ER_ENOTFUTURE || rc == ER_EINVAL || rc == ER_EDEADLK ? rc : 0;
+  }
+  er_loop_t *loop = f->loop;
+  while (!er_future_done(f)) {
+    if (!er_loop_run1(loop)) return ER_EDEADLK;
+  }
+  return 0;
+}
+
+int er_future_get_result(er_future_t *f) {
+  int rc = er_future_wait(f);
+  return rc < 0 ? rc : er_future_status(f);
+}
+
+int er_future_check_success(er_future_t *f) { return er_future_get_result(f); }
+
+static void any_done(er_future_t *f, void *arg) {
+  er_future_t *any = arg;
+  er_future_set_none(any); /* the first one wins; later ones get EALREADY */
+  er_future_unref(any);
+}
+
+int er_future_wait_any(er_future_t *const *fs, size_t n, size_t *index) {
+  if (n == 0) return ER_ENOENT;
+  for (size_t i = 0; i < n; i++) {
+    if (!er_is_future(fs[i])) return ER_ENOTFUTURE;
+    if (er_future_done(fs[i])) {
+      if (index) *index = i;
+      return 0;
+    }
+  }
+  /* One helper future that the first completion sets; each callback holds a
+   * reference, so it outlives this call whatever finishes later. */
+  er_future_t *any = er_future_new(fs[0]->loop);
+  if (!any) return ER_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    int rc = er_future_add_immediate_callback(fs[i], any_done, er_future_ref(any));
+    if (rc < 0) {
+      er_future_unref(any);
+      er_future_unref(any);
+      return rc;
+    }
+  }
+  int rc = er_future_wait(any);
+  er_future_unref(any);
+  if (rc < 0) return rc;
+  for (size_t i = 0; i < n; i++) {
+    if (er_future_done(fs[i])) {
+      if (index) *index = i;
+      return 0;
+    }
+  }
+  return ER_EINTERNAL;
+}
+
+int er_future_wait_all(er_future_t *const *fs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int rc = er_future_wait(fs[i]);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
