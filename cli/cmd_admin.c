@@ -1,0 +1,180 @@
+/* errand status, revoke, inspect and purge. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Parses "--store URL", "--key K" and "--help" for the small commands;
+ * returns -1 after printing usage or an error, else the index of the first
+ * positional argument. */
+static int small_opts(int argc, char **argv, const char *usage, const char **store,
+                      const char **key, int *code) {
+  static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                       {"key", required_argument, 0, 'K'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    if (c == 's') {
+      *store = optarg;
+    } else if (c == 'K' && key) {
+      *key = optarg;
+    } else if (c == 'h') {
+      fputs(usage, stdout);
+      *code = EXIT_OK;
+      return -1;
+    } else {
+      fputs(usage, stderr);
+      *code = EXIT_USAGE;
+      return -1;
+    }
+  }
+  return optind;
+}
+
+static json_t *rec_json(const er_task_rec_t *r) {
+  json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", er_state_name(r->state));
+  if (r->state == ER_STATE_UNKNOWN) return o;
+  json_object_set_new(o, "task", json_string(r->task));
+  json_object_set_new(o, "queue", json_string(r->queue));
+  if (r->key) json_object_set_new(o, "key", json_string(r->key));
+  if (r->name) json_object_set_new(o, "name", json_string(r->name));
+  json_object_set_new(o, "attempt", json_integer(r->attempt));
+  json_object_set_new(o, "retries", json_integer(r->retries));
+  if (r->progress >= 0) json_object_set_new(o, "progress", json_real(r->progress));
+  if (r->progress_msg) json_object_set_new(o, "progress_msg", json_string(r->progress_msg));
+  json_object_set_new(o, "created_ms", json_integer(r->created_ms));
+  json_object_set_new(o, "eta_ms", json_integer(r->eta_ms));
+  if (r->started_ms) json_object_set_new(o, "started_ms", json_integer(r->started_ms));
+  if (r->finished_ms) json_object_set_new(o, "finished_ms", json_integer(r->finished_ms));
+  if (r->worker) json_object_set_new(o, "worker", json_string(r->worker));
+  if (r->error) json_object_set(o, "error", r->error);
+  return o;
+}
+
+int cmd_status(int argc, char **argv) {
+  static const char usage[] = "usage: errand status ID | --key K [--store URL]\n"
+                              "Prints the task's state, progress, attempts and times as JSON.\n";
+  const char *store = NULL, *key = NULL;
+  int code = EXIT_OK;
+  int i = small_opts(argc, argv, usage, &store, &key, &code);
+  if (i < 0) return code;
+  if ((i == argc) == (key == NULL) || argc - i > 1) {
+    cli_error("status needs an ID or --key K (see errand status --help)");
+    return EXIT_USAGE;
+  }
+  er_client_t *c = cli_open(store);
+  if (!c) return EXIT_STORE;
+  er_task_rec_t *r;
+  int rc = er_status(c, key ? NULL : argv[i], key, &r);
+  if (rc < 0) {
+    cli_error("%s", er_client_last_error(c));
+    code = cli_exit_for(rc);
+  } else {
+    json_t *o = rec_json(r);
+    char *s = json_dumps(o, JSON_INDENT(2));
+    printf("%s\n", s);
+    free(s);
+    json_decref(o);
+    code = r->state == ER_STATE_UNKNOWN ? EXIT_NOT_FOUND : EXIT_OK;
+    er_task_rec_free(r);
+  }
+  er_client_close(c);
+  return code;
+}
+
+int cmd_revoke(int argc, char **argv) {
+  static const char usage[] = "usage: errand revoke ID [--store URL]\n"
+                              "A pending task never runs; a running one is told, then killed.\n";
+  const char *store = NULL;
+  int code = EXIT_OK;
+  int i = small_opts(argc, argv, usage, &store, NULL, &code);
+  if (i < 0) return code;
+  if (argc - i != 1) {
+    cli_error("revoke needs one task ID");
+    return EXIT_USAGE;
+  }
+  er_client_t *c = cli_open(store);
+  if (!c) return EXIT_STORE;
+  int rc = er_revoke(c, argv[i]);
+  if (rc < 0) cli_error("%s", er_client_last_error(c));
+  er_client_close(c);
+  return cli_exit_for(rc);
+}
+
+int cmd_purge(int argc, char **argv) {
+  static const char usage[] = "usage: errand purge QUEUE [--store URL]\n"
+                              "Removes the queue's waiting tasks (not the running ones).\n";
+  const char *store = NULL;
+  int code = EXIT_OK;
+  int i = small_opts(argc, argv, usage, &store, NULL, &code);
+  if (i < 0) return code;
+  if (argc - i != 1) {
+    cli_error("purge needs one queue name");
+    return EXIT_USAGE;
+  }
+  er_client_t *c = cli_open(store);
+  if (!c) return EXIT_STORE;
+  size_t n = 0;
+  int rc = er_purge(c, argv[i], &n);
+  if (rc < 0)
+    cli_error("%s", er_client_last_error(c));
+  else
+    printf("purged %zu tasks from queue '%s'\n", n, argv[i]);
+  er_client_close(c);
+  return cli_exit_for(rc);
+}
+
+int cmd_inspect(int argc, char **argv) {
+  static const char usage[] = "usage: errand inspect [--store URL]\n"
+                              "Prints the queues with their counts by state, and live workers.\n";
+  const char *store = NULL;
+  int code = EXIT_OK;
+  int i = small_opts(argc, argv, usage, &store, NULL, &code);
+  if (i < 0) return code;
+  er_store_t *s;
+  char msg[512] = "";
+  int rc = er_store_open(store, &s, msg, sizeof msg);
+  if (rc < 0) {
+    cli_error("%s", *msg ? msg : er_strerror(rc));
+    return EXIT_STORE;
+  }
+  json_t *stats = NULL, *workers = NULL;
+  rc = er_store_stats(s, &stats);
+  if (rc == 0) rc = er_store_workers(s, er_now_wall_ms(), &workers);
+  if (rc < 0) {
+    cli_error("inspect: %s", er_store_last_error(s));
+    code = EXIT_STORE;
+  } else {
+    printf("store %s\n\nqueues:\n", er_store_url(s));
+    const char *qname;
+    json_t *counts;
+    json_t *queues = json_object_get(stats, "queues");
+    if (!json_object_size(queues)) printf("  (none)\n");
+    json_object_foreach(queues, qname, counts) {
+      printf("  %-20s", qname);
+      const char *state;
+      json_t *n;
+      json_object_foreach(counts, state, n) printf(" %s=%lld", state, (long long)json_integer_value(n));
+      printf("\n");
+    }
+    printf("\nworkers:\n");
+    if (!json_array_size(workers)) printf("  (none)\n");
+    size_t k;
+    json_t *w;
+    json_array_foreach(workers, k, w) {
+      printf("  %s  pool=%s concurrency=%lld active=%lld processed=%lld\n",
+             json_string_value(json_object_get(w, "id")),
+             json_string_value(json_object_get(w, "pool")),
+             (long long)json_integer_value(json_object_get(w, "concurrency")),
+             (long long)json_integer_value(json_object_get(w, "active")),
+             (long long)json_integer_value(json_object_get(w, "processed")));
+    }
+  }
+  json_decref(stats);
+  json_decref(workers);
+  er_store_close(s);
+  return code;
+}

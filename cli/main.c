@@ -1,0 +1,104 @@
+/* errand: the command. `errand COMMAND --help` tells each command's usage. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: errand COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  worker   run a worker: errand worker -A ./libtasks.so [--queues a,b] [--concurrency N]\n"
+    "           [--pool prefork|threads|solo]\n"
+    "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON] [--countdown S]\n"
+    "           [--key K] [--name N] [--queue Q] [--wait [--timeout S]]\n"
+    "  status   a task's state: errand status ID | --key K\n"
+    "  result   a task's result: errand result ID|--key K [--wait [--timeout S]]\n"
+    "  revoke   revoke a task: errand revoke ID\n"
+    "  inspect  queues, counts by state, live workers\n"
+    "  purge    remove a queue's waiting tasks: errand purge QUEUE\n"
+    "\n"
+    "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
+    "and --help.\n"
+    "\n"
+    "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input;\n"
+    "3 store error; 4 no such task; 5 not finished (or timed out).\n";
+
+void cli_error(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  /* One line, whatever the message holds. */
+  for (char *p = buf; *p; p++)
+    if (*p == '\n') *p = ' ';
+  fprintf(stderr, "errand: %s\n", buf);
+}
+
+int cli_exit_for(int rc) {
+  switch (rc) {
+    case 0: return EXIT_OK;
+    case ER_EFAIL:
+    case ER_EREVOKED: return EXIT_TASK_FAILED;
+    case ER_EINVAL:
+    case ER_EPARSE:
+    case ER_ETOOBIG:
+    case ER_EEXIST:
+    case ER_ETOMBSTONED: return EXIT_USAGE;
+    case ER_ENOENT: return EXIT_NOT_FOUND;
+    case ER_ESTATE:
+    case ER_ETIMEDOUT: return EXIT_NOT_READY;
+    default: return EXIT_STORE;
+  }
+}
+
+er_client_t *cli_open(const char *url) {
+  er_client_t *c;
+  char msg[512] = "";
+  int rc = er_client_open(url, &c, msg, sizeof msg);
+  if (rc < 0) {
+    cli_error("%s", *msg ? msg : er_strerror(rc));
+    return NULL;
+  }
+  return c;
+}
+
+json_t *cli_json_arg(const char *what, const char *text) {
+  json_error_t e;
+  json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
+  if (!j) cli_error("%s is not valid JSON: %s (at column %d)", what, e.text, e.column);
+  return j;
+}
+
+int64_t cli_seconds(const char *s) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || v < 0) return -1;
+  return (int64_t)(v * 1000.0 + 0.5);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("errand %s\n", ER_VERSION_STRING);
+    return 0;
+  }
+  static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+  } cmds[] = {{"worker", cmd_worker}, {"send", cmd_send},       {"status", cmd_status},
+              {"result", cmd_result}, {"revoke", cmd_revoke},   {"inspect", cmd_inspect},
+              {"purge", cmd_purge}};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+  cli_error("unknown command '%s' (see errand --help)", argv[1]);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,118 @@
+/*
+ * errand/client.h: sending tasks and reading their outcome.
+ *
+ * A client is a connection to a store (errand/store.h names them by URL). It
+ * may be used from several threads: calls are serialised on it. It must not be
+ * used across fork(); open another in the child.
+ *
+ * Errors: 0 or a negative ER_E* code; er_client_last_error() keeps a one-line
+ * detail of the last failure on that client.
+ */
+#ifndef ERRAND_CLIENT_H
+#define ERRAND_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errand/common.h"
+#include "errand/future.h"
+#include "errand/loop.h"
+#include "errand/store.h"
+#include "errand/task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opens a client on the store named by url: NULL means $ERRAND_STORE, else
+ * sqlite:errand.db. Errors as er_store_open; errmsg (may be NULL) gets the
+ * reason. */
+int er_client_open(const char *url, er_client_t **out, char *errmsg, size_t errmsg_size);
+void er_client_close(er_client_t *c); /* accepts NULL */
+const char *er_client_last_error(const er_client_t *c);
+const char *er_client_url(const er_client_t *c);
+
+/* Options of one send; zero means the task's default (or none). */
+typedef struct er_send_opts {
+  const char *queue;      /* default: the task's queue, else "default" */
+  int priority;           /* higher first; default 0 */
+  int64_t countdown_ms;   /* run no sooner than this from now */
+  int64_t eta_ms;         /* or at this wall-clock time (ms since the epoch) */
+  int64_t expires_ms;     /* revoke if not started this long after sending */
+  const char *name;       /* App Engine named task: ER_EEXIST / ER_ETOMBSTONED */
+  const char *key;        /* the polling key: er_status / er_result by key */
+  bool if_absent;         /* with key: return the live task for the key instead */
+  bool ignore_result;
+  int64_t result_ttl_ms;  /* -1: forever */
+  json_t *context;        /* an object the task reads with er_task_context (borrowed) */
+  int max_retries;        /* ER_RETRIES_NONE for none */
+  int64_t soft_limit_ms, hard_limit_ms;
+} er_send_opts_t;
+
+/* Sends task with args (an array; NULL means []) and kwargs (an object; NULL
+ * means {}), both borrowed. On success *id (may be NULL) gets the task's id:
+ * with .if_absent, that of the existing task when there is one, and then
+ * *existed (may be NULL) is true. Once this returns 0 the task is durable.
+ * ER_EINVAL for args that are not an array or kwargs not an object, ER_ETOOBIG
+ * past the store's payload limit, ER_EEXIST / ER_ETOMBSTONED for a taken name. */
+int er_send(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
+            const er_send_opts_t *opts, er_id_t *id);
+int er_send_ex(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
+               const er_send_opts_t *opts, er_id_t *id, bool *existed);
+/* Sends and forgets: the result is not kept. */
+int er_fire(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
+            const er_send_opts_t *opts);
+
+/* One entry of a batch. */
+typedef struct er_send_req {
+  const char *task;
+  json_t *args, *kwargs;     /* borrowed */
+  const er_send_opts_t *opts; /* may be NULL */
+} er_send_req_t;
+/* Sends n tasks in one transaction: all or none. ids (may be NULL) gets n ids. */
+int er_send_batch(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids);
+
+/* The task's record by id, or the newest for key when id is NULL. A task the
+ * store does not know gives 0 with state ER_STATE_UNKNOWN. *out is new (free
+ * with er_task_rec_free). */
+int er_status(er_client_t *c, const char *id, const char *key, er_task_rec_t **out);
+
+/* The outcome, by id or by key. timeout_ms: 0 do not wait; < 0 wait forever;
+ * else wait that long. Returns 0 with *result (new reference, may be NULL for
+ * null; result may be NULL) on SUCCESS; ER_EFAIL on FAILURE, with *error (new
+ * reference; error may be NULL) the task's error object; ER_EREVOKED;
+ * ER_ESTATE when not finished and not waiting; ER_ETIMEDOUT; ER_ENOENT for an
+ * unknown task. */
+int er_result(er_client_t *c, const char *id, const char *key, int64_t timeout_ms,
+              json_t **result, json_t **error);
+
+/* The newest task's id for key; ER_ENOENT if none. */
+int er_id_for_key(er_client_t *c, const char *key, er_id_t *id);
+/* The key the task was sent with (new string, free with er_free); ER_ENOENT
+ * if the task is unknown or has none. */
+int er_key_for_id(er_client_t *c, const char *id, char **key);
+
+/* Revokes: a pending task never runs; a running one is told (er_task_check)
+ * and, in the prefork pool, killed after a grace period. */
+int er_revoke(er_client_t *c, const char *id);
+/* Removes a queue's waiting tasks; *count (may be NULL) gets how many. */
+int er_purge(er_client_t *c, const char *queue, size_t *count);
+
+/* ---- Futures on a loop (for tasklets, and the HTTP layer) ----
+ * Loop thread only. The client must outlive the futures. */
+
+/* Done with the new id as a JSON string, or with the send's error. */
+er_future_t *er_send_async(er_client_t *c, er_loop_t *loop, const char *task, json_t *args,
+                           json_t *kwargs, const er_send_opts_t *opts);
+/* Done with the task's result (JSON) on SUCCESS, or an error: ER_EFAIL with
+ * the task's message (the error object's text) on FAILURE, ER_EREVOKED,
+ * ER_ETIMEDOUT after timeout_ms (< 0: never), ER_ENOENT. Woken by the store's
+ * change notifications, not by polling. */
+er_future_t *er_result_future(er_client_t *c, er_loop_t *loop, const char *id,
+                              int64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,55 @@
+/* The worker's pools: where a reserved task's function runs. The worker hands
+ * a pool one job per free slot; the pool calls er__worker_job_done on the
+ * worker's loop thread when the job's outcome is known. */
+#ifndef ER_QUEUE_POOL_H
+#define ER_QUEUE_POOL_H
+
+#include "queue/queue_internal.h"
+
+typedef struct er__worker er__worker_t;
+
+typedef struct er__job {
+  er_task_rec_t *rec;
+  const er_task_def_t *def;
+  er__outcome_t out;
+  volatile sig_atomic_t revoked; /* revoke requested (threads, solo, tasklet) */
+  bool fenced;                   /* the lease was lost: the outcome will be refused */
+  uint64_t started_ms;           /* monotonic */
+  struct er__job *prev, *next;   /* the worker's running list */
+  void *slot;                    /* the pool's own record of where it runs */
+  er_worker_t *w;
+} er__job_t;
+
+typedef struct er__pool er__pool_t;
+typedef struct er__pool_ops {
+  const char *name;
+  /* Starts the pool's processes or threads. */
+  int (*start)(er__pool_t *p);
+  /* Runs job; the pool has a free slot for it. */
+  int (*submit)(er__pool_t *p, er__job_t *job);
+  /* The job was revoked while running: tell it, and in prefork kill it after
+   * the revoke grace period. */
+  void (*revoke)(er__pool_t *p, er__job_t *job);
+  /* Stops: now kills what runs (its jobs get no outcome). Then frees. */
+  void (*destroy)(er__pool_t *p, bool now);
+} er__pool_ops_t;
+
+struct er__pool {
+  const er__pool_ops_t *ops;
+  er_worker_t *w;
+  er_loop_t *loop;
+  int concurrency;
+  const char *store_url;
+  int64_t revoke_grace_ms;
+};
+
+er__pool_t *er__pool_prefork_new(void);
+er__pool_t *er__pool_threads_new(void);
+er__pool_t *er__pool_solo_new(void);
+
+/* Called by pools, on the loop thread, when job's outcome (job->out) is known. */
+void er__worker_job_done(er_worker_t *w, er__job_t *job);
+/* The progress writer for tasks run in this process on the loop thread. */
+void er__worker_progress(void *ud, const char *id, int attempt, double p, const char *msg);
+
+#endif

@@ -1,0 +1,293 @@
+/* The prefork pool: supervised child processes, forked from the worker so
+ * they have its task libraries. The worker writes a job as one JSON line on a
+ * socket; the child runs it and answers with one line. A child that crashes,
+ * aborts or is killed (hard time limit, revocation) closes its socket: the
+ * worker reaps it, fails its task naming the signal, and forks a new one. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "queue/pool.h"
+
+typedef struct child {
+  struct prefork *pool;
+  pid_t pid;
+  int fd;
+  uv_pipe_t pipe;
+  uv_timer_t timer; /* hard time limit, then revocation grace */
+  er__job_t *job;
+  char *buf;
+  size_t len, cap;
+  const char *kill_reason; /* why we killed it, for the task's error */
+  bool closing;
+  bool pool_gone; /* the pool is being destroyed: do not fork again */
+} child_t;
+
+typedef struct prefork {
+  er__pool_t base;
+  child_t **children;
+  int n;
+  bool stopping;
+} prefork_t;
+
+int er__child_main(int fd, const char *store_url); /* prefork_child.c */
+
+/* ---- spawning ---- */
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static int spawn(prefork_t *p, child_t *c) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ER_ESYS;
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return ER_ESYS;
+  }
+  if (pid == 0) {
+    /* Die with the worker, even if it is killed with -9. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    close(sv[0]);
+    for (int i = 0; i < p->n; i++)
+      if (p->children[i] && p->children[i] != c && p->children[i]->fd >= 0)
+        close(p->children[i]->fd);
+    _exit(er__child_main(sv[1], p->base.store_url));
+  }
+  close(sv[1]);
+  c->pid = pid;
+  c->fd = sv[0];
+  c->len = 0;
+  c->kill_reason = NULL;
+  c->closing = false;
+  uv_pipe_init(er_loop_uv(p->base.loop), &c->pipe, 0);
+  c->pipe.data = c;
+  uv_pipe_open(&c->pipe, c->fd);
+  uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+  return 0;
+}
+
+/* ---- the child's answers ---- */
+
+static void take_answer(child_t *c, const char *line) {
+  er__job_t *j = c->job;
+  json_error_t jerr;
+  json_t *a = json_loads(line, 0, &jerr);
+  if (!j || !a) {
+    er_log(ER_LOG_ERROR, "prefork: unexpected line from child %d", (int)c->pid);
+    json_decref(a);
+    return;
+  }
+  uv_timer_stop(&c->timer);
+  c->job = NULL;
+  j->out.rc = (int)json_integer_value(json_object_get(a, "rc"));
+  json_t *res = json_object_get(a, "result");
+  if (j->out.rc == 0) j->out.result = json_incref(res ? res : json_null());
+  const char *msg = json_string_value(json_object_get(a, "message"));
+  if (msg) j->out.message = er_strdup(msg);
+  j->out.retry = json_is_true(json_object_get(a, "retry"));
+  j->out.countdown_ms = json_integer_value(json_object_get(a, "countdown"));
+  json_decref(a);
+  er__worker_job_done(c->pool->base.w, j);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  child_t *c = h->data;
+  if (c->cap - c->len < 65536) {
+    size_t cap = c->cap ? c->cap * 2 : 131072;
+    char *b = er_realloc(c->buf, cap);
+    if (b) {
+      c->buf = b;
+      c->cap = cap;
+    }
+  }
+  *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_child_gone(child_t *c);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  child_t *c = s->data;
+  if (nread < 0) {
+    on_child_gone(c);
+    return;
+  }
+  c->len += (size_t)nread;
+  size_t start = 0;
+  for (size_t i = 0; i < c->len; i++) {
+    if (c->buf[i] != '\n') continue;
+    c->buf[i] = '\0';
+    take_answer(c, c->buf + start);
+    start = i + 1;
+  }
+  memmove(c->buf, c->buf + start, c->len - start);
+  c->len -= start;
+}
+
+static void describe_death(int status, const char *reason, char *buf, size_t size) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char *abbrev = sigabbrev_np(sig);
+    snprintf(buf, size, "%s%sworker child killed by signal %d (SIG%s: %s)", reason ? reason : "",
+             reason ? "; " : "", sig, abbrev ? abbrev : "?", strsignal(sig));
+  } else {
+    snprintf(buf, size, "%s%sworker child exited with status %d", reason ? reason : "",
+             reason ? "; " : "", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+}
+
+static void on_pipe_closed(uv_handle_t *h) {
+  child_t *c = h->data;
+  if (c->pool_gone) return;
+  if (spawn(c->pool, c) < 0) er_log(ER_LOG_ERROR, "prefork: cannot fork a new child: %s", strerror(errno));
+}
+
+/* The child's socket closed: it died. Reap it, fail its task, replace it. */
+static void on_child_gone(child_t *c) {
+  if (c->closing) return;
+  c->closing = true;
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  uv_timer_stop(&c->timer);
+  int status = 0;
+  while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
+  er__job_t *j = c->job;
+  c->job = NULL;
+  if (j) {
+    char msg[512];
+    describe_death(status, c->kill_reason, msg, sizeof msg);
+    j->out.rc = c->kill_reason && strstr(c->kill_reason, "hard") ? ER_ETIMEDOUT : ER_EFAIL;
+    j->out.message = er_strdup(msg);
+    j->out.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (!c->pool->stopping) er_log(ER_LOG_WARN, "task %s: %s", j->rec->id, msg);
+  }
+  c->fd = -1;
+  uv_close((uv_handle_t *)&c->pipe, on_pipe_closed);
+  if (j) er__worker_job_done(c->pool->base.w, j);
+}
+
+/* ---- jobs ---- */
+
+static void on_hard_limit(uv_timer_t *t) {
+  child_t *c = t->data;
+  if (!c->job) return;
+  c->kill_reason = "hard time limit exceeded";
+  kill(c->pid, SIGKILL);
+}
+
+static void on_revoke_grace(uv_timer_t *t) {
+  child_t *c = t->data;
+  if (!c->job) return;
+  c->kill_reason = "revoked";
+  kill(c->pid, SIGKILL);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  free(req->data); /* from json_dumps */
+  er_free(req);
+}
+
+static int submit(er__pool_t *pool, er__job_t *j) {
+  prefork_t *p = (prefork_t *)pool;
+  child_t *c = NULL;
+  for (int i = 0; i < p->n && !c; i++)
+    if (!p->children[i]->job && !p->children[i]->closing) c = p->children[i];
+  if (!c) return ER_EBUSY;
+  json_t *msg = er__job_to_json(j->rec);
+  char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+  json_decref(msg);
+  if (!line) return ER_ENOMEM;
+  size_t n = strlen(line);
+  line[n] = '\n'; /* json_dumps left room: the NUL becomes the newline */
+  uv_write_t *req = er_malloc(sizeof *req);
+  if (!req) {
+    free(line);
+    return ER_ENOMEM;
+  }
+  req->data = line;
+  uv_buf_t b = uv_buf_init(line, (unsigned)(n + 1));
+  if (uv_write(req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+    free(line);
+    er_free(req);
+    return ER_EIO;
+  }
+  c->job = j;
+  j->slot = c;
+  int64_t hard = er__eff_hard_ms(j->rec, j->def);
+  if (hard > 0) uv_timer_start(&c->timer, on_hard_limit, (uint64_t)hard, 0);
+  return 0;
+}
+
+static void revoke_job(er__pool_t *pool, er__job_t *j) {
+  child_t *c = j->slot;
+  if (!c || c->job != j) return;
+  kill(c->pid, SIGUSR1); /* er_task_check now says ER_EREVOKED */
+  uv_timer_stop(&c->timer);
+  uv_timer_start(&c->timer, on_revoke_grace, (uint64_t)pool->revoke_grace_ms, 0);
+}
+
+/* ---- life ---- */
+
+static int start(er__pool_t *pool) {
+  prefork_t *p = (prefork_t *)pool;
+  p->n = pool->concurrency;
+  p->children = er_calloc((size_t)p->n, sizeof *p->children);
+  if (!p->children) return ER_ENOMEM;
+  for (int i = 0; i < p->n; i++) {
+    child_t *c = er_calloc(1, sizeof *c);
+    if (!c) return ER_ENOMEM;
+    c->pool = p;
+    c->fd = -1;
+    uv_timer_init(er_loop_uv(pool->loop), &c->timer);
+    c->timer.data = c;
+    p->children[i] = c;
+    int rc = spawn(p, c);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+static void on_child_freed(uv_handle_t *h) {
+  child_t *c = h->data;
+  if (h == (uv_handle_t *)&c->timer) {
+    er_free(c->buf);
+    er_free(c);
+  }
+}
+
+static void destroy(er__pool_t *pool, bool now) {
+  prefork_t *p = (prefork_t *)pool;
+  p->stopping = true;
+  for (int i = 0; i < p->n; i++) {
+    child_t *c = p->children[i];
+    if (!c) continue;
+    c->pool_gone = true;
+    if (!c->closing && c->fd >= 0) {
+      c->closing = true;
+      kill(c->pid, SIGKILL);
+      while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
+      uv_close((uv_handle_t *)&c->pipe, NULL);
+    }
+    c->job = NULL;
+    /* The timer's close frees the child, after the pipe's (closed first). */
+    uv_close((uv_handle_t *)&c->timer, on_child_freed);
+  }
+  er_free(p->children);
+  er_free(p);
+}
+
+static const er__pool_ops_t prefork_ops = {"prefork", start, submit, revoke_job, destroy};
+
+er__pool_t *er__pool_prefork_new(void) {
+  prefork_t *p = er_calloc(1, sizeof *p);
+  if (p) p->base.ops = &prefork_ops;
+  return p ? &p->base : NULL;
+}

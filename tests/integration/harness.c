@@ -1,0 +1,126 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+void h_setup(harness_t *h, const char *extra_query) {
+  memset(h, 0, sizeof *h);
+  snprintf(h->dir, sizeof h->dir, "/tmp/errand-test-XXXXXX");
+  assert_non_null(mkdtemp(h->dir));
+  snprintf(h->url, sizeof h->url, "sqlite:%s/errand.db%s", h->dir, extra_query ? extra_query : "");
+  char msg[256] = "";
+  int rc = er_client_open(h->url, &h->client, msg, sizeof msg);
+  if (rc) fprintf(stderr, "open %s: %s\n", h->url, msg);
+  assert_int_equal(rc, 0);
+}
+
+void h_teardown(harness_t *h) {
+  er_client_close(h->client);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", h->dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", h->dir);
+}
+
+static pid_t spawn(char *const argv[], int out_fd, int err_fd) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (out_fd >= 0) dup2(out_fd, 1);
+    if (err_fd >= 0) dup2(err_fd, 2);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+pid_t h_worker(harness_t *h, const char *pool, int concurrency, ...) {
+  char conc[16];
+  snprintf(conc, sizeof conc, "%d", concurrency);
+  char *argv[32] = {ERRAND_BIN, "worker", "-A", TASKS_LIB, "--store", h->url, "--pool",
+                    (char *)pool, "--concurrency", conc, "--quiet"};
+  int n = 11;
+  va_list ap;
+  va_start(ap, concurrency);
+  for (char *a; (a = va_arg(ap, char *)) && n < 31;) argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  int devnull = open("/dev/null", O_WRONLY);
+  pid_t pid = spawn(argv, devnull, getenv("ERRAND_TEST_VERBOSE") ? -1 : devnull);
+  close(devnull);
+  return pid;
+}
+
+int h_stop(pid_t pid, int sig) {
+  kill(pid, sig);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return status;
+}
+
+static char *slurp(int fd) {
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  ssize_t got;
+  while ((got = read(fd, buf + len, cap - len - 1)) > 0) {
+    len += (size_t)got;
+    if (cap - len < 2) buf = realloc(buf, cap *= 2);
+  }
+  buf[len] = 0;
+  return buf;
+}
+
+int h_cli(harness_t *h, char **out, char **err, ...) {
+  char *argv[32] = {ERRAND_BIN};
+  int n = 1;
+  va_list ap;
+  va_start(ap, err);
+  for (char *a; (a = va_arg(ap, char *)) && n < 28;) argv[n++] = a;
+  va_end(ap);
+  argv[n++] = "--store";
+  argv[n++] = h->url;
+  argv[n] = NULL;
+  /* Options after positional arguments are fine: getopt permutes. */
+  char tmpl_o[] = "/tmp/errand-cli-out-XXXXXX", tmpl_e[] = "/tmp/errand-cli-err-XXXXXX";
+  int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
+  unlink(tmpl_o);
+  unlink(tmpl_e);
+  pid_t pid = spawn(argv, fo, fe);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  lseek(fo, 0, SEEK_SET);
+  lseek(fe, 0, SEEK_SET);
+  if (out) *out = slurp(fo);
+  if (err) *err = slurp(fe);
+  close(fo);
+  close(fe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void h_send(harness_t *h, const char *task, const char *args_json, const er_send_opts_t *o,
+            er_id_t *id) {
+  json_t *args = args_json ? json_loads(args_json, 0, NULL) : NULL;
+  int rc = er_send(h->client, task, args, NULL, o, id);
+  if (rc) fprintf(stderr, "send %s: %s\n", task, er_client_last_error(h->client));
+  assert_int_equal(rc, 0);
+  json_decref(args);
+}
+
+er_task_rec_t *h_wait(harness_t *h, const char *id, int64_t timeout_ms) {
+  json_t *res = NULL, *err = NULL;
+  er_result(h->client, id, NULL, timeout_ms, &res, &err);
+  json_decref(res);
+  json_decref(err);
+  er_task_rec_t *r = NULL;
+  assert_int_equal(er_status(h->client, id, NULL, &r), 0);
+  return r;
+}

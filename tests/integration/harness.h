@@ -1,0 +1,43 @@
+/* The integration tests' harness: a fresh SQLite store in a temporary
+ * directory per test, and real `errand worker` processes started and stopped
+ * by pid. ERRAND_BIN and TASKS_LIB come from the build. */
+#ifndef ER_TEST_HARNESS_H
+#define ER_TEST_HARNESS_H
+
+#include <errand.h>
+#include <errand/client.h>
+#include <errand/store.h>
+#include <errand/worker.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct harness {
+  char dir[256];
+  char url[320];
+  er_client_t *client;
+} harness_t;
+
+/* Makes the store and a client on it. extra_query (may be NULL) is appended
+ * to the URL, like "?tombstone_ms=50". */
+void h_setup(harness_t *h, const char *extra_query);
+void h_teardown(harness_t *h);
+
+/* Starts `errand worker` on h's store; extra are more arguments, NULL-ended. */
+pid_t h_worker(harness_t *h, const char *pool, int concurrency, ...);
+/* Sends sig and waits for the process; returns its wait status. */
+int h_stop(pid_t pid, int sig);
+
+/* Runs the errand command with args (NULL-ended) on h's store; returns its
+ * exit code and, if out is not NULL, its stdout (and err its stderr) as new
+ * strings. */
+int h_cli(harness_t *h, char **out, char **err, ...);
+
+/* Sends task with args given as JSON text; returns the id (static buffer
+ * per call site is the caller's: pass id). */
+void h_send(harness_t *h, const char *task, const char *args_json, const er_send_opts_t *o,
+            er_id_t *id);
+/* Waits up to timeout_ms for the task to finish; returns its record. */
+er_task_rec_t *h_wait(harness_t *h, const char *id, int64_t timeout_ms);
+
+#endif
