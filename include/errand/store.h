@@ -1,0 +1,260 @@
+/*
+ * errand/store.h: all durable state behind one vtable. The queue, and later
+ * the pipelines and the HTTP layer, go through er_store_* only; nothing above
+ * this header knows which backend it runs on.
+ *
+ * Stores are named by URL:
+ *   sqlite:PATH[?opt=v&...]          the default, sqlite:errand.db
+ *   redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P]
+ * Options common to all backends:
+ *   tombstone_ms  how long a finished named task's name stays taken (default 1 day)
+ *   max_payload   bytes of args + kwargs + context accepted per task (default 1 MiB)
+ * sqlite only:
+ *   sync=normal|full   full fsyncs every commit (survives power loss); normal
+ *                      (default) survives any process crash.
+ *   busy_ms            how long a call waits on a locked database (default 5000)
+ *
+ * Threads: a store handle is used by one thread at a time; open one per
+ * thread (opening is cheap). Every call blocks; the queue layer runs them on
+ * libuv's thread pool when it needs futures.
+ *
+ * Errors: 0 or a negative ER_E* code; er_store_last_error() gives the detail
+ * (for example SQLite's own message) until the next call on that handle.
+ * No call leaves anything half-written: each is one transaction or script.
+ *
+ * Times are wall-clock milliseconds since the Unix epoch (er_now_wall_ms).
+ */
+#ifndef ERRAND_STORE_H
+#define ERRAND_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errand/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Task states. UNKNOWN is for an id the store never saw (or forgot after its
+ * result expired); Celery answers PENDING there, a known confusion. */
+typedef enum er_task_state {
+  ER_STATE_UNKNOWN = -1,
+  ER_STATE_PENDING = 0, /* queued, or scheduled for later */
+  ER_STATE_STARTED = 1, /* reserved by a worker under a lease */
+  ER_STATE_RETRY = 2,   /* failed an attempt; queued again for later */
+  ER_STATE_SUCCESS = 3,
+  ER_STATE_FAILURE = 4,
+  ER_STATE_REVOKED = 5
+} er_task_state_t;
+
+const char *er_state_name(er_task_state_t s); /* "PENDING", ...; static */
+/* The state named s (case-insensitive), or ER_STATE_UNKNOWN. */
+er_task_state_t er_state_from_name(const char *s);
+static inline bool er_state_finished(er_task_state_t s) {
+  return s == ER_STATE_SUCCESS || s == ER_STATE_FAILURE || s == ER_STATE_REVOKED;
+}
+
+/* One task as the store keeps it. Strings and JSON values are owned by the
+ * record (er_task_rec_free releases them); a NULL pointer means absent. */
+typedef struct er_task_rec {
+  char id[ER_ID_LEN + 1];
+  char *task;   /* registered name */
+  char *queue;
+  int priority; /* higher runs first */
+  er_task_state_t state;
+  json_t *args;    /* array */
+  json_t *kwargs;  /* object */
+  json_t *context; /* object: the caller's user and request data */
+  char *name;      /* App Engine-style task name, unique while known */
+  char *key;       /* polling key */
+  int64_t created_ms, eta_ms, expires_ms; /* expires 0: never */
+  int64_t started_ms, finished_ms;
+  int attempt;     /* reservations so far; fences completions */
+  int retries;     /* retries used (lease expiries do not count) */
+  int max_retries; /* -1: the task's default */
+  int64_t soft_limit_ms, hard_limit_ms; /* 0: the task's default */
+  int64_t result_ttl_ms;                /* 0: the task's default; -1: forever */
+  bool ignore_result;
+  bool revoke_requested; /* revoked while running */
+  double progress;       /* 0..1, or -1 when never reported */
+  char *progress_msg;
+  json_t *result; /* SUCCESS: the value */
+  json_t *error;  /* FAILURE or RETRY: {"code","name","message",...} */
+  char *worker;   /* the worker holding the lease */
+  int64_t lease_until_ms;
+} er_task_rec_t;
+
+er_task_rec_t *er_task_rec_new(void);
+void er_task_rec_free(er_task_rec_t *r); /* accepts NULL */
+void er_task_rec_free_array(er_task_rec_t **recs, size_t n);
+
+typedef struct er_store er_store_t;
+
+/* ---- Opening ---- */
+
+/* Opens the store named by url (NULL: $ERRAND_STORE, else sqlite:errand.db),
+ * creating or migrating its schema. ER_EINVAL for a URL that names no backend,
+ * ER_EUNAVAILABLE when it cannot be reached, ER_ECORRUPT for a file that is not
+ * an errand store, ER_EBUSY when locked past busy_ms. On failure *out is NULL
+ * and errmsg (may be NULL) gets a one-line reason. */
+int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg_size);
+void er_store_close(er_store_t *s); /* accepts NULL */
+const char *er_store_last_error(const er_store_t *s);
+const char *er_store_url(const er_store_t *s);
+/* The resolved default URL: $ERRAND_STORE or sqlite:errand.db. Static. */
+const char *er_store_default_url(void);
+size_t er_store_max_payload(const er_store_t *s);
+
+/* ---- Sending ---- */
+
+/* How er_store_enqueue treats an existing task with the same key. */
+typedef enum er_enqueue_flags {
+  ER_ENQ_IF_ABSENT = 1 /* a live task for the key (pending, running, retrying,
+                          or succeeded with its result still kept) is returned
+                          instead of adding one */
+} er_enqueue_flags_t;
+
+/* Adds tasks, all or none, in one transaction. Each record must have id, task,
+ * queue, args, kwargs, eta_ms and created_ms set; state is set to PENDING.
+ * existing[i] (may be NULL) is set to true when the key rule returned an
+ * existing task, whose id is then copied into recs[i]->id.
+ * ER_EEXIST: a named task by that name is known and not finished;
+ * ER_ETOMBSTONED: it finished less than tombstone_ms ago; ER_ETOOBIG: a
+ * payload over max_payload. */
+int er_store_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flags,
+                     bool *existing);
+
+/* ---- Working ---- */
+
+typedef struct er_reserve_req {
+  const char *const *queues; /* by priority: earlier queues first */
+  size_t nqueues;
+  const char *worker; /* worker id, stored with the lease */
+  int64_t now_ms;
+  int64_t lease_ms;
+  size_t max; /* at most this many */
+} er_reserve_req_t;
+
+/* Takes up to req->max due tasks (eta <= now, not expired), highest priority
+ * first, then oldest, moving them to STARTED under a lease and counting an
+ * attempt. Tasks past their expiry are moved to REVOKED instead. *out is a new
+ * array of new records (free with er_task_rec_free_array); *n may be 0. */
+int er_store_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out, size_t *n);
+
+/* Extends the leases of tasks this worker runs. For each, revoked[i] (may be
+ * NULL) tells whether a revoke was requested; a lease lost to another attempt
+ * gives fenced[i] = true (may be NULL). */
+int er_store_renew(er_store_t *s, const char *const *ids, const int *attempts, size_t n,
+                   int64_t lease_until_ms, bool *revoked, bool *fenced);
+
+/* What a worker reports when an attempt ends. */
+typedef struct er_completion {
+  const char *id;
+  int attempt;
+  er_task_state_t state; /* SUCCESS, FAILURE, RETRY or REVOKED */
+  json_t *result;        /* SUCCESS (borrowed; may be NULL) */
+  json_t *error;         /* FAILURE/RETRY (borrowed) */
+  int64_t retry_eta_ms;  /* RETRY: when to run again */
+  int64_t now_ms;
+} er_completion_t;
+
+/* Records outcomes, each fenced by attempt: fenced[i] (may be NULL) is set when
+ * the attempt no longer owns the task, whose record is then left alone. */
+int er_store_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *fenced);
+
+/* Progress of a running attempt. ER_EFENCED when the attempt lost its lease. */
+int er_store_progress(er_store_t *s, const char *id, int attempt, double progress,
+                      const char *msg);
+
+/* ---- Reading ---- */
+
+/* The task by id, or the newest task for key when id is NULL. ER_ENOENT when
+ * there is none. *out is a new record. */
+int er_store_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **out);
+
+/* ---- Managing ---- */
+
+/* Revokes a task: a pending one never runs (REVOKED at once); a running one
+ * gets revoke_requested, which its worker sees when it renews the lease.
+ * *state (may be NULL) gets the state it had. ER_ENOENT if unknown; revoking a
+ * finished task changes nothing and returns 0. */
+int er_store_revoke(er_store_t *s, const char *id, er_task_state_t *state);
+
+/* Removes the queued (not running) tasks of a queue (NULL: of every queue);
+ * *count gets how many. Their names stay tombstoned. */
+int er_store_purge(er_store_t *s, const char *queue, size_t *count);
+
+/* Housekeeping any live worker does now and then: tasks whose lease ended go
+ * back to the queue; expired results and their tasks are deleted; expired
+ * tombstones are dropped. Counts (may be NULL) say what was done. */
+typedef struct er_maint_counts {
+  size_t requeued, expired_results;
+} er_maint_counts_t;
+int er_store_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts);
+
+/* Worker heartbeats: info is a JSON object with at least "id"; it is stored
+ * with the time. ttl_ms after the last beat the worker is no longer listed. */
+int er_store_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms);
+/* Removes a worker's entry (at a clean shutdown). */
+int er_store_worker_gone(er_store_t *s, const char *worker_id);
+/* *out: new array of the live workers' info objects, each with
+ * "heartbeat_ms" (the time of its last beat) added. */
+int er_store_workers(er_store_t *s, int64_t now_ms, json_t **out);
+/* *out: new object {"queues": {"name": {"PENDING": n, ...}}, "total": {...}}. */
+int er_store_stats(er_store_t *s, json_t **out);
+
+/* ---- Waking ---- */
+
+/* A file descriptor that becomes readable when the store may have changed
+ * (another process committed), for a loop to watch; -1 when the backend has
+ * none. Call er_store_drain_wakeups after it fires. Owned by the store. */
+int er_store_wakeup_fd(er_store_t *s);
+void er_store_drain_wakeups(er_store_t *s);
+/* Blocks until the store may have changed or timeout_ms passes. Returns 0 on a
+ * change, ER_ETIMEDOUT otherwise. */
+int er_store_wait_change(er_store_t *s, int timeout_ms);
+
+/* ---- Backends ---- */
+
+/* The vtable each backend fills. version is ER_STORE_OPS_VERSION. */
+#define ER_STORE_OPS_VERSION 1
+typedef struct er_store_ops {
+  int version;
+  const char *scheme; /* "sqlite", "redis" */
+  int (*open)(const char *url, er_store_t **out, char *errmsg, size_t errmsg_size);
+  void (*close)(er_store_t *s);
+  int (*enqueue)(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flags, bool *existing);
+  int (*reserve)(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out, size_t *n);
+  int (*renew)(er_store_t *s, const char *const *ids, const int *attempts, size_t n,
+               int64_t lease_until_ms, bool *revoked, bool *fenced);
+  int (*complete)(er_store_t *s, const er_completion_t *cs, size_t n, bool *fenced);
+  int (*progress)(er_store_t *s, const char *id, int attempt, double progress, const char *msg);
+  int (*get)(er_store_t *s, const char *id, const char *key, er_task_rec_t **out);
+  int (*revoke)(er_store_t *s, const char *id, er_task_state_t *state);
+  int (*purge)(er_store_t *s, const char *queue, size_t *count);
+  int (*maintain)(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts);
+  int (*heartbeat)(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms);
+  int (*worker_gone)(er_store_t *s, const char *worker_id);
+  int (*workers)(er_store_t *s, int64_t now_ms, json_t **out);
+  int (*stats)(er_store_t *s, json_t **out);
+  int (*wakeup_fd)(er_store_t *s);
+  void (*drain_wakeups)(er_store_t *s);
+  int (*wait_change)(er_store_t *s, int timeout_ms);
+} er_store_ops_t;
+
+/* Every backend's handle starts with this. */
+struct er_store {
+  const er_store_ops_t *ops;
+  char *url;
+  int64_t tombstone_ms;
+  size_t max_payload;
+  char last_error[256];
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

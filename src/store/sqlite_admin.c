@@ -1,0 +1,114 @@
+/* Workers' heartbeats and the store's counts. */
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+
+static const char SQL_BEAT[] =
+    "INSERT INTO workers(id, info, beat_ms, expires_ms) VALUES(?1, ?2, ?3, ?4) "
+    "ON CONFLICT(id) DO UPDATE SET info = excluded.info, beat_ms = excluded.beat_ms, "
+    "expires_ms = excluded.expires_ms";
+static const char SQL_GONE[] = "DELETE FROM workers WHERE id = ?1";
+static const char SQL_LIVE[] =
+    "SELECT info, beat_ms FROM workers WHERE expires_ms > ?1 ORDER BY id";
+static const char SQL_COUNTS[] =
+    "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state";
+
+int er__sq_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms) {
+  er_sq_t *sq = er__sq(s);
+  sqlite3_stmt *st;
+  int rc = er__sq_begin(sq);
+  if (!rc) rc = er__sq_prep(sq, SQL_BEAT, &st);
+  if (!rc) {
+    er__sq_bind_text(st, 1, json_string_value(json_object_get(info, "id")));
+    er__sq_bind_json(st, 2, info);
+    sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_int64(st, 4, now_ms + ttl_ms);
+    rc = er__sq_step(sq, st, "heartbeat");
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
+  return er__sq_end(sq, rc);
+}
+
+int er__sq_worker_gone(er_store_t *s, const char *worker_id) {
+  er_sq_t *sq = er__sq(s);
+  sqlite3_stmt *st;
+  int rc = er__sq_begin(sq);
+  if (!rc) rc = er__sq_prep(sq, SQL_GONE, &st);
+  if (!rc) {
+    er__sq_bind_text(st, 1, worker_id);
+    rc = er__sq_step(sq, st, "worker_gone");
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
+  return er__sq_end(sq, rc);
+}
+
+int er__sq_workers(er_store_t *s, int64_t now_ms, json_t **out) {
+  er_sq_t *sq = er__sq(s);
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_LIVE, &st);
+  if (rc) return rc;
+  json_t *arr = json_array();
+  if (!arr) return ER_ENOMEM;
+  sqlite3_bind_int64(st, 1, now_ms);
+  while ((rc = er__sq_step(sq, st, "workers")) == SQLITE_ROW) {
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    json_t *info = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(info)) {
+      json_decref(info);
+      continue; /* not ours to fail on: skip it */
+    }
+    json_object_set_new(info, "heartbeat_ms", json_integer(sqlite3_column_int64(st, 1)));
+    json_array_append_new(arr, info);
+  }
+  er__sq_done(st);
+  if (rc != SQLITE_DONE) {
+    json_decref(arr);
+    return rc;
+  }
+  *out = arr;
+  return 0;
+}
+
+static const er_task_state_t g_states[] = {ER_STATE_PENDING, ER_STATE_STARTED, ER_STATE_RETRY,
+                                           ER_STATE_SUCCESS, ER_STATE_FAILURE, ER_STATE_REVOKED};
+
+/* A new object with every state at 0. */
+static json_t *zero_counts(void) {
+  json_t *o = json_object();
+  for (size_t i = 0; o && i < sizeof g_states / sizeof g_states[0]; i++)
+    json_object_set_new(o, er_state_name(g_states[i]), json_integer(0));
+  return o;
+}
+
+static void add(json_t *counts, const char *state, json_int_t n) {
+  json_t *v = json_object_get(counts, state);
+  if (v) json_integer_set(v, json_integer_value(v) + n);
+}
+
+int er__sq_stats(er_store_t *s, json_t **out) {
+  er_sq_t *sq = er__sq(s);
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_COUNTS, &st);
+  if (rc) return rc;
+  json_t *queues = json_object(), *total = zero_counts();
+  json_t *res = json_pack("{s:o, s:o}", "queues", queues, "total", total);
+  if (!res) return ER_ENOMEM;
+  while ((rc = er__sq_step(sq, st, "stats")) == SQLITE_ROW) {
+    const char *q = (const char *)sqlite3_column_text(st, 0);
+    const char *state = er_state_name((er_task_state_t)sqlite3_column_int(st, 1));
+    json_int_t n = sqlite3_column_int64(st, 2);
+    json_t *qc = json_object_get(queues, q);
+    if (!qc) json_object_set_new(queues, q, qc = zero_counts());
+    add(qc, state, n);
+    add(total, state, n);
+  }
+  er__sq_done(st);
+  if (rc != SQLITE_DONE) {
+    json_decref(res);
+    return rc;
+  }
+  *out = res;
+  return 0;
+}

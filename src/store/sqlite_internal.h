@@ -1,0 +1,131 @@
+/* The SQLite backend's private header: the handle, statement cache,
+ * transactions and row helpers shared by src/store/sqlite_*.c.
+ *
+ *   sqlite_open.c    open/close, pragmas, file checks, the vtable
+ *   sqlite_schema.c  the schema and its migrations
+ *   sqlite_db.c      statement cache, errors, transactions, rows
+ *   sqlite_tasks.c   enqueue, get, revoke, purge
+ *   sqlite_work.c    reserve, renew, complete, progress, maintain
+ *   sqlite_admin.c   heartbeats, workers, stats
+ *   sqlite_wake.c    cross-process wake-ups (inotify) */
+#ifndef ER_SQLITE_INTERNAL_H
+#define ER_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store/store_internal.h"
+
+/* The schema this code writes; a file with a larger one is refused. */
+#define ER_SQ_SCHEMA_VERSION 1
+
+typedef struct er_sq_stmt {
+  const char *sql; /* the key: a static string's address */
+  sqlite3_stmt *st;
+} er_sq_stmt_t;
+
+typedef struct er_sq {
+  er_store_t base; /* first: er_store_t * and er_sq_t * convert */
+  sqlite3 *db;
+  char *path;
+  int busy_ms;
+  bool sync_full;
+  er_sq_stmt_t *stmts;
+  size_t nstmts, capstmts;
+  /* wake-ups */
+  int ifd;           /* inotify on the database's directory, or -1 */
+  char *wake_names[3]; /* the file names that count: db, db-wal, db-journal */
+  int64_t dv_seen;   /* PRAGMA data_version when a change was last reported */
+} er_sq_t;
+
+static inline er_sq_t *er__sq(er_store_t *s) { return (er_sq_t *)s; }
+
+/* ---- sqlite_db.c ---- */
+
+/* The prepared statement for sql (a static string: cached by its address),
+ * reset and unbound when last used. 0 or an ER_E* code (error recorded). */
+int er__sq_prep(er_sq_t *sq, const char *sql, sqlite3_stmt **out);
+/* Steps st: SQLITE_ROW, SQLITE_DONE, or a negative ER_E* code (recorded). */
+int er__sq_step(er_sq_t *sq, sqlite3_stmt *st, const char *what);
+/* Resets st and clears its bindings. */
+void er__sq_done(sqlite3_stmt *st);
+/* Records SQLite's message for rc and returns the matching ER_E* code. */
+int er__sq_fail(er_sq_t *sq, int rc, const char *what);
+int er__sq_code(int rc);
+/* One statement without results (not cached: for open and migrations). */
+int er__sq_exec(er_sq_t *sq, const char *sql, const char *what);
+
+/* Write transactions: BEGIN IMMEDIATE, retried while SQLITE_BUSY for up to
+ * busy_ms, so that a busy database delays a call but never fails one that
+ * could have waited. */
+int er__sq_begin(er_sq_t *sq);
+int er__sq_commit(er_sq_t *sq);
+void er__sq_rollback(er_sq_t *sq);
+/* Ends the transaction begun by er__sq_begin: commits when rc is 0, else rolls
+ * back. Returns rc, or the commit's error. */
+int er__sq_end(er_sq_t *sq, int rc);
+
+/* Binds v as compact JSON text (NULL when v is NULL). */
+int er__sq_bind_json(sqlite3_stmt *st, int idx, const json_t *v);
+int er__sq_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* Binds 0 as NULL (for optional times). */
+int er__sq_bind_opt_ms(sqlite3_stmt *st, int idx, int64_t ms);
+
+/* The task columns, in the order er__sq_read_rec expects. */
+#define ER_SQ_TASK_COLS                                                                        \
+  "id, task, queue, priority, state, args, kwargs, context, name, key, created_ms, eta_ms, "   \
+  "expires_ms, started_ms, finished_ms, attempt, retries, max_retries, soft_limit_ms, "        \
+  "hard_limit_ms, result_ttl_ms, ignore_result, revoke_requested, progress, progress_msg, "     \
+  "result, error, worker, lease_until_ms, seq"
+#define ER_SQ_TASK_NCOLS 30
+/* A new record from the row at st, columns from col on. *seq (may be NULL)
+ * gets the row's seq. */
+int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out, int64_t *seq);
+
+/* SQL for when a task finishing at time parameter NOW forgets its result. */
+#define ER_SQ_RESULT_EXPIRES(NOW)                                                   \
+  "(CASE WHEN result_ttl_ms < 0 THEN NULL WHEN result_ttl_ms = 0 THEN " NOW " + 86400000 " \
+  "ELSE " NOW " + result_ttl_ms END)"
+
+/* Starts the tombstone of a finished named task (no-op for a NULL name). */
+int er__sq_tombstone(er_sq_t *sq, const char *name, const char *id, int64_t now_ms);
+
+/* ---- sqlite_schema.c ---- */
+
+/* Reads the file's schema version without writing (0: an empty database).
+ * ER_ECORRUPT for a file that is not SQLite, a database that is not an errand
+ * store, or one made by a newer errand. */
+int er__sq_schema_read(er_sq_t *sq, int64_t *version, char *errmsg, size_t size);
+/* Creates or migrates the schema from version (as read) to the current one. */
+int er__sq_schema_upgrade(er_sq_t *sq, int64_t version, char *errmsg, size_t size);
+
+/* ---- operations ---- */
+
+int er__sq_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flags,
+                   bool *existing);
+int er__sq_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **out);
+int er__sq_revoke(er_store_t *s, const char *id, er_task_state_t *state);
+int er__sq_purge(er_store_t *s, const char *queue, size_t *count);
+
+int er__sq_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out, size_t *n);
+int er__sq_renew(er_store_t *s, const char *const *ids, const int *attempts, size_t n,
+                 int64_t lease_until_ms, bool *revoked, bool *fenced);
+int er__sq_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *fenced);
+int er__sq_progress(er_store_t *s, const char *id, int attempt, double progress,
+                    const char *msg);
+int er__sq_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts);
+
+int er__sq_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms);
+int er__sq_worker_gone(er_store_t *s, const char *worker_id);
+int er__sq_workers(er_store_t *s, int64_t now_ms, json_t **out);
+int er__sq_stats(er_store_t *s, json_t **out);
+
+/* sqlite_wake.c */
+int er__sq_wake_init(er_sq_t *sq);
+void er__sq_wake_close(er_sq_t *sq);
+int er__sq_wakeup_fd(er_store_t *s);
+void er__sq_drain_wakeups(er_store_t *s);
+int er__sq_wait_change(er_store_t *s, int timeout_ms);
+/* PRAGMA data_version: changes when another connection commits. */
+int er__sq_data_version(er_sq_t *sq, int64_t *out);
+
+#endif

@@ -1,0 +1,146 @@
+/* Opening and closing the SQLite store: the URL's path and options, the
+ * connection's pragmas, the file checks and schema, and the backend's vtable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+
+static void sq_close(er_store_t *s);
+
+/* The path in "sqlite:PATH?opts" (also "sqlite://PATH"); a new string. */
+static char *url_path(const char *url) {
+  const char *p = url + strlen("sqlite:");
+  if (p[0] == '/' && p[1] == '/') p += 2; /* sqlite:///abs/path -> /abs/path */
+  size_t n = strcspn(p, "?");
+  char *path = er_malloc(n + 1);
+  if (path) {
+    memcpy(path, p, n);
+    path[n] = 0;
+  }
+  return path;
+}
+
+static int parse_options(er_sq_t *sq, const char *url, char *errmsg, size_t size) {
+  int64_t busy;
+  int rc = er__store_url_int(url, "busy_ms", 5000, 0, INT32_MAX, &busy, errmsg, size);
+  if (rc) return rc;
+  sq->busy_ms = (int)busy;
+  size_t len;
+  const char *v = er__store_url_opt(url, "sync", &len);
+  if (v && len == 4 && strncmp(v, "full", 4) == 0) {
+    sq->sync_full = true;
+  } else if (v && !(len == 6 && strncmp(v, "normal", 6) == 0)) {
+    er__errmsg(errmsg, size, "store URL option sync=%.*s: want normal or full",
+               (int)(len > 40 ? 40 : len), v);
+    return ER_EINVAL;
+  }
+  return 0;
+}
+
+/* The connection's settings. WAL lets readers run beside the one writer and
+ * makes a commit one append to the -wal file; synchronous=NORMAL then loses
+ * nothing on a process crash (only on power loss, the last commits), FULL
+ * fsyncs every commit. */
+static int pragmas(er_sq_t *sq, char *errmsg, size_t size) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(sq->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *mode = (const char *)sqlite3_column_text(st, 0);
+    if (!mode || strcmp(mode, "wal") != 0)
+      er_log(ER_LOG_WARN, "store %s: journal_mode is %s, not wal (the file system may not allow it)",
+             sq->path, mode ? mode : "?");
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  int err = rc == SQLITE_OK ? 0 : er__sq_fail(sq, rc, "journal_mode");
+  if (!err)
+    err = er__sq_exec(sq,
+                      sq->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                      "synchronous");
+  /* Keep a -wal that grew in a burst from staying large after checkpoints. */
+  if (!err) err = er__sq_exec(sq, "PRAGMA journal_size_limit = 67108864", "journal_size_limit");
+  if (err) er__errmsg(errmsg, size, "'%s': %s", sq->path, sq->base.last_error);
+  return err;
+}
+
+static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size) {
+  er_sq_t *sq = er_calloc(1, sizeof *sq);
+  if (!sq) return ER_ENOMEM;
+  sq->base.ops = er__sqlite_backend.ops;
+  sq->ifd = -1;
+  int rc = parse_options(sq, url, errmsg, size);
+  if (rc) goto fail;
+  rc = ER_ENOMEM;
+  if (!(sq->path = url_path(url))) goto fail;
+  if (!*sq->path) {
+    er__errmsg(errmsg, size, "store URL '%s' has no path (use sqlite:PATH)", url);
+    rc = ER_EINVAL;
+    goto fail;
+  }
+  int src = sqlite3_open_v2(sq->path, &sq->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (src != SQLITE_OK) {
+    rc = sq->db ? er__sq_fail(sq, src, "open") : ER_ENOMEM;
+    if (rc == ER_EIO || rc == ER_ECORRUPT) rc = ER_EUNAVAILABLE;
+    er__errmsg(errmsg, size, "cannot open '%s': %s", sq->path,
+               sq->db ? sqlite3_errmsg(sq->db) : "out of memory");
+    goto fail;
+  }
+  sqlite3_busy_timeout(sq->db, sq->busy_ms);
+  /* Read before writing anything: a file that is not ours is left alone. */
+  int64_t version;
+  rc = er__sq_schema_read(sq, &version, errmsg, size);
+  if (!rc) rc = pragmas(sq, errmsg, size);
+  if (!rc) rc = er__sq_schema_upgrade(sq, version, errmsg, size);
+  if (!rc) rc = er__sq_wake_init(sq);
+  if (!rc) rc = er__sq_data_version(sq, &sq->dv_seen);
+  if (rc) {
+    if (errmsg && !*errmsg) er__errmsg(errmsg, size, "'%s': %s", sq->path, sq->base.last_error);
+    goto fail;
+  }
+  *out = &sq->base;
+  return 0;
+fail:
+  sq_close(&sq->base);
+  return rc;
+}
+
+static void sq_close(er_store_t *s) {
+  er_sq_t *sq = er__sq(s);
+  if (!sq) return;
+  er__sq_wake_close(sq);
+  for (size_t i = 0; i < sq->nstmts; i++) sqlite3_finalize(sq->stmts[i].st);
+  er_free(sq->stmts);
+  if (sq->db) sqlite3_close_v2(sq->db);
+  er_free(sq->path);
+  er_free(sq);
+}
+
+static const er_store_ops_t g_ops = {
+    .version = ER_STORE_OPS_VERSION,
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .enqueue = er__sq_enqueue,
+    .reserve = er__sq_reserve,
+    .renew = er__sq_renew,
+    .complete = er__sq_complete,
+    .progress = er__sq_progress,
+    .get = er__sq_get,
+    .revoke = er__sq_revoke,
+    .purge = er__sq_purge,
+    .maintain = er__sq_maintain,
+    .heartbeat = er__sq_heartbeat,
+    .worker_gone = er__sq_worker_gone,
+    .workers = er__sq_workers,
+    .stats = er__sq_stats,
+    .wakeup_fd = er__sq_wakeup_fd,
+    .drain_wakeups = er__sq_drain_wakeups,
+    .wait_change = er__sq_wait_change,
+};
+
+static const char *const g_options[] = {"sync", "busy_ms", NULL};
+
+const er__store_backend_t er__sqlite_backend = {&g_ops, g_options};

@@ -1,0 +1,132 @@
+/* Wake-ups across processes without polling the database.
+ *
+ * A commit in WAL mode appends frames to PATH-wal with write(2), so inotify
+ * sees it. We watch the database's DIRECTORY, not the -wal file itself: when
+ * the last connection closes, SQLite checkpoints and deletes the -wal, and the
+ * next writer creates a new one; a watch on the old file would be dead, while
+ * the directory reports IN_CREATE and every later write of the new file. Events
+ * are filtered to the database file, its -wal and (when WAL is unavailable) its
+ * -journal, so other files in the directory do not wake us.
+ *
+ * An event may arrive a moment before the commit is visible (the frames are
+ * written before the WAL index is updated), and our own commits raise events
+ * too. So er_store_wait_change decides by PRAGMA data_version, which changes
+ * exactly when another connection has committed: an event only tells it when
+ * to look. Without inotify (the per-user limit reached, or a file system that
+ * has none) it looks every 10 ms instead. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "store/sqlite_internal.h"
+
+static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
+
+int er__sq_data_version(er_sq_t *sq, int64_t *out) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_DATA_VERSION, &st);
+  if (rc) return rc;
+  rc = er__sq_step(sq, st, "data_version");
+  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+  er__sq_done(st);
+  return rc < 0 ? rc : 0;
+}
+
+int er__sq_wake_init(er_sq_t *sq) {
+  const char *slash = strrchr(sq->path, '/');
+  const char *base = slash ? slash + 1 : sq->path;
+  char dir[PATH_MAX];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == sq->path) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - sq->path), sq->path);
+  static const char *const suffix[] = {"", "-wal", "-journal"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(base) + strlen(suffix[i]) + 1;
+    if (!(sq->wake_names[i] = er_malloc(n))) return ER_ENOMEM;
+    snprintf(sq->wake_names[i], n, "%s%s", base, suffix[i]);
+  }
+  sq->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (sq->ifd >= 0 &&
+      inotify_add_watch(sq->ifd, dir, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
+    close(sq->ifd);
+    sq->ifd = -1;
+  }
+  if (sq->ifd < 0)
+    er_log(ER_LOG_DEBUG, "store %s: no inotify (%s); waiting for changes by polling", sq->path,
+           strerror(errno));
+  return 0;
+}
+
+void er__sq_wake_close(er_sq_t *sq) {
+  if (sq->ifd >= 0) close(sq->ifd);
+  sq->ifd = -1;
+  for (int i = 0; i < 3; i++) er_free(sq->wake_names[i]);
+}
+
+/* Reads every pending event; true when one concerns our files. */
+static bool drain(er_sq_t *sq) {
+  bool hit = false;
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  for (;;) {
+    ssize_t n = read(sq->ifd, buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return hit;
+    }
+    for (char *p = buf; p < buf + n;) {
+      const struct inotify_event *ev = (const struct inotify_event *)p;
+      if (ev->mask & IN_Q_OVERFLOW) hit = true;
+      for (int i = 0; ev->len && i < 3; i++)
+        if (strcmp(ev->name, sq->wake_names[i]) == 0) hit = true;
+      p += sizeof *ev + ev->len;
+    }
+  }
+}
+
+int er__sq_wakeup_fd(er_store_t *s) { return er__sq(s)->ifd; }
+
+void er__sq_drain_wakeups(er_store_t *s) {
+  er_sq_t *sq = er__sq(s);
+  if (sq->ifd >= 0) drain(sq);
+}
+
+/* True (and the new version remembered) when another connection committed
+ * since a change was last reported. A failing check counts as a change: the
+ * caller will look and see the error itself. */
+static bool changed(er_sq_t *sq) {
+  int64_t dv = sq->dv_seen;
+  if (er__sq_data_version(sq, &dv)) return true;
+  if (dv != sq->dv_seen) {
+    sq->dv_seen = dv;
+    return true;
+  }
+  return false;
+}
+
+int er__sq_wait_change(er_store_t *s, int timeout_ms) {
+  er_sq_t *sq = er__sq(s);
+  uint64_t start = er_now_mono_ms();
+  uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms;
+  uint64_t settle_until = 0; /* after an event: look every millisecond until then */
+  if (sq->ifd >= 0) drain(sq); /* older events: data_version speaks for them */
+  for (;;) {
+    if (changed(sq)) return 0;
+    uint64_t now = er_now_mono_ms();
+    if (now >= deadline) {
+      er__store_set_error(s, "no change within %d ms", timeout_ms);
+      return ER_ETIMEDOUT;
+    }
+    uint64_t left = deadline - now;
+    int slice;
+    if (sq->ifd < 0) slice = left < 10 ? (int)left : 10;
+    else if (now < settle_until) slice = 1;
+    else slice = left > INT_MAX ? INT_MAX : (int)left;
+    struct pollfd p = {.fd = sq->ifd, .events = POLLIN};
+    int r = poll(sq->ifd >= 0 ? &p : NULL, sq->ifd >= 0 ? 1 : 0, slice);
+    if (r > 0 && drain(sq)) settle_until = er_now_mono_ms() + 50;
+  }
+}

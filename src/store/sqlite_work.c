@@ -1,0 +1,309 @@
+/* The worker's side: reserve under a lease, renew, complete and progress
+ * (each fenced by the attempt number), and maintain (lease expiry, result and
+ * tombstone expiry). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+
+/* ---- reserve ----------------------------------------------------------------
+ * One UPDATE claims the best due tasks of a queue: the inner SELECT walks the
+ * partial index tasks_queued (queue, priority DESC, eta_ms, seq) and stops at
+ * the limit, so a claim costs the same at a million queued tasks as at ten.
+ * Tasks past their expiry are moved to REVOKED by the same statement. */
+#define EXPIRED "(expires_ms > 0 AND expires_ms <= ?2)"
+static const char SQL_CLAIM[] =
+    "UPDATE tasks SET "
+    "state = CASE WHEN " EXPIRED " THEN 5 ELSE 1 END, "
+    "queued = 0, "
+    "attempt = attempt + CASE WHEN " EXPIRED " THEN 0 ELSE 1 END, "
+    "started_ms = CASE WHEN " EXPIRED " THEN started_ms ELSE ?2 END, "
+    "finished_ms = CASE WHEN " EXPIRED " THEN ?2 ELSE NULL END, "
+    "worker = CASE WHEN " EXPIRED " THEN NULL ELSE ?4 END, "
+    "lease_until_ms = CASE WHEN " EXPIRED " THEN NULL ELSE ?5 END, "
+    "error = CASE WHEN " EXPIRED " THEN ?6 ELSE error END, "
+    "result_expires_ms = CASE WHEN " EXPIRED " THEN " ER_SQ_RESULT_EXPIRES("?2") " ELSE NULL END, "
+    "revoke_requested = 0, progress = -1, progress_msg = NULL "
+    "WHERE seq IN (SELECT seq FROM tasks WHERE queued = 1 AND queue = ?1 AND eta_ms <= ?2 "
+    "ORDER BY priority DESC, eta_ms, seq LIMIT ?3) "
+    "RETURNING " ER_SQ_TASK_COLS;
+
+typedef struct claimed {
+  er_task_rec_t *rec;
+  int64_t seq;
+} claimed_t;
+
+static int by_order(const void *a, const void *b) {
+  const claimed_t *x = a, *y = b;
+  if (x->rec->priority != y->rec->priority) return x->rec->priority > y->rec->priority ? -1 : 1;
+  if (x->rec->eta_ms != y->rec->eta_ms) return x->rec->eta_ms < y->rec->eta_ms ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Claims up to want tasks of one queue into got[*ngot...]. *rows gets how
+ * many rows the claim touched (claimed or expired). */
+static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, size_t want,
+                 const json_t *expired_err, claimed_t *got, size_t *ngot, size_t *rows) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_CLAIM, &st);
+  if (rc) return rc;
+  er__sq_bind_text(st, 1, queue);
+  sqlite3_bind_int64(st, 2, req->now_ms);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)want);
+  er__sq_bind_text(st, 4, req->worker);
+  sqlite3_bind_int64(st, 5, req->now_ms + req->lease_ms);
+  er__sq_bind_json(st, 6, expired_err);
+  size_t first = *ngot;
+  *rows = 0;
+  while ((rc = er__sq_step(sq, st, "reserve")) == SQLITE_ROW) {
+    claimed_t c;
+    if ((rc = er__sq_read_rec(sq, st, 0, &c.rec, &c.seq))) break;
+    ++*rows;
+    if (c.rec->state == ER_STATE_REVOKED) {
+      /* Expired: finished now; its name starts its tombstone. Safe while
+       * stepping: RETURNING rows are computed before the first one. */
+      rc = er__sq_tombstone(sq, c.rec->name, c.rec->id, req->now_ms);
+      er_task_rec_free(c.rec);
+      if (rc) break;
+      continue;
+    }
+    got[(*ngot)++] = c;
+  }
+  er__sq_done(st);
+  if (rc != SQLITE_DONE) return rc; /* a negative ER_E* code */
+  /* RETURNING gives rows in no particular order. */
+  qsort(got + first, *ngot - first, sizeof *got, by_order);
+  return 0;
+}
+
+static int reserve_in_tx(er_sq_t *sq, const er_reserve_req_t *req, claimed_t *got,
+                         size_t *ngot) {
+  json_t *expired_err = er__store_error_json(ER_EREVOKED, "expired");
+  if (!expired_err) return ER_ENOMEM;
+  int rc = 0;
+  for (size_t q = 0; !rc && q < req->nqueues && *ngot < req->max; q++) {
+    /* Expired tasks use up rows of a claim: claim again until full or dry. */
+    for (;;) {
+      size_t want = req->max - *ngot, rows;
+      rc = claim(sq, req, req->queues[q], want, expired_err, got, ngot, &rows);
+      if (rc || rows < want || *ngot == req->max) break;
+    }
+  }
+  json_decref(expired_err);
+  return rc;
+}
+
+int er__sq_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out,
+                   size_t *n) {
+  er_sq_t *sq = er__sq(s);
+  size_t cap = req->max < 4096 ? req->max : 4096;
+  er_reserve_req_t r = *req;
+  r.max = cap;
+  claimed_t *got = er_calloc(cap, sizeof *got);
+  if (!got) return ER_ENOMEM;
+  size_t ngot = 0;
+  int rc = er__sq_begin(sq);
+  if (!rc) rc = er__sq_end(sq, reserve_in_tx(sq, &r, got, &ngot));
+  er_task_rec_t **recs = NULL;
+  if (!rc && ngot && !(recs = er_calloc(ngot, sizeof *recs))) rc = ER_ENOMEM;
+  for (size_t i = 0; i < ngot; i++) {
+    if (rc) er_task_rec_free(got[i].rec);
+    else recs[i] = got[i].rec;
+  }
+  er_free(got);
+  if (rc) return rc;
+  *out = recs;
+  *n = ngot;
+  return 0;
+}
+
+/* ---- renew ------------------------------------------------------------------- */
+
+static const char SQL_RENEW[] =
+    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND attempt = ?2 AND state = 1 "
+    "RETURNING revoke_requested";
+
+static int renew_in_tx(er_sq_t *sq, const char *const *ids, const int *attempts, size_t n,
+                       int64_t until, bool *revoked, bool *fenced) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_RENEW, &st);
+  for (size_t i = 0; !rc && i < n; i++) {
+    er__sq_bind_text(st, 1, ids[i]);
+    sqlite3_bind_int(st, 2, attempts[i]);
+    sqlite3_bind_int64(st, 3, until);
+    rc = er__sq_step(sq, st, "renew");
+    if (revoked) revoked[i] = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+    if (fenced) fenced[i] = rc == SQLITE_DONE;
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
+  return rc;
+}
+
+int er__sq_renew(er_store_t *s, const char *const *ids, const int *attempts, size_t n,
+                 int64_t lease_until_ms, bool *revoked, bool *fenced) {
+  er_sq_t *sq = er__sq(s);
+  int rc = er__sq_begin(sq);
+  if (rc) return rc;
+  return er__sq_end(sq, renew_in_tx(sq, ids, attempts, n, lease_until_ms, revoked, fenced));
+}
+
+/* ---- complete ---------------------------------------------------------------------- */
+
+/* SUCCESS, FAILURE, REVOKED. The worker that ran it stays on the record. */
+static const char SQL_FINISH[] =
+    "UPDATE tasks SET state = ?3, queued = 0, finished_ms = ?4, "
+    "result = CASE WHEN ignore_result THEN NULL ELSE ?5 END, error = ?6, lease_until_ms = NULL, "
+    "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?4") " "
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name";
+/* RETRY: queued again for retry_eta_ms, counting a retry. */
+static const char SQL_RETRY[] =
+    "UPDATE tasks SET state = 2, queued = 1, eta_ms = ?3, retries = retries + 1, error = ?4, "
+    "worker = NULL, lease_until_ms = NULL "
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1";
+
+static int complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
+  sqlite3_stmt *st;
+  bool retry = c->state == ER_STATE_RETRY;
+  int rc = er__sq_prep(sq, retry ? SQL_RETRY : SQL_FINISH, &st);
+  if (rc) return rc;
+  json_t *err = c->error ? json_incref(c->error)
+                : c->state == ER_STATE_REVOKED ? er__store_error_json(ER_EREVOKED, "revoked")
+                                               : NULL;
+  er__sq_bind_text(st, 1, c->id);
+  sqlite3_bind_int(st, 2, c->attempt);
+  if (retry) {
+    sqlite3_bind_int64(st, 3, c->retry_eta_ms);
+    er__sq_bind_json(st, 4, err);
+  } else {
+    sqlite3_bind_int(st, 3, c->state);
+    sqlite3_bind_int64(st, 4, c->now_ms);
+    er__sq_bind_json(st, 5, c->state == ER_STATE_SUCCESS ? c->result : NULL);
+    er__sq_bind_json(st, 6, err);
+  }
+  json_decref(err);
+  rc = er__sq_step(sq, st, "complete");
+  char *name = NULL;
+  if (rc == SQLITE_ROW && !retry && sqlite3_column_type(st, 0) != SQLITE_NULL)
+    name = er_strdup((const char *)sqlite3_column_text(st, 0));
+  if (retry && rc == SQLITE_DONE && sqlite3_changes(sq->db)) rc = SQLITE_ROW;
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  *fenced = rc == SQLITE_DONE;
+  rc = er__sq_tombstone(sq, name, c->id, c->now_ms);
+  er_free(name);
+  return rc;
+}
+
+static int complete_in_tx(er_sq_t *sq, const er_completion_t *cs, size_t n, bool *fenced) {
+  int rc = 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    bool f = false;
+    rc = complete_one(sq, &cs[i], &f);
+    if (fenced) fenced[i] = f;
+  }
+  return rc;
+}
+
+int er__sq_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *fenced) {
+  er_sq_t *sq = er__sq(s);
+  int rc = er__sq_begin(sq);
+  if (rc) return rc;
+  return er__sq_end(sq, complete_in_tx(sq, cs, n, fenced));
+}
+
+/* ---- progress ------------------------------------------------------------------------ */
+
+static const char SQL_PROGRESS[] =
+    "UPDATE tasks SET progress = ?3, progress_msg = ?4 "
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1";
+
+int er__sq_progress(er_store_t *s, const char *id, int attempt, double progress,
+                    const char *msg) {
+  er_sq_t *sq = er__sq(s);
+  sqlite3_stmt *st;
+  int rc = er__sq_begin(sq);
+  if (!rc) rc = er__sq_prep(sq, SQL_PROGRESS, &st);
+  if (!rc) {
+    er__sq_bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_double(st, 3, progress);
+    er__sq_bind_text(st, 4, msg);
+    rc = er__sq_step(sq, st, "progress");
+    er__sq_done(st);
+    if (rc >= 0 && !sqlite3_changes(sq->db)) {
+      er__store_set_error(s, "task %s attempt %d no longer owns its lease", id, attempt);
+      rc = ER_EFENCED;
+    }
+    rc = rc < 0 ? rc : 0;
+  }
+  return er__sq_end(sq, rc);
+}
+
+/* ---- maintain -------------------------------------------------------------------------- */
+
+/* A running task revoked while its worker vanished ends REVOKED... */
+static const char SQL_LEASE_REVOKED[] =
+    "UPDATE tasks SET state = 5, finished_ms = ?1, lease_until_ms = NULL, error = ?2, "
+    "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?1") " "
+    "WHERE state = 1 AND lease_until_ms < ?1 AND revoke_requested = 1 RETURNING name, id";
+/* ...any other goes back to the queue, without counting a retry. */
+static const char SQL_LEASE_REQUEUE[] =
+    "UPDATE tasks SET state = 0, queued = 1, worker = NULL, lease_until_ms = NULL "
+    "WHERE state = 1 AND lease_until_ms < ?1";
+/* Bounded, so that one call never holds the write lock for long. */
+static const char SQL_RESULTS_EXPIRE[] =
+    "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE result_expires_ms <= ?1 "
+    "LIMIT 10000)";
+static const char SQL_TOMBSTONES_EXPIRE[] =
+    "DELETE FROM names WHERE finished_ms IS NOT NULL AND finished_ms <= ?1";
+static const char SQL_WORKERS_EXPIRE[] = "DELETE FROM workers WHERE expires_ms <= ?1";
+
+/* Runs sql with ?1 = a; returns changes in *changes. */
+static int run1(er_sq_t *sq, const char *sql, int64_t a, size_t *changes) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, sql, &st);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, a);
+  rc = er__sq_step(sq, st, "maintain");
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  if (changes) *changes = (size_t)sqlite3_changes64(sq->db);
+  return 0;
+}
+
+static int revoke_lost(er_sq_t *sq, int64_t now) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_LEASE_REVOKED, &st);
+  if (rc) return rc;
+  json_t *err = er__store_error_json(ER_EREVOKED, "revoked");
+  sqlite3_bind_int64(st, 1, now);
+  er__sq_bind_json(st, 2, err);
+  json_decref(err);
+  while ((rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW) {
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL) continue;
+    rc = er__sq_tombstone(sq, (const char *)sqlite3_column_text(st, 0),
+                          (const char *)sqlite3_column_text(st, 1), now);
+    if (rc) break;
+  }
+  er__sq_done(st);
+  return rc < 0 ? rc : 0;
+}
+
+static int maintain_in_tx(er_sq_t *sq, int64_t now, er_maint_counts_t *c) {
+  int rc = revoke_lost(sq, now);
+  if (!rc) rc = run1(sq, SQL_LEASE_REQUEUE, now, &c->requeued);
+  if (!rc) rc = run1(sq, SQL_RESULTS_EXPIRE, now, &c->expired_results);
+  if (!rc) rc = run1(sq, SQL_TOMBSTONES_EXPIRE, now - sq->base.tombstone_ms, NULL);
+  if (!rc) rc = run1(sq, SQL_WORKERS_EXPIRE, now, NULL);
+  return rc;
+}
+
+int er__sq_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts) {
+  er_sq_t *sq = er__sq(s);
+  er_maint_counts_t c = {0, 0};
+  int rc = er__sq_begin(sq);
+  if (!rc) rc = er__sq_end(sq, maintain_in_tx(sq, now_ms, &c));
+  if (!rc && counts) *counts = c;
+  return rc;
+}

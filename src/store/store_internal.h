@@ -1,0 +1,51 @@
+/* What store.c shares with the backends: the registry entry each backend
+ * exports, URL option parsing and error helpers. Private to src/store. */
+#ifndef ER_STORE_INTERNAL_H
+#define ER_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errand/store.h"
+
+/* One backend in the registry (store.c): its vtable and the URL query options
+ * it understands besides the common ones (tombstone_ms, max_payload). An
+ * option no backend understands is refused, so a typo is never ignored. */
+typedef struct er__store_backend {
+  const er_store_ops_t *ops;
+  const char *const *options; /* NULL-terminated */
+} er__store_backend_t;
+
+extern const er__store_backend_t er__sqlite_backend;
+/* The redis backend (src/store/redis*.c) adds itself here and in store.c's
+ * registry under ER_HAVE_REDIS. */
+#ifdef ER_HAVE_REDIS
+extern const er__store_backend_t er__redis_backend;
+#endif
+
+/* When a record's result_ttl_ms is 0: keep a finished task's result a day. */
+#define ER__RESULT_TTL_DEFAULT_MS (24LL * 3600 * 1000)
+#define ER__TOMBSTONE_DEFAULT_MS (24LL * 3600 * 1000)
+#define ER__MAX_PAYLOAD_DEFAULT ((size_t)1 << 20)
+
+/* Writes a one-line message into s->last_error. */
+void er__store_set_error(er_store_t *s, const char *fmt, ...) ER_PRINTF(2, 3);
+/* Writes a one-line message into errmsg (may be NULL). */
+void er__errmsg(char *errmsg, size_t size, const char *fmt, ...) ER_PRINTF(3, 4);
+
+/* The raw value of query option name in url ("...?a=1&b=2"), as a pointer into
+ * url with its length in *len, or NULL when absent. */
+const char *er__store_url_opt(const char *url, const char *name, size_t *len);
+/* Option name as an integer in [min, max], def when absent. ER_EINVAL (with
+ * errmsg) when malformed or out of range. */
+int er__store_url_int(const char *url, const char *name, int64_t def, int64_t min, int64_t max,
+                      int64_t *out, char *errmsg, size_t size);
+
+/* A new error object {"code": code, "name": "E...", "message": message}. */
+json_t *er__store_error_json(int code, const char *message);
+
+/* Bytes of v as compact JSON (0 for NULL). */
+size_t er__json_size(const json_t *v);
+
+#endif

@@ -1,0 +1,1320 @@
+/* The store conformance suite: every rule of include/errand/store.h, run
+ * against one store URL. Every backend must pass it unchanged.
+ *
+ *   test_store_conformance [URL]      (or ERRAND_TEST_STORE=URL)
+ *
+ * Without a URL each test gets a fresh SQLite file in a temporary directory.
+ * With one, tests share that store and keep apart by using their own queue
+ * names, task names, keys and worker ids; the tests about SQLite files are
+ * skipped unless the URL is sqlite:. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errand/common.h"
+#include "errand/store.h"
+
+static const char *g_base; /* the URL given, or NULL */
+
+typedef struct fx {
+  char dir[128];      /* temporary directory (own-file mode) */
+  char base[512];     /* the store URL without the test's options */
+  char queue[64];     /* this test's queue */
+  char tag[40];       /* unique suffix for names, keys, workers */
+  er_store_t *s;
+} fx_t;
+
+static bool is_sqlite(const fx_t *f) { return strncmp(f->base, "sqlite:", 7) == 0; }
+
+/* f->base with extra query options (may be ""). */
+static void url_with(const fx_t *f, const char *opts, char *out, size_t size) {
+  snprintf(out, size, "%s%s%s", f->base, *opts ? (strchr(f->base, '?') ? "&" : "?") : "", opts);
+}
+
+static er_store_t *open_with(const fx_t *f, const char *opts) {
+  char url[700], err[256];
+  url_with(f, opts, url, sizeof url);
+  er_store_t *s = NULL;
+  int rc = er_store_open(url, &s, err, sizeof err);
+  if (rc) fail_msg("open %s: %s: %s", url, er_err_name(rc), err);
+  return s;
+}
+
+static int setup(void **state) {
+  fx_t *f = calloc(1, sizeof *f);
+  er_id_t id;
+  er_id_new(&id);
+  snprintf(f->tag, sizeof f->tag, "%s", id.text);
+  snprintf(f->queue, sizeof f->queue, "q-%s", id.text);
+  if (g_base) {
+    snprintf(f->base, sizeof f->base, "%s", g_base);
+  } else {
+    snprintf(f->dir, sizeof f->dir, "/tmp/errand-store-XXXXXX");
+    if (!mkdtemp(f->dir)) fail_msg("mkdtemp: %s", strerror(errno));
+    snprintf(f->base, sizeof f->base, "sqlite:%s/store.db", f->dir);
+  }
+  f->s = open_with(f, "tombstone_ms=50");
+  *state = f;
+  return 0;
+}
+
+static void rm_dir(const char *dir) {
+  static const char *const files[] = {"store.db",     "store.db-wal", "store.db-shm",
+                                      "store.db-journal", "other.db",     "other.db-wal",
+                                      "other.db-shm", "garbage.db",   "fresh.db",
+                                      "fresh.db-wal", "fresh.db-shm"};
+  char p[256];
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+    unlink(p);
+  }
+  rmdir(dir);
+}
+
+static int teardown(void **state) {
+  fx_t *f = *state;
+  er_store_close(f->s);
+  if (f->dir[0]) rm_dir(f->dir);
+  free(f);
+  return 0;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static int64_t now_ms(void) { return er_now_wall_ms(); }
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) && errno == EINTR) {
+  }
+}
+
+/* A minimal valid record for f's queue, due now. */
+static er_task_rec_t *mk(const fx_t *f, const char *task) {
+  er_task_rec_t *r = er_task_rec_new();
+  er_id_t id;
+  er_id_new(&id);
+  memcpy(r->id, id.text, sizeof r->id);
+  r->task = er_strdup(task);
+  r->queue = er_strdup(f->queue);
+  r->args = json_array();
+  r->kwargs = json_object();
+  r->created_ms = r->eta_ms = now_ms();
+  return r;
+}
+
+static char *tagged(const fx_t *f, const char *what) {
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s-%s", what, f->tag);
+  return er_strdup(buf);
+}
+
+static int enq(fx_t *f, er_task_rec_t *r) { return er_store_enqueue(f->s, &r, 1, 0, NULL); }
+
+static er_task_rec_t *get(fx_t *f, const char *id) {
+  er_task_rec_t *r = NULL;
+  int rc = er_store_get(f->s, id, NULL, &r);
+  if (rc) fail_msg("get %s: %s: %s", id, er_err_name(rc), er_store_last_error(f->s));
+  return r;
+}
+
+static int get_rc(fx_t *f, const char *id) {
+  er_task_rec_t *r = NULL;
+  int rc = er_store_get(f->s, id, NULL, &r);
+  er_task_rec_free(r);
+  return rc;
+}
+
+/* Reserves up to max from f's queue at time now with a lease of lease_ms. */
+static size_t reserve_at(fx_t *f, size_t max, int64_t now, int64_t lease_ms,
+                         er_task_rec_t ***out) {
+  const char *qs[] = {f->queue};
+  er_reserve_req_t req = {qs, 1, "w-test", now, lease_ms, max};
+  size_t n = 0;
+  int rc = er_store_reserve(f->s, &req, out, &n);
+  if (rc) fail_msg("reserve: %s: %s", er_err_name(rc), er_store_last_error(f->s));
+  return n;
+}
+
+/* Reserves exactly one task and returns it. */
+static er_task_rec_t *reserve1(fx_t *f, int64_t now, int64_t lease_ms) {
+  er_task_rec_t **got = NULL;
+  size_t n = reserve_at(f, 1, now, lease_ms, &got);
+  assert_int_equal(n, 1);
+  er_task_rec_t *r = got[0];
+  er_free(got);
+  return r;
+}
+
+static bool complete1(fx_t *f, const char *id, int attempt, er_task_state_t state,
+                      json_t *result, json_t *error, int64_t now, int64_t retry_eta) {
+  er_completion_t c = {id, attempt, state, result, error, retry_eta, now};
+  bool fenced = false;
+  int rc = er_store_complete(f->s, &c, 1, &fenced);
+  if (rc) fail_msg("complete: %s: %s", er_err_name(rc), er_store_last_error(f->s));
+  return fenced;
+}
+
+static void assert_json_eq(const json_t *a, const json_t *b) {
+  if (!a || !b) {
+    assert_null(a);
+    assert_null(b);
+    return;
+  }
+  if (!json_equal(a, b)) {
+    char *x = json_dumps(a, JSON_ENCODE_ANY), *y = json_dumps(b, JSON_ENCODE_ANY);
+    fail_msg("JSON differs: %s vs %s", x, y);
+  }
+}
+
+/* ---- records, states, URLs ---------------------------------------------------- */
+
+static void test_state_names(void **state) {
+  (void)state;
+  for (int s = ER_STATE_PENDING; s <= ER_STATE_REVOKED; s++)
+    assert_int_equal(er_state_from_name(er_state_name((er_task_state_t)s)), s);
+  assert_string_equal(er_state_name(ER_STATE_UNKNOWN), "UNKNOWN");
+  assert_int_equal(er_state_from_name("success"), ER_STATE_SUCCESS);
+  assert_int_equal(er_state_from_name("nope"), ER_STATE_UNKNOWN);
+  assert_int_equal(er_state_from_name(NULL), ER_STATE_UNKNOWN);
+  er_task_rec_free(NULL);
+  er_task_rec_free_array(NULL, 0);
+  er_store_close(NULL);
+}
+
+static void test_unknown_url(void **state) {
+  (void)state;
+  er_store_t *s = (er_store_t *)1;
+  char err[256];
+  assert_int_equal(er_store_open("foo:bar", &s, err, sizeof err), ER_EINVAL);
+  assert_null(s);
+  assert_non_null(strstr(err, "unknown store URL 'foo:bar'"));
+  assert_non_null(strstr(err, "sqlite:PATH"));
+  assert_int_equal(er_store_open("nocolon", &s, err, sizeof err), ER_EINVAL);
+  assert_int_equal(er_store_open("sqlite:/tmp/x.db?tombstone=5", &s, err, sizeof err),
+                   ER_EINVAL);
+  assert_non_null(strstr(err, "tombstone"));
+  assert_int_equal(er_store_open("sqlite:/tmp/x.db?tombstone_ms=abc", &s, NULL, 0), ER_EINVAL);
+  assert_int_equal(er_store_open("sqlite:/tmp/x.db?max_payload=-1", &s, NULL, 0), ER_EINVAL);
+  assert_int_equal(er_store_open("sqlite:/tmp/x.db?sync=sometimes", &s, NULL, 0), ER_EINVAL);
+  assert_int_equal(er_store_open("sqlite:", &s, err, sizeof err), ER_EINVAL);
+  assert_int_equal(er_store_open("sqlite:/nonexistent-dir/x/y.db", &s, err, sizeof err),
+                   ER_EUNAVAILABLE);
+  assert_null(s);
+}
+
+static void test_default_url(void **state) {
+  (void)state;
+  const char *old = getenv("ERRAND_STORE");
+  char *saved = old ? strdup(old) : NULL;
+  unsetenv("ERRAND_STORE");
+  assert_string_equal(er_store_default_url(), "sqlite:errand.db");
+  setenv("ERRAND_STORE", "sqlite:/tmp/elsewhere.db", 1);
+  assert_string_equal(er_store_default_url(), "sqlite:/tmp/elsewhere.db");
+  if (saved) setenv("ERRAND_STORE", saved, 1);
+  else unsetenv("ERRAND_STORE");
+  free(saved);
+}
+
+static void test_options(void **state) {
+  fx_t *f = *state;
+  er_store_t *s = open_with(f, "max_payload=1234&tombstone_ms=7");
+  assert_int_equal(er_store_max_payload(s), 1234);
+  assert_int_equal(s->tombstone_ms, 7);
+  assert_non_null(strstr(er_store_url(s), "max_payload=1234"));
+  er_store_close(s);
+  assert_int_equal(er_store_max_payload(f->s), 1 << 20);
+  if (is_sqlite(f)) {
+    s = open_with(f, "sync=full&busy_ms=100");
+    er_task_rec_t *r = mk(f, "t");
+    assert_int_equal(er_store_enqueue(s, &r, 1, 0, NULL), 0);
+    er_task_rec_free(r);
+    er_store_close(s);
+  }
+}
+
+/* ---- enqueue and get ------------------------------------------------------------ */
+
+static void test_roundtrip(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "mod.add");
+  r->priority = 7;
+  json_array_append_new(r->args, json_integer(1));
+  json_array_append_new(r->args, json_string("two"));
+  json_object_set_new(r->kwargs, "x", json_real(1.5));
+  r->context = json_pack("{s:s, s:{s:b}}", "user", "alice", "req", "admin", 1);
+  r->name = tagged(f, "name");
+  r->key = tagged(f, "key");
+  r->created_ms = now_ms() - 5;
+  r->eta_ms = r->created_ms + 1;
+  r->expires_ms = r->created_ms + 3600000;
+  r->max_retries = 4;
+  r->soft_limit_ms = 1000;
+  r->hard_limit_ms = 2000;
+  r->result_ttl_ms = 60000;
+  r->ignore_result = true;
+  r->state = ER_STATE_FAILURE; /* enqueue sets PENDING */
+  bool existing = true;
+  assert_int_equal(er_store_enqueue(f->s, &r, 1, ER_ENQ_IF_ABSENT, &existing), 0);
+  assert_false(existing);
+  assert_int_equal(r->state, ER_STATE_PENDING);
+
+  er_task_rec_t *g = get(f, r->id);
+  assert_string_equal(g->id, r->id);
+  assert_string_equal(g->task, "mod.add");
+  assert_string_equal(g->queue, f->queue);
+  assert_int_equal(g->priority, 7);
+  assert_int_equal(g->state, ER_STATE_PENDING);
+  assert_json_eq(g->args, r->args);
+  assert_json_eq(g->kwargs, r->kwargs);
+  assert_json_eq(g->context, r->context);
+  assert_string_equal(g->name, r->name);
+  assert_string_equal(g->key, r->key);
+  assert_int_equal(g->created_ms, r->created_ms);
+  assert_int_equal(g->eta_ms, r->eta_ms);
+  assert_int_equal(g->expires_ms, r->expires_ms);
+  assert_int_equal(g->started_ms, 0);
+  assert_int_equal(g->finished_ms, 0);
+  assert_int_equal(g->attempt, 0);
+  assert_int_equal(g->retries, 0);
+  assert_int_equal(g->max_retries, 4);
+  assert_int_equal(g->soft_limit_ms, 1000);
+  assert_int_equal(g->hard_limit_ms, 2000);
+  assert_int_equal(g->result_ttl_ms, 60000);
+  assert_true(g->ignore_result);
+  assert_false(g->revoke_requested);
+  assert_true(g->progress < 0);
+  assert_null(g->progress_msg);
+  assert_null(g->result);
+  assert_null(g->error);
+  assert_null(g->worker);
+  assert_int_equal(g->lease_until_ms, 0);
+  er_task_rec_free(g);
+
+  /* by key */
+  assert_int_equal(er_store_get(f->s, NULL, r->key, &g), 0);
+  assert_string_equal(g->id, r->id);
+  er_task_rec_free(g);
+  /* absent fields stay absent */
+  er_task_rec_t *m = mk(f, "t");
+  assert_int_equal(enq(f, m), 0);
+  g = get(f, m->id);
+  assert_null(g->context);
+  assert_null(g->name);
+  assert_null(g->key);
+  assert_int_equal(g->max_retries, -1);
+  assert_int_equal(g->expires_ms, 0);
+  assert_false(g->ignore_result);
+  er_task_rec_free(g);
+  er_task_rec_free(m);
+  er_task_rec_free(r);
+}
+
+static void test_get_unknown(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *g = (er_task_rec_t *)1;
+  assert_int_equal(er_store_get(f->s, "00000000-0000-7000-8000-000000000000", NULL, &g),
+                   ER_ENOENT);
+  assert_null(g);
+  assert_true(strlen(er_store_last_error(f->s)) > 0);
+  char *key = tagged(f, "nokey");
+  assert_int_equal(er_store_get(f->s, NULL, key, &g), ER_ENOENT);
+  assert_int_equal(er_store_get(f->s, NULL, NULL, &g), ER_EINVAL);
+  er_free(key);
+}
+
+static void test_invalid_records(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "t");
+  json_decref(r->args);
+  r->args = json_object();
+  assert_int_equal(enq(f, r), ER_EINVAL);
+  json_decref(r->args);
+  r->args = json_array();
+  er_free(r->queue);
+  r->queue = NULL;
+  assert_int_equal(enq(f, r), ER_EINVAL);
+  r->queue = er_strdup(f->queue);
+  assert_int_equal(enq(f, r), 0);
+  /* the same id twice */
+  assert_int_equal(enq(f, r), ER_EEXIST);
+  er_task_rec_free(r);
+}
+
+static void test_batch(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *rs[3] = {mk(f, "a"), mk(f, "b"), mk(f, "c")};
+  bool ex[3] = {true, true, true};
+  assert_int_equal(er_store_enqueue(f->s, rs, 3, 0, ex), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_false(ex[i]);
+    assert_int_equal(get_rc(f, rs[i]->id), 0);
+    er_task_rec_free(rs[i]);
+  }
+  assert_int_equal(er_store_enqueue(f->s, NULL, 0, 0, NULL), 0);
+}
+
+static void test_batch_all_or_nothing(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *rs[3] = {mk(f, "a"), mk(f, "b"), mk(f, "c")};
+  rs[0]->name = tagged(f, "dup");
+  rs[2]->name = tagged(f, "dup");
+  assert_int_equal(er_store_enqueue(f->s, rs, 3, 0, NULL), ER_EEXIST);
+  assert_true(strlen(er_store_last_error(f->s)) > 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(get_rc(f, rs[i]->id), ER_ENOENT);
+  /* the name was not taken by the failed batch */
+  er_free(rs[2]->name);
+  rs[2]->name = NULL;
+  assert_int_equal(er_store_enqueue(f->s, rs, 3, 0, NULL), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(get_rc(f, rs[i]->id), 0);
+    er_task_rec_free(rs[i]);
+  }
+}
+
+static void test_named_tasks(void **state) {
+  fx_t *f = *state; /* opened with tombstone_ms=50 */
+  er_task_rec_t *a = mk(f, "t");
+  a->name = tagged(f, "nightly");
+  assert_int_equal(enq(f, a), 0);
+  er_task_rec_t *b = mk(f, "t");
+  b->name = tagged(f, "nightly");
+  assert_int_equal(enq(f, b), ER_EEXIST);
+  assert_int_equal(get_rc(f, b->id), ER_ENOENT);
+  /* still taken while it runs */
+  er_task_rec_t *run = reserve1(f, now_ms(), 60000);
+  b->created_ms = now_ms();
+  assert_int_equal(enq(f, b), ER_EEXIST);
+  assert_false(complete1(f, run->id, run->attempt, ER_STATE_SUCCESS, NULL, NULL, now_ms(), 0));
+  /* finished: tombstoned for 50 ms */
+  b->created_ms = now_ms();
+  assert_int_equal(enq(f, b), ER_ETOMBSTONED);
+  assert_non_null(strstr(er_store_last_error(f->s), "tombstone"));
+  sleep_ms(80);
+  b->created_ms = now_ms();
+  assert_int_equal(enq(f, b), 0);
+  assert_int_equal(get_rc(f, b->id), 0);
+  er_task_rec_free(run);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+}
+
+static void test_if_absent(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *a = mk(f, "t"), *b = mk(f, "t"), *c = mk(f, "t");
+  a->key = tagged(f, "k");
+  b->key = tagged(f, "k");
+  c->key = tagged(f, "k");
+  assert_int_equal(er_store_enqueue(f->s, &a, 1, ER_ENQ_IF_ABSENT, NULL), 0);
+  char b_id[ER_ID_LEN + 1];
+  memcpy(b_id, b->id, sizeof b_id);
+  bool ex = false;
+  assert_int_equal(er_store_enqueue(f->s, &b, 1, ER_ENQ_IF_ABSENT, &ex), 0);
+  assert_true(ex);
+  assert_string_equal(b->id, a->id);
+  assert_int_equal(get_rc(f, b_id), ER_ENOENT);
+  /* live while running */
+  er_task_rec_t *run = reserve1(f, now_ms(), 60000);
+  assert_string_equal(run->id, a->id);
+  ex = false;
+  assert_int_equal(er_store_enqueue(f->s, &c, 1, ER_ENQ_IF_ABSENT, &ex), 0);
+  assert_true(ex);
+  assert_string_equal(c->id, a->id);
+  /* live after success while its result is kept */
+  json_t *res = json_integer(42);
+  assert_false(complete1(f, a->id, run->attempt, ER_STATE_SUCCESS, res, NULL, now_ms(), 0));
+  json_decref(res);
+  er_task_rec_t *d = mk(f, "t");
+  d->key = tagged(f, "k");
+  ex = false;
+  assert_int_equal(er_store_enqueue(f->s, &d, 1, ER_ENQ_IF_ABSENT, &ex), 0);
+  assert_true(ex);
+  assert_string_equal(d->id, a->id);
+  er_task_rec_free(d);
+  /* without the flag a new task is added, and get by key gives the newest */
+  er_task_rec_t *e = mk(f, "t");
+  e->key = tagged(f, "k");
+  assert_int_equal(er_store_enqueue(f->s, &e, 1, 0, NULL), 0);
+  er_task_rec_t *g = NULL;
+  assert_int_equal(er_store_get(f->s, NULL, e->key, &g), 0);
+  assert_string_equal(g->id, e->id);
+  er_task_rec_free(g);
+  er_task_rec_free(run);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  er_task_rec_free(c);
+  er_task_rec_free(e);
+}
+
+static void test_if_absent_not_live(void **state) {
+  fx_t *f = *state;
+  /* a failed task, and a success without a kept result, are not live */
+  er_task_rec_t *a = mk(f, "t");
+  a->key = tagged(f, "k2");
+  a->ignore_result = true;
+  assert_int_equal(enq(f, a), 0);
+  er_task_rec_t *run = reserve1(f, now_ms(), 60000);
+  json_t *res = json_integer(1);
+  complete1(f, run->id, run->attempt, ER_STATE_SUCCESS, res, NULL, now_ms(), 0);
+  json_decref(res);
+  er_task_rec_t *g = get(f, a->id);
+  assert_int_equal(g->state, ER_STATE_SUCCESS);
+  assert_null(g->result); /* ignore_result: state kept, result dropped */
+  er_task_rec_free(g);
+  er_task_rec_t *b = mk(f, "t");
+  b->key = tagged(f, "k2");
+  bool ex = true;
+  assert_int_equal(er_store_enqueue(f->s, &b, 1, ER_ENQ_IF_ABSENT, &ex), 0);
+  assert_false(ex);
+  assert_string_not_equal(b->id, a->id);
+  er_task_rec_free(run);
+  run = reserve1(f, now_ms(), 60000);
+  json_t *err = json_pack("{s:i, s:s, s:s}", "code", ER_EFAIL, "name", "EFAIL", "message", "x");
+  complete1(f, run->id, run->attempt, ER_STATE_FAILURE, NULL, err, now_ms(), 0);
+  g = get(f, b->id);
+  assert_int_equal(g->state, ER_STATE_FAILURE);
+  assert_json_eq(g->error, err);
+  assert_true(g->finished_ms > 0);
+  er_task_rec_free(g);
+  json_decref(err);
+  er_task_rec_t *c = mk(f, "t");
+  c->key = tagged(f, "k2");
+  ex = true;
+  assert_int_equal(er_store_enqueue(f->s, &c, 1, ER_ENQ_IF_ABSENT, &ex), 0);
+  assert_false(ex);
+  er_task_rec_free(run);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  er_task_rec_free(c);
+}
+
+/* ---- reserve ---------------------------------------------------------------------- */
+
+static void test_priority_fifo(void **state) {
+  fx_t *f = *state;
+  int prio[] = {0, 5, 0, 5, 1, -3};
+  int expect[] = {1, 3, 4, 0, 2, 5}; /* indexes, in the order they must come */
+  er_task_rec_t *rs[6];
+  int64_t t = now_ms();
+  for (int i = 0; i < 6; i++) {
+    rs[i] = mk(f, "t");
+    rs[i]->priority = prio[i];
+    rs[i]->created_ms = rs[i]->eta_ms = t; /* same time: ties go by enqueue order */
+    assert_int_equal(enq(f, rs[i]), 0);
+  }
+  /* one call */
+  er_task_rec_t **got = NULL;
+  size_t n = reserve_at(f, 10, t, 60000, &got);
+  assert_int_equal(n, 6);
+  for (int i = 0; i < 6; i++) {
+    assert_string_equal(got[i]->id, rs[expect[i]]->id);
+    assert_int_equal(got[i]->state, ER_STATE_STARTED);
+    assert_int_equal(got[i]->attempt, 1);
+    assert_string_equal(got[i]->worker, "w-test");
+    assert_int_equal(got[i]->lease_until_ms, t + 60000);
+    assert_int_equal(got[i]->started_ms, t);
+  }
+  er_task_rec_free_array(got, n);
+  assert_int_equal(reserve_at(f, 10, t, 60000, &got), 0);
+  er_task_rec_free_array(got, 0);
+  for (int i = 0; i < 6; i++) er_task_rec_free(rs[i]);
+
+  /* one at a time, and earlier eta first within a priority */
+  er_task_rec_t *x = mk(f, "t"), *y = mk(f, "t");
+  x->eta_ms = t - 10;
+  y->eta_ms = t - 20;
+  assert_int_equal(enq(f, x), 0);
+  assert_int_equal(enq(f, y), 0);
+  er_task_rec_t *r1 = reserve1(f, t, 1000), *r2 = reserve1(f, t, 1000);
+  assert_string_equal(r1->id, y->id);
+  assert_string_equal(r2->id, x->id);
+  er_task_rec_free(r1);
+  er_task_rec_free(r2);
+  er_task_rec_free(x);
+  er_task_rec_free(y);
+}
+
+static void test_queue_order(void **state) {
+  fx_t *f = *state;
+  char q2[80];
+  snprintf(q2, sizeof q2, "%s-b", f->queue);
+  er_task_rec_t *a = mk(f, "t"), *b = mk(f, "t"), *c = mk(f, "t");
+  a->priority = 9; /* a high priority in a later queue does not jump ahead */
+  er_free(b->queue);
+  b->queue = er_strdup(q2);
+  er_free(c->queue);
+  c->queue = er_strdup(q2);
+  er_task_rec_t *rs[] = {a, b, c};
+  assert_int_equal(er_store_enqueue(f->s, rs, 3, 0, NULL), 0);
+  const char *qs[] = {q2, f->queue};
+  er_reserve_req_t req = {qs, 2, "w", now_ms(), 1000, 2};
+  er_task_rec_t **got;
+  size_t n;
+  assert_int_equal(er_store_reserve(f->s, &req, &got, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(got[0]->id, b->id);
+  assert_string_equal(got[1]->id, c->id);
+  er_task_rec_free_array(got, n);
+  assert_int_equal(er_store_reserve(f->s, &req, &got, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(got[0]->id, a->id);
+  er_task_rec_free_array(got, n);
+  /* a queue not asked for is not touched */
+  er_task_rec_t *d = mk(f, "t");
+  assert_int_equal(enq(f, d), 0);
+  req.queues = (const char *[]){q2};
+  req.nqueues = 1;
+  assert_int_equal(er_store_reserve(f->s, &req, &got, &n), 0);
+  assert_int_equal(n, 0);
+  er_task_rec_free_array(got, n);
+  for (int i = 0; i < 3; i++) er_task_rec_free(rs[i]);
+  er_task_rec_free(d);
+}
+
+static void test_eta(void **state) {
+  fx_t *f = *state;
+  int64_t t = now_ms();
+  er_task_rec_t *r = mk(f, "t");
+  r->eta_ms = t + 1000;
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_t **got;
+  assert_int_equal(reserve_at(f, 5, t, 1000, &got), 0);
+  er_task_rec_free_array(got, 0);
+  assert_int_equal(reserve_at(f, 5, t + 999, 1000, &got), 0);
+  er_task_rec_free_array(got, 0);
+  er_task_rec_t *g = reserve1(f, t + 1000, 1000);
+  assert_string_equal(g->id, r->id);
+  er_task_rec_free(g);
+  er_task_rec_free(r);
+}
+
+static void test_expiry(void **state) {
+  fx_t *f = *state;
+  int64_t t = now_ms();
+  er_task_rec_t *old = mk(f, "t"), *ok = mk(f, "t");
+  old->priority = 5; /* first in line, but expired */
+  old->expires_ms = t + 100;
+  old->name = tagged(f, "exp");
+  ok->expires_ms = t + 100000;
+  assert_int_equal(enq(f, old), 0);
+  assert_int_equal(enq(f, ok), 0);
+  er_task_rec_t *g = reserve1(f, t + 200, 1000);
+  assert_string_equal(g->id, ok->id);
+  er_task_rec_free(g);
+  g = get(f, old->id);
+  assert_int_equal(g->state, ER_STATE_REVOKED);
+  assert_int_equal(g->attempt, 0);
+  assert_string_equal(json_string_value(json_object_get(g->error, "name")), "EREVOKED");
+  assert_string_equal(json_string_value(json_object_get(g->error, "message")), "expired");
+  assert_int_equal(json_integer_value(json_object_get(g->error, "code")), ER_EREVOKED);
+  assert_int_equal(g->finished_ms, t + 200);
+  er_task_rec_free(g);
+  er_task_rec_t **got;
+  assert_int_equal(reserve_at(f, 5, t + 300, 1000, &got), 0);
+  er_task_rec_free_array(got, 0);
+  er_task_rec_free(old);
+  er_task_rec_free(ok);
+}
+
+/* ---- leases ------------------------------------------------------------------------ */
+
+static void test_lease_fencing(void **state) {
+  fx_t *f = *state;
+  int64_t t = now_ms();
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_t *a1 = reserve1(f, t, 100);
+  assert_int_equal(a1->attempt, 1);
+  assert_int_equal(er_store_progress(f->s, r->id, 1, 0.25, "quarter"), 0);
+  er_task_rec_t *g = get(f, r->id);
+  assert_true(g->progress > 0.24 && g->progress < 0.26);
+  assert_string_equal(g->progress_msg, "quarter");
+  er_task_rec_free(g);
+  /* not yet expired: maintain leaves it */
+  er_maint_counts_t mc;
+  assert_int_equal(er_store_maintain(f->s, t + 50, &mc), 0);
+  assert_int_equal(mc.requeued, 0);
+  /* expired: back to the queue, no retry counted */
+  assert_int_equal(er_store_maintain(f->s, t + 101, &mc), 0);
+  assert_int_equal(mc.requeued, 1);
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_PENDING);
+  assert_int_equal(g->retries, 0);
+  assert_int_equal(g->attempt, 1);
+  assert_null(g->worker);
+  er_task_rec_free(g);
+  /* the stale attempt is fenced even before another takes it */
+  assert_int_equal(er_store_progress(f->s, r->id, 1, 0.5, NULL), ER_EFENCED);
+  assert_true(complete1(f, r->id, 1, ER_STATE_SUCCESS, NULL, NULL, t + 102, 0));
+  er_task_rec_t *a2 = reserve1(f, t + 103, 100);
+  assert_int_equal(a2->attempt, 2);
+  assert_true(a2->progress < 0);
+  /* the stale attempt is fenced, the record untouched */
+  json_t *stale = json_string("stale");
+  assert_true(complete1(f, r->id, 1, ER_STATE_SUCCESS, stale, NULL, t + 104, 0));
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_STARTED);
+  assert_int_equal(g->attempt, 2);
+  assert_null(g->result);
+  er_task_rec_free(g);
+  /* the owner completes */
+  json_t *res = json_pack("{s:i}", "sum", 3);
+  assert_false(complete1(f, r->id, 2, ER_STATE_SUCCESS, res, NULL, t + 105, 0));
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_SUCCESS);
+  assert_json_eq(g->result, res);
+  assert_int_equal(g->finished_ms, t + 105);
+  assert_int_equal(g->retries, 0);
+  er_task_rec_free(g);
+  /* completing again is fenced */
+  assert_true(complete1(f, r->id, 2, ER_STATE_FAILURE, NULL, NULL, t + 106, 0));
+  json_decref(stale);
+  json_decref(res);
+  er_task_rec_free(a1);
+  er_task_rec_free(a2);
+  er_task_rec_free(r);
+}
+
+static void test_renew_and_revoke(void **state) {
+  fx_t *f = *state;
+  int64_t t = now_ms();
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_t *a = reserve1(f, t, 100);
+  const char *ids[] = {a->id, a->id};
+  int attempts[] = {a->attempt, a->attempt + 7};
+  bool revoked[2] = {true, true}, fenced[2] = {true, false};
+  assert_int_equal(er_store_renew(f->s, ids, attempts, 2, t + 5000, revoked, fenced), 0);
+  assert_false(revoked[0]);
+  assert_false(fenced[0]);
+  assert_true(fenced[1]);
+  er_task_rec_t *g = get(f, r->id);
+  assert_int_equal(g->lease_until_ms, t + 5000);
+  er_task_rec_free(g);
+  er_maint_counts_t mc;
+  assert_int_equal(er_store_maintain(f->s, t + 200, &mc), 0);
+  assert_int_equal(mc.requeued, 0);
+  /* revoking a running task asks its worker, which sees it at renewal */
+  er_task_state_t was;
+  assert_int_equal(er_store_revoke(f->s, r->id, &was), 0);
+  assert_int_equal(was, ER_STATE_STARTED);
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_STARTED);
+  assert_true(g->revoke_requested);
+  er_task_rec_free(g);
+  assert_int_equal(er_store_renew(f->s, ids, attempts, 1, t + 6000, revoked, fenced), 0);
+  assert_true(revoked[0]);
+  assert_false(fenced[0]);
+  assert_false(complete1(f, a->id, a->attempt, ER_STATE_REVOKED, NULL, NULL, t + 300, 0));
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_REVOKED);
+  assert_string_equal(json_string_value(json_object_get(g->error, "name")), "EREVOKED");
+  er_task_rec_free(g);
+  /* revoking a finished task changes nothing */
+  assert_int_equal(er_store_revoke(f->s, r->id, &was), 0);
+  assert_int_equal(was, ER_STATE_REVOKED);
+  /* a pending task is revoked at once and never runs */
+  er_task_rec_t *p = mk(f, "t");
+  p->name = tagged(f, "rv");
+  assert_int_equal(enq(f, p), 0);
+  assert_int_equal(er_store_revoke(f->s, p->id, &was), 0);
+  assert_int_equal(was, ER_STATE_PENDING);
+  g = get(f, p->id);
+  assert_int_equal(g->state, ER_STATE_REVOKED);
+  assert_true(g->finished_ms > 0);
+  er_task_rec_free(g);
+  er_task_rec_t **got;
+  assert_int_equal(reserve_at(f, 5, now_ms(), 100, &got), 0);
+  er_task_rec_free_array(got, 0);
+  /* its name is tombstoned */
+  er_task_rec_t *p2 = mk(f, "t");
+  p2->name = tagged(f, "rv");
+  assert_int_equal(enq(f, p2), ER_ETOMBSTONED);
+  assert_int_equal(er_store_revoke(f->s, "00000000-0000-7000-8000-00000000dead", &was),
+                   ER_ENOENT);
+  assert_int_equal(was, ER_STATE_UNKNOWN);
+  er_task_rec_free(p);
+  er_task_rec_free(p2);
+  er_task_rec_free(a);
+  er_task_rec_free(r);
+}
+
+static void test_revoke_requested_lease_lost(void **state) {
+  fx_t *f = *state;
+  int64_t t = now_ms();
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_t *a = reserve1(f, t, 100);
+  assert_int_equal(er_store_revoke(f->s, r->id, NULL), 0);
+  er_maint_counts_t mc;
+  assert_int_equal(er_store_maintain(f->s, t + 200, &mc), 0);
+  assert_int_equal(mc.requeued, 0);
+  er_task_rec_t *g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_REVOKED);
+  er_task_rec_free(g);
+  er_task_rec_free(a);
+  er_task_rec_free(r);
+}
+
+static void test_retry(void **state) {
+  fx_t *f = *state;
+  int64_t t = now_ms();
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_t *a = reserve1(f, t, 1000);
+  json_t *err = json_pack("{s:i, s:s, s:s}", "code", ER_ERETRY, "name", "ERETRY", "message",
+                          "try again");
+  assert_false(complete1(f, r->id, a->attempt, ER_STATE_RETRY, NULL, err, t + 1, t + 500));
+  er_task_rec_t *g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_RETRY);
+  assert_int_equal(g->retries, 1);
+  assert_int_equal(g->eta_ms, t + 500);
+  assert_json_eq(g->error, err);
+  assert_null(g->worker);
+  assert_int_equal(g->finished_ms, 0);
+  er_task_rec_free(g);
+  er_task_rec_t **got;
+  assert_int_equal(reserve_at(f, 5, t + 499, 1000, &got), 0);
+  er_task_rec_free_array(got, 0);
+  er_task_rec_t *b = reserve1(f, t + 500, 1000);
+  assert_int_equal(b->attempt, 2);
+  assert_int_equal(b->retries, 1);
+  assert_int_equal(b->state, ER_STATE_STARTED);
+  /* the old attempt cannot retry it again */
+  assert_true(complete1(f, r->id, a->attempt, ER_STATE_RETRY, NULL, err, t + 501, t + 600));
+  json_t *res = json_true();
+  assert_false(complete1(f, r->id, b->attempt, ER_STATE_SUCCESS, res, NULL, t + 502, 0));
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_SUCCESS);
+  assert_int_equal(g->retries, 1);
+  er_task_rec_free(g);
+  json_decref(res);
+  json_decref(err);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  er_task_rec_free(r);
+}
+
+/* ---- results, purge, stats, heartbeats ------------------------------------------------- */
+
+static void test_result_ttl(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "t"), *keep = mk(f, "t"), *dflt = mk(f, "t");
+  r->result_ttl_ms = 50;
+  keep->result_ttl_ms = -1;
+  er_task_rec_t *rs[] = {r, keep, dflt};
+  assert_int_equal(er_store_enqueue(f->s, rs, 3, 0, NULL), 0);
+  er_task_rec_t **got;
+  size_t n = reserve_at(f, 3, now_ms(), 10000, &got);
+  assert_int_equal(n, 3);
+  int64_t t = now_ms();
+  json_t *res = json_integer(5);
+  for (size_t i = 0; i < n; i++)
+    assert_false(complete1(f, got[i]->id, got[i]->attempt, ER_STATE_SUCCESS, res, NULL, t, 0));
+  er_task_rec_free_array(got, n);
+  er_task_rec_t *g = get(f, r->id);
+  assert_json_eq(g->result, res);
+  er_task_rec_free(g);
+  sleep_ms(80);
+  /* past its TTL it reads as gone, and maintain deletes it */
+  assert_int_equal(get_rc(f, r->id), ER_ENOENT);
+  er_maint_counts_t mc;
+  assert_int_equal(er_store_maintain(f->s, now_ms(), &mc), 0);
+  assert_int_equal(mc.expired_results, 1);
+  assert_int_equal(get_rc(f, keep->id), 0);
+  assert_int_equal(get_rc(f, dflt->id), 0);
+  /* the default keeps a result a day; -1 keeps it forever */
+  assert_int_equal(er_store_maintain(f->s, t + 86400000 - 1, &mc), 0);
+  assert_int_equal(mc.expired_results, 0);
+  assert_int_equal(er_store_maintain(f->s, t + 86400000, &mc), 0);
+  assert_int_equal(mc.expired_results, 1);
+  assert_int_equal(get_rc(f, dflt->id), ER_ENOENT);
+  assert_int_equal(er_store_maintain(f->s, t + 100LL * 365 * 86400000, &mc), 0);
+  assert_int_equal(mc.expired_results, 0);
+  assert_int_equal(get_rc(f, keep->id), 0);
+  json_decref(res);
+  for (int i = 0; i < 3; i++) er_task_rec_free(rs[i]);
+}
+
+static void test_purge(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *rs[4];
+  for (int i = 0; i < 4; i++) rs[i] = mk(f, "t");
+  rs[3]->name = tagged(f, "purged");
+  rs[2]->eta_ms += 3600000; /* scheduled tasks are purged too */
+  assert_int_equal(er_store_enqueue(f->s, rs, 4, 0, NULL), 0);
+  er_task_rec_t *run = reserve1(f, now_ms(), 60000);
+  size_t count = 0;
+  assert_int_equal(er_store_purge(f->s, f->queue, &count), 0);
+  assert_int_equal(count, 3);
+  assert_int_equal(get_rc(f, run->id), 0); /* the running one stays */
+  for (int i = 0; i < 4; i++)
+    if (strcmp(rs[i]->id, run->id) != 0) assert_int_equal(get_rc(f, rs[i]->id), ER_ENOENT);
+  er_task_rec_t **got;
+  assert_int_equal(reserve_at(f, 5, now_ms() + 7200000, 100, &got), 0);
+  er_task_rec_free_array(got, 0);
+  assert_int_equal(er_store_purge(f->s, f->queue, &count), 0);
+  assert_int_equal(count, 0);
+  er_task_rec_free(run);
+  for (int i = 0; i < 4; i++) er_task_rec_free(rs[i]);
+}
+
+static json_int_t count_of(json_t *stats, const char *queue, const char *state) {
+  json_t *q = queue ? json_object_get(json_object_get(stats, "queues"), queue)
+                    : json_object_get(stats, "total");
+  return json_integer_value(json_object_get(q, state));
+}
+
+static void test_stats(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *rs[4];
+  for (int i = 0; i < 4; i++) rs[i] = mk(f, "t");
+  assert_int_equal(er_store_enqueue(f->s, rs, 4, 0, NULL), 0);
+  er_task_rec_t *a = reserve1(f, now_ms(), 60000), *b = reserve1(f, now_ms(), 60000);
+  json_t *res = json_null();
+  complete1(f, b->id, b->attempt, ER_STATE_SUCCESS, res, NULL, now_ms(), 0);
+  json_t *st = NULL;
+  assert_int_equal(er_store_stats(f->s, &st), 0);
+  assert_int_equal(count_of(st, f->queue, "PENDING"), 2);
+  assert_int_equal(count_of(st, f->queue, "STARTED"), 1);
+  assert_int_equal(count_of(st, f->queue, "SUCCESS"), 1);
+  assert_int_equal(count_of(st, f->queue, "FAILURE"), 0);
+  assert_non_null(json_object_get(json_object_get(json_object_get(st, "queues"), f->queue),
+                                  "REVOKED"));
+  assert_true(count_of(st, NULL, "PENDING") >= 2);
+  assert_true(count_of(st, NULL, "SUCCESS") >= 1);
+  json_decref(st);
+  json_decref(res);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  for (int i = 0; i < 4; i++) er_task_rec_free(rs[i]);
+}
+
+static json_t *find_worker(json_t *arr, const char *id) {
+  size_t i;
+  json_t *w;
+  json_array_foreach(arr, i, w) {
+    if (strcmp(json_string_value(json_object_get(w, "id")), id) == 0) return w;
+  }
+  return NULL;
+}
+
+static void test_heartbeats(void **state) {
+  fx_t *f = *state;
+  char *w1 = tagged(f, "w1"), *w2 = tagged(f, "w2");
+  int64_t t = now_ms();
+  json_t *i1 = json_pack("{s:s, s:i}", "id", w1, "slots", 4);
+  json_t *i2 = json_pack("{s:s}", "id", w2);
+  assert_int_equal(er_store_heartbeat(f->s, i1, t, 100), 0);
+  assert_int_equal(er_store_heartbeat(f->s, i2, t, 1000), 0);
+  json_t *bad = json_pack("{s:i}", "slots", 1);
+  assert_int_equal(er_store_heartbeat(f->s, bad, t, 100), ER_EINVAL);
+  json_decref(bad);
+  json_t *ws = NULL;
+  assert_int_equal(er_store_workers(f->s, t + 50, &ws), 0);
+  json_t *w = find_worker(ws, w1);
+  assert_non_null(w);
+  assert_int_equal(json_integer_value(json_object_get(w, "slots")), 4);
+  assert_int_equal(json_integer_value(json_object_get(w, "heartbeat_ms")), t);
+  assert_non_null(find_worker(ws, w2));
+  json_decref(ws);
+  /* w1's beat expires */
+  assert_int_equal(er_store_workers(f->s, t + 100, &ws), 0);
+  assert_null(find_worker(ws, w1));
+  assert_non_null(find_worker(ws, w2));
+  json_decref(ws);
+  /* a new beat brings it back; gone removes it */
+  assert_int_equal(er_store_heartbeat(f->s, i1, t + 200, 100), 0);
+  assert_int_equal(er_store_worker_gone(f->s, w2), 0);
+  assert_int_equal(er_store_workers(f->s, t + 250, &ws), 0);
+  assert_non_null(find_worker(ws, w1));
+  assert_null(find_worker(ws, w2));
+  json_decref(ws);
+  assert_int_equal(er_store_maintain(f->s, t + 400, NULL), 0);
+  json_decref(i1);
+  json_decref(i2);
+  er_free(w1);
+  er_free(w2);
+}
+
+static void test_too_big(void **state) {
+  fx_t *f = *state;
+  er_store_t *s = open_with(f, "max_payload=100");
+  er_task_rec_t *ok = mk(f, "t"), *big = mk(f, "t");
+  char blob[200];
+  memset(blob, 'x', sizeof blob - 1);
+  blob[sizeof blob - 1] = 0;
+  json_array_append_new(big->args, json_string(blob));
+  er_task_rec_t *rs[] = {ok, big};
+  assert_int_equal(er_store_enqueue(s, rs, 2, 0, NULL), ER_ETOOBIG);
+  assert_non_null(strstr(er_store_last_error(s), "max_payload"));
+  assert_int_equal(get_rc(f, ok->id), ER_ENOENT);
+  assert_int_equal(get_rc(f, big->id), ER_ENOENT);
+  /* the limit counts args + kwargs + context together */
+  json_array_clear(big->args);
+  json_object_set_new(big->kwargs, "a", json_string("012345678901234567890123456789012345678901234"));
+  big->context = json_pack("{s:s}", "b", "012345678901234567890123456789012345678901234");
+  assert_int_equal(er_store_enqueue(s, &big, 1, 0, NULL), ER_ETOOBIG);
+  json_object_del(big->context, "b");
+  assert_int_equal(er_store_enqueue(s, rs, 2, 0, NULL), 0);
+  er_store_close(s);
+  er_task_rec_free(ok);
+  er_task_rec_free(big);
+}
+
+/* ---- SQLite files ------------------------------------------------------------------------ */
+
+static void test_corrupt_file(void **state) {
+  fx_t *f = *state;
+  if (!is_sqlite(f) || !f->dir[0]) skip();
+  char path[256], url[300], err[256];
+  er_store_t *s = NULL;
+  /* not SQLite at all */
+  snprintf(path, sizeof path, "%s/garbage.db", f->dir);
+  FILE *fp = fopen(path, "w");
+  for (int i = 0; i < 300; i++) fputs("this is not a database, just some text. ", fp);
+  fclose(fp);
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_ECORRUPT);
+  assert_null(s);
+  assert_non_null(strstr(err, "not an SQLite database"));
+  /* SQLite, but someone else's */
+  snprintf(path, sizeof path, "%s/other.db", f->dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "CREATE TABLE photos(id INTEGER)", NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_ECORRUPT);
+  assert_non_null(strstr(err, "not an errand store"));
+  /* made by a newer errand */
+  snprintf(path, sizeof path, "%s/store.db", f->dir);
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_ECORRUPT);
+  assert_non_null(strstr(err, "newer errand"));
+}
+
+static void test_schema_version(void **state) {
+  fx_t *f = *state;
+  if (!is_sqlite(f) || !f->dir[0]) skip();
+  char path[256];
+  snprintf(path, sizeof path, "%s/store.db", f->dir);
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "SELECT (SELECT value FROM meta WHERE key = "
+                                      "'schema_version'), (SELECT count(*) FROM migrations), "
+                                      "(SELECT journal_mode FROM pragma_journal_mode)",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "1");
+  assert_int_equal(sqlite3_column_int(st, 1), 1);
+  assert_string_equal((const char *)sqlite3_column_text(st, 2), "wal");
+  sqlite3_finalize(st);
+  /* the claim walks the partial index, without sorting */
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE queued = 1 "
+                                      "AND queue = 'q' AND eta_ms <= 5 ORDER BY priority DESC, "
+                                      "eta_ms, seq LIMIT 3",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  bool uses_index = false, sorts = false;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *d = (const char *)sqlite3_column_text(st, 3);
+    if (strstr(d, "tasks_queued")) uses_index = true;
+    if (strstr(d, "TEMP B-TREE")) sorts = true;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  assert_true(uses_index);
+  assert_false(sorts);
+}
+
+/* Several processes open one new file at once: one creates the schema. */
+static void test_concurrent_create(void **state) {
+  fx_t *f = *state;
+  if (!is_sqlite(f) || !f->dir[0]) skip();
+  char url[300];
+  snprintf(url, sizeof url, "sqlite:%s/fresh.db", f->dir);
+  pid_t kids[4];
+  for (int i = 0; i < 4; i++) {
+    if ((kids[i] = fork()) == 0) {
+      er_store_t *s;
+      if (er_store_open(url, &s, NULL, 0)) _exit(2);
+      er_task_rec_t *r = mk(f, "t");
+      int rc = er_store_enqueue(s, &r, 1, 0, NULL);
+      er_task_rec_free(r);
+      er_store_close(s);
+      _exit(rc ? 3 : 0);
+    }
+  }
+  for (int i = 0; i < 4; i++) {
+    int st;
+    waitpid(kids[i], &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+  }
+  er_store_t *s;
+  assert_int_equal(er_store_open(url, &s, NULL, 0), 0);
+  json_t *stats;
+  assert_int_equal(er_store_stats(s, &stats), 0);
+  assert_int_equal(count_of(stats, f->queue, "PENDING"), 4);
+  json_decref(stats);
+  er_store_close(s);
+}
+
+/* ---- wake-ups ------------------------------------------------------------------------------- */
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A child that waits delay_ms, opens its own handle, enqueues r, and writes
+ * the monotonic time of its commit to fd. */
+static pid_t child_enqueue(fx_t *f, er_task_rec_t *r, int delay_ms, int fd) {
+  char url[700];
+  url_with(f, "", url, sizeof url);
+  pid_t pid = fork();
+  if (pid == 0) {
+    er_store_t *s;
+    if (er_store_open(url, &s, NULL, 0)) _exit(2);
+    sleep_ms(delay_ms);
+    int rc = er_store_enqueue(s, &r, 1, 0, NULL);
+    uint64_t t = mono_us();
+    if (fd >= 0 && write(fd, &t, sizeof t) != sizeof t) rc = 1;
+    er_store_close(s);
+    _exit(rc ? 3 : 0);
+  }
+  return pid;
+}
+
+static void reap(pid_t pid) {
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void test_wake_other_process(void **state) {
+  fx_t *f = *state;
+  int fd = er_store_wakeup_fd(f->s);
+  if (is_sqlite(f)) assert_true(fd >= 0);
+  /* quiet first */
+  while (er_store_wait_change(f->s, 0) == 0) {
+  }
+  er_store_drain_wakeups(f->s);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  er_task_rec_t *r = mk(f, "t");
+  pid_t pid = child_enqueue(f, r, 100, p[1]);
+  uint64_t t0 = mono_us();
+  int rc = er_store_wait_change(f->s, 10000);
+  uint64_t woke = mono_us();
+  assert_int_equal(rc, 0);
+  uint64_t committed = 0;
+  assert_int_equal(read(p[0], &committed, sizeof committed), sizeof committed);
+  reap(pid);
+  /* what woke us is visible */
+  assert_int_equal(get_rc(f, r->id), 0);
+  assert_true(woke - t0 >= 50000); /* it did wait for the child */
+  uint64_t lag = woke > committed ? woke - committed : 0;
+  print_message("wake-up %.3f ms after the other process's commit\n", lag / 1000.0);
+  assert_true(lag < 200000);
+  er_task_rec_free(r);
+
+  /* the fd itself becomes readable */
+  if (fd >= 0) {
+    er_store_drain_wakeups(f->s);
+    r = mk(f, "t");
+    pid = child_enqueue(f, r, 50, -1);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    reap(pid);
+    er_store_drain_wakeups(f->s);
+    er_task_rec_free(r);
+  }
+  close(p[0]);
+  close(p[1]);
+}
+
+static void test_wait_timeout(void **state) {
+  fx_t *f = *state;
+  while (er_store_wait_change(f->s, 0) == 0) {
+  }
+  /* our own writes do not count as another's change */
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  uint64_t t0 = mono_us();
+  assert_int_equal(er_store_wait_change(f->s, 150), ER_ETIMEDOUT);
+  uint64_t el = mono_us() - t0;
+  assert_true(el >= 140000);
+  assert_true(el < 2000000);
+  assert_int_equal(er_store_wait_change(f->s, 0), ER_ETIMEDOUT);
+  er_task_rec_free(r);
+}
+
+/* ---- many processes --------------------------------------------------------------------------- */
+
+#define MP_TASKS 2000
+#define MP_PROCS 4
+
+typedef struct mp_count {
+  int ok, fenced, stalled;
+} mp_count_t;
+
+/* A worker process: reserve, (now and then outlive the lease), complete;
+ * until nothing of the queue is left unfinished. */
+static void mp_child(fx_t *f, int idx, int fd) {
+  char url[700];
+  url_with(f, "", url, sizeof url);
+  er_store_t *s;
+  if (er_store_open(url, &s, NULL, 0)) _exit(2);
+  mp_count_t c = {0, 0, 0};
+  const char *qs[] = {f->queue};
+  char wid[32];
+  snprintf(wid, sizeof wid, "w%d", idx);
+  unsigned n_seen = 0;
+  for (;;) {
+    int64_t now = er_now_wall_ms();
+    if (er_store_maintain(s, now, NULL)) _exit(4);
+    er_reserve_req_t req = {qs, 1, wid, now, 300, 8};
+    er_task_rec_t **got = NULL;
+    size_t n = 0;
+    if (er_store_reserve(s, &req, &got, &n)) _exit(5);
+    if (!n) {
+      er_free(got);
+      json_t *st;
+      if (er_store_stats(s, &st)) _exit(6);
+      json_int_t left = count_of(st, f->queue, "PENDING") + count_of(st, f->queue, "STARTED") +
+                        count_of(st, f->queue, "RETRY");
+      json_decref(st);
+      if (!left) break;
+      er_store_wait_change(s, 20);
+      continue;
+    }
+    er_completion_t cs[8];
+    json_t *res = json_integer(idx);
+    for (size_t i = 0; i < n; i++) {
+      cs[i] = (er_completion_t){got[i]->id, got[i]->attempt, ER_STATE_SUCCESS, res, NULL, 0, 0};
+      /* now and then, stall past the lease so that another takes the task */
+      if (++n_seen % 97 == (unsigned)idx * 13 % 97) {
+        sleep_ms(350);
+        c.stalled++;
+      }
+    }
+    int64_t done = er_now_wall_ms();
+    for (size_t i = 0; i < n; i++) cs[i].now_ms = done;
+    bool fenced[8];
+    if (er_store_complete(s, cs, n, fenced)) _exit(7);
+    for (size_t i = 0; i < n; i++) fenced[i] ? c.fenced++ : c.ok++;
+    json_decref(res);
+    er_task_rec_free_array(got, n);
+  }
+  er_store_close(s);
+  _exit(write(fd, &c, sizeof c) == sizeof c ? 0 : 8);
+}
+
+static void test_multi_process(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t **rs = calloc(MP_TASKS, sizeof *rs);
+  for (int i = 0; i < MP_TASKS; i++) {
+    rs[i] = mk(f, "t");
+    json_array_append_new(rs[i]->args, json_integer(i));
+  }
+  assert_int_equal(er_store_enqueue(f->s, rs, MP_TASKS, 0, NULL), 0);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t kids[MP_PROCS];
+  for (int i = 0; i < MP_PROCS; i++)
+    if ((kids[i] = fork()) == 0) mp_child(f, i, p[1]);
+  mp_count_t total = {0, 0, 0};
+  for (int i = 0; i < MP_PROCS; i++) {
+    reap(kids[i]);
+    mp_count_t c;
+    assert_int_equal(read(p[0], &c, sizeof c), sizeof c);
+    print_message("worker %d: %d completed, %d fenced, %d stalls\n", i, c.ok, c.fenced,
+                  c.stalled);
+    total.ok += c.ok;
+    total.fenced += c.fenced;
+    total.stalled += c.stalled;
+  }
+  close(p[0]);
+  close(p[1]);
+  /* every task completed exactly once; a stalled attempt was fenced */
+  assert_int_equal(total.ok, MP_TASKS);
+  for (int i = 0; i < MP_TASKS; i++) {
+    er_task_rec_t *g = get(f, rs[i]->id);
+    assert_int_equal(g->state, ER_STATE_SUCCESS);
+    assert_int_equal(g->retries, 0);
+    assert_true(json_is_integer(g->result));
+    er_task_rec_free(g);
+  }
+  for (int i = 0; i < MP_TASKS; i++) er_task_rec_free(rs[i]);
+  free(rs);
+}
+
+int main(int argc, char **argv) {
+  g_base = argc > 1 ? argv[1] : getenv("ERRAND_TEST_STORE");
+  if (g_base && !*g_base) g_base = NULL;
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_state_names),
+      cmocka_unit_test(test_unknown_url),
+      cmocka_unit_test(test_default_url),
+      T(test_options),
+      T(test_roundtrip),
+      T(test_get_unknown),
+      T(test_invalid_records),
+      T(test_batch),
+      T(test_batch_all_or_nothing),
+      T(test_named_tasks),
+      T(test_if_absent),
+      T(test_if_absent_not_live),
+      T(test_priority_fifo),
+      T(test_queue_order),
+      T(test_eta),
+      T(test_expiry),
+      T(test_lease_fencing),
+      T(test_renew_and_revoke),
+      T(test_revoke_requested_lease_lost),
+      T(test_retry),
+      T(test_result_ttl),
+      T(test_purge),
+      T(test_stats),
+      T(test_heartbeats),
+      T(test_too_big),
+      T(test_corrupt_file),
+      T(test_schema_version),
+      T(test_concurrent_create),
+      T(test_wake_other_process),
+      T(test_wait_timeout),
+      T(test_multi_process),
+  };
+  return cmocka_run_group_tests_name(g_base ? g_base : "store (sqlite, a file per test)", tests,
+                                     NULL, NULL);
+}
