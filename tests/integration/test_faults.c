@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "harness.h"
 
@@ -113,10 +114,34 @@ static void corrupt_file_is_a_clear_error(void **s) {
   assert_true(er_client_open(dir_url, &c, msg, sizeof msg) < 0);
 }
 
+static void locked_database_is_a_clear_error_and_writes_nothing(void **s) {
+  char path[400], url[440];
+  snprintf(path, sizeof path, "%s/errand.db", H.dir);
+  snprintf(url, sizeof url, "sqlite:%s?busy_ms=200", path);
+  er_client_t *c;
+  assert_int_equal(er_client_open(url, &c, NULL, 0), 0);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  er_id_t id;
+  int rc = er_send(c, "add", NULL, NULL, NULL, &id);
+  assert_int_equal(rc, ER_EBUSY);
+  const char *msg = er_client_last_error(c);
+  assert_true(strlen(msg) > 0 && !strchr(msg, '\n'));
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(db);
+  assert_int_equal(count_state("PENDING"), 0);
+  /* Once the lock is gone the same call works. */
+  assert_int_equal(er_send(c, "add", NULL, NULL, NULL, &id), 0);
+  assert_int_equal(count_state("PENDING"), 1);
+  er_client_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(kill9_sender_right_after_send, setup, teardown),
       cmocka_unit_test_setup_teardown(corrupt_file_is_a_clear_error, setup, teardown),
+      cmocka_unit_test_setup_teardown(locked_database_is_a_clear_error_and_writes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(kill9_worker_mid_run_loses_nothing, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
