@@ -297,3 +297,19 @@ int er_future_add_callback(er_future_t *f, er_future_cb fn, void *arg) {
 int er_future_add_immediate_callback(er_future_t *f, er_future_cb fn, void *arg) {
   return add_cb(f, fn, arg, true);
 }
+
+bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg) {
+  /* Completion sets ncb to 0 before running or scheduling the callbacks, so
+   * whatever is still listed here has not run. */
+  for (uint32_t i = 0; i < f->ncb; i++) {
+    er__cb_t *cb = i == 0 ? &f->cb1 : &f->cbs[i - 1];
+    if (cb->fn != fn || cb->arg != arg) continue;
+    for (uint32_t j = i; j + 1 < f->ncb; j++) {
+      er__cb_t *dst = j == 0 ? &f->cb1 : &f->cbs[j - 1];
+      *dst = f->cbs[j]; /* entry j + 1 */
+    }
+    f->ncb--;
+    return true;
+  }
+  return false;
+}

@@ -292,7 +292,10 @@ static void wait_uv(er_loop_t *loop, int64_t delay_ns) {
 }
 
 bool er_loop_run1(er_loop_t *loop) {
-  loop->thread = pthread_self();
+  /* Follow a loop handed to another thread, but write only then: other
+   * threads read loop->thread in every er_future_set_*, and an unconditional
+   * store on each step was a data race (reported by TSan). */
+  if (!pthread_equal(loop->thread, pthread_self())) loop->thread = pthread_self();
   int64_t delay = er_loop_run0(loop);
   if (delay == 0) {
     /* Poll I/O now and then even while calls keep coming, so it never starves. */
@@ -314,6 +317,10 @@ bool er_loop_run1(er_loop_t *loop) {
 int er_loop_run(er_loop_t *loop) {
   er_loop_t *prev = tl_current;
   tl_current = loop;
+  /* As ndb's run(): every run starts with the idlers counted active again, so
+   * idlers that went quiet in an earlier run get another turn. Without this a
+   * second er_loop_run never calls idlers that were all inactive before. */
+  loop->idle_inactive = 0;
   while (!atomic_exchange(&loop->stop, 0)) {
     if (!er_loop_run1(loop)) break;
   }

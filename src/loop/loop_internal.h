@@ -154,6 +154,9 @@ const er_future_t *er__future_resolve(const er_future_t *f);
 int er__future_vset_error(er_future_t *f, int code, const char *fmt, va_list ap);
 /* Completes dst with the outcome of done future src (sharing its value). */
 int er__future_copy_outcome(er_future_t *dst, er_future_t *src);
+/* Takes back a callback that has not run yet: the first one added with fn
+ * and arg. Returns true when there was one. Loop thread only. */
+bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg);
 
 /* ---- Tasklets (tasklet.c) ---- */
 er__tasklet_t *er__tasklet_current(void);

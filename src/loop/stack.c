@@ -50,8 +50,10 @@ typedef struct size_class {
 
 struct er__stack_pool {
   slab_t *slabs;
-  size_class_t classes[4];
-  size_t nclasses;
+  /* Grows as sizes come: a fixed handful made er_tasklet_spawn fail (NULL,
+   * read as out of memory) for the fifth distinct stack_size on a loop. */
+  size_class_t *classes;
+  size_t nclasses, cap;
   size_t page;
 };
 
@@ -83,7 +85,13 @@ static er__stack_pool_t *pool_of(er_loop_t *loop) {
 static size_class_t *class_of(er__stack_pool_t *p, size_t size) {
   for (size_t i = 0; i < p->nclasses; i++)
     if (p->classes[i].size == size) return &p->classes[i];
-  if (p->nclasses == sizeof p->classes / sizeof p->classes[0]) return NULL;
+  if (p->nclasses == p->cap) {
+    size_t cap = p->cap ? p->cap * 2 : 4;
+    size_class_t *classes = er_realloc(p->classes, cap * sizeof *classes);
+    if (!classes) return NULL;
+    p->classes = classes;
+    p->cap = cap;
+  }
   p->classes[p->nclasses] = (size_class_t){size, NULL, 0};
   return &p->classes[p->nclasses++];
 }
@@ -136,7 +144,7 @@ int er__stack_get(er_loop_t *loop, size_t size, er__stack_t *out) {
   if (!p) return ER_ENOMEM;
   size = (size + p->page - 1) & ~(p->page - 1);
   size_class_t *c = class_of(p, size);
-  if (!c) return ER_EINVAL;
+  if (!c) return ER_ENOMEM;
   if (!c->free) {
     int rc = add_slab(p, c);
     if (rc < 0) return rc;
@@ -179,6 +187,7 @@ void er__stack_pool_free(er_loop_t *loop) {
     munmap(s->base, s->len);
     er_free(s);
   }
+  er_free(p->classes);
   er_free(p);
   loop->stacks = NULL;
 }
@@ -221,7 +230,10 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
     prev->sa_handler(sig);
     return;
   }
-  signal(sig, SIG_DFL); /* returning re-runs the faulting access: the default action ends us */
+  /* Default action from here: a real fault re-runs on return and ends us; a
+   * raise()d signal would not, so raise it again (delivered on return). */
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 void er__stack_overflow_guard_thread(void) {

@@ -39,18 +39,20 @@ int er_future_wait_any(er_future_t *const *fs, size_t n, size_t *index) {
     }
   }
   /* One helper future that the first completion sets; each callback holds a
-   * reference, so it outlives this call whatever finishes later. */
+   * reference to it. */
   er_future_t *any = er_future_new(fs[0]->loop);
   if (!any) return ER_ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    int rc = er_future_add_immediate_callback(fs[i], any_done, er_future_ref(any));
-    if (rc < 0) {
-      er_future_unref(any);
-      er_future_unref(any);
-      return rc;
-    }
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    rc = er_future_add_immediate_callback(fs[i], any_done, er_future_ref(any));
+    if (rc < 0) er_future_unref(any);
   }
-  int rc = er_future_wait(any);
+  if (rc == 0) rc = er_future_wait(any);
+  /* Take back the callbacks of the futures still pending (all of them after a
+   * deadlock): left in place, they would keep `any` alive until those futures
+   * complete, and leak it if they are freed first. */
+  for (size_t i = 0; i < n; i++)
+    while (er__future_remove_callback(fs[i], any_done, any)) er_future_unref(any);
   er_future_unref(any);
   if (rc < 0) return rc;
   for (size_t i = 0; i < n; i++) {

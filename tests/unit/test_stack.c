@@ -1,0 +1,196 @@
+/* Tasklet stacks: an overflow is reported as one (in a child process, which it
+ * kills), and tasklets with stacks of many sizes keep their frames intact
+ * across suspensions. */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "test_util.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* ---- overflow ------------------------------------------------------------------ */
+
+static volatile int g_sink;
+
+/* Deep recursion that the compiler cannot turn into a loop: every frame keeps
+ * a buffer alive across the call. */
+__attribute__((noinline)) static int recurse(int depth) {
+  volatile char buf[512];
+  for (size_t i = 0; i < sizeof buf; i += 64) buf[i] = (char)depth;
+  if (depth == 0) return buf[0];
+  int r = recurse(depth - 1);
+  return r + buf[depth % sizeof buf];
+}
+
+static int overflow(void *arg) {
+  (void)arg;
+  g_sink = recurse(1 << 20); /* half a gigabyte of frames: far past any stack */
+  return 0;
+}
+
+/* Runs the overflow in a child; returns its wait status and what it wrote on
+ * stderr. */
+static int run_overflow_child(char *err, size_t errsize) {
+  int pipefd[2];
+  assert_int_equal(pipe(pipefd), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    er_loop_t *loop;
+    if (er_loop_new(&loop, NULL) != 0) _exit(3);
+    er_future_t *f = er_tasklet_spawn(loop, overflow, NULL,
+                                      &(er_tasklet_opts_t){.name = "deep", .stack_size = 16 * 1024});
+    (void)f;
+    _exit(4); /* not reached: the overflow ends the process */
+  }
+  close(pipefd[1]);
+  size_t n = 0;
+  ssize_t got;
+  while (n + 1 < errsize && (got = read(pipefd[0], err + n, errsize - 1 - n)) > 0) n += (size_t)got;
+  err[n] = '\0';
+  close(pipefd[0]);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  return st;
+}
+
+static void test_overflow_is_reported(void **state) {
+  (void)state;
+  char err[8192];
+  int st = run_overflow_child(err, sizeof err);
+  if (!WIFSIGNALED(st))
+    fail_msg("the child was not killed by a signal (status %d); stderr:\n%s", st, err);
+  assert_int_equal(WTERMSIG(st), SIGSEGV);
+  if (!strstr(err, "stack overflow")) fail_msg("no \"stack overflow\" in stderr:\n%s", err);
+  assert_non_null(strstr(err, "'deep'")); /* names the tasklet */
+}
+
+/* ---- stacks of many sizes ----------------------------------------------------------- */
+
+typedef struct {
+  size_t use;   /* bytes of the stack this tasklet fills */
+  int id;
+  int ok;
+} filler_t;
+
+static int fill_and_check(void *arg) {
+  filler_t *f = arg;
+  /* A variable-length array: most of the stack, written with a pattern that
+   * must survive the suspensions in between. */
+  volatile unsigned char buf[f->use];
+  for (size_t i = 0; i < f->use; i++) buf[i] = (unsigned char)(i * 31 + (size_t)f->id);
+  for (int round = 0; round < 3; round++) {
+    er_sleep((uint64_t)(f->id % 5));
+    for (size_t i = 0; i < f->use; i += 7)
+      if (buf[i] != (unsigned char)(i * 31 + (size_t)f->id)) return er_fail(ER_ECORRUPT, "byte %zu", i);
+  }
+  f->ok = 1;
+  return er_return_int(f->id);
+}
+
+static void test_many_stack_sizes(void **state) {
+  (void)state;
+  /* More distinct sizes than one might pool separately, small and large, not
+   * all multiples of the page, alive at the same time. */
+  static const size_t sizes[] = {4096,      8 * 1024,   12 * 1024 + 100, 16 * 1024, 32 * 1024,
+                                 48 * 1024, 128 * 1024, 256 * 1024,      1 << 20,   0};
+  enum { NSIZES = sizeof sizes / sizeof sizes[0], EACH = 20 };
+  fake_clock_t fc;
+  er_loop_t *loop = new_fake_loop(&fc);
+  static filler_t fl[NSIZES * EACH];
+  er_future_t *fs[NSIZES * EACH];
+  for (int s = 0; s < (int)NSIZES; s++) {
+    size_t size = sizes[s] ? sizes[s] : 64 * 1024; /* 0: the loop's default */
+    for (int k = 0; k < EACH; k++) {
+      int i = s * EACH + k;
+      /* Leave room for the tasklet's own record and a few frames (more under
+       * ASan, whose frames are larger); the smallest stacks have about 3 KiB
+       * of room per page (1.5 under ASan). */
+#ifdef UNDER_ASAN
+      size_t reserve = 3072;
+#else
+      size_t reserve = 2048;
+#endif
+      size_t rounded = (size + 4095) & ~(size_t)4095;
+      fl[i] = (filler_t){rounded <= 8192 ? rounded / 8 : rounded - reserve * 2, i, 0};
+      fs[i] = er_tasklet_spawn(loop, fill_and_check, &fl[i],
+                               &(er_tasklet_opts_t){.name = "filler", .stack_size = sizes[s]});
+      if (!fs[i]) fail_msg("cannot spawn a tasklet with a stack of %zu bytes", sizes[s]);
+    }
+  }
+  assert_int_equal(er_future_wait_all(fs, NSIZES * EACH), 0);
+  for (int i = 0; i < (int)(NSIZES * EACH); i++) {
+    if (er_future_status(fs[i]) != 0) {
+      char buf[256];
+      fail_msg("tasklet %d: %s", i, er_error_format(er_future_error(fs[i]), buf, sizeof buf));
+    }
+    assert_true(fl[i].ok);
+    assert_int_equal(er_future_int(fs[i]), i);
+    er_future_unref(fs[i]);
+  }
+  er_loop_free(loop);
+}
+
+static int tiny(void *arg) {
+  (void)arg;
+  er_sleep(1);
+  return er_return_int(1);
+}
+
+static void test_stack_reuse(void **state) {
+  (void)state;
+  /* Many short tasklets one after another reuse pooled stacks; many at once
+   * need several slabs. */
+  fake_clock_t fc;
+  er_loop_t *loop = new_fake_loop(&fc);
+  for (int i = 0; i < 2000; i++) {
+    er_future_t *f = er_tasklet_spawn(loop, tiny, NULL, &(er_tasklet_opts_t){.stack_size = 8192});
+    assert_int_equal(er_future_get_result(f), 0);
+    er_future_unref(f);
+  }
+  enum { N = 500 };
+  er_future_t *fs[N];
+  for (int i = 0; i < N; i++) fs[i] = er_tasklet_spawn(loop, tiny, NULL, &(er_tasklet_opts_t){.stack_size = 8192});
+  assert_int_equal(er_future_wait_all(fs, N), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(er_future_int(fs[i]), 1);
+    er_future_unref(fs[i]);
+  }
+  er_loop_free(loop);
+}
+
+static void test_loop_default_stack_size(void **state) {
+  (void)state;
+  /* er_loop_opts_t.stack_size is the default for tasklets without their own. */
+  er_loop_opts_t opts = {.stack_size = 512 * 1024};
+  er_loop_t *loop;
+  assert_int_equal(er_loop_new(&loop, &opts), 0);
+  filler_t f = {400 * 1024, 3, 0};
+  er_future_t *fut = er_tasklet_spawn(loop, fill_and_check, &f, NULL);
+  assert_int_equal(er_future_get_result(fut), 0);
+  assert_true(f.ok);
+  er_future_unref(fut);
+  er_loop_free(loop);
+}
+
+int main(void) {
+  test_watchdog(110);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_overflow_is_reported),
+      cmocka_unit_test(test_many_stack_sizes),
+      cmocka_unit_test(test_stack_reuse),
+      cmocka_unit_test(test_loop_default_stack_size),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
