@@ -1,6 +1,7 @@
 /* A small levelled logger: one line per message, to a sink that defaults to
  * stderr. The level is read from ERRAND_LOG once, on first use. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,9 @@
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static er_log_level_t g_level = ER_LOG_WARN;
+/* Atomic: one thread may change the level while others log (a plain int
+ * here was a data race under TSan, against the header's "Thread-safe"). */
+static atomic_int g_level = ER_LOG_WARN;
 static er_log_sink_fn g_sink;
 static void *g_sink_ud;
 
@@ -23,17 +26,17 @@ static void read_env(void) {
   const char *v = getenv("ERRAND_LOG");
   if (!v) return;
   for (int i = 0; i <= ER_LOG_TRACE; i++)
-    if (strcmp(v, g_names[i]) == 0) g_level = (er_log_level_t)i;
+    if (strcmp(v, g_names[i]) == 0) atomic_store(&g_level, i);
 }
 
 void er_log_set_level(er_log_level_t level) {
   pthread_once(&g_once, read_env);
-  g_level = level;
+  atomic_store(&g_level, (int)level);
 }
 
 er_log_level_t er_log_get_level(void) {
   pthread_once(&g_once, read_env);
-  return g_level;
+  return (er_log_level_t)atomic_load(&g_level);
 }
 
 void er_log_set_sink(er_log_sink_fn sink, void *ud) {

@@ -199,7 +199,11 @@ int er_timer_cancel(er_timer_t *t) {
 /* ---- idlers ---- */
 
 int er_loop_add_idle(er_loop_t *loop, er_idle_fn fn, void *arg) {
-  if (loop->idle_len == loop->idle_cap) {
+  /* Always leave one slot free: run_idle takes an idler out, runs it and puts
+   * it back without allocating, and an idler that adds another idler while it
+   * runs must not use up the slot it will go back into (that overwrote the
+   * head of a full ring: one idler lost, another doubled). */
+  if (loop->idle_len + 1 >= loop->idle_cap) {
     size_t cap = loop->idle_cap ? loop->idle_cap * 2 : 8;
     er__idler_t *v = er_malloc(cap * sizeof *v);
     if (!v) return ER_ENOMEM;
@@ -227,7 +231,7 @@ static bool run_idle(er_loop_t *loop) {
     loop->idle_inactive = 0;
   else
     loop->idle_inactive++;
-  /* Cannot fail: the slot it left is free. */
+  /* Cannot fail: er_loop_add_idle keeps a slot free. */
   loop->idlers[(loop->idle_head + loop->idle_len++) % loop->idle_cap] = idler;
   return true;
 }

@@ -6,8 +6,11 @@
 int er_future_wait(er_future_t *f) {
   if (!er_is_future(f)) return ER_ENOTFUTURE;
   if (er__tasklet_current()) {
+    /* Once f is done, waiting succeeded whatever f's outcome: telling the two
+     * apart by er_await's code mistook a future failed with ER_EINVAL or
+     * ER_EDEADLK for a failed wait (and wait_all then stopped early). */
     int rc = er_await(f);
-    return rc == ER_ENOTFUTURE || rc == ER_EINVAL || rc == ER_EDEADLK ? rc : 0;
+    return er_future_done(f) ? 0 : rc;
   }
   er_loop_t *loop = f->loop;
   while (!er_future_done(f)) {

@@ -298,6 +298,55 @@ static void test_real_clock_timer(void **state) {
   er_loop_free(loop);
 }
 
+typedef struct {
+  uint64_t when_ms;
+  int id;
+  bool cancelled;
+} planned_t;
+
+static void test_timer_heap_random_cancel(void **state) {
+  (void)state;
+  /* Many timers at pseudo-random times, a pseudo-random half of them
+   * cancelled (from anywhere in the heap): the rest run exactly once each, by
+   * time, and equal times in the order they were made. */
+  fake_clock_t fc;
+  er_loop_t *loop = new_fake_loop(&fc);
+  enum { N = 3000 };
+  static planned_t plan[N];
+  static er_timer_t *timers[N];
+  static entry_t e[N];
+  static log_t log;
+  log.n = 0;
+  uint32_t seed = 12345;
+  for (int i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    plan[i] = (planned_t){(seed >> 16) % 200, i, false};
+    e[i] = (entry_t){&log, i};
+    timers[i] = er_loop_call_later(loop, plan[i].when_ms, append, &e[i]);
+    assert_non_null(timers[i]);
+  }
+  int kept = N;
+  for (int i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    if ((seed >> 16) % 2) {
+      plan[i].cancelled = true;
+      assert_int_equal(er_timer_cancel(timers[i]), 0);
+      kept--;
+    }
+  }
+  er_loop_run(loop);
+  assert_int_equal(log.n, kept);
+  for (int k = 0; k < log.n; k++) {
+    const planned_t *p = &plan[log.v[k]];
+    assert_false(p->cancelled);
+    if (k) {
+      const planned_t *q = &plan[log.v[k - 1]];
+      assert_true(q->when_ms < p->when_ms || (q->when_ms == p->when_ms && q->id < p->id));
+    }
+  }
+  er_loop_free(loop);
+}
+
 static void test_free_drops_pending(void **state) {
   (void)state;
   /* Pending calls, timers and idlers are dropped without running (and, under
@@ -422,6 +471,44 @@ static void test_many_idlers(void **state) {
       assert_true(ids[i].runs >= i % 3 + 2);
   }
   er_loop_free(loop);
+}
+
+/* An idler that adds another idler while it runs, with the idler list full:
+ * none may be lost or run twice as often. */
+typedef struct {
+  er_loop_t *loop;
+  idler_t *extra;
+  int runs;
+} adder_t;
+
+static er_idle_result_t add_an_idler(void *arg) {
+  adder_t *a = arg;
+  if (a->runs++ == 0) assert_int_equal(er_loop_add_idle(a->loop, idle_fn, a->extra), 0);
+  return ER_IDLE_INACTIVE;
+}
+
+static void test_idler_adds_idler_when_full(void **state) {
+  (void)state;
+  for (int others = 1; others <= 20; others++) {
+    er_loop_t *loop = new_loop();
+    idler_t quiet[20];
+    idler_t extra = {.then = ER_IDLE_INACTIVE};
+    adder_t adder = {loop, &extra, 0};
+    er_loop_add_idle(loop, add_an_idler, &adder);
+    for (int i = 0; i < others; i++) {
+      quiet[i] = (idler_t){.then = ER_IDLE_INACTIVE};
+      er_loop_add_idle(loop, idle_fn, &quiet[i]);
+    }
+    er_loop_run(loop);
+    er_loop_run(loop);
+    /* Two runs: every idler, the added one too, ran once in each. */
+    if (adder.runs != 2 || extra.runs != 2)
+      fail_msg("with %d other idlers: the adder ran %d times, the added one %d", others,
+               adder.runs, extra.runs);
+    for (int i = 0; i < others; i++)
+      if (quiet[i].runs != 2) fail_msg("with %d other idlers: idler %d ran %d times", others, i, quiet[i].runs);
+    er_loop_free(loop);
+  }
 }
 
 /* ---- run0 / run1 ---------------------------------------------------------------- */
@@ -572,12 +659,14 @@ int main(void) {
       cmocka_unit_test(test_timer_cancel),
       cmocka_unit_test(test_timer_cancel_last_one_leaves_loop_empty),
       cmocka_unit_test(test_real_clock_timer),
+      cmocka_unit_test(test_timer_heap_random_cancel),
       cmocka_unit_test(test_free_drops_pending),
       cmocka_unit_test(test_idle_contract),
       cmocka_unit_test(test_idle_active_keeps_loop_going),
       cmocka_unit_test(test_idle_remove_after_work),
       cmocka_unit_test(test_idle_after_calls_and_timers),
       cmocka_unit_test(test_many_idlers),
+      cmocka_unit_test(test_idler_adds_idler_when_full),
       cmocka_unit_test(test_run0_return_values),
       cmocka_unit_test(test_run1),
       cmocka_unit_test(test_stop_from_a_call),

@@ -637,6 +637,51 @@ static void test_await_future_of_another_loop(void **state) {
   er_loop_free(g_loop);
 }
 
+/* er_future_wait and wait_all inside a tasklet suspend it, and return 0 once
+ * the futures are done, whatever their outcome: even an error whose code is
+ * one that waiting itself can report (ER_EINVAL, ER_EDEADLK). */
+typedef struct {
+  int wait_rc, wait_all_rc, get_rc;
+  bool all_done;
+} waits_t;
+
+static void fail_einval(void *arg) { er_future_set_error(arg, ER_EINVAL, "bad"); }
+static void fail_edeadlk(void *arg) { er_future_set_error(arg, ER_EDEADLK, "stuck elsewhere"); }
+
+static int waits_inside(void *arg) {
+  waits_t *w = arg;
+  er_future_t *a = er_future_new(g_loop), *b = er_future_new(g_loop), *c = er_future_new(g_loop);
+  er_loop_call_later(g_loop, 1, fail_einval, a);
+  er_loop_call_later(g_loop, 2, fail_edeadlk, b);
+  er_loop_call_later(g_loop, 3, fail_einval, c);
+  w->wait_rc = er_future_wait(a);
+  er_future_t *fs[] = {b, c};
+  w->wait_all_rc = er_future_wait_all(fs, 2);
+  w->all_done = er_future_done(b) && er_future_done(c);
+  w->get_rc = er_future_get_result(b);
+  er_future_unref(a);
+  er_future_unref(b);
+  er_future_unref(c);
+  return 0;
+}
+
+static void test_wait_inside_tasklet(void **state) {
+  (void)state;
+  fake_clock_t fc;
+  g_loop = new_fake_loop(&fc);
+  waits_t w;
+  memset(&w, 0, sizeof w);
+  er_future_t *f = er_spawn(g_loop, waits_inside, &w);
+  assert_int_equal(er_future_get_result(f), 0);
+  assert_int_equal(w.wait_rc, 0);
+  assert_int_equal(w.wait_all_rc, 0);
+  assert_true(w.all_done);
+  assert_int_equal(w.get_rc, ER_EDEADLK); /* the future's own error */
+  assert_int_equal(fc.now_ns, 3 * MS_NS);
+  er_future_unref(f);
+  er_loop_free(g_loop);
+}
+
 /* ---- many tasklets ------------------------------------------------------------------------------ */
 
 enum { TURN_TASKLETS = 50, TURNS = 8 };
@@ -756,6 +801,7 @@ int main(void) {
       cmocka_unit_test(test_return_future_not_a_future),
       cmocka_unit_test(test_spawn_from_tasklet),
       cmocka_unit_test(test_await_future_of_another_loop),
+      cmocka_unit_test(test_wait_inside_tasklet),
       cmocka_unit_test(test_many_tasklets_interleave),
       cmocka_unit_test(test_many_tasklets_staggered),
       cmocka_unit_test(test_deadlocked_tasklet),

@@ -351,6 +351,37 @@ static void test_loops_on_many_threads(void **state) {
   assert_int_equal(atomic_load(&g_lines), 80);
 }
 
+/* The logger is thread-safe: its level and sink may change while other
+ * threads log (TSan checks the claim). */
+static atomic_int g_stop_logging;
+
+static void *keep_logging(void *arg) {
+  (void)arg;
+  while (!atomic_load(&g_stop_logging)) er_log(ER_LOG_INFO, "busy");
+  return NULL;
+}
+
+static void test_log_level_changes_while_logging(void **state) {
+  (void)state;
+  atomic_store(&g_lines, 0);
+  atomic_store(&g_stop_logging, 0);
+  er_log_level_t saved = er_log_get_level();
+  er_log_set_sink(count_sink, NULL);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, keep_logging, NULL);
+  for (int i = 0; i < 2000; i++) {
+    er_log_set_level(i % 2 ? ER_LOG_INFO : ER_LOG_WARN);
+    if (i % 100 == 0) er_log_set_sink(count_sink, NULL);
+  }
+  er_log_set_level(ER_LOG_INFO);
+  usleep(2000);
+  atomic_store(&g_stop_logging, 1);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  er_log_set_sink(NULL, NULL);
+  er_log_set_level(saved);
+  assert_true(atomic_load(&g_lines) > 0);
+}
+
 int main(void) {
   test_watchdog(110);
   const struct CMUnitTest tests[] = {
@@ -363,6 +394,7 @@ int main(void) {
       cmocka_unit_test(test_queue_work_many),
       cmocka_unit_test(test_tasklet_awaits_other_threads),
       cmocka_unit_test(test_loops_on_many_threads),
+      cmocka_unit_test(test_log_level_changes_while_logging),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
