@@ -26,6 +26,9 @@ struct er_timer {
   void *arg;
   er_loop_t *loop;
   bool embedded; /* lives inside another object; the heap never frees it */
+  /* Called with arg when the timer is dropped unfired (er_loop_free), to
+   * release what arg holds; NULL: nothing to release. */
+  er_call_fn drop;
 };
 
 typedef struct er__heap {

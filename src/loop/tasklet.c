@@ -304,14 +304,20 @@ static void sleep_fire(void *arg) {
   er_future_unref(arg);
 }
 
+static void sleep_drop(void *arg) { er_future_unref(arg); }
+
 er_future_t *er_sleep_future(er_loop_t *loop, uint64_t ms) {
   er_future_t *f = er_future_new(loop);
   if (!f) return NULL;
-  if (!er_loop_call_later(loop, ms, sleep_fire, er_future_ref(f))) {
+  er_timer_t *t = er_loop_call_later(loop, ms, sleep_fire, er_future_ref(f));
+  if (!t) {
     er_future_unref(f);
     er_future_unref(f);
     return NULL;
   }
+  /* The timer holds a reference to f: give it back if the loop is freed
+   * before the timer fires (a timeout that lost a wait_any leaked here). */
+  t->drop = sleep_drop;
   return f;
 }
 

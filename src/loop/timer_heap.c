@@ -73,8 +73,11 @@ void er__heap_remove(er__heap_t *h, er_timer_t *t) {
 }
 
 void er__heap_free(er__heap_t *h) {
-  for (size_t i = 0; i < h->len; i++)
-    if (!h->items[i]->embedded) er_free(h->items[i]);
+  for (size_t i = 0; i < h->len; i++) {
+    er_timer_t *t = h->items[i];
+    if (t->drop) t->drop(t->arg);
+    if (!t->embedded) er_free(t);
+  }
   er_free(h->items);
   h->items = NULL;
   h->len = h->cap = 0;

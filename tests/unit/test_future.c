@@ -554,6 +554,26 @@ static void test_wait_all(void **state) {
   er_loop_free(loop);
 }
 
+/* A timeout that lost the race: wait_any on an operation and a sleep future,
+ * the operation wins, and the loop is freed with the sleep still pending.
+ * Nothing may leak (valgrind and LeakSanitizer check). */
+static void test_free_loop_with_pending_sleep_future(void **state) {
+  (void)state;
+  fake_clock_t fc;
+  er_loop_t *loop = new_fake_loop(&fc);
+  er_future_t *op = er_future_new(loop);
+  er_future_t *timeout = er_sleep_future(loop, 5000);
+  er_loop_call_later(loop, 10, set_int_cb, op);
+  er_future_t *fs[] = {op, timeout};
+  size_t idx = 9;
+  assert_int_equal(er_future_wait_any(fs, 2, &idx), 0);
+  assert_int_equal(idx, 0);
+  assert_false(er_future_done(timeout));
+  er_future_unref(op);
+  er_future_unref(timeout);
+  er_loop_free(loop);
+}
+
 /* ---- set_from ------------------------------------------------------------------------ */
 
 static void test_set_from(void **state) {
@@ -676,6 +696,7 @@ int main(void) {
       cmocka_unit_test(test_wait_any_first_done_index),
       cmocka_unit_test(test_wait_any_deadlock),
       cmocka_unit_test(test_wait_all),
+      cmocka_unit_test(test_free_loop_with_pending_sleep_future),
       cmocka_unit_test(test_set_from),
       cmocka_unit_test(test_set_from_shares_value),
       cmocka_unit_test(test_external_future_released),
