@@ -41,9 +41,10 @@ static int sleeper(void *arg) {
   return 0;
 }
 
-static int child_errand(uint64_t n) {
+/* stack_size 0: errand's default (64 KiB); else Go-sized stacks, packed. */
+static int child_errand(uint64_t n, size_t stack_size) {
   er_loop_t *loop;
-  if (er_loop_new(&loop, NULL) != 0) return 1;
+  if (er_loop_new(&loop, &(er_loop_opts_t){.stack_size = stack_size}) != 0) return 1;
   uint64_t hwm0 = bench_vm_hwm(), t[3], pf[3], spawned = 0;
   pf[0] = minor_faults();
   t[0] = bench_now_ns();
@@ -109,7 +110,8 @@ static int child_fcontext(uint64_t n) {
 #endif
 
 int bench_million_child(const char *mode, uint64_t n) {
-  if (strcmp(mode, "million-errand") == 0) return child_errand(n);
+  if (strcmp(mode, "million-errand") == 0) return child_errand(n, 0);
+  if (strcmp(mode, "million-errand-2k") == 0) return child_errand(n, 2048);
 #ifdef BENCH_HAVE_FCONTEXT
   if (strcmp(mode, "million-fcontext") == 0) return child_fcontext(n);
 #endif
@@ -147,6 +149,15 @@ void bench_million(void) {
   snprintf(note, sizeof note, "goal: all fit: %s", e[0] == (double)n ? "ok" : "MISS");
   printf("row\t%s\t%.0f\t\t\t%s\n", m[0], e[0], note);
   bench_row_goal(m[1], e[1], "B", "goal", GOAL_BYTES, 1.0);
+  /* The same with 2 KiB stacks (.stack_size = 2048, where goroutines start):
+   * packed without guard pages, so two tasklets share a page. */
+  double e2[7] = {0};
+  char m2[128];
+  snprintf(m2, sizeof m2, "%" PRIu64 " suspended, 2 KiB stacks: peak RSS per tasklet", n);
+  if (bench_child("million-errand-2k", n, e2, 7) == 7 && e2[0] == (double)n)
+    bench_row_goal(m2, e2[1], "B", "goal", GOAL_BYTES, 1.0);
+  else
+    printf("row\t%s\tFAILED (child)\t\t\tgoal: all fit: MISS\n", m2);
   if (have_f) bench_row(m[1], e[1], "B", "fcontext coroutine, 64 KiB stack", f[1], "B", NULL);
   snprintf(note, sizeof note, "page faults per tasklet %.2f%s", e[5], fs[0]);
   if (have_f)

@@ -31,7 +31,11 @@ er__ctx_switch:
     popq %r12
     popq %rbx
     popq %rbp
-    ret
+    /* Not `ret`: the return address belongs to another call site, so `ret`
+     * would miss the CPU's return-stack prediction on every switch. An
+     * indirect jump is predicted by target instead (halves the round trip). */
+    popq %rcx
+    jmpq *%rcx
     .cfi_endproc
     .size er__ctx_switch,.-er__ctx_switch
 

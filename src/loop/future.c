@@ -20,7 +20,9 @@ void er__future_init(er_future_t *f, er_loop_t *loop, const er__future_ops_t *op
 er_future_t *er__future_alloc(er_loop_t *loop, size_t size, const er__future_ops_t *ops) {
   er_future_t *f = er_malloc(size);
   if (!f) return NULL;
-  memset(f, 0, size);
+  /* The combinator's own fields after the future; the future is zeroed by
+   * er__future_init. */
+  memset((char *)f + sizeof *f, 0, size - sizeof *f);
   er__future_init(f, loop, ops);
   return f;
 }

@@ -24,7 +24,7 @@ void er__loop_post(er_loop_t *loop, er_future_t *f) {
   if (loop->inbox_tail)
     loop->inbox_tail->inbox_next = f;
   else
-    loop->inbox_head = f;
+    atomic_store_explicit(&loop->inbox_head, f, memory_order_relaxed);
   loop->inbox_tail = f;
   pthread_mutex_unlock(&loop->inbox_lock);
   uv_async_send(&loop->async);
@@ -32,8 +32,9 @@ void er__loop_post(er_loop_t *loop, er_future_t *f) {
 
 void er__loop_drain_inbox(er_loop_t *loop) {
   pthread_mutex_lock(&loop->inbox_lock);
-  er_future_t *f = loop->inbox_head;
-  loop->inbox_head = loop->inbox_tail = NULL;
+  er_future_t *f = atomic_load_explicit(&loop->inbox_head, memory_order_relaxed);
+  atomic_store_explicit(&loop->inbox_head, NULL, memory_order_relaxed);
+  loop->inbox_tail = NULL;
   pthread_mutex_unlock(&loop->inbox_lock);
   while (f) {
     er_future_t *next = f->inbox_next;
@@ -43,11 +44,10 @@ void er__loop_drain_inbox(er_loop_t *loop) {
   }
 }
 
+/* A racy peek is enough: a completion posted after it also wakes uv_run
+ * through the async handle. */
 static bool inbox_empty(er_loop_t *loop) {
-  pthread_mutex_lock(&loop->inbox_lock);
-  bool empty = loop->inbox_head == NULL;
-  pthread_mutex_unlock(&loop->inbox_lock);
-  return empty;
+  return atomic_load_explicit(&loop->inbox_head, memory_order_relaxed) == NULL;
 }
 
 /* ---- life ---- */
@@ -94,7 +94,7 @@ void er_loop_free(er_loop_t *loop) {
   er__tasklet_free_all(loop);
   /* Scheduled future callbacks hold references: release them without running. */
   for (size_t i = 0; i < loop->calls_len; i++) {
-    er__call_t *c = &loop->calls[(loop->calls_head + i) % loop->calls_cap];
+    er__call_t *c = &loop->calls[(loop->calls_head + i) & (loop->calls_cap - 1)];
     if (c->kind == ER__CALL_FUTURE_CB) er_future_unref(c->a);
   }
   er_free(loop->calls);
@@ -134,13 +134,13 @@ static int push_call(er_loop_t *loop, er__call_t c) {
     er__call_t *calls = er_malloc(cap * sizeof *calls);
     if (!calls) return ER_ENOMEM;
     for (size_t i = 0; i < loop->calls_len; i++)
-      calls[i] = loop->calls[(loop->calls_head + i) % loop->calls_cap];
+      calls[i] = loop->calls[(loop->calls_head + i) & (loop->calls_cap - 1)];
     er_free(loop->calls);
     loop->calls = calls;
     loop->calls_cap = cap;
     loop->calls_head = 0;
   }
-  loop->calls[(loop->calls_head + loop->calls_len++) % loop->calls_cap] = c;
+  loop->calls[(loop->calls_head + loop->calls_len++) & (loop->calls_cap - 1)] = c;
   return 0;
 }
 
@@ -168,7 +168,7 @@ static void run_call(er__call_t c) {
 
 int er__loop_add_timer(er_loop_t *loop, er_timer_t *t, uint64_t delay_ns) {
   t->loop = loop;
-  t->when_ns = er_loop_now_ns(loop) + delay_ns;
+  t->when_ns = (loop->in_timer_step ? loop->step_now_ns : er_loop_now_ns(loop)) + delay_ns;
   t->seq = loop->timer_seq++;
   return er__heap_push(&loop->timers, t);
 }
@@ -245,25 +245,30 @@ int64_t er_loop_run0(er_loop_t *loop) {
   if (loop->calls_len) {
     loop->idle_inactive = 0;
     er__call_t c = loop->calls[loop->calls_head];
-    loop->calls_head = (loop->calls_head + 1) % loop->calls_cap;
+    loop->calls_head = (loop->calls_head + 1) & (loop->calls_cap - 1); /* cap is a power of two */
     loop->calls_len--;
     run_call(c);
     result = 0;
   } else if (run_idle(loop)) {
     result = 0;
   } else if (loop->timers.len) {
-    er_timer_t *t = er__heap_top(&loop->timers);
     uint64_t now = er_loop_now_ns(loop);
-    if (t->when_ns <= now) {
+    uint64_t when = loop->timers.items[0].when_ns;
+    if (when <= now) {
       loop->idle_inactive = 0;
-      er__heap_pop(&loop->timers);
+      er_timer_t *t = er__heap_pop(&loop->timers);
       er_call_fn fn = t->fn;
       void *arg = t->arg;
       if (!t->embedded) er_free(t);
+      /* Timers the callback adds count from this step's time, as libuv's
+       * do: one clock read per step instead of one per timer. */
+      loop->step_now_ns = now;
+      loop->in_timer_step = true;
       fn(arg);
+      loop->in_timer_step = false;
       result = 0;
     } else {
-      result = (int64_t)(t->when_ns - now);
+      result = (int64_t)(when - now);
     }
   }
   tl_current = prev;

@@ -31,15 +31,20 @@ struct er_timer {
   er_call_fn drop;
 };
 
+typedef struct er__heap_item {
+  uint64_t when_ns, seq; /* copies of the timer's keys */
+  er_timer_t *t;
+} er__heap_item_t;
+
 typedef struct er__heap {
-  er_timer_t **items;
+  er__heap_item_t *items;
   size_t len, cap;
 } er__heap_t;
 
 int er__heap_push(er__heap_t *h, er_timer_t *t);
 er_timer_t *er__heap_pop(er__heap_t *h);
 void er__heap_remove(er__heap_t *h, er_timer_t *t);
-static inline er_timer_t *er__heap_top(const er__heap_t *h) { return h->len ? h->items[0] : NULL; }
+static inline er_timer_t *er__heap_top(const er__heap_t *h) { return h->len ? h->items[0].t : NULL; }
 void er__heap_free(er__heap_t *h);
 
 /* ---- Idlers ---- */
@@ -64,6 +69,8 @@ struct er_loop {
 
   er__heap_t timers;
   uint64_t timer_seq;
+  uint64_t step_now_ns; /* the clock as read by the timer step running now */
+  bool in_timer_step;
 
   er__idler_t *idlers; /* ring buffer */
   size_t idle_head, idle_len, idle_cap, idle_inactive;
@@ -75,7 +82,8 @@ struct er_loop {
   unsigned steps;
 
   pthread_mutex_t inbox_lock; /* futures completed from other threads */
-  er_future_t *inbox_head, *inbox_tail;
+  _Atomic(er_future_t *) inbox_head; /* peeked without the lock */
+  er_future_t *inbox_tail;
 
   size_t stack_size;
   er__stack_pool_t *stacks;
@@ -174,6 +182,7 @@ typedef struct er__stack {
   size_t size;  /* usable bytes */
   bool guarded; /* a PROT_NONE page lies just below lo */
   unsigned vg_id;
+  void *slab;   /* the mapping it was carved from */
 } er__stack_t;
 int er__stack_get(er_loop_t *loop, size_t size, er__stack_t *out);
 void er__stack_put(er_loop_t *loop, const er__stack_t *s);

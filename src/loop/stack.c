@@ -1,10 +1,13 @@
 /* Tasklet stacks. Stacks are carved from slabs of one mmap each, since a
  * mapping per stack would run into vm.max_map_count (65530 by default) long
- * before a million tasklets. Each stack gets a guard page below it while the
- * process stays well inside that count (a guard splits a mapping in up to
- * three); beyond it stacks go unguarded and a canary at their low end is
- * checked on every switch instead. Freed stacks are pooled per loop; past a
- * warm few, their memory is handed back to the kernel while kept mapped.
+ * before a million tasklets. Each stack gets a guard page below it: on Linux
+ * 6.13 and later a MADV_GUARD_INSTALL guard, which costs no mapping; before
+ * that a PROT_NONE page while the process stays well inside that count (such
+ * a guard splits a mapping in up to three); beyond it stacks go unguarded and their lowest word, zero in a
+ * fresh mapping and never written but by an overflow, is checked on every
+ * switch instead (reading it maps the shared zero page: no memory). Freed
+ * stacks are pooled per loop; whole free slabs past a warm few have their
+ * memory handed back to the kernel while kept mapped.
  *
  * Overflow into a guard page raises SIGSEGV on the tasklet's stack, which has
  * no room left, so the handler runs on an alternate signal stack; it names the
@@ -25,27 +28,27 @@
 #endif
 #endif
 
-#define CANARY 0x6572726e64537463ull /* "errndStc" */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; older kernels answer EINVAL */
+#endif
 #define SLAB_STACKS 64
+#define MIN_STACK 1024 /* room for the tasklet's record and a few frames */
 #define WARM_STACKS 256
 
+/* One mapping of SLAB_STACKS stacks of one size, each above its guard page. */
 typedef struct slab {
   struct slab *next;
   char *base;
   size_t len;
+  size_t nfree; /* of its stacks, how many are in the pool */
 } slab_t;
 
-/* Kept at the top of a free stack. */
-typedef struct free_stack {
-  struct free_stack *next;
-  bool guarded;
-} free_stack_t;
-
-/* One free list per stack size in use; loops rarely use more than one. */
+/* The free stacks of one size. The list lives outside the stacks: writing it
+ * into them would touch pages of stacks that are not running. */
 typedef struct size_class {
   size_t size;
-  free_stack_t *free;
-  size_t nfree;
+  er__stack_t *free;
+  size_t nfree, cap;
 } size_class_t;
 
 struct er__stack_pool {
@@ -92,8 +95,19 @@ static size_class_t *class_of(er__stack_pool_t *p, size_t size) {
     p->classes = classes;
     p->cap = cap;
   }
-  p->classes[p->nclasses] = (size_class_t){size, NULL, 0};
+  p->classes[p->nclasses] = (size_class_t){size, NULL, 0, 0};
   return &p->classes[p->nclasses++];
+}
+
+static int reserve_free(size_class_t *c, size_t more) {
+  if (c->nfree + more <= c->cap) return 0;
+  size_t cap = c->cap ? c->cap * 2 : 256;
+  while (cap < c->nfree + more) cap *= 2;
+  er__stack_t *v = er_realloc(c->free, cap * sizeof *v);
+  if (!v) return ER_ENOMEM;
+  c->free = v;
+  c->cap = cap;
+  return 0;
 }
 
 static void note_span(char *lo, char *hi) {
@@ -105,10 +119,14 @@ static void note_span(char *lo, char *hi) {
 }
 
 /* Maps a slab of SLAB_STACKS stacks of `size` usable bytes, each preceded by
- * one page that becomes a guard page when the budget allows. */
+ * one page that becomes a guard page when the budget allows. Stacks smaller
+ * than a page (Go-sized tasklets) are packed without guards: they rely on the
+ * canary. Touches none of the stacks' pages. */
 static int add_slab(er__stack_pool_t *p, size_class_t *c) {
-  size_t stride = c->size + p->page;
-  size_t len = stride * SLAB_STACKS;
+  bool small = c->size < p->page;
+  size_t stride = small ? c->size : c->size + p->page;
+  size_t len = (stride * SLAB_STACKS + p->page - 1) & ~(p->page - 1);
+  if (reserve_free(c, SLAB_STACKS) < 0) return ER_ENOMEM;
   char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) return ER_ENOMEM;
@@ -117,24 +135,22 @@ static int add_slab(er__stack_pool_t *p, size_class_t *c) {
     munmap(base, len);
     return ER_ENOMEM;
   }
-  *s = (slab_t){p->slabs, base, len};
+  *s = (slab_t){p->slabs, base, len, SLAB_STACKS};
   p->slabs = s;
   atomic_fetch_add(&g_maps, 1);
   note_span(base, base + len);
-  for (size_t i = 0; i < SLAB_STACKS; i++) {
-    char *guard = base + i * stride;
-    char *lo = guard + p->page;
+  /* Pushed highest first, so the lowest addresses are handed out first. */
+  for (size_t i = SLAB_STACKS; i-- > 0;) {
+    char *lo = base + i * stride + (small ? 0 : p->page);
     bool guarded = false;
-    if (atomic_load(&g_maps) + 2 < map_budget() && mprotect(guard, p->page, PROT_NONE) == 0) {
+    if (!small && madvise(lo - p->page, p->page, MADV_GUARD_INSTALL) == 0) {
+      guarded = true; /* Linux 6.13+: a guard that does not split the mapping */
+    } else if (!small && atomic_load(&g_maps) + 2 < map_budget() &&
+               mprotect(lo - p->page, p->page, PROT_NONE) == 0) {
       atomic_fetch_add(&g_maps, 2);
       guarded = true;
     }
-    *(uint64_t *)lo = CANARY;
-    free_stack_t *fs = (free_stack_t *)(lo + c->size - sizeof(free_stack_t));
-    fs->guarded = guarded;
-    fs->next = c->free;
-    c->free = fs;
-    c->nfree++;
+    c->free[c->nfree++] = (er__stack_t){lo, c->size, guarded, 0, s};
   }
   return 0;
 }
@@ -142,19 +158,17 @@ static int add_slab(er__stack_pool_t *p, size_class_t *c) {
 int er__stack_get(er_loop_t *loop, size_t size, er__stack_t *out) {
   er__stack_pool_t *p = pool_of(loop);
   if (!p) return ER_ENOMEM;
-  size = (size + p->page - 1) & ~(p->page - 1);
+  if (size < MIN_STACK) size = MIN_STACK;
+  size_t unit = size < p->page ? 64 : p->page;
+  size = (size + unit - 1) & ~(unit - 1);
   size_class_t *c = class_of(p, size);
   if (!c) return ER_ENOMEM;
-  if (!c->free) {
+  if (!c->nfree) {
     int rc = add_slab(p, c);
     if (rc < 0) return rc;
   }
-  free_stack_t *fs = c->free;
-  c->free = fs->next;
-  c->nfree--;
-  out->lo = (char *)fs + sizeof(free_stack_t) - size;
-  out->size = size;
-  out->guarded = fs->guarded;
+  *out = c->free[--c->nfree];
+  ((slab_t *)out->slab)->nfree--;
 #ifdef ER_HAVE_VALGRIND
   out->vg_id = VALGRIND_STACK_REGISTER(out->lo, out->lo + size);
 #endif
@@ -167,16 +181,14 @@ void er__stack_put(er_loop_t *loop, const er__stack_t *s) {
 #ifdef ER_HAVE_VALGRIND
   VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
-  if (c->nfree >= WARM_STACKS) {
-    /* Give the pages back; the next user faults in fresh zero pages. */
-    madvise(s->lo, s->size, MADV_DONTNEED);
-  }
-  *(uint64_t *)s->lo = CANARY;
-  free_stack_t *fs = (free_stack_t *)(s->lo + s->size - sizeof(free_stack_t));
-  fs->guarded = s->guarded;
-  fs->next = c->free;
-  c->free = fs;
-  c->nfree++;
+  if (!c || reserve_free(c, 1) < 0) return; /* the stack stays mapped, unused */
+  c->free[c->nfree++] = *s;
+  slab_t *slab = s->slab;
+  /* Once a whole slab is free and the pool has plenty, give its pages back
+   * in one call: a call per stack would cost a system call and a TLB flush
+   * each time a tasklet ends. The mapping stays; pages come back as zeros. */
+  if (++slab->nfree == SLAB_STACKS && c->nfree > WARM_STACKS)
+    madvise(slab->base, slab->len, MADV_DONTNEED);
 }
 
 void er__stack_pool_free(er_loop_t *loop) {
@@ -187,6 +199,7 @@ void er__stack_pool_free(er_loop_t *loop) {
     munmap(s->base, s->len);
     er_free(s);
   }
+  for (size_t i = 0; i < p->nclasses; i++) er_free(p->classes[i].free);
   er_free(p->classes);
   er_free(p);
   loop->stacks = NULL;
@@ -271,7 +284,7 @@ void er__stack_running(const er__stack_t *s, const char *name) {
 void er__stack_check(const er__stack_t *s, const char *name) {
   /* A guarded stack faults before anything below it is touched; an unguarded
    * one can only show, after the fact, that its lowest bytes were written. */
-  if (!s->guarded && *(volatile uint64_t *)s->lo != CANARY) {
+  if (!s->guarded && *(volatile uint64_t *)s->lo != 0) {
     char num[32];
     snprintf(num, sizeof num, "%zu", s->size);
     say("errand: tasklet stack overflow in '");

@@ -219,7 +219,11 @@ er_future_t *er_tasklet_spawn(er_loop_t *loop, er_tasklet_fn fn, void *arg,
   t->stack = stack;
   t->sleep_timer.index = SIZE_MAX;
   t->sleep_timer.embedded = true;
-  snprintf(t->name, sizeof t->name, "%s", opts && opts->name ? opts->name : "tasklet");
+  /* Not snprintf: formatting was a third of a spawn's instructions. */
+  const char *name = opts && opts->name ? opts->name : "tasklet";
+  size_t nlen = strnlen(name, sizeof t->name - 1);
+  memcpy(t->name, name, nlen);
+  t->name[nlen] = '\0';
 #ifdef ER_TSAN
   t->fiber = __tsan_create_fiber(0);
 #endif
