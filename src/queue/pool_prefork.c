@@ -33,6 +33,8 @@ typedef struct prefork {
   er__pool_t base;
   child_t **children;
   int n;
+  er__job_t **waiting; /* jobs submitted while their child was being replaced */
+  size_t nwaiting;
   bool stopping;
 } prefork_t;
 
@@ -114,6 +116,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void on_child_gone(child_t *c);
+static void child_ready(child_t *c);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   child_t *c = s->data;
@@ -148,7 +151,10 @@ static void describe_death(int status, const char *reason, char *buf, size_t siz
 static void on_pipe_closed(uv_handle_t *h) {
   child_t *c = h->data;
   if (c->pool_gone) return;
-  if (spawn(c->pool, c) < 0) er_log(ER_LOG_ERROR, "prefork: cannot fork a new child: %s", strerror(errno));
+  if (spawn(c->pool, c) < 0)
+    er_log(ER_LOG_ERROR, "prefork: cannot fork a new child: %s", strerror(errno));
+  else
+    child_ready(c);
 }
 
 /* The child's socket closed: it died. Reap it, fail its task, replace it. */
@@ -195,12 +201,8 @@ static void on_written(uv_write_t *req, int status) {
   er_free(req);
 }
 
-static int submit(er__pool_t *pool, er__job_t *j) {
-  prefork_t *p = (prefork_t *)pool;
-  child_t *c = NULL;
-  for (int i = 0; i < p->n && !c; i++)
-    if (!p->children[i]->job && !p->children[i]->closing) c = p->children[i];
-  if (!c) return ER_EBUSY;
+/* Writes job j to child c. */
+static int send_to(child_t *c, er__job_t *j) {
   json_t *msg = er__job_to_json(j->rec);
   char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
@@ -226,6 +228,30 @@ static int submit(er__pool_t *pool, er__job_t *j) {
   return 0;
 }
 
+static int submit(er__pool_t *pool, er__job_t *j) {
+  prefork_t *p = (prefork_t *)pool;
+  for (int i = 0; i < p->n; i++)
+    if (!p->children[i]->job && !p->children[i]->closing) return send_to(p->children[i], j);
+  /* Every idle slot's child is being replaced (it just died): the job waits
+   * for the new child. */
+  if (p->nwaiting == (size_t)p->n) return ER_EBUSY;
+  p->waiting[p->nwaiting++] = j;
+  return 0;
+}
+
+/* A new child is ready: give it the job that waited longest, if any. */
+static void child_ready(child_t *c) {
+  prefork_t *p = c->pool;
+  if (!p->nwaiting) return;
+  er__job_t *j = p->waiting[0];
+  memmove(p->waiting, p->waiting + 1, --p->nwaiting * sizeof *p->waiting);
+  if (send_to(c, j) < 0) {
+    j->out.rc = ER_EINTERNAL;
+    j->out.message = er_strdup("cannot hand the task to a worker child");
+    er__worker_job_done(p->base.w, j);
+  }
+}
+
 static void revoke_job(er__pool_t *pool, er__job_t *j) {
   child_t *c = j->slot;
   if (!c || c->job != j) return;
@@ -240,7 +266,8 @@ static int start(er__pool_t *pool) {
   prefork_t *p = (prefork_t *)pool;
   p->n = pool->concurrency;
   p->children = er_calloc((size_t)p->n, sizeof *p->children);
-  if (!p->children) return ER_ENOMEM;
+  p->waiting = er_calloc((size_t)p->n, sizeof *p->waiting);
+  if (!p->children || !p->waiting) return ER_ENOMEM;
   for (int i = 0; i < p->n; i++) {
     child_t *c = er_calloc(1, sizeof *c);
     if (!c) return ER_ENOMEM;
@@ -281,6 +308,7 @@ static void destroy(er__pool_t *pool, bool now) {
     uv_close((uv_handle_t *)&c->timer, on_child_freed);
   }
   er_free(p->children);
+  er_free(p->waiting);
   er_free(p);
 }
 
