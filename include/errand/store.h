@@ -122,8 +122,8 @@ typedef enum er_enqueue_flags {
  * existing[i] (may be NULL) is set to true when the key rule returned an
  * existing task, whose id is then copied into recs[i]->id.
  * ER_EEXIST: a named task by that name is known and not finished;
- * ER_ETOMBSTONED: it finished less than tombstone_ms ago; ER_ETOOBIG: a
- * payload over max_payload. */
+ * ER_ETOMBSTONED: it finished less than tombstone_ms before the record's
+ * created_ms; ER_ETOOBIG: a payload over max_payload (nothing is written). */
 int er_store_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flags,
                      bool *existing);
 

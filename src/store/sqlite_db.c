@@ -69,7 +69,7 @@ int er__sq_exec(er_sq_t *sq, const char *sql, const char *what) {
 
 /* ---- Transactions ---------------------------------------------------------- */
 
-static void nap(unsigned *us) {
+void er__sq_nap(unsigned *us) {
   /* Exponential backoff with jitter, up to 10 ms. */
   unsigned d = *us + (unsigned)(rand() % (int)(*us + 1));
   struct timespec ts = {0, (long)d * 1000};
@@ -92,7 +92,7 @@ static int run_retrying(er_sq_t *sq, const char *sql, const char *what) {
     if (rc == SQLITE_DONE) return 0;
     if ((rc & 0xff) != SQLITE_BUSY || er_now_mono_ms() >= deadline)
       return er__sq_fail(sq, rc, what);
-    nap(&delay);
+    er__sq_nap(&delay);
   }
 }
 

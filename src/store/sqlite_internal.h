@@ -60,6 +60,8 @@ int er__sq_exec(er_sq_t *sq, const char *sql, const char *what);
 int er__sq_begin(er_sq_t *sq);
 int er__sq_commit(er_sq_t *sq);
 void er__sq_rollback(er_sq_t *sq);
+/* Sleeps *us microseconds plus jitter, then doubles *us (up to 10 ms). */
+void er__sq_nap(unsigned *us);
 /* Ends the transaction begun by er__sq_begin: commits when rc is 0, else rolls
  * back. Returns rc, or the commit's error. */
 int er__sq_end(er_sq_t *sq, int rc);

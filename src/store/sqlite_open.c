@@ -49,7 +49,8 @@ static int pragmas(er_sq_t *sq, char *errmsg, size_t size) {
   if (rc == SQLITE_ROW) {
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     if (!mode || strcmp(mode, "wal") != 0)
-      er_log(ER_LOG_WARN, "store %s: journal_mode is %s, not wal (the file system may not allow it)",
+      er_log(ER_LOG_WARN,
+             "store %s: journal_mode is %s, not wal (the file system may not allow it)",
              sq->path, mode ? mode : "?");
     rc = SQLITE_OK;
   }
@@ -63,6 +64,26 @@ static int pragmas(er_sq_t *sq, char *errmsg, size_t size) {
   if (!err) err = er__sq_exec(sq, "PRAGMA journal_size_limit = 67108864", "journal_size_limit");
   if (err) er__errmsg(errmsg, size, "'%s': %s", sq->path, sq->base.last_error);
   return err;
+}
+
+/* Checks the file, sets the journal mode and creates or migrates the schema.
+ * Several processes opening a new file at once contend here, and SQLite
+ * answers SQLITE_BUSY at once (without its busy handler) to one that asks
+ * for WAL while another converts the file: every step can be repeated, so
+ * the whole is retried until busy_ms has passed. */
+static int prepare_file(er_sq_t *sq, char *errmsg, size_t size) {
+  uint64_t deadline = er_now_mono_ms() + (uint64_t)sq->busy_ms;
+  unsigned delay = 100;
+  for (;;) {
+    /* Read before writing anything: a file that is not ours is left alone. */
+    int64_t version;
+    int rc = er__sq_schema_read(sq, &version, errmsg, size);
+    if (!rc) rc = pragmas(sq, errmsg, size);
+    if (!rc) rc = er__sq_schema_upgrade(sq, version, errmsg, size);
+    if (rc != ER_EBUSY || er_now_mono_ms() >= deadline) return rc;
+    er__errmsg(errmsg, size, "%s", "");
+    er__sq_nap(&delay);
+  }
 }
 
 static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size) {
@@ -89,11 +110,7 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
     goto fail;
   }
   sqlite3_busy_timeout(sq->db, sq->busy_ms);
-  /* Read before writing anything: a file that is not ours is left alone. */
-  int64_t version;
-  rc = er__sq_schema_read(sq, &version, errmsg, size);
-  if (!rc) rc = pragmas(sq, errmsg, size);
-  if (!rc) rc = er__sq_schema_upgrade(sq, version, errmsg, size);
+  rc = prepare_file(sq, errmsg, size);
   if (!rc) rc = er__sq_wake_init(sq);
   if (!rc) rc = er__sq_data_version(sq, &sq->dv_seen);
   if (rc) {

@@ -1,12 +1,14 @@
 /* Wake-ups across processes without polling the database.
  *
  * A commit in WAL mode appends frames to PATH-wal with write(2), so inotify
- * sees it. We watch the database's DIRECTORY, not the -wal file itself: when
- * the last connection closes, SQLite checkpoints and deletes the -wal, and the
- * next writer creates a new one; a watch on the old file would be dead, while
- * the directory reports IN_CREATE and every later write of the new file. Events
- * are filtered to the database file, its -wal and (when WAL is unavailable) its
- * -journal, so other files in the directory do not wake us.
+ * sees it. We watch the database's DIRECTORY, not the -wal file itself,
+ * because the -wal is deleted and recreated: SQLite deletes it when the last
+ * connection closes and the next writer creates a new one (and without WAL,
+ * on a file system that refuses it, the -journal is created and deleted by
+ * every transaction). A watch on the file dies with the file and cannot be set
+ * before it exists; the directory reports IN_CREATE and then every write of
+ * whichever file is current. Events are filtered to the database file, its
+ * -wal and its -journal, so other files in the directory do not wake us.
  *
  * An event may arrive a moment before the commit is visible (the frames are
  * written before the WAL index is updated), and our own commits raise events

@@ -94,7 +94,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------------------ */
 
 static int64_t now_ms(void) { return er_now_wall_ms(); }
 
@@ -182,7 +182,14 @@ static void assert_json_eq(const json_t *a, const json_t *b) {
   }
 }
 
-/* ---- records, states, URLs ---------------------------------------------------- */
+static void reap(pid_t pid) {
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ---- records, states, URLs ---------------------------------------------------------- */
 
 static void test_state_names(void **state) {
   (void)state;
@@ -246,9 +253,15 @@ static void test_options(void **state) {
     er_task_rec_free(r);
     er_store_close(s);
   }
+  if (is_sqlite(f) && f->dir[0]) {
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s/store.db", f->dir); /* sqlite:///tmp/... */
+    assert_int_equal(er_store_open(url, &s, NULL, 0), 0);
+    er_store_close(s);
+  }
 }
 
-/* ---- enqueue and get ------------------------------------------------------------ */
+/* ---- enqueue and get ---------------------------------------------------------------- */
 
 static void test_roundtrip(void **state) {
   fx_t *f = *state;
@@ -503,7 +516,7 @@ static void test_if_absent_not_live(void **state) {
   er_task_rec_free(c);
 }
 
-/* ---- reserve ---------------------------------------------------------------------- */
+/* ---- reserve ------------------------------------------------------------------------ */
 
 static void test_priority_fifo(void **state) {
   fx_t *f = *state;
@@ -631,13 +644,13 @@ static void test_expiry(void **state) {
   er_task_rec_free(ok);
 }
 
-/* ---- leases ------------------------------------------------------------------------ */
+/* ---- leases ------------------------------------------------------------------------- */
 
 static void test_lease_fencing(void **state) {
   fx_t *f = *state;
-  int64_t t = now_ms();
   er_task_rec_t *r = mk(f, "t");
   assert_int_equal(enq(f, r), 0);
+  int64_t t = r->eta_ms; /* due from then */
   er_task_rec_t *a1 = reserve1(f, t, 100);
   assert_int_equal(a1->attempt, 1);
   assert_int_equal(er_store_progress(f->s, r->id, 1, 0.25, "quarter"), 0);
@@ -692,9 +705,9 @@ static void test_lease_fencing(void **state) {
 
 static void test_renew_and_revoke(void **state) {
   fx_t *f = *state;
-  int64_t t = now_ms();
   er_task_rec_t *r = mk(f, "t");
   assert_int_equal(enq(f, r), 0);
+  int64_t t = r->eta_ms; /* due from then */
   er_task_rec_t *a = reserve1(f, t, 100);
   const char *ids[] = {a->id, a->id};
   int attempts[] = {a->attempt, a->attempt + 7};
@@ -756,9 +769,9 @@ static void test_renew_and_revoke(void **state) {
 
 static void test_revoke_requested_lease_lost(void **state) {
   fx_t *f = *state;
-  int64_t t = now_ms();
   er_task_rec_t *r = mk(f, "t");
   assert_int_equal(enq(f, r), 0);
+  int64_t t = r->eta_ms; /* due from then */
   er_task_rec_t *a = reserve1(f, t, 100);
   assert_int_equal(er_store_revoke(f->s, r->id, NULL), 0);
   er_maint_counts_t mc;
@@ -773,9 +786,9 @@ static void test_revoke_requested_lease_lost(void **state) {
 
 static void test_retry(void **state) {
   fx_t *f = *state;
-  int64_t t = now_ms();
   er_task_rec_t *r = mk(f, "t");
   assert_int_equal(enq(f, r), 0);
+  int64_t t = r->eta_ms; /* due from then */
   er_task_rec_t *a = reserve1(f, t, 1000);
   json_t *err = json_pack("{s:i, s:s, s:s}", "code", ER_ERETRY, "name", "ERETRY", "message",
                           "try again");
@@ -810,12 +823,12 @@ static void test_retry(void **state) {
   er_task_rec_free(r);
 }
 
-/* ---- results, purge, stats, heartbeats ------------------------------------------------- */
+/* ---- results, purge, stats, heartbeats ---------------------------------------------- */
 
 static void test_result_ttl(void **state) {
   fx_t *f = *state;
   er_task_rec_t *r = mk(f, "t"), *keep = mk(f, "t"), *dflt = mk(f, "t");
-  r->result_ttl_ms = 50;
+  r->result_ttl_ms = 200;
   keep->result_ttl_ms = -1;
   er_task_rec_t *rs[] = {r, keep, dflt};
   assert_int_equal(er_store_enqueue(f->s, rs, 3, 0, NULL), 0);
@@ -830,7 +843,7 @@ static void test_result_ttl(void **state) {
   er_task_rec_t *g = get(f, r->id);
   assert_json_eq(g->result, res);
   er_task_rec_free(g);
-  sleep_ms(80);
+  sleep_ms(300);
   /* past its TTL it reads as gone, and maintain deletes it */
   assert_int_equal(get_rc(f, r->id), ER_ENOENT);
   er_maint_counts_t mc;
@@ -967,8 +980,9 @@ static void test_too_big(void **state) {
   assert_int_equal(get_rc(f, big->id), ER_ENOENT);
   /* the limit counts args + kwargs + context together */
   json_array_clear(big->args);
-  json_object_set_new(big->kwargs, "a", json_string("012345678901234567890123456789012345678901234"));
-  big->context = json_pack("{s:s}", "b", "012345678901234567890123456789012345678901234");
+  const char *s45 = "012345678901234567890123456789012345678901234";
+  json_object_set_new(big->kwargs, "a", json_string(s45));
+  big->context = json_pack("{s:s}", "b", s45);
   assert_int_equal(er_store_enqueue(s, &big, 1, 0, NULL), ER_ETOOBIG);
   json_object_del(big->context, "b");
   assert_int_equal(er_store_enqueue(s, rs, 2, 0, NULL), 0);
@@ -977,7 +991,7 @@ static void test_too_big(void **state) {
   er_task_rec_free(big);
 }
 
-/* ---- SQLite files ------------------------------------------------------------------------ */
+/* ---- SQLite files ------------------------------------------------------------------- */
 
 static void test_corrupt_file(void **state) {
   fx_t *f = *state;
@@ -1053,6 +1067,54 @@ static void test_schema_version(void **state) {
   assert_false(sorts);
 }
 
+/* Another process holds the write lock: a call waits for it (busy_ms), and
+ * past busy_ms fails with ER_EBUSY having written nothing. */
+static void test_busy(void **state) {
+  fx_t *f = *state;
+  if (!is_sqlite(f) || !f->dir[0]) skip();
+  char path[256];
+  snprintf(path, sizeof path, "%s/store.db", f->dir);
+  for (int round = 0; round < 2; round++) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      sqlite3 *db;
+      if (sqlite3_open(path, &db) ||
+          sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'app'",
+                       NULL, NULL, NULL))
+        _exit(2);
+      char c = 1;
+      if (write(p[1], &c, 1) != 1) _exit(3);
+      sleep_ms(300);
+      sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+      sqlite3_close(db);
+      _exit(0);
+    }
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    er_store_t *s = round == 0 ? f->s : open_with(f, "busy_ms=50");
+    er_task_rec_t *r = mk(f, "t");
+    uint64_t t0 = er_now_mono_ms();
+    int rc = er_store_enqueue(s, &r, 1, 0, NULL);
+    uint64_t el = er_now_mono_ms() - t0;
+    if (round == 0) {
+      assert_int_equal(rc, 0); /* waited for the lock */
+      assert_true(el >= 200);
+    } else {
+      assert_int_equal(rc, ER_EBUSY);
+      assert_true(el < 250);
+      assert_true(strlen(er_store_last_error(s)) > 0);
+      er_store_close(s);
+    }
+    reap(pid);
+    assert_int_equal(get_rc(f, r->id), round == 0 ? 0 : ER_ENOENT);
+    er_task_rec_free(r);
+    close(p[0]);
+    close(p[1]);
+  }
+}
+
 /* Several processes open one new file at once: one creates the schema. */
 static void test_concurrent_create(void **state) {
   fx_t *f = *state;
@@ -1086,7 +1148,7 @@ static void test_concurrent_create(void **state) {
   er_store_close(s);
 }
 
-/* ---- wake-ups ------------------------------------------------------------------------------- */
+/* ---- wake-ups ----------------------------------------------------------------------- */
 
 static uint64_t mono_us(void) {
   struct timespec ts;
@@ -1111,13 +1173,6 @@ static pid_t child_enqueue(fx_t *f, er_task_rec_t *r, int delay_ms, int fd) {
     _exit(rc ? 3 : 0);
   }
   return pid;
-}
-
-static void reap(pid_t pid) {
-  int st;
-  assert_int_equal(waitpid(pid, &st, 0), pid);
-  assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void test_wake_other_process(void **state) {
@@ -1178,7 +1233,7 @@ static void test_wait_timeout(void **state) {
   er_task_rec_free(r);
 }
 
-/* ---- many processes --------------------------------------------------------------------------- */
+/* ---- many processes ----------------------------------------------------------------- */
 
 #define MP_TASKS 2000
 #define MP_PROCS 4
@@ -1310,6 +1365,7 @@ int main(int argc, char **argv) {
       T(test_too_big),
       T(test_corrupt_file),
       T(test_schema_version),
+      T(test_busy),
       T(test_concurrent_create),
       T(test_wake_other_process),
       T(test_wait_timeout),
