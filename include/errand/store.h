@@ -154,7 +154,9 @@ int er_store_renew(er_store_t *s, const char *const *ids, const int *attempts, s
 typedef struct er_completion {
   const char *id;
   int attempt;
-  er_task_state_t state; /* SUCCESS, FAILURE, RETRY or REVOKED */
+  er_task_state_t state; /* SUCCESS, FAILURE, RETRY or REVOKED; or PENDING:
+                            give the task back to the queue (a worker that
+                            stops), counting no retry */
   json_t *result;        /* SUCCESS (borrowed; may be NULL) */
   json_t *error;         /* FAILURE/RETRY (borrowed) */
   int64_t retry_eta_ms;  /* RETRY: when to run again */

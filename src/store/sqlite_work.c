@@ -162,7 +162,25 @@ static const char SQL_RETRY[] =
     "worker = NULL, lease_until_ms = NULL "
     "WHERE id = ?1 AND attempt = ?2 AND state = 1";
 
+/* PENDING: a worker gives the task back (shutdown); no retry is counted. */
+static const char SQL_GIVE_BACK[] =
+    "UPDATE tasks SET state = 0, queued = 1, worker = NULL, lease_until_ms = NULL "
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1";
+
+static int give_back(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_GIVE_BACK, &st);
+  if (rc) return rc;
+  er__sq_bind_text(st, 1, c->id);
+  sqlite3_bind_int(st, 2, c->attempt);
+  rc = er__sq_step(sq, st, "give back");
+  *fenced = rc == SQLITE_DONE && sqlite3_changes(sq->db) == 0;
+  er__sq_done(st);
+  return rc < 0 ? rc : 0;
+}
+
 static int complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
+  if (c->state == ER_STATE_PENDING) return give_back(sq, c, fenced);
   sqlite3_stmt *st;
   bool retry = c->state == ER_STATE_RETRY;
   int rc = er__sq_prep(sq, retry ? SQL_RETRY : SQL_FINISH, &st);

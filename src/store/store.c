@@ -307,8 +307,9 @@ int er_store_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *
   for (size_t i = 0; i < n; i++) {
     if (!cs[i].id) return bad(s, "complete: a completion without an id");
     if (cs[i].state != ER_STATE_SUCCESS && cs[i].state != ER_STATE_FAILURE &&
-        cs[i].state != ER_STATE_RETRY && cs[i].state != ER_STATE_REVOKED)
-      return bad(s, "complete: state must be SUCCESS, FAILURE, RETRY or REVOKED");
+        cs[i].state != ER_STATE_RETRY && cs[i].state != ER_STATE_REVOKED &&
+        cs[i].state != ER_STATE_PENDING)
+      return bad(s, "complete: state must be SUCCESS, FAILURE, RETRY, REVOKED or PENDING");
   }
   if (!n) return 0;
   return s->ops->complete(s, cs, n, fenced);

@@ -823,6 +823,31 @@ static void test_retry(void **state) {
   er_task_rec_free(r);
 }
 
+/* A worker that stops gives its running task back: queued again at once, no
+ * retry counted, and the stale attempt is fenced out afterwards. */
+static void test_give_back(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  int64_t t = r->eta_ms;
+  er_task_rec_t *a = reserve1(f, t, 60000);
+  assert_false(complete1(f, r->id, a->attempt, ER_STATE_PENDING, NULL, NULL, t + 1, 0));
+  er_task_rec_t *g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_PENDING);
+  assert_int_equal(g->retries, 0);
+  assert_null(g->worker);
+  er_task_rec_free(g);
+  er_task_rec_t *b = reserve1(f, t + 2, 60000);
+  assert_int_equal(b->attempt, a->attempt + 1);
+  assert_true(complete1(f, r->id, a->attempt, ER_STATE_PENDING, NULL, NULL, t + 3, 0));
+  g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_STARTED);
+  er_task_rec_free(g);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  er_task_rec_free(r);
+}
+
 /* ---- results, purge, stats, heartbeats ---------------------------------------------- */
 
 static void test_result_ttl(void **state) {
@@ -1358,6 +1383,7 @@ int main(int argc, char **argv) {
       T(test_renew_and_revoke),
       T(test_revoke_requested_lease_lost),
       T(test_retry),
+      T(test_give_back),
       T(test_result_ttl),
       T(test_purge),
       T(test_stats),
