@@ -266,6 +266,47 @@ static void cli_round_trip_and_errors(void **s) {
   h_stop(w, SIGTERM);
 }
 
+/* On a terminal, `errand result --wait` draws a progress bar while the task
+ * reports progress; script(1) gives it one. */
+static void result_draws_a_progress_bar_on_a_terminal(void **s) {
+  if (system("command -v script >/dev/null 2>&1") != 0) {
+    skip(); /* util-linux's script is part of every Debian system */
+  }
+  pid_t w = h_worker(&H, "prefork", 1, NULL);
+  er_id_t id;
+  h_send(&H, "progress", "[1.5]", NULL, &id);
+  char cmd[1024], out_path[300];
+  snprintf(out_path, sizeof out_path, "%s/tty.txt", H.dir);
+  snprintf(cmd, sizeof cmd,
+           "script -qfec '%s result %s --wait --store %s' /dev/null > %s 2>&1 </dev/null",
+           ERRAND_BIN, id.text, H.url, out_path);
+  assert_int_equal(system(cmd), 0);
+  FILE *f = fopen(out_path, "r");
+  char buf[8192] = {0};
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  assert_true(n > 0);
+  assert_non_null(strstr(buf, "[###"));
+  assert_non_null(strstr(buf, "% working"));
+  assert_non_null(strstr(buf, "20")); /* the result, after the bar */
+  h_stop(w, SIGTERM);
+}
+
+static void cli_purge_removes_waiting_tasks(void **s) {
+  er_id_t id;
+  h_send(&H, "add", "[1, 1]", &(er_send_opts_t){.queue = "later"}, &id);
+  h_send(&H, "add", "[1, 1]", &(er_send_opts_t){.queue = "later"}, &id);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(h_cli(&H, &out, &err, "purge", "later", NULL), 0);
+  assert_non_null(strstr(out, "purged 2 tasks"));
+  free(out);
+  free(err);
+  er_task_rec_t *r;
+  er_status(H.client, id.text, NULL, &r);
+  assert_int_equal(r->state, ER_STATE_UNKNOWN);
+  er_task_rec_free(r);
+}
+
 static void tasklet_task_fans_out(void **s) {
   pid_t w = h_worker(&H, "prefork", 2, NULL);
   er_id_t id;
@@ -337,6 +378,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(bad_input_is_refused_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(cli_round_trip_and_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(tasklet_task_fans_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(result_draws_a_progress_bar_on_a_terminal, setup, teardown),
+      cmocka_unit_test_setup_teardown(cli_purge_removes_waiting_tasks, setup, teardown),
       cmocka_unit_test_setup_teardown(warm_shutdown_finishes_running_tasks, setup, teardown),
       cmocka_unit_test_setup_teardown(second_signal_gives_tasks_back, setup, teardown),
   };
