@@ -25,8 +25,9 @@ int cli_exit_for(int rc);
 er_client_t *cli_open(const char *url);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */
 json_t *cli_json_arg(const char *what, const char *text);
-/* Parses seconds (may be fractional) to ms; -1 if bad. */
-int64_t cli_seconds(const char *s);
+/* Parses seconds (may be fractional) into *ms; prints "OPT takes seconds"
+ * and returns false if s is not a number of seconds. */
+bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms);
 /* Prints the outcome of a finished task: the result JSON on stdout, or the
  * error on stderr; returns the exit code. */
 int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, json_t *error);

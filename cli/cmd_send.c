@@ -94,10 +94,7 @@ int cmd_send(int argc, char **argv) {
       case 'k': kwargs_s = optarg; break;
       case 'x': ctx_s = optarg; break;
       case 'C':
-        if ((so.countdown_ms = cli_seconds(optarg)) < 0) {
-          cli_error("--countdown takes seconds, not '%s'", optarg);
-          return EXIT_USAGE;
-        }
+        if (!cli_seconds_opt("--countdown", optarg, &so.countdown_ms)) return EXIT_USAGE;
         break;
       case 'K': so.key = optarg; break;
       case 'n': so.name = optarg; break;
@@ -106,10 +103,7 @@ int cmd_send(int argc, char **argv) {
       case 'i': so.if_absent = true; break;
       case 'w': wait = true; break;
       case 't':
-        if ((timeout = cli_seconds(optarg)) < 0) {
-          cli_error("--timeout takes seconds, not '%s'", optarg);
-          return EXIT_USAGE;
-        }
+        if (!cli_seconds_opt("--timeout", optarg, &timeout)) return EXIT_USAGE;
         break;
       case 's': store = optarg; break;
       case 'h': fputs(send_usage, stdout); return EXIT_OK;
@@ -169,10 +163,7 @@ int cmd_result(int argc, char **argv) {
       case 'K': key = optarg; break;
       case 'w': wait = true; break;
       case 't':
-        if ((timeout = cli_seconds(optarg)) < 0) {
-          cli_error("--timeout takes seconds, not '%s'", optarg);
-          return EXIT_USAGE;
-        }
+        if (!cli_seconds_opt("--timeout", optarg, &timeout)) return EXIT_USAGE;
         break;
       case 's': store = optarg; break;
       case 'h': fputs(result_usage, stdout); return EXIT_OK;

@@ -64,16 +64,16 @@ int cmd_worker(int argc, char **argv) {
         break;
       }
       case 's': wo.store_url = optarg; break;
-      case 'l': wo.lease_ms = cli_seconds(optarg); break;
-      case 'g': wo.grace_ms = cli_seconds(optarg); break;
+      case 'l':
+        if (!cli_seconds_opt("--lease", optarg, &wo.lease_ms)) return EXIT_USAGE;
+        break;
+      case 'g':
+        if (!cli_seconds_opt("--grace", optarg, &wo.grace_ms)) return EXIT_USAGE;
+        break;
       case 'q': wo.quiet = true; break;
       case 'h': fputs(usage, stdout); return EXIT_OK;
       default: fputs(usage, stderr); return EXIT_USAGE;
     }
-  }
-  if (wo.lease_ms < 0 || wo.grace_ms < 0) {
-    cli_error("--lease and --grace take seconds");
-    return EXIT_USAGE;
   }
   wo.queues = (const char *const *)queues;
   wo.nqueues = nq;

@@ -74,12 +74,16 @@ json_t *cli_json_arg(const char *what, const char *text) {
   return j;
 }
 
-int64_t cli_seconds(const char *s) {
+bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
-  if (errno || end == s || *end || v < 0) return -1;
-  return (int64_t)(v * 1000.0 + 0.5);
+  if (errno || end == s || *end || v < 0 || v > 1e9) {
+    cli_error("%s takes seconds, not '%s'", opt, s);
+    return false;
+  }
+  *ms = (int64_t)(v * 1000.0 + 0.5);
+  return true;
 }
 
 int main(int argc, char **argv) {

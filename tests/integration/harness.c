@@ -124,3 +124,18 @@ er_task_rec_t *h_wait(harness_t *h, const char *id, int64_t timeout_ms) {
   assert_int_equal(er_status(h->client, id, NULL, &r), 0);
   return r;
 }
+
+void h_wait_state(harness_t *h, const char *id, er_task_state_t state, int64_t timeout_ms) {
+  uint64_t deadline = er_now_mono_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    er_task_rec_t *r = NULL;
+    assert_int_equal(er_status(h->client, id, NULL, &r), 0);
+    er_task_state_t got = r->state;
+    er_task_rec_free(r);
+    if (got == state) return;
+    if (er_now_mono_ms() >= deadline)
+      fail_msg("task %s is %s, not %s, after %lld ms", id, er_state_name(got), er_state_name(state),
+               (long long)timeout_ms);
+    usleep(5000);
+  }
+}

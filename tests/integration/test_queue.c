@@ -142,14 +142,7 @@ static void revoke_pending_and_running(void **s) {
   assert_int_equal(er_revoke(H.client, later.text), 0);
   pid_t w = h_worker(&H, "prefork", 1, "--lease", "3", NULL);
   h_send(&H, "sleep", "[30]", NULL, &running);
-  for (int i = 0; i < 200; i++) {
-    er_task_rec_t *r;
-    er_status(H.client, running.text, NULL, &r);
-    bool started = r->state == ER_STATE_STARTED;
-    er_task_rec_free(r);
-    if (started) break;
-    usleep(10000);
-  }
+  h_wait_state(&H, running.text, ER_STATE_STARTED, 2000);
   assert_int_equal(er_revoke(H.client, running.text), 0);
   /* The worker sees the revoke at its next lease renewal (lease 3 s: every
    * second) and kills the child after the grace period. */
@@ -324,14 +317,7 @@ static void warm_shutdown_finishes_running_tasks(void **s) {
   pid_t w = h_worker(&H, "prefork", 1, NULL);
   er_id_t id;
   h_send(&H, "sleep", "[0.5]", NULL, &id);
-  for (int i = 0; i < 200; i++) {
-    er_task_rec_t *r;
-    er_status(H.client, id.text, NULL, &r);
-    bool started = r->state == ER_STATE_STARTED;
-    er_task_rec_free(r);
-    if (started) break;
-    usleep(10000);
-  }
+  h_wait_state(&H, id.text, ER_STATE_STARTED, 2000);
   int status = h_stop(w, SIGTERM);
   assert_true(WIFEXITED(status));
   er_task_rec_t *r;
@@ -344,14 +330,7 @@ static void second_signal_gives_tasks_back(void **s) {
   pid_t w = h_worker(&H, "prefork", 1, NULL);
   er_id_t id;
   h_send(&H, "sleep", "[30]", NULL, &id);
-  for (int i = 0; i < 200; i++) {
-    er_task_rec_t *r;
-    er_status(H.client, id.text, NULL, &r);
-    bool started = r->state == ER_STATE_STARTED;
-    er_task_rec_free(r);
-    if (started) break;
-    usleep(10000);
-  }
+  h_wait_state(&H, id.text, ER_STATE_STARTED, 2000);
   kill(w, SIGTERM);
   usleep(100000);
   int status = h_stop(w, SIGINT);
