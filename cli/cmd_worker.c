@@ -13,6 +13,7 @@ static const char usage[] =
     "  -Q, --queues LIST   queues to consume, by priority (default: default)\n"
     "  -c, --concurrency N tasks at once (default: the number of CPUs)\n"
     "  -P, --pool P        prefork (default), threads or solo\n"
+    "      --prefetch N    tasks reserved per slot, running or waiting (default 4)\n"
     "      --lease S       lease length in seconds (default 30)\n"
     "      --grace S       warm shutdown wait in seconds (default 30)\n"
     "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n"
@@ -28,6 +29,7 @@ int cmd_worker(int argc, char **argv) {
       {"concurrency", required_argument, 0, 'c'}, {"pool", required_argument, 0, 'P'},
       {"store", required_argument, 0, 's'}, {"lease", required_argument, 0, 'l'},
       {"grace", required_argument, 0, 'g'}, {"quiet", no_argument, 0, 'q'},
+      {"prefetch", required_argument, 0, 'p'},
       {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   char *queues[64];
@@ -71,6 +73,13 @@ int cmd_worker(int argc, char **argv) {
         if (!cli_seconds_opt("--grace", optarg, &wo.grace_ms)) return EXIT_USAGE;
         break;
       case 'q': wo.quiet = true; break;
+      case 'p':
+        wo.prefetch = atoi(optarg);
+        if (wo.prefetch <= 0) {
+          cli_error("--prefetch must be a positive number, not '%s'", optarg);
+          return EXIT_USAGE;
+        }
+        break;
       case 'h': fputs(usage, stdout); return EXIT_OK;
       default: fputs(usage, stderr); return EXIT_USAGE;
     }

@@ -47,6 +47,9 @@ typedef struct er_worker_opts {
   int64_t heartbeat_ms;       /* 0: 2000 */
   int64_t grace_ms;           /* warm shutdown wait; 0: 30000 */
   int64_t revoke_grace_ms;    /* a revoked running task is killed after; 0: 2000 */
+  int prefetch;               /* tasks reserved per slot, running or waiting (Celery's
+                                 prefetch multiplier); 0: 4. 1 for long tasks, so a
+                                 busy worker holds none back from idle ones */
   bool quiet;                 /* no start-up banner on stderr */
 } er_worker_opts_t;
 

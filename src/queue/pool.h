@@ -14,6 +14,7 @@ typedef struct er__job {
   er__outcome_t out;
   volatile sig_atomic_t revoked; /* revoke requested (threads, solo, tasklet) */
   bool fenced;                   /* the lease was lost: the outcome will be refused */
+  bool submitted;                /* handed to the pool (else still in the backlog) */
   uint64_t started_ms;           /* monotonic */
   struct er__job *prev, *next;   /* the worker's running list */
   void *slot;                    /* the pool's own record of where it runs */
@@ -39,6 +40,8 @@ struct er__pool {
   er_worker_t *w;
   er_loop_t *loop;
   int concurrency;
+  int prefetch;  /* the worker's prefetch multiplier */
+  int capacity;  /* jobs it takes at once; start() sets it (>= concurrency) */
   const char *store_url;
   int64_t revoke_grace_ms;
 };

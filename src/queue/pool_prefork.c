@@ -15,13 +15,18 @@
 
 #include "queue/pool.h"
 
+#define MAX_DEPTH 2
+
 typedef struct child {
   struct prefork *pool;
   pid_t pid;
   int fd;
   uv_pipe_t pipe;
-  uv_timer_t timer; /* hard time limit, then revocation grace */
-  er__job_t *job;
+  uv_timer_t timer; /* the running job's hard time limit, then revocation grace */
+  /* Jobs written to the child, in order: jobs[0] runs, the next one waits in
+   * the socket so the child starts it without waiting for the worker. */
+  er__job_t *jobs[MAX_DEPTH];
+  int njobs;
   char *buf;
   size_t len, cap;
   const char *kill_reason; /* why we killed it, for the task's error */
@@ -33,12 +38,16 @@ typedef struct prefork {
   er__pool_t base;
   child_t **children;
   int n;
-  er__job_t **waiting; /* jobs submitted while their child was being replaced */
+  int depth;           /* jobs written to a child at once: 1, or 2 with prefetch */
+  er__job_t **waiting; /* jobs with no child to take them yet (one was replaced) */
   size_t nwaiting;
   bool stopping;
 } prefork_t;
 
 int er__child_main(int fd, const char *store_url); /* prefork_child.c */
+
+static int pool_capacity(const prefork_t *p) { return p->n * p->depth; }
+static int requeue(prefork_t *p, er__job_t *j);
 
 /* ---- spawning ---- */
 
@@ -80,17 +89,21 @@ static int spawn(prefork_t *p, child_t *c) {
 
 /* ---- the child's answers ---- */
 
+static void start_head(child_t *c);
+
 static void take_answer(child_t *c, const char *line) {
-  er__job_t *j = c->job;
+  er__job_t *j = c->njobs ? c->jobs[0] : NULL;
   json_error_t jerr;
   json_t *a = json_loads(line, 0, &jerr);
-  if (!j || !a) {
+  const char *id = a ? json_string_value(json_object_get(a, "id")) : NULL;
+  if (!j || !id || strcmp(id, j->rec->id) != 0) {
     er_log(ER_LOG_ERROR, "prefork: unexpected line from child %d", (int)c->pid);
     json_decref(a);
     return;
   }
   uv_timer_stop(&c->timer);
-  c->job = NULL;
+  memmove(c->jobs, c->jobs + 1, (size_t)--c->njobs * sizeof *c->jobs);
+  start_head(c);
   j->out.rc = (int)json_integer_value(json_object_get(a, "rc"));
   json_t *res = json_object_get(a, "result");
   if (j->out.rc == 0) j->out.result = json_incref(res ? res : json_null());
@@ -165,8 +178,10 @@ static void on_child_gone(child_t *c) {
   uv_timer_stop(&c->timer);
   int status = 0;
   while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
-  er__job_t *j = c->job;
-  c->job = NULL;
+  er__job_t *j = c->njobs ? c->jobs[0] : NULL;
+  /* Jobs behind the one that ran never started: another child takes them. */
+  for (int i = 1; i < c->njobs; i++) requeue(c->pool, c->jobs[i]);
+  c->njobs = 0;
   if (j) {
     char msg[512];
     describe_death(status, c->kill_reason, msg, sizeof msg);
@@ -184,14 +199,14 @@ static void on_child_gone(child_t *c) {
 
 static void on_hard_limit(uv_timer_t *t) {
   child_t *c = t->data;
-  if (!c->job) return;
+  if (!c->njobs) return;
   c->kill_reason = "hard time limit exceeded";
   kill(c->pid, SIGKILL);
 }
 
 static void on_revoke_grace(uv_timer_t *t) {
   child_t *c = t->data;
-  if (!c->job) return;
+  if (!c->njobs) return;
   c->kill_reason = "revoked";
   kill(c->pid, SIGKILL);
 }
@@ -221,43 +236,78 @@ static int send_to(child_t *c, er__job_t *j) {
     er_free(req);
     return ER_EIO;
   }
-  c->job = j;
+  c->jobs[c->njobs++] = j;
   j->slot = c;
-  int64_t hard = er__eff_hard_ms(j->rec, j->def);
-  if (hard > 0) uv_timer_start(&c->timer, on_hard_limit, (uint64_t)hard, 0);
+  if (c->njobs == 1) start_head(c);
   return 0;
+}
+
+/* The job at the head of c's queue has started (as far as the worker can
+ * tell): its hard time limit runs from now, and a revoke that came while it
+ * waited takes effect. */
+static void revoke_head(child_t *c);
+static void start_head(child_t *c) {
+  if (!c->njobs) return;
+  er__job_t *j = c->jobs[0];
+  int64_t hard = er__eff_hard_ms(j->rec, j->def);
+  if (j->revoked)
+    revoke_head(c);
+  else if (hard > 0)
+    uv_timer_start(&c->timer, on_hard_limit, (uint64_t)hard, 0);
+}
+
+/* The least busy live child with room, or NULL. */
+static child_t *pick(prefork_t *p) {
+  child_t *best = NULL;
+  for (int i = 0; i < p->n; i++) {
+    child_t *c = p->children[i];
+    if (c->closing || c->njobs >= p->depth) continue;
+    if (!best || c->njobs < best->njobs) best = c;
+    if (!c->njobs) break;
+  }
+  return best;
 }
 
 static int submit(er__pool_t *pool, er__job_t *j) {
   prefork_t *p = (prefork_t *)pool;
-  for (int i = 0; i < p->n; i++)
-    if (!p->children[i]->job && !p->children[i]->closing) return send_to(p->children[i], j);
-  /* Every idle slot's child is being replaced (it just died): the job waits
+  child_t *c = pick(p);
+  if (c) return send_to(c, j);
+  /* Every child with room is being replaced (one just died): the job waits
    * for the new child. */
-  if (p->nwaiting == (size_t)p->n) return ER_EBUSY;
+  return requeue(p, j);
+}
+
+static int requeue(prefork_t *p, er__job_t *j) {
+  if (p->nwaiting == (size_t)pool_capacity(p)) return ER_EBUSY;
   p->waiting[p->nwaiting++] = j;
   return 0;
 }
 
-/* A new child is ready: give it the job that waited longest, if any. */
+/* A new child is ready: give it the jobs that waited longest, if any. */
 static void child_ready(child_t *c) {
   prefork_t *p = c->pool;
-  if (!p->nwaiting) return;
-  er__job_t *j = p->waiting[0];
-  memmove(p->waiting, p->waiting + 1, --p->nwaiting * sizeof *p->waiting);
-  if (send_to(c, j) < 0) {
-    j->out.rc = ER_EINTERNAL;
-    j->out.message = er_strdup("cannot hand the task to a worker child");
-    er__worker_job_done(p->base.w, j);
+  while (p->nwaiting && c->njobs < p->depth) {
+    er__job_t *j = p->waiting[0];
+    memmove(p->waiting, p->waiting + 1, --p->nwaiting * sizeof *p->waiting);
+    if (send_to(c, j) < 0) {
+      j->out.rc = ER_EINTERNAL;
+      j->out.message = er_strdup("cannot hand the task to a worker child");
+      er__worker_job_done(p->base.w, j);
+    }
   }
 }
 
-static void revoke_job(er__pool_t *pool, er__job_t *j) {
-  child_t *c = j->slot;
-  if (!c || c->job != j) return;
+static void revoke_head(child_t *c) {
   kill(c->pid, SIGUSR1); /* er_task_check now says ER_EREVOKED */
   uv_timer_stop(&c->timer);
-  uv_timer_start(&c->timer, on_revoke_grace, (uint64_t)pool->revoke_grace_ms, 0);
+  uv_timer_start(&c->timer, on_revoke_grace, (uint64_t)c->pool->base.revoke_grace_ms, 0);
+}
+
+/* A job still waiting behind another is revoked when it reaches the head
+ * (start_head); j->revoked is already set by the worker. */
+static void revoke_job(er__pool_t *pool, er__job_t *j) {
+  child_t *c = j->slot;
+  if (c && c->njobs && c->jobs[0] == j) revoke_head(c);
 }
 
 /* ---- life ---- */
@@ -265,8 +315,10 @@ static void revoke_job(er__pool_t *pool, er__job_t *j) {
 static int start(er__pool_t *pool) {
   prefork_t *p = (prefork_t *)pool;
   p->n = pool->concurrency;
+  p->depth = pool->prefetch > 1 ? MAX_DEPTH : 1;
+  pool->capacity = pool_capacity(p);
   p->children = er_calloc((size_t)p->n, sizeof *p->children);
-  p->waiting = er_calloc((size_t)p->n, sizeof *p->waiting);
+  p->waiting = er_calloc((size_t)pool->capacity, sizeof *p->waiting);
   if (!p->children || !p->waiting) return ER_ENOMEM;
   for (int i = 0; i < p->n; i++) {
     child_t *c = er_calloc(1, sizeof *c);
@@ -303,7 +355,7 @@ static void destroy(er__pool_t *pool, bool now) {
       while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
       uv_close((uv_handle_t *)&c->pipe, NULL);
     }
-    c->job = NULL;
+    c->njobs = 0;
     /* The timer's close frees the child, after the pipe's (closed first). */
     uv_close((uv_handle_t *)&c->timer, on_child_freed);
   }

@@ -8,7 +8,10 @@ typedef struct solo {
   er__pool_t base;
 } solo_t;
 
-static int start(er__pool_t *p) { return 0; }
+static int start(er__pool_t *p) {
+  p->capacity = p->concurrency;
+  return 0;
+}
 
 static void run(void *arg) {
   er__job_t *j = arg;

@@ -70,7 +70,10 @@ static void on_async(uv_async_t *h) {
 
 static int start(er__pool_t *p) {
   threads_t *tp = (threads_t *)p;
-  tp->cap = tp->capdone = (size_t)p->concurrency;
+  /* With prefetch, a job waits in the queue for the next free thread, so no
+   * thread waits for the worker's loop between two tasks. */
+  p->capacity = p->prefetch > 1 ? 2 * p->concurrency : p->concurrency;
+  tp->cap = tp->capdone = (size_t)p->capacity;
   tp->todo = er_calloc(tp->cap, sizeof *tp->todo);
   tp->done = er_calloc(tp->capdone, sizeof *tp->done);
   tp->tids = er_calloc((size_t)p->concurrency, sizeof *tp->tids);

@@ -15,7 +15,8 @@
 #define TICK_MS 100
 #define MAINTAIN_MS 1000
 #define MAX_TASKLETS 10000
-#define RESERVE_BATCH 64
+#define RESERVE_BATCH 256
+#define MAX_RESERVED 4096
 
 struct er_worker {
   er_worker_opts_t opts;
@@ -29,13 +30,17 @@ struct er_worker {
   er__pool_t *pool;
   uv_poll_t wake;
   bool has_wake;
-  uv_timer_t tick, beat, renew, grace;
+  uv_timer_t tick, beat, renew, grace, flush_timer;
   uv_signal_t sigterm, sigint;
   uv_async_t stop_async;
   atomic_int stop_req; /* 1 warm, 2 now: from er_worker_stop on any thread */
 
-  er__job_t *running;
+  er__job_t *running; /* every reserved job: in the pool, a tasklet, or backlog */
   size_t nslots_used, ntasklets;
+  /* Reserved ahead (prefetch) and waiting for a free slot, oldest first: the
+   * pool goes from one task to the next without a store round trip. */
+  er__job_t **backlog;
+  size_t bl_head, bl_len, bl_cap;
   /* Outcomes waiting to be written in one transaction. */
   er_completion_t *done;
   er__job_t **done_jobs;
@@ -45,6 +50,8 @@ struct er_worker {
   uint64_t last_maintain_ms;
   int64_t started_ms;
   uint64_t processed, failed;
+  double rate;              /* tasks finished per second, smoothed */
+  uint64_t rate_ms, rate_count; /* the current measuring window */
 };
 
 const char *er_pool_name(er_pool_kind_t k) {
@@ -89,9 +96,23 @@ static void job_free(er__job_t *j) {
 static void fill(er_worker_t *w);
 static void maybe_finish(er_worker_t *w);
 
+/* Smooths the completion rate over windows of at least 100 ms. */
+static void update_rate(er_worker_t *w, size_t n) {
+  uint64_t now = er_now_mono_ms();
+  w->rate_count += n;
+  if (!w->rate_ms) w->rate_ms = now;
+  uint64_t dt = now - w->rate_ms;
+  if (dt < 100) return;
+  double r = (double)w->rate_count * 1000.0 / (double)dt;
+  w->rate = w->rate ? 0.7 * w->rate + 0.3 * r : r;
+  w->rate_ms = now;
+  w->rate_count = 0;
+}
+
 static void flush(void *arg) {
   er_worker_t *w = arg;
   w->flush_scheduled = false;
+  uv_timer_stop(&w->flush_timer);
   if (!w->ndone) return;
   bool *fenced = er_calloc(w->ndone, sizeof *fenced);
   int rc = er_store_complete(w->store, w->done, w->ndone, fenced);
@@ -108,10 +129,13 @@ static void flush(void *arg) {
     job_free(w->done_jobs[i]);
   }
   er_free(fenced);
+  update_rate(w, w->ndone);
   w->ndone = 0;
   fill(w);
   maybe_finish(w);
 }
+
+static void on_flush_timer(uv_timer_t *h) { flush(h->data); }
 
 static void push_completion(er_worker_t *w, er__job_t *j, const er_completion_t *c) {
   if (w->ndone == w->capdone) {
@@ -130,22 +154,38 @@ static void push_completion(er_worker_t *w, er__job_t *j, const er_completion_t 
   }
   w->done[w->ndone] = *c;
   w->done_jobs[w->ndone++] = j;
-  if (!w->flush_scheduled) {
-    w->flush_scheduled = true;
-    er_loop_call_soon(w->loop, flush, w);
+  /* Outcomes are written in batches: at once when nothing else is waiting to
+   * run (a poller wants its result now), else after a millisecond or 128 of
+   * them, so a busy worker pays one transaction for many tasks. */
+  bool busy = w->bl_len > 0 && w->ndone < 128;
+  if (w->flush_scheduled) {
+    if (!busy && uv_is_active((uv_handle_t *)&w->flush_timer)) {
+      uv_timer_stop(&w->flush_timer);
+      w->flush_scheduled = false;
+    } else {
+      return;
+    }
   }
+  w->flush_scheduled = true;
+  if (busy)
+    uv_timer_start(&w->flush_timer, on_flush_timer, 1, 0);
+  else
+    er_loop_call_soon(w->loop, flush, w);
 }
+
+static void start_backlog(er_worker_t *w);
 
 void er__worker_job_done(er_worker_t *w, er__job_t *j) {
   unlink_job(w, j);
   if (j->def && j->def->tasklet)
     w->ntasklets--;
-  else
+  else if (j->submitted)
     w->nslots_used--;
   if (w->stopping == 2) {
     job_free(j); /* already given back */
     return;
   }
+  start_backlog(w);
   er_completion_t c;
   er__decide(j->rec, j->def, &j->out, j->revoked, er_now_wall_ms(), &c);
   if (c.state == ER_STATE_SUCCESS && j->rec->ignore_result) c.result = NULL;
@@ -185,6 +225,56 @@ static int run_tasklet_task(void *arg) {
 
 /* ---- taking work ---- */
 
+static void submit_job(er_worker_t *w, er__job_t *j) {
+  w->nslots_used++;
+  j->submitted = true;
+  if (w->pool->ops->submit(w->pool, j) < 0) {
+    j->out.rc = ER_EINTERNAL;
+    j->out.message = er_strdup("the pool could not take the task");
+    er__worker_job_done(w, j);
+  }
+}
+
+static int backlog_push(er_worker_t *w, er__job_t *j) {
+  if (w->bl_len == w->bl_cap) {
+    size_t cap = w->bl_cap ? w->bl_cap * 2 : 64;
+    er__job_t **v = er_malloc(cap * sizeof *v);
+    if (!v) return ER_ENOMEM;
+    for (size_t i = 0; i < w->bl_len; i++) v[i] = w->backlog[(w->bl_head + i) % w->bl_cap];
+    er_free(w->backlog);
+    w->backlog = v;
+    w->bl_cap = cap;
+    w->bl_head = 0;
+  }
+  w->backlog[(w->bl_head + w->bl_len++) % w->bl_cap] = j;
+  return 0;
+}
+
+static er__job_t *backlog_shift(er_worker_t *w) {
+  if (!w->bl_len) return NULL;
+  er__job_t *j = w->backlog[w->bl_head];
+  w->bl_head = (w->bl_head + 1) % w->bl_cap;
+  w->bl_len--;
+  return j;
+}
+
+/* Hands backlog jobs to the pool while it has free slots. A job revoked while
+ * it waited ends REVOKED without running. */
+static void start_backlog(er_worker_t *w) {
+  while (!w->stopping && w->nslots_used < (size_t)w->pool->capacity) {
+    er__job_t *j = backlog_shift(w);
+    if (!j) return;
+    if (j->revoked) {
+      j->out.rc = ER_EREVOKED;
+      j->out.message = er_strdup("revoked before it started");
+      er__worker_job_done(w, j);
+    } else {
+      j->started_ms = er_now_mono_ms();
+      submit_job(w, j);
+    }
+  }
+}
+
 static void dispatch(er_worker_t *w, er_task_rec_t *rec) {
   er__job_t *j = er_calloc(1, sizeof *j);
   if (!j) {
@@ -206,21 +296,30 @@ static void dispatch(er_worker_t *w, er_task_rec_t *rec) {
       er__worker_job_done(w, j);
     return;
   }
-  w->nslots_used++;
-  if (w->pool->ops->submit(w->pool, j) < 0) {
-    j->out.rc = ER_EINTERNAL;
-    j->out.message = er_strdup("the pool could not take the task");
-    er__worker_job_done(w, j);
+  if (w->nslots_used < (size_t)w->pool->capacity && !w->bl_len) {
+    submit_job(w, j);
+  } else if (backlog_push(w, j) < 0) {
+    unlink_job(w, j);
+    job_free(j); /* out of memory: the lease ends and the task comes back */
   }
 }
 
+/* Reserves more when what is reserved falls to half the prefetch target, so
+ * that a store round trip serves many tasks. */
 static void fill(er_worker_t *w) {
+  /* Beyond the prefetch, hold about 50 ms of work at the rate tasks have been
+   * finishing: short tasks then cost one store round trip per batch, while a
+   * worker of long tasks holds nothing back from the others. */
+  size_t target = (size_t)w->opts.concurrency * (size_t)w->opts.prefetch +
+                  (size_t)(w->rate * 0.05);
+  if (target > MAX_RESERVED) target = MAX_RESERVED;
   while (!w->stopping) {
-    size_t free_slots = (size_t)w->opts.concurrency - w->nslots_used;
-    if (free_slots == 0 || w->ntasklets >= MAX_TASKLETS) return;
-    if (free_slots > RESERVE_BATCH) free_slots = RESERVE_BATCH;
+    size_t have = w->nslots_used + w->bl_len;
+    if (have > target / 2 || w->ntasklets >= MAX_TASKLETS) return;
+    size_t want = target - have;
+    if (want > RESERVE_BATCH) want = RESERVE_BATCH;
     er_reserve_req_t req = {(const char *const *)w->queues, w->nqueues, w->id,
-                            er_now_wall_ms(), w->opts.lease_ms, free_slots};
+                            er_now_wall_ms(), w->opts.lease_ms, want};
     er_task_rec_t **recs = NULL;
     size_t n = 0;
     int rc = er_store_reserve(w->store, &req, &recs, &n);
@@ -230,7 +329,7 @@ static void fill(er_worker_t *w) {
     }
     for (size_t i = 0; i < n; i++) dispatch(w, recs[i]);
     er_free(recs);
-    if (n < free_slots) return;
+    if (n < want) return;
   }
 }
 
@@ -242,6 +341,7 @@ static void on_wake(uv_poll_t *h, int status, int events) {
 
 static void on_tick(uv_timer_t *h) {
   er_worker_t *w = h->data;
+  update_rate(w, 0); /* an idle worker's rate decays */
   uint64_t now = er_now_mono_ms();
   if (now - w->last_maintain_ms >= MAINTAIN_MS) {
     w->last_maintain_ms = now;
@@ -278,7 +378,7 @@ static void on_renew(uv_timer_t *h) {
         jobs[i]->fenced = fenced[i];
         if (revoked[i] && !jobs[i]->revoked) {
           jobs[i]->revoked = 1;
-          if (!jobs[i]->def || !jobs[i]->def->tasklet) w->pool->ops->revoke(w->pool, jobs[i]);
+          if (jobs[i]->submitted) w->pool->ops->revoke(w->pool, jobs[i]);
         }
       }
     } else {
@@ -296,11 +396,12 @@ static void on_renew(uv_timer_t *h) {
 static void beat(er_worker_t *w) {
   json_t *qs = json_array();
   for (size_t i = 0; i < w->nqueues; i++) json_array_append_new(qs, json_string(w->queues[i]));
-  json_t *info = json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I}", "id", w->id,
-                           "hostname", w->hostname, "pid", (int)getpid(), "queues", qs,
+  json_t *info = json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I}", "id",
+                           w->id, "hostname", w->hostname, "pid", (int)getpid(), "queues", qs,
                            "concurrency", w->opts.concurrency, "pool",
                            er_pool_name(w->opts.pool), "active",
-                           (json_int_t)(w->nslots_used + w->ntasklets), "processed",
+                           (json_int_t)(w->nslots_used + w->ntasklets), "reserved",
+                           (json_int_t)w->bl_len, "processed",
                            (json_int_t)w->processed, "failed", (json_int_t)w->failed,
                            "started_ms", (json_int_t)w->started_ms);
   if (info) er_store_heartbeat(w->store, info, er_now_wall_ms(), 3 * w->opts.heartbeat_ms);
@@ -316,6 +417,7 @@ static void close_all(er_worker_t *w) {
   uv_timer_stop(&w->beat);
   uv_timer_stop(&w->renew);
   uv_timer_stop(&w->grace);
+  uv_timer_stop(&w->flush_timer);
   if (w->has_wake) uv_poll_stop(&w->wake);
   uv_signal_stop(&w->sigterm);
   uv_signal_stop(&w->sigint);
@@ -349,6 +451,33 @@ static void give_back(er_worker_t *w) {
     job_free(j);
   }
   w->nslots_used = w->ntasklets = 0;
+  w->bl_len = 0;
+}
+
+/* At a warm stop: the tasks reserved ahead go back to the queue at once, for
+ * other workers; only those already running are waited for. */
+static void give_back_backlog(er_worker_t *w) {
+  size_t n = w->bl_len;
+  if (!n) return;
+  er_completion_t *cs = er_calloc(n, sizeof *cs);
+  er__job_t **given = er_calloc(n, sizeof *given);
+  if (!cs || !given) {
+    er_free(cs);
+    er_free(given);
+    return; /* they stay reserved and run before the worker stops */
+  }
+  for (size_t i = 0; i < n; i++) {
+    er__job_t *j = given[i] = backlog_shift(w);
+    cs[i] = (er_completion_t){.id = j->rec->id, .attempt = j->rec->attempt,
+                              .state = ER_STATE_PENDING, .now_ms = er_now_wall_ms()};
+    unlink_job(w, j);
+  }
+  if (er_store_complete(w->store, cs, n, NULL) < 0)
+    er_log(ER_LOG_WARN, "worker %s: cannot give reserved tasks back (their leases will end): %s",
+           w->id, er_store_last_error(w->store));
+  er_free(cs);
+  for (size_t i = 0; i < n; i++) job_free(given[i]);
+  er_free(given);
 }
 
 static void stop_now(er_worker_t *w) {
@@ -379,6 +508,7 @@ static void request_stop(er_worker_t *w, bool now) {
     fprintf(stderr, "errand worker: stopping; %zu tasks still running (again to stop now)\n",
             w->nslots_used + w->ntasklets);
   if (w->has_wake) uv_poll_stop(&w->wake);
+  give_back_backlog(w);
   uv_timer_start(&w->grace, on_grace, (uint64_t)w->opts.grace_ms, 0);
   maybe_finish(w);
 }
@@ -410,6 +540,7 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   if (!w->opts.heartbeat_ms) w->opts.heartbeat_ms = 2000;
   if (!w->opts.grace_ms) w->opts.grace_ms = 30000;
   if (!w->opts.revoke_grace_ms) w->opts.revoke_grace_ms = 2000;
+  if (w->opts.prefetch <= 0) w->opts.prefetch = 4;
   static const char *const dflt[] = {"default"};
   const char *const *qs = opts->queues && opts->nqueues ? opts->queues : dflt;
   w->nqueues = opts->queues && opts->nqueues ? opts->nqueues : 1;
@@ -440,6 +571,7 @@ static int start(er_worker_t *w) {
   w->pool->w = w;
   w->pool->loop = w->loop;
   w->pool->concurrency = w->opts.concurrency;
+  w->pool->prefetch = w->opts.prefetch;
   w->pool->store_url = er_client_url(w->client);
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
   if ((rc = w->pool->ops->start(w->pool)) < 0) return rc;
@@ -449,8 +581,8 @@ static int start(er_worker_t *w) {
     w->wake.data = w;
     uv_poll_start(&w->wake, UV_READABLE, on_wake);
   }
-  uv_timer_t *timers[] = {&w->tick, &w->beat, &w->renew, &w->grace};
-  for (int i = 0; i < 4; i++) {
+  uv_timer_t *timers[] = {&w->tick, &w->beat, &w->renew, &w->grace, &w->flush_timer};
+  for (int i = 0; i < 5; i++) {
     uv_timer_init(uv, timers[i]);
     timers[i]->data = w;
   }
@@ -499,6 +631,7 @@ void er_worker_free(er_worker_t *w) {
     }
     uv_handle_t *hs[] = {(uv_handle_t *)&w->tick,    (uv_handle_t *)&w->beat,
                          (uv_handle_t *)&w->renew,   (uv_handle_t *)&w->grace,
+                         (uv_handle_t *)&w->flush_timer,
                          (uv_handle_t *)&w->sigterm, (uv_handle_t *)&w->sigint,
                          (uv_handle_t *)&w->stop_async};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
@@ -514,5 +647,6 @@ void er_worker_free(er_worker_t *w) {
   er_free(w->queues);
   er_free(w->done);
   er_free(w->done_jobs);
+  er_free(w->backlog);
   er_free(w);
 }

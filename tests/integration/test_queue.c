@@ -326,6 +326,32 @@ static void warm_shutdown_finishes_running_tasks(void **s) {
   er_task_rec_free(r);
 }
 
+/* A worker reserves ahead (prefetch); at a warm stop what it reserved but did
+ * not start goes back to the queue at once, for other workers. */
+static void warm_shutdown_gives_back_reserved_tasks(void **s) {
+  er_id_t slow, ids[6];
+  h_send(&H, "sleep", "[0.6]", NULL, &slow);
+  for (int i = 0; i < 6; i++) h_send(&H, "add", "[1, 1]", NULL, &ids[i]);
+  pid_t w = h_worker(&H, "prefork", 1, "--prefetch", "8", NULL);
+  h_wait_state(&H, slow.text, ER_STATE_STARTED, 2000);
+  usleep(100000);
+  int status = h_stop(w, SIGTERM);
+  assert_true(WIFEXITED(status));
+  int pending = 0;
+  for (int i = 0; i < 6; i++) {
+    er_task_rec_t *r;
+    er_status(H.client, ids[i].text, NULL, &r);
+    assert_true(r->state == ER_STATE_PENDING || r->state == ER_STATE_SUCCESS);
+    pending += r->state == ER_STATE_PENDING;
+    er_task_rec_free(r);
+  }
+  assert_true(pending >= 4); /* at most one waited in the child's socket */
+  er_task_rec_t *r;
+  er_status(H.client, slow.text, NULL, &r);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  er_task_rec_free(r);
+}
+
 static void second_signal_gives_tasks_back(void **s) {
   pid_t w = h_worker(&H, "prefork", 1, NULL);
   er_id_t id;
@@ -360,6 +386,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(result_draws_a_progress_bar_on_a_terminal, setup, teardown),
       cmocka_unit_test_setup_teardown(cli_purge_removes_waiting_tasks, setup, teardown),
       cmocka_unit_test_setup_teardown(warm_shutdown_finishes_running_tasks, setup, teardown),
+      cmocka_unit_test_setup_teardown(warm_shutdown_gives_back_reserved_tasks, setup, teardown),
       cmocka_unit_test_setup_teardown(second_signal_gives_tasks_back, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
