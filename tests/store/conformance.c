@@ -871,19 +871,26 @@ static void test_result_ttl(void **state) {
   sleep_ms(300);
   /* past its TTL it reads as gone, and maintain deletes it */
   assert_int_equal(get_rc(f, r->id), ER_ENOENT);
+  /* A store shared by the tests (a URL given) also holds the other tests'
+   * results, which the far-future times below expire too: there, the counts
+   * are at least ours, and get tells whether ours went or stayed. */
+  bool alone = f->dir[0] != 0;
   er_maint_counts_t mc;
   assert_int_equal(er_store_maintain(f->s, now_ms(), &mc), 0);
-  assert_int_equal(mc.expired_results, 1);
+  if (alone) assert_int_equal(mc.expired_results, 1);
+  else assert_true(mc.expired_results >= 1);
   assert_int_equal(get_rc(f, keep->id), 0);
   assert_int_equal(get_rc(f, dflt->id), 0);
   /* the default keeps a result a day; -1 keeps it forever */
   assert_int_equal(er_store_maintain(f->s, t + 86400000 - 1, &mc), 0);
-  assert_int_equal(mc.expired_results, 0);
+  if (alone) assert_int_equal(mc.expired_results, 0);
+  assert_int_equal(get_rc(f, dflt->id), 0);
   assert_int_equal(er_store_maintain(f->s, t + 86400000, &mc), 0);
-  assert_int_equal(mc.expired_results, 1);
+  if (alone) assert_int_equal(mc.expired_results, 1);
+  else assert_true(mc.expired_results >= 1);
   assert_int_equal(get_rc(f, dflt->id), ER_ENOENT);
   assert_int_equal(er_store_maintain(f->s, t + 100LL * 365 * 86400000, &mc), 0);
-  assert_int_equal(mc.expired_results, 0);
+  if (alone) assert_int_equal(mc.expired_results, 0);
   assert_int_equal(get_rc(f, keep->id), 0);
   json_decref(res);
   for (int i = 0; i < 3; i++) er_task_rec_free(rs[i]);

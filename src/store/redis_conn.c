@@ -1,0 +1,352 @@
+/* The Redis backend's connection layer.
+ *
+ * Every call has a deadline, timeout_ms after it starts (the URL option,
+ * default 5000). Within it the call connects when there is no connection,
+ * retrying with a backoff that grows from 20 ms to 1 s and is kept across
+ * calls (so a long outage is not hammered), and gives up with
+ * ER_EUNAVAILABLE and a one-line reason when the deadline passes: no call
+ * hangs.
+ *
+ * A command is written first and its reply read afterwards. A write that
+ * fails never reached Redis whole, so the call may be made again on a new
+ * connection. A reply that never comes (the connection broke, or the reply
+ * took longer than the deadline) leaves the outcome unknown: a call that may
+ * be repeated (reads, renewals, heartbeats) is repeated; any other returns
+ * ER_EUNAVAILABLE, saying that it may have been applied. Before writing, a
+ * connection that became readable while idle (the server closed it, say on
+ * a restart) is replaced, so the common case of a restarted server costs
+ * nothing but a reconnect.
+ *
+ * Scripts are run by EVALSHA; a script is loaded (SCRIPT LOAD) the first time
+ * this handle needs it, and again when the server answers NOSCRIPT (it
+ * restarted, or someone ran SCRIPT FLUSH). */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/redis_internal.h"
+
+#define BACKOFF_MIN_MS 20
+#define BACKOFF_MAX_MS 1000
+
+void er__rd_sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* ---- SIGPIPE -------------------------------------------------------------
+ * hiredis writes with write(2): a write to a socket the server closed raises
+ * SIGPIPE, whose default action kills the process. Block it for the call and
+ * consume the one the call raised (the technique libpq uses). */
+
+void er__rd_sigpipe_block(er_rd_sigpipe_t *g) {
+  sigset_t set, pend;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  g->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+  g->blocked = pthread_sigmask(SIG_BLOCK, &set, &g->old) == 0;
+}
+
+void er__rd_sigpipe_unblock(er_rd_sigpipe_t *g) {
+  if (!g->blocked) return;
+  sigset_t set, pend;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  if (!g->was_pending && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* ---- connecting ----------------------------------------------------------- */
+
+static struct timeval tv_ms(int ms) {
+  if (ms < 1) ms = 1;
+  return (struct timeval){ms / 1000, (ms % 1000) * 1000};
+}
+
+/* Runs one setup command on a fresh connection; 0 or the reply's error. */
+static int setup_cmd(redisContext *c, int argc, const char **argv, int code, char *errbuf,
+                     size_t size) {
+  er_rd_sigpipe_t g;
+  er__rd_sigpipe_block(&g);
+  redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+  er__rd_sigpipe_unblock(&g);
+  if (!r) {
+    er__errmsg(errbuf, size, "%s: %s", argv[0], c->errstr[0] ? c->errstr : "connection lost");
+    return ER_EUNAVAILABLE;
+  }
+  int rc = 0;
+  if (r->type == REDIS_REPLY_ERROR) {
+    er__errmsg(errbuf, size, "%s refused: %.120s", argv[0], r->str);
+    rc = strncmp(r->str, "LOADING", 7) == 0 ? ER_EUNAVAILABLE : code;
+  }
+  freeReplyObject(r);
+  return rc;
+}
+
+int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
+                   char *errbuf, size_t size) {
+  *out = NULL;
+  redisContext *c = redisConnectWithTimeout(rd->host, rd->port, tv_ms(timeout_ms));
+  if (!c) {
+    er__errmsg(errbuf, size, "out of memory");
+    return ER_ENOMEM;
+  }
+  if (c->err) {
+    er__errmsg(errbuf, size, "cannot connect: %s", c->errstr);
+    redisFree(c);
+    return ER_EUNAVAILABLE;
+  }
+  redisSetTimeout(c, tv_ms(timeout_ms));
+  redisEnableKeepAlive(c);
+  int rc = 0;
+  if (rd->password) {
+    const char *auth[] = {"AUTH", rd->user ? rd->user : rd->password, rd->password};
+    rc = setup_cmd(c, rd->user ? 3 : 2, auth, ER_EAUTH, errbuf, size);
+  }
+  if (!rc && select_db && rd->db) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", rd->db);
+    const char *sel[] = {"SELECT", db};
+    rc = setup_cmd(c, 2, sel, ER_EINVAL, errbuf, size);
+  }
+  if (rc) {
+    redisFree(c);
+    return rc;
+  }
+  /* Commands time out with the call's whole budget from here on. */
+  if (timeout_ms != rd->timeout_ms) redisSetTimeout(c, tv_ms(rd->timeout_ms));
+  *out = c;
+  return 0;
+}
+
+void er__rd_disconnect(er_rd_t *rd) {
+  if (rd->c) redisFree(rd->c);
+  rd->c = NULL;
+}
+
+/* A connection with something to read before we asked (end of file after
+ * the server closed it, most likely) is not to be used. */
+static bool stale(redisContext *c) {
+  struct pollfd p = {c->fd, POLLIN, 0};
+  return poll(&p, 1, 0) > 0;
+}
+
+static void backoff_failed(er_rd_t *rd) {
+  unsigned b = rd->backoff_ms ? rd->backoff_ms * 2 : BACKOFF_MIN_MS;
+  rd->backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
+  rd->next_connect_ms = er_now_mono_ms() + rd->backoff_ms;
+}
+
+/* ---- one command ------------------------------------------------------------ */
+
+typedef enum sent {
+  SENT_OK,      /* *out is the reply */
+  SENT_NOT,     /* it never reached the server whole */
+  SENT_UNKNOWN, /* written, but no reply */
+} sent_t;
+
+static sent_t send_cmd(redisContext *c, int argc, const char **argv, const size_t *lens,
+                       redisReply **out) {
+  *out = NULL;
+  if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) return SENT_NOT;
+  er_rd_sigpipe_t g;
+  er__rd_sigpipe_block(&g);
+  int done = 0;
+  sent_t s = SENT_OK;
+  do {
+    if (redisBufferWrite(c, &done) != REDIS_OK) s = SENT_NOT;
+  } while (s == SENT_OK && !done);
+  void *r = NULL;
+  if (s == SENT_OK && redisGetReply(c, &r) != REDIS_OK) s = SENT_UNKNOWN;
+  er__rd_sigpipe_unblock(&g);
+  *out = r;
+  return s;
+}
+
+/* Server errors that mean "not done; ask again soon". */
+static bool transient(const char *e) {
+  return strncmp(e, "LOADING", 7) == 0 || strncmp(e, "TRYAGAIN", 8) == 0 ||
+         strncmp(e, "MASTERDOWN", 10) == 0 || strncmp(e, "CLUSTERDOWN", 11) == 0;
+}
+
+/* The ER_E* code a reply error stands for. Our scripts answer "ECODE text". */
+static int error_code(const char *e, const char **msg) {
+  static const struct {
+    const char *name;
+    int code;
+  } ours[] = {{"EEXIST ", ER_EEXIST},     {"ETOMBSTONED ", ER_ETOMBSTONED},
+              {"ENOENT ", ER_ENOENT},     {"EFENCED ", ER_EFENCED},
+              {"EINVAL ", ER_EINVAL},     {"ECORRUPT ", ER_ECORRUPT}};
+  *msg = e;
+  for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
+    size_t n = strlen(ours[i].name);
+    if (strncmp(e, ours[i].name, n) == 0) {
+      *msg = e + n;
+      return ours[i].code;
+    }
+  }
+  if (strncmp(e, "BUSY", 4) == 0) return ER_EBUSY;
+  if (strncmp(e, "NOAUTH", 6) == 0 || strncmp(e, "WRONGPASS", 9) == 0 ||
+      strncmp(e, "NOPERM", 6) == 0)
+    return ER_EAUTH;
+  if (strncmp(e, "OOM", 3) == 0) return ER_ENOMEM;
+  if (strncmp(e, "READONLY", 8) == 0 || strncmp(e, "MOVED", 5) == 0 ||
+      strncmp(e, "ASK", 3) == 0 || transient(e))
+    return ER_EUNAVAILABLE;
+  return ER_EIO;
+}
+
+typedef struct job {
+  int argc;
+  const char **argv;
+  const size_t *lens;
+  int script; /* -1: a plain command */
+  const char *what;
+} job_t;
+
+/* Makes sure the script's sha is known: SCRIPT LOAD on this connection. */
+static sent_t load_script(er_rd_t *rd, int script, redisReply **err) {
+  *err = NULL;
+  if (script < 0 || rd->shas[script][0]) return SENT_OK;
+  const char *text = er__rd_script_text((er_rd_script_t)script);
+  const char *argv[] = {"SCRIPT", "LOAD", text};
+  redisReply *r;
+  sent_t s = send_cmd(rd->c, 3, argv, NULL, &r);
+  if (s != SENT_OK) return s;
+  if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+    memcpy(rd->shas[script], r->str, 40);
+    rd->shas[script][40] = 0;
+    freeReplyObject(r);
+  } else {
+    *err = r; /* an error reply, passed up */
+  }
+  return SENT_OK;
+}
+
+static int unavailable(er_rd_t *rd, const char *what, uint64_t start, const char *why) {
+  er__store_set_error(&rd->base, "redis %s:%d unavailable (%s, after %llu ms): %s", rd->host,
+                      rd->port, what, (unsigned long long)(er_now_mono_ms() - start), why);
+  return ER_EUNAVAILABLE;
+}
+
+static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
+  *out = NULL;
+  uint64_t start = er_now_mono_ms();
+  uint64_t deadline = start + (uint64_t)rd->timeout_ms;
+  char why[200] = "not connected";
+  int noscript = 0;
+  for (;;) {
+    uint64_t now = er_now_mono_ms();
+    if (now >= deadline) return unavailable(rd, j->what, start, why);
+    if (rd->c && stale(rd->c)) er__rd_disconnect(rd);
+    if (!rd->c) {
+      if (now < rd->next_connect_ms) {
+        uint64_t until = rd->next_connect_ms < deadline ? rd->next_connect_ms : deadline;
+        er__rd_sleep_ms((unsigned)(until - now));
+        continue;
+      }
+      int rc = er__rd_connect(rd, (int)(deadline - now), true, &rd->c, why, sizeof why);
+      if (rc == ER_EUNAVAILABLE) {
+        backoff_failed(rd);
+        continue;
+      }
+      if (rc) {
+        er__store_set_error(&rd->base, "redis %s:%d: %s", rd->host, rd->port, why);
+        return rc;
+      }
+      rd->backoff_ms = 0;
+      rd->next_connect_ms = 0;
+    }
+    redisReply *r = NULL;
+    sent_t s = load_script(rd, j->script, &r);
+    if (s == SENT_OK && !r) {
+      if (j->script >= 0) j->argv[1] = rd->shas[j->script];
+      s = send_cmd(rd->c, j->argc, j->argv, j->lens, &r);
+    }
+    if (s != SENT_OK) {
+      snprintf(why, sizeof why, "%s", rd->c->errstr[0] ? rd->c->errstr : "connection lost");
+      er__rd_disconnect(rd);
+      if (s == SENT_UNKNOWN && !idempotent) {
+        er__store_set_error(&rd->base,
+                            "redis %s:%d: connection lost waiting for the reply to %s (%s); "
+                            "it may or may not have been applied",
+                            rd->host, rd->port, j->what, why);
+        return ER_EUNAVAILABLE;
+      }
+      continue;
+    }
+    if (r->type != REDIS_REPLY_ERROR) {
+      *out = r;
+      er__rd_wake_retry(rd);
+      return 0;
+    }
+    if (strncmp(r->str, "NOSCRIPT", 8) == 0 && j->script >= 0 && noscript++ < 3) {
+      rd->shas[j->script][0] = 0; /* flushed or restarted: load it again */
+      freeReplyObject(r);
+      continue;
+    }
+    if (transient(r->str)) {
+      snprintf(why, sizeof why, "%.150s", r->str);
+      freeReplyObject(r);
+      er__rd_sleep_ms(BACKOFF_MIN_MS);
+      continue;
+    }
+    const char *msg;
+    int code = error_code(r->str, &msg);
+    if (code == ER_EIO || code == ER_EUNAVAILABLE || code == ER_EBUSY || code == ER_ENOMEM ||
+        code == ER_EAUTH)
+      er__store_set_error(&rd->base, "redis %s: %.200s", j->what, msg);
+    else
+      er__store_set_error(&rd->base, "%.240s", msg);
+    freeReplyObject(r);
+    return code;
+  }
+}
+
+int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
+                  const char *const *argv, const size_t *lens, redisReply **out) {
+  static const char *const names[ER_RD_NSCRIPTS] = {
+      "enqueue",  "get",      "revoke",    "purge",       "reserve", "renew",
+      "complete", "progress", "maintain",  "heartbeat",   "worker_gone", "workers"};
+  int n = argc + 6;
+  const char **v = er_calloc((size_t)n, sizeof *v);
+  size_t *l = er_calloc((size_t)n, sizeof *l);
+  if (!v || !l) {
+    er_free(v);
+    er_free(l);
+    return ER_ENOMEM;
+  }
+  v[0] = "EVALSHA";
+  v[1] = rd->shas[script]; /* set again once loaded */
+  v[2] = "1";
+  v[3] = rd->base_key;
+  v[4] = rd->origin;
+  v[5] = rd->channel;
+  l[0] = 7;
+  l[1] = 40;
+  l[2] = 1;
+  for (int i = 3; i < 6; i++) l[i] = strlen(v[i]);
+  for (int i = 0; i < argc; i++) {
+    v[6 + i] = argv[i];
+    l[6 + i] = lens ? lens[i] : strlen(argv[i]);
+  }
+  job_t j = {n, v, l, (int)script, names[script]};
+  int rc = run_job(rd, &j, idempotent, out);
+  er_free(v);
+  er_free(l);
+  return rc;
+}
+
+int er__rd_command(er_rd_t *rd, int argc, const char *const *argv, const size_t *lens,
+                   redisReply **out, const char *what) {
+  job_t j = {argc, (const char **)argv, lens, -1, what};
+  return run_job(rd, &j, true, out);
+}

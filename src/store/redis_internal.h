@@ -1,0 +1,173 @@
+/* The Redis backend's private header: the handle, the connection layer and
+ * the Lua scripts shared by src/store/redis_*.c.
+ *
+ *   redis_open.c    URL, open/close, the layout version, the vtable
+ *   redis_conn.c    connections: timeouts, reconnect with backoff, SIGPIPE,
+ *                   scripts by EVALSHA (loaded once, reloaded on NOSCRIPT)
+ *   redis_lua.c     the Lua prelude every script shares, and the registry
+ *   redis_rec.c     task records to script arguments and back
+ *   redis_tasks.c   enqueue, get, revoke, purge
+ *   redis_work.c    reserve, renew, complete, progress
+ *   redis_maint.c   maintain
+ *   redis_admin.c   heartbeats, workers, stats
+ *   redis_wake.c    wake-ups: a SUBSCRIBEd connection behind an epoll fd
+ *
+ * The key layout is described in docs/store-redis.md; every key of a store
+ * lives under one hash tag, "errand:{P}:", so one Redis Cluster slot holds
+ * everything a script touches. */
+#ifndef ER_REDIS_INTERNAL_H
+#define ER_REDIS_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+
+#include "store/store_internal.h"
+
+/* The key layout this code writes (the value of errand:{P}:version); a store
+ * with a larger one is refused. */
+#define ER_RD_LAYOUT_VERSION 1
+
+/* Scripts, by number. Each is the shared prelude (redis_lua.c) followed by
+ * its body (beside the C that calls it). */
+typedef enum er_rd_script {
+  ER_RD_ENQUEUE,
+  ER_RD_GET,
+  ER_RD_REVOKE,
+  ER_RD_PURGE,
+  ER_RD_RESERVE,
+  ER_RD_RENEW,
+  ER_RD_COMPLETE,
+  ER_RD_PROGRESS,
+  ER_RD_MAINTAIN,
+  ER_RD_HEARTBEAT,
+  ER_RD_WORKER_GONE,
+  ER_RD_WORKERS,
+  ER_RD_NSCRIPTS
+} er_rd_script_t;
+
+typedef struct er_rd {
+  er_store_t base; /* first: er_store_t * and er_rd_t * convert */
+  /* from the URL */
+  char *host;
+  int port;
+  char *user, *password; /* NULL when absent */
+  int db;
+  char *prefix;
+  int timeout_ms;
+  /* "errand:{P}:", the start of every key; KEYS[1] of every script */
+  char *base_key;
+  /* the wake-up channel, and this handle's origin in its messages */
+  char *channel;
+  char origin[40];
+  /* the command connection (NULL while down) and its backoff */
+  redisContext *c;
+  uint64_t next_connect_ms; /* monotonic: no connect attempt before */
+  unsigned backoff_ms;
+  char shas[ER_RD_NSCRIPTS][41]; /* "" until loaded */
+  /* wake-ups (redis_wake.c) */
+  redisContext *sub; /* SUBSCRIBEd, or NULL */
+  int epfd;          /* epoll over sub's socket and evfd: the wake-up fd */
+  int evfd;          /* eventfd: "look, something may have been missed" */
+  bool changed;      /* another's change seen (or maybe missed), not yet reported */
+  bool wake_used;    /* wake-ups were asked for: keep subscribed */
+  uint64_t sub_next_ms;
+  unsigned sub_backoff_ms;
+} er_rd_t;
+
+static inline er_rd_t *er__rd(er_store_t *s) { return (er_rd_t *)s; }
+
+/* ---- redis_conn.c ---- */
+
+/* Connects (host, port, AUTH, SELECT unless for pub/sub) within timeout_ms,
+ * with commands timing out after timeout_ms. 0, or ER_EUNAVAILABLE (cannot
+ * reach it), ER_EAUTH (AUTH refused) or ER_EINVAL (no such DB), with errbuf
+ * filled. */
+int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
+                   char *errbuf, size_t size);
+/* Runs script with ARGV = origin, channel, argv[0..argc). *out is the reply
+ * (free with freeReplyObject), never an error reply: those become codes.
+ * idempotent: the call may be repeated on a new connection when the old one
+ * broke after sending it. 0 or an ER_E* code (error recorded). */
+int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
+                  const char *const *argv, const size_t *lens, redisReply **out);
+/* Runs a plain read-only command. */
+int er__rd_command(er_rd_t *rd, int argc, const char *const *argv, const size_t *lens,
+                   redisReply **out, const char *what);
+/* Drops the command connection. */
+void er__rd_disconnect(er_rd_t *rd);
+/* SIGPIPE-safe I/O on a hiredis context: a write to a socket the server
+ * closed must not kill the process. */
+typedef struct er_rd_sigpipe {
+  bool was_pending, blocked;
+  sigset_t old;
+} er_rd_sigpipe_t;
+void er__rd_sigpipe_block(er_rd_sigpipe_t *g);
+void er__rd_sigpipe_unblock(er_rd_sigpipe_t *g);
+/* Monotonic sleep of ms milliseconds. */
+void er__rd_sleep_ms(unsigned ms);
+
+/* ---- redis_lua.c ---- */
+
+/* The full text of script n (prelude + body), built once; static. */
+const char *er__rd_script_text(er_rd_script_t n);
+/* Its body, from the file that calls it. */
+extern const char er__rd_lua_enqueue[], er__rd_lua_get[], er__rd_lua_revoke[], er__rd_lua_purge[],
+    er__rd_lua_reserve[], er__rd_lua_renew[], er__rd_lua_complete[], er__rd_lua_progress[],
+    er__rd_lua_maintain[], er__rd_lua_heartbeat[], er__rd_lua_worker_gone[],
+    er__rd_lua_workers[];
+
+/* ---- redis_rec.c ---- */
+
+/* Arguments under construction: strings that the vector owns. */
+typedef struct er_rd_args {
+  char **v;
+  size_t *len;
+  size_t n, cap;
+  bool oom;
+} er_rd_args_t;
+void er__rd_args_str(er_rd_args_t *a, const char *s);
+void er__rd_args_fmt(er_rd_args_t *a, const char *fmt, ...) ER_PRINTF(2, 3);
+void er__rd_args_i64(er_rd_args_t *a, int64_t x);
+/* "-" for NULL, "+" followed by the text otherwise: optional strings. */
+void er__rd_args_opt(er_rd_args_t *a, const char *s);
+/* Compact JSON text; with opt, as for er__rd_args_opt. */
+void er__rd_args_json(er_rd_args_t *a, const json_t *v, bool opt);
+void er__rd_args_free(er_rd_args_t *a);
+/* Runs script with a's arguments (ER_ENOMEM if building them failed). */
+int er__rd_run(er_rd_t *rd, er_rd_script_t script, bool idempotent, er_rd_args_t *a,
+               redisReply **out);
+
+/* A new record from a flat HGETALL reply. */
+int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out);
+
+/* ---- operations ---- */
+
+int er__rd_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flags,
+                   bool *existing);
+int er__rd_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **out);
+int er__rd_revoke(er_store_t *s, const char *id, er_task_state_t *state);
+int er__rd_purge(er_store_t *s, const char *queue, size_t *count);
+
+int er__rd_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out, size_t *n);
+int er__rd_renew(er_store_t *s, const char *const *ids, const int *attempts, size_t n,
+                 int64_t lease_until_ms, bool *revoked, bool *fenced);
+int er__rd_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *fenced);
+int er__rd_progress(er_store_t *s, const char *id, int attempt, double progress,
+                    const char *msg);
+int er__rd_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts);
+
+int er__rd_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms);
+int er__rd_worker_gone(er_store_t *s, const char *worker_id);
+int er__rd_workers(er_store_t *s, int64_t now_ms, json_t **out);
+int er__rd_stats(er_store_t *s, json_t **out);
+
+/* redis_wake.c */
+int er__rd_wake_init(er_rd_t *rd);
+/* After a successful call: subscribe again if wanted and lost. */
+void er__rd_wake_retry(er_rd_t *rd);
+void er__rd_wake_close(er_rd_t *rd);
+int er__rd_wakeup_fd(er_store_t *s);
+void er__rd_drain_wakeups(er_store_t *s);
+int er__rd_wait_change(er_store_t *s, int timeout_ms);
+
+#endif

@@ -1,0 +1,176 @@
+/* Task records to script arguments and back: an argument vector that owns
+ * its strings, and a record from a task hash (a flat HGETALL reply). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/redis_internal.h"
+
+/* ---- arguments ------------------------------------------------------------ */
+
+static void push(er_rd_args_t *a, char *s, size_t len) {
+  if (!s) {
+    a->oom = true;
+    return;
+  }
+  if (a->n == a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 32;
+    char **v = er_realloc(a->v, cap * sizeof *v);
+    if (v) a->v = v;
+    size_t *l = er_realloc(a->len, cap * sizeof *l);
+    if (l) a->len = l;
+    if (!v || !l) {
+      er_free(s);
+      a->oom = true;
+      return;
+    }
+    a->cap = cap;
+  }
+  a->v[a->n] = s;
+  a->len[a->n++] = len;
+}
+
+void er__rd_args_str(er_rd_args_t *a, const char *s) {
+  char *d = er_strdup(s);
+  push(a, d, d ? strlen(d) : 0);
+}
+
+void er__rd_args_fmt(er_rd_args_t *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char buf[64];
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof buf) {
+    a->oom = true; /* only used for short numbers */
+    return;
+  }
+  er__rd_args_str(a, buf);
+}
+
+void er__rd_args_i64(er_rd_args_t *a, int64_t x) { er__rd_args_fmt(a, "%lld", (long long)x); }
+
+void er__rd_args_opt(er_rd_args_t *a, const char *s) {
+  if (!s) {
+    er__rd_args_str(a, "-");
+    return;
+  }
+  size_t n = strlen(s);
+  char *d = er_malloc(n + 2);
+  if (d) {
+    d[0] = '+';
+    memcpy(d + 1, s, n + 1);
+  }
+  push(a, d, n + 1);
+}
+
+void er__rd_args_json(er_rd_args_t *a, const json_t *v, bool opt) {
+  if (!v) {
+    er__rd_args_str(a, opt ? "-" : "null");
+    return;
+  }
+  size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+  size_t n = json_dumpb(v, NULL, 0, flags);
+  size_t off = opt ? 1 : 0;
+  char *d = er_malloc(n + off + 1);
+  if (d) {
+    if (opt) d[0] = '+';
+    json_dumpb(v, d + off, n, flags);
+    d[n + off] = 0;
+  }
+  push(a, d, n + off);
+}
+
+void er__rd_args_free(er_rd_args_t *a) {
+  for (size_t i = 0; i < a->n; i++) er_free(a->v[i]);
+  er_free(a->v);
+  er_free(a->len);
+  memset(a, 0, sizeof *a);
+}
+
+int er__rd_run(er_rd_t *rd, er_rd_script_t script, bool idempotent, er_rd_args_t *a,
+               redisReply **out) {
+  *out = NULL;
+  if (a->oom) return ER_ENOMEM;
+  return er__rd_script(rd, script, idempotent, (int)a->n, (const char *const *)a->v, a->len,
+                       out);
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+static char *dup_n(const char *s, size_t n, bool *oom) {
+  char *d = er_malloc(n + 1);
+  if (!d) {
+    *oom = true;
+    return NULL;
+  }
+  memcpy(d, s, n);
+  d[n] = 0;
+  return d;
+}
+
+static json_t *parse_json(const char *s, size_t n, bool *bad) {
+  json_t *v = json_loadb(s, n, JSON_DECODE_ANY, NULL);
+  if (!v) *bad = true;
+  return v;
+}
+
+static int64_t to_i64(const char *s) { return strtoll(s, NULL, 10); }
+
+int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+    er__store_set_error(&rd->base, "redis: a task record of an unexpected shape");
+    return ER_ECORRUPT;
+  }
+  er_task_rec_t *t = er_task_rec_new();
+  if (!t) return ER_ENOMEM;
+  bool oom = false, bad = false;
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    const redisReply *k = r->element[i], *v = r->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+    const char *f = k->str, *s = v->str;
+    size_t n = v->len;
+#define IS(name) (strcmp(f, name) == 0)
+    if (IS("id")) snprintf(t->id, sizeof t->id, "%s", s);
+    else if (IS("task")) t->task = dup_n(s, n, &oom);
+    else if (IS("queue")) t->queue = dup_n(s, n, &oom);
+    else if (IS("priority")) t->priority = (int)to_i64(s);
+    else if (IS("state")) t->state = (er_task_state_t)to_i64(s);
+    else if (IS("args")) t->args = parse_json(s, n, &bad);
+    else if (IS("kwargs")) t->kwargs = parse_json(s, n, &bad);
+    else if (IS("context")) t->context = parse_json(s, n, &bad);
+    else if (IS("name")) t->name = dup_n(s, n, &oom);
+    else if (IS("key")) t->key = dup_n(s, n, &oom);
+    else if (IS("created_ms")) t->created_ms = to_i64(s);
+    else if (IS("eta_ms")) t->eta_ms = to_i64(s);
+    else if (IS("expires_ms")) t->expires_ms = to_i64(s);
+    else if (IS("started_ms")) t->started_ms = to_i64(s);
+    else if (IS("finished_ms")) t->finished_ms = to_i64(s);
+    else if (IS("attempt")) t->attempt = (int)to_i64(s);
+    else if (IS("retries")) t->retries = (int)to_i64(s);
+    else if (IS("max_retries")) t->max_retries = (int)to_i64(s);
+    else if (IS("soft_limit_ms")) t->soft_limit_ms = to_i64(s);
+    else if (IS("hard_limit_ms")) t->hard_limit_ms = to_i64(s);
+    else if (IS("result_ttl_ms")) t->result_ttl_ms = to_i64(s);
+    else if (IS("ignore_result")) t->ignore_result = to_i64(s) != 0;
+    else if (IS("revoke_requested")) t->revoke_requested = to_i64(s) != 0;
+    else if (IS("progress")) t->progress = strtod(s, NULL);
+    else if (IS("progress_msg")) t->progress_msg = dup_n(s, n, &oom);
+    else if (IS("result")) t->result = parse_json(s, n, &bad);
+    else if (IS("error")) t->error = parse_json(s, n, &bad);
+    else if (IS("worker")) t->worker = dup_n(s, n, &oom);
+    else if (IS("lease_until_ms")) t->lease_until_ms = to_i64(s);
+#undef IS
+  }
+  if (oom || bad || !t->id[0]) {
+    int rc = oom ? ER_ENOMEM : ER_ECORRUPT;
+    if (rc == ER_ECORRUPT)
+      er__store_set_error(&rd->base, "task %s: a stored field does not parse",
+                          t->id[0] ? t->id : "?");
+    er_task_rec_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
