@@ -116,8 +116,19 @@ static void flush(void *arg) {
   if (!w->ndone) return;
   bool *fenced = er_calloc(w->ndone, sizeof *fenced);
   int rc = er_store_complete(w->store, w->done, w->ndone, fenced);
+  bool transient = rc == ER_EUNAVAILABLE || rc == ER_EBUSY || rc == ER_EIO || rc == ER_ENOMEM;
+  if (transient && w->stopping != 2) {
+    /* The store is away: keep the outcomes and write them on a later tick.
+     * Each is fenced by its attempt, so one that did get written before the
+     * connection broke is refused the second time, never stored twice. */
+    er_log(ER_LOG_WARN, "worker %s: cannot record %zu outcomes yet (will retry): %s", w->id,
+           w->ndone, er_store_last_error(w->store));
+    er_free(fenced);
+    return;
+  }
   if (rc < 0) {
-    /* Nothing was written; the leases will end and the tasks run again. */
+    /* Refused, or stopping now: nothing was written; the leases will end
+     * and the tasks run again. */
     er_log(ER_LOG_ERROR, "worker %s: cannot record %zu outcomes: %s", w->id, w->ndone,
            er_store_last_error(w->store));
   }
@@ -341,6 +352,7 @@ static void on_wake(uv_poll_t *h, int status, int events) {
 
 static void on_tick(uv_timer_t *h) {
   er_worker_t *w = h->data;
+  if (w->ndone && !w->flush_scheduled) flush(w); /* outcomes a failed write kept */
   update_rate(w, 0); /* an idle worker's rate decays */
   uint64_t now = er_now_mono_ms();
   if (now - w->last_maintain_ms >= MAINTAIN_MS) {
