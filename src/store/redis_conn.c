@@ -18,7 +18,7 @@
  * nothing but a reconnect.
  *
  * Scripts are run by EVALSHA; a script is loaded (SCRIPT LOAD) the first time
- * this handle needs it, and again when the server answers NOSCRIPT (it
+ * this process needs it, and again when the server answers NOSCRIPT (it
  * restarted, or someone ran SCRIPT FLUSH). */
 #include <errno.h>
 #include <poll.h>
@@ -212,10 +212,21 @@ typedef struct job {
   const char *what;
 } job_t;
 
+/* The shas this process has loaded, shared by its handles: a new handle
+ * runs EVALSHA at once and loads only on NOSCRIPT. */
+static char g_shas[ER_RD_NSCRIPTS][41];
+static pthread_mutex_t g_shas_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Makes sure the script's sha is known: SCRIPT LOAD on this connection. */
-static sent_t load_script(er_rd_t *rd, int script, redisReply **err) {
+static sent_t load_script(er_rd_t *rd, int script, bool force, redisReply **err) {
   *err = NULL;
   if (script < 0 || rd->shas[script][0]) return SENT_OK;
+  if (force) goto load;
+  pthread_mutex_lock(&g_shas_lock);
+  memcpy(rd->shas[script], g_shas[script], sizeof g_shas[script]);
+  pthread_mutex_unlock(&g_shas_lock);
+  if (rd->shas[script][0]) return SENT_OK;
+load:;
   const char *text = er__rd_script_text((er_rd_script_t)script);
   const char *argv[] = {"SCRIPT", "LOAD", text};
   redisReply *r;
@@ -225,6 +236,9 @@ static sent_t load_script(er_rd_t *rd, int script, redisReply **err) {
     memcpy(rd->shas[script], r->str, 40);
     rd->shas[script][40] = 0;
     freeReplyObject(r);
+    pthread_mutex_lock(&g_shas_lock);
+    memcpy(g_shas[script], rd->shas[script], sizeof g_shas[script]);
+    pthread_mutex_unlock(&g_shas_lock);
   } else {
     *err = r; /* an error reply, passed up */
   }
@@ -243,6 +257,7 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
   uint64_t deadline = start + (uint64_t)rd->timeout_ms;
   char why[200] = "not connected";
   int noscript = 0;
+  bool noscript_reload = false;
   for (;;) {
     uint64_t now = er_now_mono_ms();
     if (now >= deadline) return unavailable(rd, j->what, start, why);
@@ -266,7 +281,7 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
       rd->next_connect_ms = 0;
     }
     redisReply *r = NULL;
-    sent_t s = load_script(rd, j->script, &r);
+    sent_t s = load_script(rd, j->script, noscript_reload, &r);
     if (s == SENT_OK && !r) {
       if (j->script >= 0) j->argv[1] = rd->shas[j->script];
       s = send_cmd(rd->c, j->argc, j->argv, j->lens, &r);
@@ -289,7 +304,10 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
       return 0;
     }
     if (strncmp(r->str, "NOSCRIPT", 8) == 0 && j->script >= 0 && noscript++ < 3) {
-      rd->shas[j->script][0] = 0; /* flushed or restarted: load it again */
+      /* Flushed or restarted: load it again (the sha stays the same, so the
+       * process-wide copy may stay too). */
+      rd->shas[j->script][0] = 0;
+      noscript_reload = true;
       freeReplyObject(r);
       continue;
     }

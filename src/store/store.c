@@ -139,7 +139,12 @@ int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg
   if (!url) url = er_store_default_url();
   const er__store_backend_t *b = find_backend(url);
   if (!b) {
-    if (strncasecmp(url, "redis:", 6) == 0 || strncasecmp(url, "rediss:", 7) == 0)
+    if (strncasecmp(url, "rediss:", 7) == 0)
+      er__errmsg(errmsg, errmsg_size,
+                 "store URL '%s': TLS (rediss://) is not supported; use redis://, through a "
+                 "TLS tunnel if the network needs one",
+                 url);
+    else if (strncasecmp(url, "redis:", 6) == 0)
       er__errmsg(errmsg, errmsg_size,
                  "store URL '%s': this errand was built without the redis store (use sqlite:PATH)",
                  url);

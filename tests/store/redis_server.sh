@@ -23,12 +23,12 @@ skip_if_missing() {
 
 # True once the server at port $1 answers PING.
 answers() {
-  local reply
-  exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
-  printf 'PING\r\n' >&3
-  read -r -t 2 reply <&3 || reply=""
-  exec 3>&- 3<&-
-  [[ "$reply" == +PONG* ]]
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'PING\r\n' >&3
+    read -r -t 2 reply <&3 || exit 1
+    [[ "$reply" == +PONG* ]]
+  ) 2>/dev/null
 }
 
 start() {
