@@ -38,31 +38,43 @@ static const char g_prelude[] =
     "  if s == nil or string.sub(s, 1, 1) ~= '+' then return nil end\n"
     "  return string.sub(s, 2)\n"
     "end\n"
-    /* counts: field '<state>:<queue>' of the hash counts */
+    /* counts: field '<state>:<queue>' of the hash counts, changed once per
+     * field at the end of the script (flush_counts, from the epilogue) */
+    "local DELTA = {}\n"
     "local function count(q, st, d)\n"
     "  local f = st .. ':' .. q\n"
-    "  if redis.call('HINCRBY', COUNTS, f, d) <= 0 then redis.call('HDEL', COUNTS, f) end\n"
+    "  DELTA[f] = (DELTA[f] or 0) + d\n"
     "end\n"
     "local function move(q, from, to)\n"
     "  if from ~= to then count(q, from, -1) count(q, to, 1) end\n"
+    "end\n"
+    "local function flush_counts()\n"
+    "  for f, d in pairs(DELTA) do\n"
+    "    if d ~= 0 and redis.call('HINCRBY', COUNTS, f, d) <= 0 then\n"
+    "      redis.call('HDEL', COUNTS, f)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    /* cmd key list...: in chunks, for unpack's limit; step keeps pairs whole */
+    "local function bulk(cmd, key, list)\n"
+    "  for i = 1, #list, 1000 do\n"
+    "    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
+    "  end\n"
     "end\n"
     "local function member(eta, seq, id)\n"
     "  if eta < 0 then eta = 0 elseif eta > 9999999999999999 then eta = 9999999999999999 end\n"
     "  return string.format('%016.0f%016.0f', eta, seq) .. id\n"
     "end\n"
-    /* a queued task into the ready set when due at now, else the delayed set */
-    "local function place(id, now)\n"
-    "  local h = TK(id)\n"
-    "  local f = redis.call('HMGET', h, 'queue', 'priority', 'eta_ms', 'seq')\n"
-    "  local eta = tonumber(f[3])\n"
+    /* a queued task into the ready set when due at now, else the delayed set;
+     * returns its ready member (for the task's field qm) or nil */
+    "local function place_f(id, q, prio, eta, seq, now)\n"
     "  if eta <= now then\n"
-    "    local m = member(eta, tonumber(f[4]), id)\n"
-    "    redis.call('ZADD', RK(f[1]), 0 - tonumber(f[2]), m)\n"
-    "    redis.call('HSET', h, 'qm', m)\n"
-    "  else\n"
-    "    redis.call('ZADD', DK(f[1]), eta, id)\n"
-    "    redis.call('HDEL', h, 'qm')\n"
+    "    local m = member(eta, seq, id)\n"
+    "    redis.call('ZADD', RK(q), 0 - prio, m)\n"
+    "    return m\n"
     "  end\n"
+    "  redis.call('ZADD', DK(q), eta, id)\n"
+    "  return nil\n"
     "end\n"
     /* a queued task out of both sets */
     "local function unplace(id, h, q)\n"
@@ -70,18 +82,6 @@ static const char g_prelude[] =
     "  if m then redis.call('ZREM', RK(q), m) end\n"
     "  redis.call('ZREM', DK(q), id)\n"
     "  redis.call('HDEL', h, 'qm')\n"
-    "end\n"
-    /* a finished task keeps its result until now + result_ttl_ms */
-    "local function result_expiry(id, h, now)\n"
-    "  local ttl = tonumber(redis.call('HGET', h, 'result_ttl_ms') or '0')\n"
-    "  if ttl < 0 then\n"
-    "    redis.call('HDEL', h, 'result_expires_ms')\n"
-    "    redis.call('ZREM', RESULTS, id)\n"
-    "  else\n"
-    "    if ttl == 0 then ttl = 86400000 end\n"
-    "    redis.call('HSET', h, 'result_expires_ms', I(now + ttl))\n"
-    "    redis.call('ZADD', RESULTS, now + ttl, id)\n"
-    "  end\n"
     "end\n"
     /* a finished named task starts its name's tombstone */
     "local function tombstone(name, id, now)\n"
@@ -92,6 +92,31 @@ static const char g_prelude[] =
     "    redis.call('HSET', nk, 'finished_ms', I(now))\n"
     "    redis.call('ZADD', TOMBS, now, name)\n"
     "  end\n"
+    "end\n"
+    /* ends a task (from state 'from') in state st at now: one HSET of sets
+     * plus state, finished_ms and when its result expires (now + ttl; ttl 0:
+     * a day; below 0: never), one HDEL of dels plus its lease and queue
+     * member; the name's tombstone starts and the counts move */
+    "local function finish(id, h, q, from, st, now, ttl, name, sets, dels)\n"
+    "  sets[#sets + 1] = 'state'\n"
+    "  sets[#sets + 1] = st\n"
+    "  sets[#sets + 1] = 'finished_ms'\n"
+    "  sets[#sets + 1] = I(now)\n"
+    "  dels[#dels + 1] = 'lease_until_ms'\n"
+    "  dels[#dels + 1] = 'qm'\n"
+    "  ttl = tonumber(ttl or '0')\n"
+    "  if ttl < 0 then\n"
+    "    dels[#dels + 1] = 'result_expires_ms'\n"
+    "  else\n"
+    "    if ttl == 0 then ttl = 86400000 end\n"
+    "    sets[#sets + 1] = 'result_expires_ms'\n"
+    "    sets[#sets + 1] = I(now + ttl)\n"
+    "    redis.call('ZADD', RESULTS, now + ttl, id)\n"
+    "  end\n"
+    "  redis.call('HSET', h, unpack(sets))\n"
+    "  redis.call('HDEL', h, unpack(dels))\n"
+    "  tombstone(name, id, now)\n"
+    "  move(q, from, st)\n"
     "end\n"
     /* deletes a task record and its traces (not its name) */
     "local function forget(id, h)\n"
@@ -114,17 +139,23 @@ static const char *const g_bodies[ER_RD_NSCRIPTS] = {
     [ER_RD_WORKER_GONE] = er__rd_lua_worker_gone, [ER_RD_WORKERS] = er__rd_lua_workers,
 };
 
+/* Each body runs as main(); the counts it changed are written once after. */
+static const char g_main[] = "local function main()\n";
+static const char g_epilogue[] = "\nend\nlocal r = main()\nflush_counts()\nreturn r\n";
+
 static char *g_texts[ER_RD_NSCRIPTS];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* Built with the C library's malloc: they live as long as the process. */
 static void build(void) {
   for (int i = 0; i < ER_RD_NSCRIPTS; i++) {
-    size_t a = strlen(g_prelude), b = strlen(g_bodies[i]);
-    char *t = malloc(a + b + 1);
+    const char *parts[] = {g_prelude, g_main, g_bodies[i], g_epilogue};
+    size_t len = 1;
+    for (int k = 0; k < 4; k++) len += strlen(parts[k]);
+    char *t = malloc(len);
     if (!t) continue;
-    memcpy(t, g_prelude, a);
-    memcpy(t + a, g_bodies[i], b + 1);
+    t[0] = 0;
+    for (int k = 0; k < 4; k++) strcat(t, parts[k]);
     g_texts[i] = t;
   }
 }
