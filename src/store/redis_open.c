@@ -7,6 +7,7 @@
  * the prefix to "default" (keys are errand:{P}:...), timeout_ms to 5000. The
  * password may be percent-encoded. */
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,25 @@ static int check_version(er_rd_t *rd, char *errmsg, size_t size) {
   return 0;
 }
 
+/* A server that may evict keys at will (maxmemory-policy allkeys-*) could
+ * drop queued tasks without a trace: say so at the process's first open. errand sets no
+ * TTL on its keys, so the volatile-* policies never touch them. */
+static void check_eviction(er_rd_t *rd) {
+  static atomic_bool checked; /* once a process */
+  if (atomic_exchange(&checked, true)) return;
+  const char *argv[] = {"INFO", "memory"};
+  redisReply *r = NULL;
+  if (er__rd_command(rd, 2, argv, NULL, &r, "open") != 0) return; /* INFO may be disabled */
+  const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, "maxmemory_policy:") : NULL;
+  if (p && strncmp(p + 17, "allkeys", 7) == 0)
+    er_log(ER_LOG_WARN,
+           "redis %s:%d: maxmemory-policy is %.*s: when memory runs out Redis may evict queued "
+           "tasks; use noeviction (or a volatile-* policy) for an errand store",
+           rd->host, rd->port, (int)strcspn(p + 17, "\r\n"), p + 17);
+  freeReplyObject(r);
+  rd->base.last_error[0] = 0;
+}
+
 static int rd_open(const char *url, er_store_t **out, char *errmsg, size_t size) {
   er_rd_t *rd = er_calloc(1, sizeof *rd);
   if (!rd) return ER_ENOMEM;
@@ -173,6 +193,7 @@ static int rd_open(const char *url, er_store_t **out, char *errmsg, size_t size)
   int rc = parse_url(rd, url, errmsg, size);
   if (!rc) rc = parse_options(rd, url, errmsg, size);
   if (!rc) rc = check_version(rd, errmsg, size);
+  if (!rc) check_eviction(rd);
   if (rc) {
     rd_close(&rd->base);
     return rc;
