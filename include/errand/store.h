@@ -13,6 +13,11 @@
  *   sync=normal|full   full fsyncs every commit (survives power loss); normal
  *                      (default) survives any process crash.
  *   busy_ms            how long a call waits on a locked database (default 5000)
+ * redis only (docs/store-redis.md):
+ *   prefix             the store's name in Redis, keys errand:{P}:... (default
+ *                      "default")
+ *   timeout_ms         how long a call may take, reconnecting included, before
+ *                      it gives up with ER_EUNAVAILABLE (default 5000)
  *
  * Threads: a store handle is used by one thread at a time; open one per
  * thread (opening is cheap). Every call blocks; the queue layer runs them on
