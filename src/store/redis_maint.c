@@ -20,7 +20,7 @@ const char er__rd_lua_maintain[] =
     "    'lease_until_ms', 'result_ttl_ms', 'priority', 'eta_ms', 'seq')\n"
     "  if f[1] ~= '1' then\n"
     "    gone[#gone + 1] = id\n"
-    "  elseif tonumber(f[5]) >= now then\n"
+    "  elseif tonumber(f[5] or '0') >= now then\n"
     "    redis.call('ZADD', LEASES, tonumber(f[5]), id)\n"
     "  else\n"
     "    gone[#gone + 1] = id\n"

@@ -109,14 +109,14 @@ static int parse_options(er_rd_t *rd, const char *url, char *errmsg, size_t size
   size_t len;
   const char *v = er__store_url_opt(url, "prefix", &len);
   if (!v) v = "default", len = 7;
-  if (!len || len > 200 || memchr(v, '{', len) || memchr(v, '}', len)) {
+  if (!(rd->prefix = dup_range(v, len))) return ER_ENOMEM;
+  unescape(rd->prefix);
+  if (!*rd->prefix || strlen(rd->prefix) > 200 || strpbrk(rd->prefix, "{}")) {
     er__errmsg(errmsg, size,
                "store URL option prefix=%.*s: want 1 to 200 characters without { or }",
                (int)(len > 40 ? 40 : len), v);
     return ER_EINVAL;
   }
-  if (!(rd->prefix = dup_range(v, len))) return ER_ENOMEM;
-  unescape(rd->prefix);
   size_t n = strlen(rd->prefix) + 32;
   rd->base_key = er_malloc(n);
   rd->channel = er_malloc(n);

@@ -138,8 +138,8 @@ int er__rd_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flag
   }
   for (size_t i = 0; i < n; i++) {
     const redisReply *e = r->element[i];
-    bool found = e->type == REDIS_REPLY_STRING && e->len == ER_ID_LEN;
-    if (found) memcpy(recs[i]->id, e->str, ER_ID_LEN + 1);
+    bool found = e->type == REDIS_REPLY_STRING && e->len > 0;
+    if (found) snprintf(recs[i]->id, sizeof recs[i]->id, "%s", e->str);
     else recs[i]->state = ER_STATE_PENDING;
     if (existing) existing[i] = found;
   }

@@ -167,7 +167,8 @@ int er__rd_wait_change(er_store_t *s, int timeout_ms) {
   uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms;
   for (;;) {
     if (!rd->sub) {
-      uint64_t left = deadline - er_now_mono_ms();
+      uint64_t now = er_now_mono_ms();
+      uint64_t left = deadline > now ? deadline - now : 0;
       int t = left < (uint64_t)rd->timeout_ms ? (int)left : rd->timeout_ms;
       subscribe(rd, t > 0 ? t : 1);
     }

@@ -92,6 +92,7 @@ static void test_urls(void **state) {
       "redis://127.0.0.1:6379/x",     "redis://127.0.0.1:6379/0?prefix=a{b}",
       "redis://127.0.0.1:6379?nope=1", "redis://127.0.0.1:6379?timeout_ms=0",
       "redis://user@127.0.0.1:6379",  "redis://[::1:6379",
+      "redis://127.0.0.1:6379?prefix=%7Bx%7D", "redis://127.0.0.1:6379?prefix=",
   };
   char err[256];
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
