@@ -287,12 +287,16 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
       s = send_cmd(rd->c, j->argc, j->argv, j->lens, &r);
     }
     if (s != SENT_OK) {
-      snprintf(why, sizeof why, "%s", rd->c->errstr[0] ? rd->c->errstr : "connection lost");
+      const char *e = rd->c->errstr;
+      if (strstr(e, "temporarily unavailable")) /* SO_RCVTIMEO/SO_SNDTIMEO ran out */
+        snprintf(why, sizeof why, "no answer within %d ms", rd->timeout_ms);
+      else
+        snprintf(why, sizeof why, "%s", e[0] ? e : "connection lost");
       er__rd_disconnect(rd);
       if (s == SENT_UNKNOWN && !idempotent) {
         er__store_set_error(&rd->base,
-                            "redis %s:%d: connection lost waiting for the reply to %s (%s); "
-                            "it may or may not have been applied",
+                            "redis %s:%d: no reply to %s (%s); it may or may not have been "
+                            "applied",
                             rd->host, rd->port, j->what, why);
         return ER_EUNAVAILABLE;
       }

@@ -446,7 +446,36 @@ static pid_t ns_worker(const char *ns, const char *url) {
 
 /* The client, in its own namespace: sends, waits for every result, and
  * counts the tasks each worker pid ran. Exit status 0 when all succeeded. */
-static void ns_client(const char *url, pid_t wa, pid_t wb) {
+/* A partition: the client's link goes down under a connected client, so
+ * packets vanish (nothing refuses them). A call neither hangs nor fails late:
+ * ER_EUNAVAILABLE within its timeout (800 ms in url_short). Once the link is
+ * back, the client reconnects and its tasks run. */
+static void ns_partition(const char *url_short) {
+  er_client_t *c;
+  if (er_client_open(url_short, &c, NULL, 0) != 0) _exit(20);
+  er_id_t id;
+  json_t *a = json_pack("[i, i]", 1, 2);
+  if (er_send(c, "add", a, NULL, NULL, &id) != 0) _exit(21);
+  char dev[32];
+  snprintf(dev, sizeof dev, "er%dcy", (int)getppid());
+  if (sh("ip link set %s down", dev) != 0) _exit(22);
+  uint64_t t0 = er_now_mono_ms();
+  int rc = er_send(c, "add", a, NULL, NULL, &id);
+  uint64_t el = er_now_mono_ms() - t0;
+  fprintf(stderr, "send across a partition: %s after %llu ms: %s\n", er_err_name(rc),
+          (unsigned long long)el, er_client_last_error(c));
+  if (sh("ip link set %s up", dev) != 0) _exit(23);
+  if (rc != ER_EUNAVAILABLE || el < 700 || el > 2500) _exit(24);
+  for (int i = 0; (rc = er_send(c, "add", a, NULL, NULL, &id)) != 0 && i < 50; i++) usleep(100000);
+  json_t *res = NULL;
+  if (rc || er_result(c, id.text, NULL, 20000, &res, NULL) != 0) _exit(25);
+  fprintf(stderr, "after the partition: sent again and got %lld\n", json_integer_value(res));
+  json_decref(res);
+  json_decref(a);
+  er_client_close(c);
+}
+
+static void ns_client(const char *url, const char *url_short, pid_t wa, pid_t wb) {
   char path[128];
   snprintf(path, sizeof path, "/var/run/netns/%s", g_ns[3]);
   int fd = open(path, O_RDONLY);
@@ -486,7 +515,9 @@ static void ns_client(const char *url, pid_t wa, pid_t wb) {
   er_client_close(c);
   fprintf(stderr, "across namespaces: %d tasks, %d by worker a, %d by worker b\n", NS_TASKS, by_a,
           by_b);
-  _exit(by_a + by_b == NS_TASKS && by_a > 0 && by_b > 0 ? 0 : 15);
+  if (by_a + by_b != NS_TASKS || !by_a || !by_b) _exit(15);
+  ns_partition(url_short);
+  _exit(0);
 }
 
 static void workers_in_other_network_namespaces(void **s) {
@@ -498,11 +529,13 @@ static void workers_in_other_network_namespaces(void **s) {
   }
   /* Off the loopback, redis-server wants a password (protected mode): so
    * this also runs AUTH, with a password that needs percent-encoding. */
-  char url[200], bind[48], pass[64];
+  char url[200], url_short[200], bind[48], pass[64];
   snprintf(bind, sizeof bind, "%s.1", g_net);
   snprintf(pass, sizeof pass, "p@ss:%d", (int)getpid());
   snprintf(url, sizeof url, "redis://:p%%40ss%%3A%d@%s.1:6379/3?prefix=netns&timeout_ms=5000",
            (int)getpid(), g_net);
+  snprintf(url_short, sizeof url_short,
+           "redis://:p%%40ss%%3A%d@%s.1:6379/3?prefix=netns&timeout_ms=800", (int)getpid(), g_net);
   print_message("redis-server in %s at %s.1, workers in %s (%s.2) and %s (%s.3), client in %s "
                 "(%s.4)\n",
                 g_ns[0], g_net, g_ns[1], g_net, g_ns[2], g_net, g_ns[3], g_net);
@@ -510,7 +543,7 @@ static void workers_in_other_network_namespaces(void **s) {
   pid_t wa = ns_worker(g_ns[1], url), wb = ns_worker(g_ns[2], url);
   pid_t cl = fork();
   assert_true(cl >= 0);
-  if (cl == 0) ns_client(url, wa, wb);
+  if (cl == 0) ns_client(url, url_short, wa, wb);
   int st = 0;
   while (waitpid(cl, &st, 0) < 0 && errno == EINTR) {
   }
