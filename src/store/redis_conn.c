@@ -282,6 +282,7 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
     }
     redisReply *r = NULL;
     sent_t s = load_script(rd, j->script, noscript_reload, &r);
+    if (s == SENT_UNKNOWN) s = SENT_NOT; /* the call itself was not sent yet */
     if (s == SENT_OK && !r) {
       if (j->script >= 0) j->argv[1] = rd->shas[j->script];
       s = send_cmd(rd->c, j->argc, j->argv, j->lens, &r);
