@@ -13,7 +13,8 @@
  * they run; a worker that dies loses its leases and any live worker puts those
  * tasks back in the queue when the leases end.
  *
- * er_worker_run installs SIGTERM and SIGINT handlers: the first signal stops
+ * er_worker_run ignores SIGPIPE (as servers do) and installs SIGTERM and
+ * SIGINT handlers: the first signal stops
  * taking tasks, lets the running ones finish within grace_ms and gives the
  * rest back to the queue; a second gives everything back at once. Nothing is
  * lost either way.

@@ -614,6 +614,9 @@ static int start(er_worker_t *w) {
 
 int er_worker_run(er_worker_t *w) {
   w->started_ms = er_now_wall_ms();
+  /* A child that dies while a job is being written to it must not take the
+   * worker with it: the write fails with EPIPE and the death is handled. */
+  signal(SIGPIPE, SIG_IGN);
   int rc = start(w);
   if (rc < 0) return rc;
   if (!w->opts.quiet) {

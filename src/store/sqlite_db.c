@@ -100,11 +100,34 @@ static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
 
-int er__sq_begin(er_sq_t *sq) { return run_retrying(sq, SQL_BEGIN, "begin"); }
+/* SQLite's own handler (sqlite3_busy_timeout) sleeps a whole millisecond at
+ * the first conflict, then longer: every send that meets a worker's short
+ * claim would wait that long. Ours naps 50 us, doubling up to 1 ms, until
+ * busy_ms has passed. */
+int er__sq_busy_handler(void *ud, int count) {
+  er_sq_t *sq = ud;
+  uint64_t now = er_now_mono_ms();
+  if (count == 0) sq->busy_since_ms = now;
+  if (now - sq->busy_since_ms >= (uint64_t)sq->busy_ms) return 0;
+  unsigned us = count < 5 ? 50u << count : 1000;
+  struct timespec ts = {0, (long)us * 1000};
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
+int er__sq_begin(er_sq_t *sq) {
+  int rc = run_retrying(sq, SQL_BEGIN, "begin");
+  sq->changes_at_begin = sqlite3_total_changes64(sq->db);
+  return rc;
+}
 
 int er__sq_commit(er_sq_t *sq) {
+  bool changed = sqlite3_total_changes64(sq->db) != sq->changes_at_begin;
   int rc = run_retrying(sq, SQL_COMMIT, "commit");
-  if (rc) er__sq_rollback(sq);
+  if (rc)
+    er__sq_rollback(sq);
+  else if (changed)
+    er__sq_ring(sq);
   return rc;
 }
 

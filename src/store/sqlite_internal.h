@@ -33,7 +33,10 @@ typedef struct er_sq {
   size_t nstmts, capstmts;
   /* wake-ups */
   int ifd;           /* inotify on the database's directory, or -1 */
-  char *wake_names[3]; /* the file names that count: db, db-wal, db-journal */
+  char *bell_name;   /* PATH-bell: written after every commit that changed something */
+  int bell_fd;
+  int64_t changes_at_begin; /* sqlite3_total_changes64 when the transaction began */
+  uint64_t busy_since_ms;   /* when the current wait for a lock began */
   int64_t dv_seen;   /* PRAGMA data_version when a change was last reported */
 } er_sq_t;
 
@@ -58,6 +61,10 @@ int er__sq_exec(er_sq_t *sq, const char *sql, const char *what);
  * busy_ms, so that a busy database delays a call but never fails one that
  * could have waited. */
 int er__sq_begin(er_sq_t *sq);
+/* The busy handler: short naps until busy_ms. */
+int er__sq_busy_handler(void *ud, int count);
+/* Rings the doorbell: tells watchers a commit is visible. */
+void er__sq_ring(er_sq_t *sq);
 int er__sq_commit(er_sq_t *sq);
 void er__sq_rollback(er_sq_t *sq);
 /* Sleeps *us microseconds plus jitter, then doubles *us (up to 10 ms). */

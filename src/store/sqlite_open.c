@@ -90,7 +90,7 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
   er_sq_t *sq = er_calloc(1, sizeof *sq);
   if (!sq) return ER_ENOMEM;
   sq->base.ops = er__sqlite_backend.ops;
-  sq->ifd = -1;
+  sq->ifd = sq->bell_fd = -1;
   int rc = parse_options(sq, url, errmsg, size);
   if (rc) goto fail;
   rc = ER_ENOMEM;
@@ -109,7 +109,7 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
                sq->db ? sqlite3_errmsg(sq->db) : "out of memory");
     goto fail;
   }
-  sqlite3_busy_timeout(sq->db, sq->busy_ms);
+  sqlite3_busy_handler(sq->db, er__sq_busy_handler, sq);
   rc = prepare_file(sq, errmsg, size);
   if (!rc) rc = er__sq_wake_init(sq);
   if (!rc) rc = er__sq_data_version(sq, &sq->dv_seen);

@@ -1,22 +1,21 @@
 /* Wake-ups across processes without polling the database.
  *
- * A commit in WAL mode appends frames to PATH-wal with write(2), so inotify
- * sees it. We watch the database's DIRECTORY, not the -wal file itself,
- * because the -wal is deleted and recreated: SQLite deletes it when the last
- * connection closes and the next writer creates a new one (and without WAL,
- * on a file system that refuses it, the -journal is created and deleted by
- * every transaction). A watch on the file dies with the file and cannot be set
- * before it exists; the directory reports IN_CREATE and then every write of
- * whichever file is current. Events are filtered to the database file, its
- * -wal and its -journal, so other files in the directory do not wake us.
+ * Every connection that commits a change then writes one byte to a doorbell
+ * file beside the database, PATH-bell, and watchers wait for inotify to report
+ * that write. The bell is rung after COMMIT has returned, so whoever wakes
+ * sees the change: the writes to PATH-wal itself come before the WAL index
+ * makes the commit visible, and a watcher woken by them could look too soon
+ * and then wait for nothing. We watch the database's DIRECTORY, not the bell
+ * file, so that a bell created (or re-created) after we started is seen too;
+ * events for other files in the directory are ignored.
  *
- * An event may arrive a moment before the commit is visible (the frames are
- * written before the WAL index is updated), and our own commits raise events
- * too. So er_store_wait_change decides by PRAGMA data_version, which changes
- * exactly when another connection has committed: an event only tells it when
- * to look. Without inotify (the per-user limit reached, or a file system that
- * has none) it looks every 10 ms instead. */
+ * Our own commits ring the bell as well, so er_store_wait_change decides by
+ * PRAGMA data_version, which changes exactly when another connection has
+ * committed: an event only tells it when to look. Without inotify (the
+ * per-user limit reached, a file system that has none, or a bell that cannot
+ * be created) it looks every 10 ms instead. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -42,32 +41,38 @@ int er__sq_data_version(er_sq_t *sq, int64_t *out) {
 int er__sq_wake_init(er_sq_t *sq) {
   const char *slash = strrchr(sq->path, '/');
   const char *base = slash ? slash + 1 : sq->path;
-  char dir[PATH_MAX];
+  char dir[PATH_MAX], bell[PATH_MAX];
   if (!slash) snprintf(dir, sizeof dir, ".");
   else if (slash == sq->path) snprintf(dir, sizeof dir, "/");
   else snprintf(dir, sizeof dir, "%.*s", (int)(slash - sq->path), sq->path);
-  static const char *const suffix[] = {"", "-wal", "-journal"};
-  for (int i = 0; i < 3; i++) {
-    size_t n = strlen(base) + strlen(suffix[i]) + 1;
-    if (!(sq->wake_names[i] = er_malloc(n))) return ER_ENOMEM;
-    snprintf(sq->wake_names[i], n, "%s%s", base, suffix[i]);
-  }
-  sq->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (sq->ifd >= 0 &&
-      inotify_add_watch(sq->ifd, dir, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
+  size_t n = strlen(base) + sizeof "-bell";
+  if (!(sq->bell_name = er_malloc(n))) return ER_ENOMEM;
+  snprintf(sq->bell_name, n, "%s-bell", base);
+  snprintf(bell, sizeof bell, "%s-bell", sq->path);
+  sq->bell_fd = open(bell, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  sq->ifd = sq->bell_fd >= 0 ? inotify_init1(IN_NONBLOCK | IN_CLOEXEC) : -1;
+  if (sq->ifd >= 0 && inotify_add_watch(sq->ifd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
     close(sq->ifd);
     sq->ifd = -1;
   }
   if (sq->ifd < 0)
-    er_log(ER_LOG_DEBUG, "store %s: no inotify (%s); waiting for changes by polling", sq->path,
-           strerror(errno));
+    er_log(ER_LOG_DEBUG, "store %s: no inotify or doorbell (%s); waiting for changes by polling",
+           sq->path, strerror(errno));
   return 0;
+}
+
+void er__sq_ring(er_sq_t *sq) {
+  /* The same byte each time: the file never grows, and each write is an
+   * IN_MODIFY for the watchers. */
+  if (sq->bell_fd >= 0 && pwrite(sq->bell_fd, "!", 1, 0) < 0)
+    er_log(ER_LOG_DEBUG, "store %s: cannot ring the doorbell: %s", sq->path, strerror(errno));
 }
 
 void er__sq_wake_close(er_sq_t *sq) {
   if (sq->ifd >= 0) close(sq->ifd);
-  sq->ifd = -1;
-  for (int i = 0; i < 3; i++) er_free(sq->wake_names[i]);
+  if (sq->bell_fd >= 0) close(sq->bell_fd);
+  sq->ifd = sq->bell_fd = -1;
+  er_free(sq->bell_name);
 }
 
 /* Reads every pending event; true when one concerns our files. */
@@ -83,8 +88,7 @@ static bool drain(er_sq_t *sq) {
     for (char *p = buf; p < buf + n;) {
       const struct inotify_event *ev = (const struct inotify_event *)p;
       if (ev->mask & IN_Q_OVERFLOW) hit = true;
-      for (int i = 0; ev->len && i < 3; i++)
-        if (strcmp(ev->name, sq->wake_names[i]) == 0) hit = true;
+      if (ev->len && strcmp(ev->name, sq->bell_name) == 0) hit = true;
       p += sizeof *ev + ev->len;
     }
   }

@@ -93,9 +93,38 @@ static int reserve_in_tx(er_sq_t *sq, const er_reserve_req_t *req, claimed_t *go
   return rc;
 }
 
+/* Is anything due in the given queues? A plain read, which in WAL mode waits
+ * for no writer: most reserves of an idle worker find nothing and then need
+ * no write lock at all (the lock would delay every sender meanwhile). */
+static const char SQL_ANY_DUE[] =
+    "SELECT 1 FROM tasks WHERE queued = 1 AND queue = ?1 AND eta_ms <= ?2 LIMIT 1";
+
+static int any_due(er_sq_t *sq, const er_reserve_req_t *req, bool *due) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_ANY_DUE, &st);
+  *due = false;
+  for (size_t q = 0; !rc && q < req->nqueues && !*due; q++) {
+    er__sq_bind_text(st, 1, req->queues[q]);
+    sqlite3_bind_int64(st, 2, req->now_ms);
+    rc = er__sq_step(sq, st, "reserve");
+    *due = rc == SQLITE_ROW;
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
+  return rc;
+}
+
 int er__sq_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out,
                    size_t *n) {
   er_sq_t *sq = er__sq(s);
+  bool due;
+  int drc = any_due(sq, req, &due);
+  if (drc) return drc;
+  if (!due) {
+    *out = NULL;
+    *n = 0;
+    return 0;
+  }
   size_t cap = req->max < 4096 ? req->max : 4096;
   er_reserve_req_t r = *req;
   r.max = cap;
