@@ -84,20 +84,6 @@ int er__rd_workers(er_store_t *s, int64_t now_ms, json_t **out) {
   return 0;
 }
 
-static const er_task_state_t g_states[] = {ER_STATE_PENDING, ER_STATE_STARTED, ER_STATE_RETRY,
-                                           ER_STATE_SUCCESS, ER_STATE_FAILURE, ER_STATE_REVOKED};
-
-static json_t *zero_counts(void) {
-  json_t *o = json_object();
-  for (size_t i = 0; o && i < sizeof g_states / sizeof g_states[0]; i++)
-    json_object_set_new(o, er_state_name(g_states[i]), json_integer(0));
-  return o;
-}
-
-static void add(json_t *counts, const char *state, json_int_t n) {
-  json_t *v = json_object_get(counts, state);
-  if (v) json_integer_set(v, json_integer_value(v) + n);
-}
 
 int er__rd_stats(er_store_t *s, json_t **out) {
   er_rd_t *rd = er__rd(s);
@@ -111,7 +97,7 @@ int er__rd_stats(er_store_t *s, json_t **out) {
   int rc = er__rd_command(rd, 2, argv, NULL, &r, "stats");
   er_free(key);
   if (rc) return rc;
-  json_t *queues = json_object(), *total = zero_counts();
+  json_t *queues = json_object(), *total = er__stats_zero_counts();
   json_t *res = json_pack("{s:o, s:o}", "queues", queues, "total", total);
   if (!res) {
     freeReplyObject(r);
@@ -126,9 +112,9 @@ int er__rd_stats(er_store_t *s, json_t **out) {
     if (c <= 0) continue;
     const char *q = f->str + 2;
     json_t *qc = json_object_get(queues, q);
-    if (!qc) json_object_set_new(queues, q, qc = zero_counts());
-    add(qc, er_state_name((er_task_state_t)st), c);
-    add(total, er_state_name((er_task_state_t)st), c);
+    if (!qc) json_object_set_new(queues, q, qc = er__stats_zero_counts());
+    er__stats_add(qc, er_state_name((er_task_state_t)st), c);
+    er__stats_add(total, er_state_name((er_task_state_t)st), c);
   }
   freeReplyObject(r);
   *out = res;

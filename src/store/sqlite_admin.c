@@ -71,28 +71,13 @@ int er__sq_workers(er_store_t *s, int64_t now_ms, json_t **out) {
   return 0;
 }
 
-static const er_task_state_t g_states[] = {ER_STATE_PENDING, ER_STATE_STARTED, ER_STATE_RETRY,
-                                           ER_STATE_SUCCESS, ER_STATE_FAILURE, ER_STATE_REVOKED};
-
-/* A new object with every state at 0. */
-static json_t *zero_counts(void) {
-  json_t *o = json_object();
-  for (size_t i = 0; o && i < sizeof g_states / sizeof g_states[0]; i++)
-    json_object_set_new(o, er_state_name(g_states[i]), json_integer(0));
-  return o;
-}
-
-static void add(json_t *counts, const char *state, json_int_t n) {
-  json_t *v = json_object_get(counts, state);
-  if (v) json_integer_set(v, json_integer_value(v) + n);
-}
 
 int er__sq_stats(er_store_t *s, json_t **out) {
   er_sq_t *sq = er__sq(s);
   sqlite3_stmt *st;
   int rc = er__sq_prep(sq, SQL_COUNTS, &st);
   if (rc) return rc;
-  json_t *queues = json_object(), *total = zero_counts();
+  json_t *queues = json_object(), *total = er__stats_zero_counts();
   json_t *res = json_pack("{s:o, s:o}", "queues", queues, "total", total);
   if (!res) return ER_ENOMEM;
   while ((rc = er__sq_step(sq, st, "stats")) == SQLITE_ROW) {
@@ -100,9 +85,9 @@ int er__sq_stats(er_store_t *s, json_t **out) {
     const char *state = er_state_name((er_task_state_t)sqlite3_column_int(st, 1));
     json_int_t n = sqlite3_column_int64(st, 2);
     json_t *qc = json_object_get(queues, q);
-    if (!qc) json_object_set_new(queues, q, qc = zero_counts());
-    add(qc, state, n);
-    add(total, state, n);
+    if (!qc) json_object_set_new(queues, q, qc = er__stats_zero_counts());
+    er__stats_add(qc, state, n);
+    er__stats_add(total, state, n);
   }
   er__sq_done(st);
   if (rc != SQLITE_DONE) {

@@ -392,3 +392,20 @@ int er_store_wait_change(er_store_t *s, int timeout_ms) {
   BEGIN_CALL(s);
   return s->ops->wait_change(s, timeout_ms);
 }
+
+/* ---- Stats ---------------------------------------------------------------- */
+
+static const er_task_state_t g_states[] = {ER_STATE_PENDING, ER_STATE_STARTED, ER_STATE_RETRY,
+                                           ER_STATE_SUCCESS, ER_STATE_FAILURE, ER_STATE_REVOKED};
+
+json_t *er__stats_zero_counts(void) {
+  json_t *o = json_object();
+  for (size_t i = 0; o && i < sizeof g_states / sizeof g_states[0]; i++)
+    json_object_set_new(o, er_state_name(g_states[i]), json_integer(0));
+  return o;
+}
+
+void er__stats_add(json_t *counts, const char *state, json_int_t n) {
+  json_t *v = json_object_get(counts, state);
+  if (v) json_integer_set(v, json_integer_value(v) + n);
+}

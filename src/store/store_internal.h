@@ -44,6 +44,9 @@ int er__store_url_int(const char *url, const char *name, int64_t def, int64_t mi
 
 /* A new error object {"code": code, "name": "E...", "message": message}. */
 json_t *er__store_error_json(int code, const char *message);
+/* For stats: a new object with every state's name at 0, and adding n to one. */
+json_t *er__stats_zero_counts(void);
+void er__stats_add(json_t *counts, const char *state, json_int_t n);
 
 /* Bytes of v as compact JSON (0 for NULL). */
 size_t er__json_size(const json_t *v);
