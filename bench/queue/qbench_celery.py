@@ -7,8 +7,10 @@ The module is both the Celery app a worker loads and the benchmark client:
     ... qbench_celery.py rtt -n N [--pool prefork] [-c 2]
 
 Broker: Redis db 0; result backend: Redis db 1 (so a round trip can wait on
-AsyncResult.get). Everything else is Celery's default. Figures are printed as
-"R<TAB>key<TAB>value" lines, like the C programs of bench/queue.
+AsyncResult.get); QBENCH_CELERY_DB=D moves them to dbs D and D+1 (the Redis
+suite shares one server with errand and RQ). Everything else is Celery's
+default. Figures are printed as "R<TAB>key<TAB>value" lines, like the C
+programs of bench/queue.
 
 enqueue   noop.delay() N times; with --batch B, group(B x noop.s()).apply_async()
           (Celery has no batch send; a group is one call for B messages).
@@ -30,7 +32,10 @@ import time
 from celery import Celery, group
 
 REDIS = os.environ.get("QBENCH_REDIS", "redis://127.0.0.1:6379")
-app = Celery("qbench_celery", broker=REDIS + "/0", backend=REDIS + "/1")
+BROKER_DB = int(os.environ.get("QBENCH_CELERY_DB", "0"))
+BACKEND_DB = BROKER_DB + 1
+app = Celery("qbench_celery", broker=REDIS + "/%d" % BROKER_DB,
+             backend=REDIS + "/%d" % BACKEND_DB)
 app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
@@ -119,14 +124,14 @@ def cmd_enqueue(n, batch):
 
 
 def cmd_drain(n, pool, conc, nprocs, max_s):
-    backend = redis_client(1)
+    backend = redis_client(BACKEND_DB)
     backend.flushdb()
     done = 0
     while done < n:
         k = min(1000, n - done)
         group(noop.s() for _ in range(k)).apply_async()
         done += k
-    queued = redis_client(0).llen("celery")
+    queued = redis_client(BROKER_DB).llen("celery")
     if queued != n:
         raise SystemExit("expected %d queued messages, found %d" % (n, queued))
     cpu0 = time.process_time()
