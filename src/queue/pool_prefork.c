@@ -15,7 +15,7 @@
 
 #include "queue/pool.h"
 
-#define MAX_DEPTH 2
+#define MAX_DEPTH 8
 
 typedef struct child {
   struct prefork *pool;
@@ -23,8 +23,9 @@ typedef struct child {
   int fd;
   uv_pipe_t pipe;
   uv_timer_t timer; /* the running job's hard time limit, then revocation grace */
-  /* Jobs written to the child, in order: jobs[0] runs, the next one waits in
-   * the socket so the child starts it without waiting for the worker. */
+  /* Jobs written to the child, in order: jobs[0] runs, the next ones wait in
+   * the socket (up to the prefetch, at most MAX_DEPTH) so the child goes on
+   * while the worker is busy with the store. */
   er__job_t *jobs[MAX_DEPTH];
   int njobs;
   char *buf;
@@ -38,7 +39,7 @@ typedef struct prefork {
   er__pool_t base;
   child_t **children;
   int n;
-  int depth;           /* jobs written to a child at once: 1, or 2 with prefetch */
+  int depth;           /* jobs written to a child at once: the prefetch, at most MAX_DEPTH */
   er__job_t **waiting; /* jobs with no child to take them yet (one was replaced) */
   size_t nwaiting;
   bool stopping;
@@ -315,7 +316,8 @@ static void revoke_job(er__pool_t *pool, er__job_t *j) {
 static int start(er__pool_t *pool) {
   prefork_t *p = (prefork_t *)pool;
   p->n = pool->concurrency;
-  p->depth = pool->prefetch > 1 ? MAX_DEPTH : 1;
+  p->depth = pool->prefetch < MAX_DEPTH ? pool->prefetch : MAX_DEPTH;
+  if (p->depth < 1) p->depth = 1;
   pool->capacity = pool_capacity(p);
   p->children = er_calloc((size_t)p->n, sizeof *p->children);
   p->waiting = er_calloc((size_t)pool->capacity, sizeof *p->waiting);

@@ -166,7 +166,7 @@ static void push_completion(er_worker_t *w, er__job_t *j, const er_completion_t 
   w->done[w->ndone] = *c;
   w->done_jobs[w->ndone++] = j;
   /* Outcomes are written in batches: at once when nothing else is waiting to
-   * run (a poller wants its result now), else after a millisecond or 128 of
+   * run (a poller wants its result now), else after 5 ms or 128 of
    * them, so a busy worker pays one transaction for many tasks. */
   bool busy = w->bl_len > 0 && w->ndone < 128;
   if (w->flush_scheduled) {
@@ -179,7 +179,7 @@ static void push_completion(er_worker_t *w, er__job_t *j, const er_completion_t 
   }
   w->flush_scheduled = true;
   if (busy)
-    uv_timer_start(&w->flush_timer, on_flush_timer, 1, 0);
+    uv_timer_start(&w->flush_timer, on_flush_timer, 5, 0);
   else
     er_loop_call_soon(w->loop, flush, w);
 }
