@@ -15,7 +15,7 @@
 #define TICK_MS 100
 #define MAINTAIN_MS 1000
 #define MAX_TASKLETS 10000
-#define RESERVE_BATCH 256
+#define RESERVE_BATCH 64
 #define MAX_RESERVED 4096
 
 struct er_worker {
