@@ -79,8 +79,11 @@ int er_loop_new(er_loop_t **out, const er_loop_opts_t *opts);
  * must not be used after. Accepts NULL. */
 void er_loop_free(er_loop_t *loop);
 
-/* The loop current on this thread: the one running here, else the first made
- * here and not yet freed; NULL if none. */
+/* The loop current on this thread: the one running here (inside er_loop_run*
+ * or a tasklet), else the one er_loop_new made current (the first made while
+ * the thread had none). Freeing that loop leaves the thread with none, even if
+ * it made others: use the handles you keep, not this, when a thread has
+ * several loops. NULL if none. */
 er_loop_t *er_loop_current(void);
 
 /* The libuv loop underneath, for adding handles of your own. */
