@@ -139,3 +139,11 @@ void h_wait_state(harness_t *h, const char *id, er_task_state_t state, int64_t t
     usleep(5000);
   }
 }
+
+er_task_state_t h_state(harness_t *h, const char *id) {
+  er_task_rec_t *r = NULL;
+  assert_int_equal(er_status(h->client, id, NULL, &r), 0);
+  er_task_state_t st = r->state;
+  er_task_rec_free(r);
+  return st;
+}

@@ -37,6 +37,8 @@ int h_cli(harness_t *h, char **out, char **err, ...);
  * per call site is the caller's: pass id). */
 void h_send(harness_t *h, const char *task, const char *args_json, const er_send_opts_t *o,
             er_id_t *id);
+/* The task's state now (ER_STATE_UNKNOWN for an id the store never saw). */
+er_task_state_t h_state(harness_t *h, const char *id);
 /* Waits up to timeout_ms for the task to reach state (fails the test if it
  * does not). */
 void h_wait_state(harness_t *h, const char *id, er_task_state_t state, int64_t timeout_ms);

@@ -294,10 +294,7 @@ static void cli_purge_removes_waiting_tasks(void **s) {
   assert_non_null(strstr(out, "purged 2 tasks"));
   free(out);
   free(err);
-  er_task_rec_t *r;
-  er_status(H.client, id.text, NULL, &r);
-  assert_int_equal(r->state, ER_STATE_UNKNOWN);
-  er_task_rec_free(r);
+  assert_int_equal(h_state(&H, id.text), ER_STATE_UNKNOWN);
 }
 
 static void tasklet_task_fans_out(void **s) {
@@ -320,10 +317,7 @@ static void warm_shutdown_finishes_running_tasks(void **s) {
   h_wait_state(&H, id.text, ER_STATE_STARTED, 2000);
   int status = h_stop(w, SIGTERM);
   assert_true(WIFEXITED(status));
-  er_task_rec_t *r;
-  er_status(H.client, id.text, NULL, &r);
-  assert_int_equal(r->state, ER_STATE_SUCCESS);
-  er_task_rec_free(r);
+  assert_int_equal(h_state(&H, id.text), ER_STATE_SUCCESS);
 }
 
 /* A worker reserves ahead (prefetch); at a warm stop what it reserved but did
@@ -348,10 +342,7 @@ static void warm_shutdown_gives_back_reserved_tasks(void **s) {
     er_task_rec_free(r);
   }
   assert_int_equal(pending, 5); /* given back unstarted; the child's 7 ran */
-  er_task_rec_t *r;
-  er_status(H.client, slow.text, NULL, &r);
-  assert_int_equal(r->state, ER_STATE_SUCCESS);
-  er_task_rec_free(r);
+  assert_int_equal(h_state(&H, slow.text), ER_STATE_SUCCESS);
 }
 
 static void second_signal_gives_tasks_back(void **s) {
@@ -363,10 +354,7 @@ static void second_signal_gives_tasks_back(void **s) {
   usleep(100000);
   int status = h_stop(w, SIGINT);
   assert_true(WIFEXITED(status));
-  er_task_rec_t *r;
-  er_status(H.client, id.text, NULL, &r);
-  assert_int_equal(r->state, ER_STATE_PENDING); /* back in the queue, not lost */
-  er_task_rec_free(r);
+  assert_int_equal(h_state(&H, id.text), ER_STATE_PENDING);
 }
 
 int main(void) {
