@@ -66,7 +66,8 @@ extern "C" {
   X(ERETRY, -25, "retry requested")                                            \
   X(EREVOKED, -26, "revoked")                                                  \
   X(EAUTH, -27, "not authorised")                                              \
-  X(EINTERNAL, -28, "internal error")
+  X(EINTERNAL, -28, "internal error")                                          \
+  X(ENOTSUP, -29, "not supported by this store")
 
 enum {
 #define ER__ENUM(name, num, msg) ER_##name = (num),

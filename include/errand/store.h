@@ -224,10 +224,143 @@ void er_store_drain_wakeups(er_store_t *s);
  * change, ER_ETIMEDOUT otherwise. */
 int er_store_wait_change(er_store_t *s, int timeout_ms);
 
+/* ---- Transition batches: the one atomic way to change state ----
+ *
+ * A state change that touches more than one thing (a stage's completion, its
+ * slots, its barrier and the tasks it releases; a Celery message and its
+ * task) is a batch of primitive mutations applied all or nothing: one SQLite
+ * transaction, one Redis script that interprets the batch. Every guard in the
+ * batch is checked before anything is written; if one fails, nothing is
+ * written and er_store_apply returns that guard's code with *failed set to its
+ * index.
+ *
+ * Besides tasks, a store keeps documents and counters for the layers above:
+ *   document: (coll, key) -> a JSON value with a version, 1 when created and
+ *             one more at every change (pipelines, slots, barriers);
+ *   counter:  (coll, key) -> a 64-bit integer, 0 when absent.
+ * coll and key are non-empty UTF-8 strings without NUL; coll is at most 64
+ * bytes, key at most 512. */
+typedef enum er_mut_kind {
+  ER_MUT_ENQUEUE = 1, /* .rec (borrowed; as er_store_enqueue for one record) and
+                         .flags (ER_ENQ_IF_ABSENT, for this record only).
+                         Result: .existing, and .rec->id updated as there.
+                         Fails the batch: ER_EEXIST, ER_ETOMBSTONED, ER_ETOOBIG. */
+  ER_MUT_COMPLETE,    /* .completion (as er_store_complete for one outcome).
+                         A fenced attempt fails the batch with ER_EFENCED. */
+  ER_MUT_TASK_GUARD,  /* writes nothing: the task .id must exist (else
+                         ER_ENOENT), be in .state (ER_STATE_UNKNOWN: any) and,
+                         when .attempt > 0, at that attempt (else ER_ESTATE). */
+  ER_MUT_DOC_PUT,     /* sets (.coll, .key) to .value (borrowed). Guard
+                         .if_version: ER_VERSION_ANY, ER_VERSION_ABSENT (must
+                         not exist: else ER_EEXIST), or n (must exist at
+                         version n: else ER_ESTATE, or ER_ENOENT when absent).
+                         Result: .version, the new version. */
+  ER_MUT_DOC_MERGE,   /* merges the object .value into the document's object
+                         (top-level keys replaced, as json_object_update),
+                         creating {} first when absent. Guard .if_version as
+                         DOC_PUT. Result: .version. */
+  ER_MUT_DOC_DEL,     /* deletes (.coll, .key); guard .if_version as DOC_PUT.
+                         Deleting an absent document with ER_VERSION_ANY is not
+                         an error. */
+  ER_MUT_COUNTER_ADD  /* adds .delta to counter (.coll, .key). Guard: when
+                         .if_value != ER_COUNTER_ANY the counter must equal it
+                         before the add (else ER_ESTATE). Result: .value, the
+                         counter after the add. A counter that reaches 0 may be
+                         removed from the store (it reads as 0 either way). */
+} er_mut_kind_t;
+
+#define ER_VERSION_ANY (-1)
+#define ER_VERSION_ABSENT 0
+#define ER_COUNTER_ANY INT64_MIN
+
+typedef struct er_mut {
+  er_mut_kind_t kind;
+  /* ENQUEUE */
+  er_task_rec_t *rec;
+  int flags;
+  /* COMPLETE */
+  er_completion_t completion;
+  /* TASK_GUARD */
+  const char *id;
+  er_task_state_t state;
+  int attempt;
+  /* DOC_*, COUNTER_ADD */
+  const char *coll, *key;
+  json_t *value;
+  int64_t if_version;
+  int64_t delta, if_value;
+} er_mut_t;
+
+typedef struct er_mut_result {
+  bool existing;   /* ENQUEUE: the key rule returned an existing task */
+  int64_t version; /* DOC_PUT, DOC_MERGE: the version written */
+  int64_t value;   /* COUNTER_ADD: the counter after the add */
+} er_mut_result_t;
+
+/* Applies muts[0..n) all or nothing, in order (a later mutation sees the
+ * earlier ones' writes, and a guard is checked against them). results (may be
+ * NULL) has n entries, filled only on success. On a failed guard or a refused
+ * mutation returns its code and sets *failed (may be NULL) to its index,
+ * having written nothing; other errors (ER_EUNAVAILABLE, ER_EBUSY, ...) set
+ * *failed to n. Wakes watchers as the single calls would. */
+int er_store_apply(er_store_t *s, const er_mut_t *muts, size_t n, er_mut_result_t *results,
+                   size_t *failed);
+
+/* The document (coll, key): *value a new reference (may be NULL if not
+ * wanted), *version (may be NULL) its version. ER_ENOENT when absent. */
+int er_store_doc_get(er_store_t *s, const char *coll, const char *key, json_t **value,
+                     int64_t *version);
+/* Up to limit documents of coll whose keys sort after `after` (NULL or "":
+ * from the first), in key order (bytewise): *out a new array of
+ * {"key": k, "value": v, "version": n}. An array shorter than limit is the
+ * end. */
+int er_store_doc_list(er_store_t *s, const char *coll, const char *after, size_t limit,
+                      json_t **out);
+/* The counter's value (0 when absent). */
+int er_store_counter_get(er_store_t *s, const char *coll, const char *key, int64_t *value);
+
+/* ---- Precise wake-ups ----
+ *
+ * A handle that watches says what it waits for; its wakeup fd then becomes
+ * readable only for those (a backend may wake a little more often, never
+ * less), and er_store_read_wakeups says what happened. */
+typedef struct er_watch {
+  const char *const *queues; /* work arriving or made due on these queues */
+  size_t nqueues;
+  bool finished;             /* tasks finishing (for result waiters) */
+  bool control;              /* revokes of running tasks (for workers) */
+} er_watch_t;
+
+/* Sets what this handle watches (copied; replaces the previous set). A handle
+ * that never calls it is woken by every change, as before. */
+int er_store_watch(er_store_t *s, const er_watch_t *w);
+
+typedef struct er_wakeups {
+  bool work;        /* a watched queue may have due work */
+  bool control;     /* a running task may have been revoked */
+  char **finished;  /* ids of tasks finished since the last read (new array of
+                       new strings: free with er_wakeups_clear) */
+  size_t nfinished;
+  bool finished_overflow; /* too many to list: re-check every waiter */
+} er_wakeups_t;
+
+/* Drains the wakeup fd and says what it reported since the last read. With
+ * finished watched, the first read after er_store_watch lists nothing and
+ * starts the record. */
+int er_store_read_wakeups(er_store_t *s, er_wakeups_t *out);
+void er_wakeups_clear(er_wakeups_t *w);
+
+/* When the next delayed thing on these queues falls due: the earliest eta of
+ * a task queued for later (countdown, eta, retry backoff), and, on any queue,
+ * the earliest lease that ends. *due_ms is 0 when there is none. A worker
+ * sets a timer for it instead of polling. */
+int er_store_next_due(er_store_t *s, const char *const *queues, size_t nqueues,
+                      int64_t *due_ms);
+
 /* ---- Backends ---- */
 
 /* The vtable each backend fills. version is ER_STORE_OPS_VERSION. */
-#define ER_STORE_OPS_VERSION 1
+#define ER_STORE_OPS_VERSION 2
 typedef struct er_store_ops {
   int version;
   const char *scheme; /* "sqlite", "redis" */
@@ -250,6 +383,18 @@ typedef struct er_store_ops {
   int (*wakeup_fd)(er_store_t *s);
   void (*drain_wakeups)(er_store_t *s);
   int (*wait_change)(er_store_t *s, int timeout_ms);
+  /* Version 2. A backend may leave any of these NULL: the call then returns
+   * ER_ENOTSUP. */
+  int (*apply)(er_store_t *s, const er_mut_t *muts, size_t n, er_mut_result_t *results,
+               size_t *failed);
+  int (*doc_get)(er_store_t *s, const char *coll, const char *key, json_t **value,
+                 int64_t *version);
+  int (*doc_list)(er_store_t *s, const char *coll, const char *after, size_t limit,
+                  json_t **out);
+  int (*counter_get)(er_store_t *s, const char *coll, const char *key, int64_t *value);
+  int (*watch)(er_store_t *s, const er_watch_t *w);
+  int (*read_wakeups)(er_store_t *s, er_wakeups_t *out);
+  int (*next_due)(er_store_t *s, const char *const *queues, size_t nqueues, int64_t *due_ms);
 } er_store_ops_t;
 
 /* Every backend's handle starts with this. */

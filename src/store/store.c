@@ -138,6 +138,13 @@ int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg
   er__errmsg(errmsg, errmsg_size, "%s", "");
   if (!url) url = er_store_default_url();
   const er__store_backend_t *b = find_backend(url);
+  if (b && b->ops->version != ER_STORE_OPS_VERSION) {
+    /* A backend built against another vtable layout would be called through
+     * the wrong slots. */
+    er__errmsg(errmsg, errmsg_size, "store backend '%s' has vtable version %d, not %d",
+               b->ops->scheme, b->ops->version, ER_STORE_OPS_VERSION);
+    return ER_EINTERNAL;
+  }
   if (!b) {
     if (strncasecmp(url, "rediss:", 7) == 0)
       er__errmsg(errmsg, errmsg_size,
@@ -249,7 +256,7 @@ static int bad(er_store_t *s, const char *what) {
   return ER_EINVAL;
 }
 
-static int check_record(er_store_t *s, const er_task_rec_t *r) {
+int er__store_check_record(er_store_t *s, const er_task_rec_t *r) {
   if (!r) return bad(s, "enqueue: a NULL record");
   if (!r->id[0]) return bad(s, "enqueue: a record without an id");
   if (!r->task || !*r->task) return bad(s, "enqueue: a record without a task name");
@@ -274,7 +281,7 @@ int er_store_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int fl
   BEGIN_CALL(s);
   if (n && !recs) return bad(s, "enqueue: no records");
   for (size_t i = 0; i < n; i++) {
-    int rc = check_record(s, recs[i]);
+    int rc = er__store_check_record(s, recs[i]);
     if (rc) return rc;
     if (existing) existing[i] = false;
   }
@@ -306,15 +313,20 @@ int er_store_renew(er_store_t *s, const char *const *ids, const int *attempts, s
   return s->ops->renew(s, ids, attempts, n, lease_until_ms, revoked, fenced);
 }
 
+int er__store_check_completion(er_store_t *s, const er_completion_t *c) {
+  if (!c->id) return bad(s, "complete: a completion without an id");
+  if (c->state != ER_STATE_SUCCESS && c->state != ER_STATE_FAILURE &&
+      c->state != ER_STATE_RETRY && c->state != ER_STATE_REVOKED && c->state != ER_STATE_PENDING)
+    return bad(s, "complete: state must be SUCCESS, FAILURE, RETRY, REVOKED or PENDING");
+  return 0;
+}
+
 int er_store_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *fenced) {
   BEGIN_CALL(s);
   if (n && !cs) return bad(s, "complete: no completions");
   for (size_t i = 0; i < n; i++) {
-    if (!cs[i].id) return bad(s, "complete: a completion without an id");
-    if (cs[i].state != ER_STATE_SUCCESS && cs[i].state != ER_STATE_FAILURE &&
-        cs[i].state != ER_STATE_RETRY && cs[i].state != ER_STATE_REVOKED &&
-        cs[i].state != ER_STATE_PENDING)
-      return bad(s, "complete: state must be SUCCESS, FAILURE, RETRY, REVOKED or PENDING");
+    int rc = er__store_check_completion(s, &cs[i]);
+    if (rc) return rc;
   }
   if (!n) return 0;
   return s->ops->complete(s, cs, n, fenced);

@@ -42,6 +42,11 @@ const char *er__store_url_opt(const char *url, const char *name, size_t *len);
 int er__store_url_int(const char *url, const char *name, int64_t def, int64_t min, int64_t max,
                       int64_t *out, char *errmsg, size_t size);
 
+/* Argument checks shared by the single calls and the batch (store_batch.c):
+ * 0, or ER_EINVAL / ER_ETOOBIG with the reason in s->last_error. */
+int er__store_check_record(er_store_t *s, const er_task_rec_t *r);
+int er__store_check_completion(er_store_t *s, const er_completion_t *c);
+
 /* A new error object {"code": code, "name": "E...", "message": message}. */
 json_t *er__store_error_json(int code, const char *message);
 /* For stats: a new object with every state's name at 0, and adding n to one. */
