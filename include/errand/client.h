@@ -24,6 +24,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ER_API_BEGIN
 
 /* Opens a client on the store named by url: NULL means $ERRAND_STORE, else
  * sqlite:errand.db. Errors as er_store_open; errmsg (may be NULL) gets the
@@ -112,6 +113,7 @@ er_future_t *er_send_async(er_client_t *c, er_loop_t *loop, const char *task, js
 er_future_t *er_result_future(er_client_t *c, er_loop_t *loop, const char *id,
                               int64_t timeout_ms);
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,21 @@
 extern "C" {
 #endif
 
+/* ER_API_BEGIN / ER_API_END: every public header wraps its declarations in
+ * this pair. The library is compiled with -fvisibility=hidden, so only what
+ * the public headers declare (the er_ API) is exported from liberrand.so; the
+ * internal er__ functions stay inside it. In a program that includes the
+ * headers the pair changes nothing. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define ER_API_BEGIN _Pragma("GCC visibility push(default)")
+#define ER_API_END _Pragma("GCC visibility pop")
+#else
+#define ER_API_BEGIN
+#define ER_API_END
+#endif
+
+ER_API_BEGIN
+
 #define ER_VERSION_MAJOR 0
 #define ER_VERSION_MINOR 1
 #define ER_VERSION_PATCH 0
@@ -144,6 +159,7 @@ void er_log(er_log_level_t level, const char *fmt, ...) ER_PRINTF(2, 3);
 void er_vlog(er_log_level_t level, const char *fmt, va_list ap);
 const char *er_log_level_name(er_log_level_t level);
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif

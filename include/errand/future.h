@@ -28,6 +28,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ER_API_BEGIN
 
 typedef struct er_future er_future_t;
 typedef struct er_error er_error_t;
@@ -259,6 +260,7 @@ int er_reducing_future_set_error(er_future_t *rf, int code, const char *fmt, ...
 typedef int (*er_work_fn)(void *arg, er_future_t *out);
 er_future_t *er_loop_queue_work(er_loop_t *loop, er_work_fn fn, void *arg);
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif

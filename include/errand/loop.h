@@ -32,6 +32,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ER_API_BEGIN
 
 typedef struct er_loop er_loop_t;
 typedef struct er_timer er_timer_t;
@@ -131,6 +132,7 @@ uint64_t er_loop_now_ns(er_loop_t *loop);
 void er_loop_ref(er_loop_t *loop);
 void er_loop_unref(er_loop_t *loop);
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ER_API_BEGIN
 
 /* Task states. UNKNOWN is for an id the store never saw (or forgot after its
  * result expired); Celery answers PENDING there, a known confusion. */
@@ -406,6 +407,7 @@ struct er_store {
   char last_error[256];
 };
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ER_API_BEGIN
 
 typedef struct er_task er_task_t;
 typedef struct er_client er_client_t;
@@ -117,6 +118,7 @@ int er_task_retry(er_task_t *t, int64_t countdown_ms, int code, const char *fmt,
 er_loop_t *er_task_loop(const er_task_t *t);
 er_client_t *er_task_client(const er_task_t *t);
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ER_API_BEGIN
 
 typedef enum er_pool_kind { ER_POOL_PREFORK = 0, ER_POOL_THREADS, ER_POOL_SOLO } er_pool_kind_t;
 /* "prefork", "threads", "solo" and back; -1 for an unknown name. */
@@ -65,6 +66,7 @@ void er_worker_stop(er_worker_t *w, bool now);
 void er_worker_free(er_worker_t *w); /* accepts NULL */
 const char *er_worker_id(const er_worker_t *w);
 
+ER_API_END
 #ifdef __cplusplus
 }
 #endif
