@@ -1,5 +1,6 @@
-/* The client's private parts, shared by client.c, client_send.c and
- * client_async.c. */
+/* The client's private parts, shared by client.c (life, reading),
+ * client_send.c (sending), client_async.c (sends as futures) and
+ * client_watch.c (result futures). */
 #ifndef ER_CLIENT_INTERNAL_H
 #define ER_CLIENT_INTERNAL_H
 

@@ -366,7 +366,7 @@ static void on_tick(void *arg) { atomic_fetch_add((atomic_int *)arg, 1); }
 static void loop_runs_while_the_store_hangs(void **state) {
   (void)state;
   if (getenv("ERRAND_TEST_STORE")) skip(); /* run once, in the SQLite run */
-  char dir[64] = "/tmp/errand-client-redis-XXXXXX", args[128], base[256];
+  char dir[64] = "/tmp/errand-client-redis-XXXXXX", args[256], base[256];
   assert_non_null(mkdtemp(dir));
   snprintf(args, sizeof args, "start %s 2>/dev/null", dir);
   int rc = redis_script(args, base, sizeof base);
