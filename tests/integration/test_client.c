@@ -363,25 +363,40 @@ static int redis_script(const char *args, char *out, size_t size) {
 
 static void on_tick(void *arg) { atomic_fetch_add((atomic_int *)arg, 1); }
 
+static char g_redis_dir[64];
+static int g_redis_pid;
+
+/* Stops the test's redis-server, by its pid (woken first if stopped), even
+ * when the test failed half-way. */
+static int redis_teardown(void **state) {
+  (void)state;
+  if (!g_redis_dir[0]) return 0;
+  if (g_redis_pid > 0) kill(g_redis_pid, SIGCONT);
+  char args[256];
+  snprintf(args, sizeof args, "stop %s; rm -rf %s", g_redis_dir, g_redis_dir);
+  redis_script(args, NULL, 0);
+  g_redis_dir[0] = 0;
+  g_redis_pid = 0;
+  return 0;
+}
+
 static void loop_runs_while_the_store_hangs(void **state) {
   (void)state;
   if (getenv("ERRAND_TEST_STORE")) skip(); /* run once, in the SQLite run */
-  char dir[64] = "/tmp/errand-client-redis-XXXXXX", args[256], base[256];
-  assert_non_null(mkdtemp(dir));
-  snprintf(args, sizeof args, "start %s 2>/dev/null", dir);
+  char args[256], base[256];
+  snprintf(g_redis_dir, sizeof g_redis_dir, "/tmp/errand-client-redis-XXXXXX");
+  assert_non_null(mkdtemp(g_redis_dir));
+  snprintf(args, sizeof args, "start %s 2>/dev/null", g_redis_dir);
   int rc = redis_script(args, base, sizeof base);
   if (rc == 77 || !base[0]) {
-    snprintf(args, sizeof args, "stop %s; rm -rf %s", dir, dir);
-    redis_script(args, NULL, 0);
     print_message("SKIP: no redis-server to stop (rc %d)\n", rc);
     skip();
   }
   char pidfile[128];
-  snprintf(pidfile, sizeof pidfile, "%s/redis.pid", dir);
+  snprintf(pidfile, sizeof pidfile, "%s/redis.pid", g_redis_dir);
   FILE *pf = fopen(pidfile, "r");
-  int pid = 0;
   assert_non_null(pf);
-  assert_int_equal(fscanf(pf, "%d", &pid), 1);
+  assert_int_equal(fscanf(pf, "%d", &g_redis_pid), 1);
   fclose(pf);
   fx_t fx = {0};
   snprintf(fx.url, sizeof fx.url, "%s?timeout_ms=2000", base);
@@ -394,7 +409,7 @@ static void loop_runs_while_the_store_hangs(void **state) {
   er__watch_stats_t st;
   wait_watcher_settled(&fx, 1, &st);
 
-  assert_int_equal(kill(pid, SIGSTOP), 0);
+  assert_int_equal(kill(g_redis_pid, SIGSTOP), 0);
   uint64_t t0 = er_now_mono_ms();
   er_future_t *fb = er_result_future(fx.c, loop, b.text, -1);
   uint64_t took = er_now_mono_ms() - t0;
@@ -402,7 +417,7 @@ static void loop_runs_while_the_store_hangs(void **state) {
   for (int i = 1; i <= 5; i++) er_loop_call_later(loop, (uint64_t)i * 20, on_tick, &ticks);
   while (atomic_load(&ticks) < 5) er_loop_run1(loop);
   uint64_t ticked = er_now_mono_ms() - t0;
-  assert_int_equal(kill(pid, SIGCONT), 0);
+  assert_int_equal(kill(g_redis_pid, SIGCONT), 0);
   /* A read on the stopped server takes timeout_ms (2 s); the loop took none. */
   assert_true(took < 1000);
   assert_true(ticked < 1500);
@@ -418,8 +433,6 @@ static void loop_runs_while_the_store_hangs(void **state) {
   assert_int_equal(er_future_status(fa), ER_ECANCELED);
   er_future_unref(fa);
   er_loop_free(loop);
-  snprintf(args, sizeof args, "stop %s; rm -rf %s", dir, dir);
-  redis_script(args, NULL, 0);
 }
 
 /* ---- 4. er_result holds up nobody ---- */
@@ -507,7 +520,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(futures_complete_with_each_outcome, setup, teardown),
       cmocka_unit_test_setup_teardown(close_cancels_waiting_futures, setup, teardown),
       cmocka_unit_test_setup_teardown(future_woken_for_its_own_id, setup, teardown),
-      cmocka_unit_test(loop_runs_while_the_store_hangs),
+      cmocka_unit_test_teardown(loop_runs_while_the_store_hangs, redis_teardown),
       cmocka_unit_test_setup_teardown(result_wait_does_not_block_sends, setup, teardown),
       cmocka_unit_test_setup_teardown(concurrent_results_each_get_theirs, setup, teardown),
   };
