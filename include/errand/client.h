@@ -2,8 +2,22 @@
  * errand/client.h: sending tasks and reading their outcome.
  *
  * A client is a connection to a store (errand/store.h names them by URL). It
- * may be used from several threads: calls are serialised on it. It must not be
- * used across fork(); open another in the child.
+ * must not be used across fork(); open another in the child.
+ *
+ * Threads and blocking: a client may be used from several threads. Every
+ * call except the futures' blocks on the store (a store call, or a few);
+ * those short calls are serialised on the client's own store handle. Only
+ * er_result with a timeout waits for long, and it waits on a store handle
+ * of its own: a thread blocked in er_result holds up no other thread's
+ * calls on the same client. er_client_last_error is the last failure of any
+ * thread: read it on the thread that failed, before that thread or another
+ * makes a call that may fail.
+ *
+ * Futures: er_send_async runs the send on libuv's thread pool; result
+ * futures are watched by a thread the client starts on the first
+ * er_result_future, with a store handle of its own. Neither blocks the
+ * loop: the futures complete from those threads, and their callbacks run on
+ * the loop's thread (errand/future.h).
  *
  * Errors: 0 or a negative ER_E* code; er_client_last_error() keeps a one-line
  * detail of the last failure on that client.
@@ -30,7 +44,11 @@ ER_API_BEGIN
  * sqlite:errand.db. Errors as er_store_open; errmsg (may be NULL) gets the
  * reason. */
 int er_client_open(const char *url, er_client_t **out, char *errmsg, size_t errmsg_size);
-void er_client_close(er_client_t *c); /* accepts NULL */
+/* Closes c (accepts NULL). It stops the result futures' watcher thread and
+ * waits for it to end; futures still waiting fail with ER_ECANCELED (done at
+ * once when called on their loop's thread, else when that loop next runs).
+ * No call on c may be in progress or follow, on any thread. */
+void er_client_close(er_client_t *c);
 const char *er_client_last_error(const er_client_t *c);
 const char *er_client_url(const er_client_t *c);
 
@@ -47,7 +65,10 @@ typedef struct er_send_opts {
   bool ignore_result;
   int64_t result_ttl_ms;  /* -1: forever */
   json_t *context;        /* an object the task reads with er_task_context (borrowed) */
-  int max_retries;        /* ER_RETRIES_NONE for none */
+  int max_retries;        /* retries after the first attempt: 0 (unset) the
+                             task's default; ER_RETRIES_NONE none; n > 0 n.
+                             The record stores -1, 0 and n (er_task_rec_t).
+                             Below ER_RETRIES_NONE: ER_EINVAL. */
   int64_t soft_limit_ms, hard_limit_ms;
 } er_send_opts_t;
 
@@ -71,8 +92,16 @@ typedef struct er_send_req {
   json_t *args, *kwargs;     /* borrowed */
   const er_send_opts_t *opts; /* may be NULL */
 } er_send_req_t;
-/* Sends n tasks in one transaction: all or none. ids (may be NULL) gets n ids. */
+/* Sends n tasks in one transaction: all or none. ids (may be NULL) gets n
+ * ids. Each request keeps its own options: one with .if_absent gets the live
+ * task for its key when there is one (a task added earlier in the same batch
+ * counts), and existed[i] (may be NULL) is then true; one without is always
+ * added. A store without transition batches (er_store_apply) cannot mix the
+ * two among keyed requests: such a batch is refused with ER_ENOTSUP and
+ * nothing is sent. */
 int er_send_batch(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids);
+int er_send_batch_ex(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids,
+                     bool *existed);
 
 /* The task's record by id, or the newest for key when id is NULL. A task the
  * store does not know gives 0 with state ER_STATE_UNKNOWN. *out is new (free
@@ -80,7 +109,8 @@ int er_send_batch(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *
 int er_status(er_client_t *c, const char *id, const char *key, er_task_rec_t **out);
 
 /* The outcome, by id or by key. timeout_ms: 0 do not wait; < 0 wait forever;
- * else wait that long. Returns 0 with *result (new reference, may be NULL for
+ * else wait that long, blocking the calling thread (but not the client: see
+ * above). Returns 0 with *result (new reference, may be NULL for
  * null; result may be NULL) on SUCCESS; ER_EFAIL on FAILURE, with *error (new
  * reference; error may be NULL) the task's error object; ER_EREVOKED;
  * ER_ESTATE when not finished and not waiting; ER_ETIMEDOUT; ER_ENOENT for an
@@ -101,15 +131,20 @@ int er_revoke(er_client_t *c, const char *id);
 int er_purge(er_client_t *c, const char *queue, size_t *count);
 
 /* ---- Futures on a loop (for tasklets, and the HTTP layer) ----
- * Loop thread only. The client must outlive the futures. */
+ * Loop thread only; they never block it. The client must outlive the
+ * futures (er_client_close cancels those still waiting). */
 
 /* Done with the new id as a JSON string, or with the send's error. */
 er_future_t *er_send_async(er_client_t *c, er_loop_t *loop, const char *task, json_t *args,
                            json_t *kwargs, const er_send_opts_t *opts);
 /* Done with the task's result (JSON) on SUCCESS, or an error: ER_EFAIL with
  * the task's message (the error object's text) on FAILURE, ER_EREVOKED,
- * ER_ETIMEDOUT after timeout_ms (< 0: never), ER_ENOENT. Woken by the store's
- * change notifications, not by polling. */
+ * ER_ETIMEDOUT after timeout_ms (< 0: never), ER_ENOENT, or the store's
+ * error when the watcher cannot open it. Completed from the client's watcher
+ * thread, woken by the store's change notifications (for its own task when
+ * the store can say which finished), not by polling; the future keeps its
+ * loop referenced until then. All of a client's result futures must be on
+ * one loop (else ER_EINVAL). */
 er_future_t *er_result_future(er_client_t *c, er_loop_t *loop, const char *id,
                               int64_t timeout_ms);
 

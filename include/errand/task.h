@@ -58,6 +58,8 @@ typedef struct er_task_def {
   bool ignore_result;      /* keep no result (the state is still kept) */
 } er_task_def_t;
 
+/* max_retries (here and in er_send_opts_t): no retries at all. 0 there means
+ * the default, so "none" needs its own value. */
 #define ER_RETRIES_NONE (-1)
 
 /* Registers def (not copied: it must outlive the process's use of it, as a

@@ -1,5 +1,8 @@
-/* The client: turns sends into store records and reads outcomes back. One
- * store handle per client, serialised by a mutex so threads may share it. */
+/* The client: its life, and reading outcomes back. One store handle per
+ * client for short calls, serialised by a mutex so threads may share it; a
+ * thread that waits for a result does so on a handle of its own (a spare),
+ * so that it holds up nobody. Sending is in client_send.c, futures in
+ * client_async.c. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +21,7 @@ int er_client_open(const char *url, er_client_t **out, char *errmsg, size_t errm
     return rc;
   }
   pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->spare_lock, NULL);
   *out = c;
   return 0;
 }
@@ -25,7 +29,10 @@ int er_client_open(const char *url, er_client_t **out, char *errmsg, size_t errm
 void er_client_close(er_client_t *c) {
   if (!c) return;
   er__client_watch_free(c);
+  for (size_t i = 0; i < c->nspare; i++) er_store_close(c->spare[i]);
+  er_free(c->spare);
   er_store_close(c->store);
+  pthread_mutex_destroy(&c->spare_lock);
   pthread_mutex_destroy(&c->lock);
   er_free(c);
 }
@@ -41,114 +48,41 @@ int er__client_fail(er_client_t *c, int rc, const char *fmt, ...) {
   return rc;
 }
 
-/* Records the store's own message for a failed store call. */
-static int store_fail(er_client_t *c, int rc, const char *what) {
-  const char *detail = er_store_last_error(c->store);
+int er__client_store_fail(er_client_t *c, er_store_t *s, int rc, const char *what) {
+  const char *detail = er_store_last_error(s);
   return er__client_fail(c, rc, "%s: %s", what, detail && *detail ? detail : er_strerror(rc));
 }
 
-/* ---- sending ---- */
-
-/* Builds the record for one send; *rec is new. */
-static int make_rec(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
-                    const er_send_opts_t *o, int64_t now, er_task_rec_t **rec) {
-  static const er_send_opts_t none;
-  if (!o) o = &none;
-  if (!task || !*task) return er__client_fail(c, ER_EINVAL, "send: no task name");
-  if (args && !json_is_array(args))
-    return er__client_fail(c, ER_EINVAL, "send: args must be a JSON array");
-  if (kwargs && !json_is_object(kwargs))
-    return er__client_fail(c, ER_EINVAL, "send: kwargs must be a JSON object");
-  if (o->context && !json_is_object(o->context))
-    return er__client_fail(c, ER_EINVAL, "send: context must be a JSON object");
-  if (o->if_absent && !o->key)
-    return er__client_fail(c, ER_EINVAL, "send: if_absent needs a key");
-  er_task_rec_t *r = er_task_rec_new();
-  if (!r) return ER_ENOMEM;
-  if (er_id_new((er_id_t *)r->id) < 0) {
-    er_task_rec_free(r);
-    return er__client_fail(c, ER_ESYS, "send: no randomness for an id");
-  }
-  const er_task_def_t *def = er_task_lookup(task);
-  r->task = er_strdup(task);
-  r->queue = er_strdup(o->queue ? o->queue : def && def->queue ? def->queue : "default");
-  r->priority = o->priority;
-  r->args = args ? json_incref(args) : json_array();
-  r->kwargs = kwargs ? json_incref(kwargs) : json_object();
-  r->context = o->context ? json_incref(o->context) : NULL;
-  r->name = o->name ? er_strdup(o->name) : NULL;
-  r->key = o->key ? er_strdup(o->key) : NULL;
-  r->created_ms = now;
-  r->eta_ms = o->eta_ms > 0 ? o->eta_ms : now + (o->countdown_ms > 0 ? o->countdown_ms : 0);
-  r->expires_ms = o->expires_ms > 0 ? now + o->expires_ms : 0;
-  r->max_retries = o->max_retries == ER_RETRIES_NONE ? 0 : o->max_retries > 0 ? o->max_retries : -1;
-  r->soft_limit_ms = o->soft_limit_ms;
-  r->hard_limit_ms = o->hard_limit_ms;
-  r->result_ttl_ms = o->result_ttl_ms ? o->result_ttl_ms : def ? def->result_ttl_ms : 0;
-  r->ignore_result = o->ignore_result || (def && def->ignore_result);
-  r->progress = -1;
-  if (!r->task || !r->queue || !r->args || !r->kwargs || (o->name && !r->name) ||
-      (o->key && !r->key)) {
-    er_task_rec_free(r);
-    return ER_ENOMEM;
-  }
-  *rec = r;
-  return 0;
+static int store_fail(er_client_t *c, int rc, const char *what) {
+  return er__client_store_fail(c, c->store, rc, what);
 }
 
-static int enqueue(er_client_t *c, er_task_rec_t **recs, size_t n, int flags, bool *existing) {
-  pthread_mutex_lock(&c->lock);
-  int rc = er_store_enqueue(c->store, recs, n, flags, existing);
-  if (rc < 0) store_fail(c, rc, "send");
-  pthread_mutex_unlock(&c->lock);
-  return rc;
+int er__client_take_store(er_client_t *c, er_store_t **out) {
+  pthread_mutex_lock(&c->spare_lock);
+  *out = c->nspare ? c->spare[--c->nspare] : NULL;
+  pthread_mutex_unlock(&c->spare_lock);
+  if (*out) return 0;
+  char msg[256] = "";
+  int rc = er_store_open(er_store_url(c->store), out, msg, sizeof msg);
+  return rc < 0 ? er__client_fail(c, rc, "result: %s", msg) : 0;
 }
 
-int er_send_ex(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
-               const er_send_opts_t *opts, er_id_t *id, bool *existed) {
-  er_task_rec_t *r;
-  int rc = make_rec(c, task, args, kwargs, opts, er_now_wall_ms(), &r);
-  if (rc < 0) return rc;
-  bool ex = false;
-  rc = enqueue(c, &r, 1, opts && opts->if_absent ? ER_ENQ_IF_ABSENT : 0, &ex);
-  if (rc == 0) {
-    if (id) memcpy(id->text, r->id, sizeof id->text);
-    if (existed) *existed = ex;
+void er__client_put_store(er_client_t *c, er_store_t *s) {
+  pthread_mutex_lock(&c->spare_lock);
+  if (c->nspare == c->spare_cap) {
+    size_t cap = c->spare_cap ? c->spare_cap * 2 : 4;
+    er_store_t **v = er_realloc(c->spare, cap * sizeof *v);
+    if (v) {
+      c->spare = v;
+      c->spare_cap = cap;
+    }
   }
-  er_task_rec_free(r);
-  return rc;
-}
-
-int er_send(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
-            const er_send_opts_t *opts, er_id_t *id) {
-  return er_send_ex(c, task, args, kwargs, opts, id, NULL);
-}
-
-int er_fire(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
-            const er_send_opts_t *opts) {
-  er_send_opts_t o = opts ? *opts : (er_send_opts_t){0};
-  o.ignore_result = true;
-  return er_send(c, task, args, kwargs, &o, NULL);
-}
-
-int er_send_batch(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids) {
-  if (n == 0) return 0;
-  er_task_rec_t **recs = er_calloc(n, sizeof *recs);
-  if (!recs) return ER_ENOMEM;
-  int64_t now = er_now_wall_ms();
-  int rc = 0;
-  int flags = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    rc = make_rec(c, reqs[i].task, reqs[i].args, reqs[i].kwargs, reqs[i].opts, now, &recs[i]);
-    if (reqs[i].opts && reqs[i].opts->if_absent) flags = ER_ENQ_IF_ABSENT;
+  if (c->nspare < c->spare_cap) {
+    c->spare[c->nspare++] = s;
+    s = NULL;
   }
-  if (rc == 0) rc = enqueue(c, recs, n, flags, NULL);
-  for (size_t i = 0; i < n; i++) {
-    if (rc == 0 && ids && recs[i]) memcpy(ids[i].text, recs[i]->id, sizeof ids[i].text);
-    er_task_rec_free(recs[i]);
-  }
-  er_free(recs);
-  return rc;
+  pthread_mutex_unlock(&c->spare_lock);
+  er_store_close(s); /* no room to keep it */
 }
 
 /* ---- reading ---- */
@@ -175,39 +109,47 @@ int er_status(er_client_t *c, const char *id, const char *key, er_task_rec_t **o
   return 0;
 }
 
-int er__client_outcome(er_client_t *c, const er_task_rec_t *r, json_t **result, json_t **error) {
+int er__rec_outcome(const er_task_rec_t *r, json_t **result, json_t **error, char *msg,
+                    size_t msg_size) {
   switch (r->state) {
     case ER_STATE_SUCCESS:
       if (result) *result = r->result ? json_incref(r->result) : json_null();
       return 0;
-    case ER_STATE_FAILURE:
+    case ER_STATE_FAILURE: {
       if (error) *error = json_incref(r->error);
-      return er__client_fail(c, ER_EFAIL, "task %s failed: %s", r->id,
-                             json_string_value(json_object_get(r->error, "message")));
+      const char *m = json_string_value(json_object_get(r->error, "message"));
+      snprintf(msg, msg_size, "task %s failed: %s", r->id, m ? m : "(no message)");
+      return ER_EFAIL;
+    }
     case ER_STATE_REVOKED:
       if (error) *error = json_incref(r->error);
-      return er__client_fail(c, ER_EREVOKED, "task %s was revoked", r->id);
+      snprintf(msg, msg_size, "task %s was revoked", r->id);
+      return ER_EREVOKED;
     default:
-      return er__client_fail(c, ER_ESTATE, "task %s is %s", r->id, er_state_name(r->state));
+      snprintf(msg, msg_size, "task %s is %s", r->id, er_state_name(r->state));
+      return ER_ESTATE;
   }
 }
 
-int er_result(er_client_t *c, const char *id, const char *key, int64_t timeout_ms,
-              json_t **result, json_t **error) {
-  if (result) *result = NULL;
-  if (error) *error = NULL;
-  if (!id && !key) return er__client_fail(c, ER_EINVAL, "result: give an id or a key");
+static int outcome(er_client_t *c, const er_task_rec_t *r, json_t **result, json_t **error) {
+  char msg[256];
+  int rc = er__rec_outcome(r, result, error, msg, sizeof msg);
+  return rc < 0 ? er__client_fail(c, rc, "%s", msg) : 0;
+}
+
+/* Waits on s, a handle no other thread uses: c->lock is never held here. */
+static int wait_result(er_client_t *c, er_store_t *s, const char *id, const char *key,
+                       int64_t timeout_ms, json_t **result, json_t **error) {
   uint64_t deadline = timeout_ms > 0 ? er_now_mono_ms() + (uint64_t)timeout_ms : 0;
   for (;;) {
     er_task_rec_t *r;
-    int rc = er__client_get(c, id, key, &r);
-    if (rc == ER_ENOENT)
-      return er__client_fail(c, rc, "no task %s", id ? id : key);
-    if (rc < 0) return rc;
+    int rc = er_store_get(s, id, key, &r);
+    if (rc == ER_ENOENT) return er__client_fail(c, rc, "no task %s", id ? id : key);
+    if (rc < 0) return er__client_store_fail(c, s, rc, "result");
     bool finished = er_state_finished(r->state);
-    rc = finished || timeout_ms == 0 ? er__client_outcome(c, r, result, error) : 0;
+    rc = finished ? outcome(c, r, result, error) : 0;
     er_task_rec_free(r);
-    if (finished || timeout_ms == 0) return rc;
+    if (finished) return rc;
     int wait_ms = 250; /* a safety net: the store's change notice normally comes first */
     if (deadline) {
       uint64_t now = er_now_mono_ms();
@@ -216,10 +158,30 @@ int er_result(er_client_t *c, const char *id, const char *key, int64_t timeout_m
                                (long long)timeout_ms);
       if (deadline - now < (uint64_t)wait_ms) wait_ms = (int)(deadline - now);
     }
-    pthread_mutex_lock(&c->lock);
-    er_store_wait_change(c->store, wait_ms);
-    pthread_mutex_unlock(&c->lock);
+    er_store_wait_change(s, wait_ms);
   }
+}
+
+int er_result(er_client_t *c, const char *id, const char *key, int64_t timeout_ms,
+              json_t **result, json_t **error) {
+  if (result) *result = NULL;
+  if (error) *error = NULL;
+  if (!id && !key) return er__client_fail(c, ER_EINVAL, "result: give an id or a key");
+  if (timeout_ms == 0) {
+    er_task_rec_t *r;
+    int rc = er__client_get(c, id, key, &r);
+    if (rc == ER_ENOENT) return er__client_fail(c, rc, "no task %s", id ? id : key);
+    if (rc < 0) return rc;
+    rc = outcome(c, r, result, error);
+    er_task_rec_free(r);
+    return rc;
+  }
+  er_store_t *s;
+  int rc = er__client_take_store(c, &s);
+  if (rc < 0) return rc;
+  rc = wait_result(c, s, id, key, timeout_ms, result, error);
+  er__client_put_store(c, s);
+  return rc;
 }
 
 int er_id_for_key(er_client_t *c, const char *key, er_id_t *id) {
