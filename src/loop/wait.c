@@ -67,10 +67,29 @@ int er_future_wait_any(er_future_t *const *fs, size_t n, size_t *index) {
   return ER_EINTERNAL;
 }
 
+static void turned(er_future_t *turn, void *arg) {
+  (void)arg;
+  er_future_set_none(turn);
+}
+
+/* ndb's wait_all returns once the loop has turned after the last future
+ * completed, so the callbacks those completions queued have run: a call queued
+ * now runs after every one of them (the queue is FIFO). Nothing queued, nothing
+ * to wait for. */
+static int wait_queued_callbacks(er_loop_t *loop) {
+  if (!loop->calls_len) return 0;
+  er_future_t *turn = er_future_new(loop);
+  if (!turn) return ER_ENOMEM;
+  int rc = er__loop_call_future_cb(loop, turned, turn, NULL);
+  if (rc == 0) rc = er_future_wait(turn);
+  er_future_unref(turn);
+  return rc;
+}
+
 int er_future_wait_all(er_future_t *const *fs, size_t n) {
   for (size_t i = 0; i < n; i++) {
     int rc = er_future_wait(fs[i]);
     if (rc < 0) return rc;
   }
-  return 0;
+  return n && fs[0]->loop ? wait_queued_callbacks(fs[0]->loop) : 0;
 }

@@ -671,7 +671,11 @@ static void test_reducing_future(void **state) {
   reducer_state_t rs = {0};
   er_future_t *rf = er_reducing_future_new(g_loop, sum_reducer, &rs, 10);
   for (int i = 0; i < 10; i++) assert_int_equal(er_reducing_future_putq_int(rf, i), 0);
-  assert_int_equal(rs.calls, 1); /* a full batch is reduced as it fills */
+  /* As ndb, dependents reach it from the loop (add_callback), even done
+   * ones; a full batch is then reduced as it fills. */
+  assert_int_equal(rs.calls, 0);
+  er_loop_run(g_loop);
+  assert_int_equal(rs.calls, 1);
   for (int i = 10; i < 20; i++) {
     er_future_t *f = er_future_new(g_loop);
     er_reducing_future_add_dependent(rf, f);
