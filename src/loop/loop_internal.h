@@ -210,7 +210,8 @@ typedef struct er__stack {
 int er__stack_get(er_loop_t *loop, size_t size, er__stack_t *out);
 void er__stack_put(er_loop_t *loop, const er__stack_t *s);
 void er__stack_pool_free(er_loop_t *loop);
-/* Installs the overflow reporter for this thread (alternate signal stack). */
+/* Gives this thread an alternate signal stack when the overflow reporter is
+ * installed (er_stack_overflow_handler_install); nothing otherwise. */
 void er__stack_overflow_guard_thread(void);
 /* Tells the fault handler which tasklet stack this thread runs on (NULL name:
  * none). */
