@@ -149,12 +149,49 @@ typedef struct er_tasklet_opts {
 /* Starts fn(arg) at once, on a new stack, until it first suspends or returns,
  * and returns the future of its outcome (a new reference), already done if fn
  * never suspended. NULL on out of memory. opts may be NULL. Loop thread only;
- * may be called from inside a tasklet. */
+ * may be called from inside a tasklet.
+ *
+ * Unobserved failures. A tasklet that fails where nobody looks would fail
+ * silently; as ndb does, errand logs it, at ER_LOG_WARN, as
+ * "tasklet failed and nobody read its outcome: EIO: message (in a <- b)".
+ * "Nobody" is known when the last reference to the tasklet's future goes
+ * (the caller's and the one the running tasklet holds, whichever is last) and
+ * its outcome was never observed. Observing is reading or passing on the
+ * outcome: er_future_status, er_future_error, er_future_get_result,
+ * er_future_check_success, er_await, er_await_all, er_tasklet_run, handing it
+ * on with er_future_set_from (or er_return_future), or a combinator taking it
+ * as a dependent. Waiting alone (er_future_wait, _wait_any, _wait_all,
+ * er_future_done) and reading a value (er_future_int, ...) are not. So a
+ * future dropped without a look logs once; er_loop_free drops the futures of
+ * tasklets still suspended, which have not failed, and logs nothing. */
 er_future_t *er_tasklet_spawn(er_loop_t *loop, er_tasklet_fn fn, void *arg,
                               const er_tasklet_opts_t *opts);
 /* Spawns with the function's own name in error chains. */
 #define er_spawn(loop, fn, arg) \
   er_tasklet_spawn((loop), (fn), (arg), &(er_tasklet_opts_t){.name = #fn})
+
+/* ndb's toplevel (and synctasklet): makes a loop of its own, current on this
+ * thread while it runs, starts fn(arg) on it (opts as for er_tasklet_spawn;
+ * NULL is fine), runs the loop until fn's future is done and then until the
+ * loop is empty, so that what fn started and left running finishes too, frees
+ * the loop, and gives back the thread's previous current loop.
+ * Returns 0 when fn succeeded; fn's error code when it failed (the error is
+ * then this thread's current error, er_last_error); ER_EDEADLK when the loop
+ * ran dry with fn still suspended; ER_ENOMEM or ER_ESYS when the loop or the
+ * tasklet could not be made; ER_ESTATE when called from inside a tasklet (its
+ * caller's loop would stop while this one runs: spawn and await instead).
+ * out may be NULL. Otherwise *out is NULL unless fn's future is done, and
+ * then a new reference to it, detached from the freed loop: read its outcome
+ * (er_future_status, _error, _int, _ptr, _json, er_future_list_*) and unref
+ * it; er_future_loop() gives NULL and er_future_add_callback ER_ESTATE. Futures
+ * reached through it (a MultiFuture's list) are only for reading too.
+ * Freeing the loop leaks nothing of errand's; a tasklet still suspended at
+ * ER_EDEADLK has its stack released without unwinding (see er_loop_free).
+ * Any thread; the loop lives on the calling one. */
+int er_tasklet_run(er_tasklet_fn fn, void *arg, const er_tasklet_opts_t *opts, er_future_t **out);
+/* Runs with the function's own name in error chains. */
+#define er_run(fn, arg, out) \
+  er_tasklet_run((fn), (arg), &(er_tasklet_opts_t){.name = #fn}, (out))
 
 /* True when called from inside a tasklet. */
 bool er_in_tasklet(void);

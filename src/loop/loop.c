@@ -112,6 +112,12 @@ void er_loop_free(er_loop_t *loop) {
 
 er_loop_t *er_loop_current(void) { return tl_current; }
 
+er_loop_t *er__loop_swap_current(er_loop_t *loop) {
+  er_loop_t *prev = tl_current;
+  tl_current = loop;
+  return prev;
+}
+
 uv_loop_t *er_loop_uv(er_loop_t *loop) { return loop->uv; }
 
 void er_loop_ref(er_loop_t *loop) { atomic_fetch_add(&loop->refs, 1); }
