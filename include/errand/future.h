@@ -92,7 +92,9 @@ int er_future_set_error(er_future_t *f, int code, const char *fmt, ...) ER_PRINT
 /* Completes f with err (a reference is taken). */
 int er_future_set_error_obj(er_future_t *f, er_error_t *err);
 /* Completes dst with src's outcome once src is done (at once if it is):
- * dst then shares src's value. Loop thread only. */
+ * dst then shares src's value. While src is pending, dst holds a reference to
+ * it and src none to dst, so dropping dst lets an abandoned src go. ER_EALREADY
+ * when dst is done or already waits on a source. Loop thread only. */
 int er_future_set_from(er_future_t *dst, er_future_t *src);
 
 /* Inspecting. */
@@ -129,7 +131,9 @@ int er_future_check_success(er_future_t *f);
 /* Waits until one of fs is done and stores its index in *index. Returns 0,
  * ER_ENOENT when n == 0 (ndb returns None for an empty set), or ER_EDEADLK. */
 int er_future_wait_any(er_future_t *const *fs, size_t n, size_t *index);
-/* Waits until all of fs are done. Returns 0 or ER_EDEADLK. */
+/* Waits until all of fs are done and, as ndb, until the loop has turned
+ * once more, so the callbacks their completions queued (er_future_add_callback)
+ * have run. Returns 0 or ER_EDEADLK. */
 int er_future_wait_all(er_future_t *const *fs, size_t n);
 
 /* ---- Tasklets ------------------------------------------------------------------
@@ -234,17 +238,31 @@ er_error_t *er_last_error(void);
 
 /* ---- Combinators (ndb's MultiFuture, QueueFuture, SerialQueueFuture,
  * ReducingFuture). Each is itself a future: await it, wait on it, unref it.
- * Loop thread only. add_dependent takes its own reference to the dependent. */
+ * Loop thread only.
+ *
+ * As in ndb, a dependent's outcome reaches a Multi, Queue or Reducing future
+ * from the loop (ndb's add_callback), never inline, even when the dependent is
+ * already done: such a combinator is done at the earliest one loop step after
+ * its last dependent. A future added again before its outcome has reached the
+ * combinator is waited for once (ndb's set of dependents). complete() a second
+ * time, or after set_error, returns ER_EALREADY on all four (ndb raises).
+ *
+ * Ownership: add_dependent takes a reference to the dependent, held until its
+ * outcome has reached the combinator; the dependent holds none to the
+ * combinator. A getq() future waiting for a value holds its queue. So dropping
+ * the last reference to a combinator whose dependents never finish frees it
+ * and lets go of them, and er_loop_free releases one kept alive only by a
+ * dependent's outcome still queued on the loop. */
 
 /* A future list: the value of a MultiFuture, the dependents' futures in
  * insertion order (done ones). Borrowed from the MultiFuture. */
 size_t er_future_list_len(const er_future_t *multi);
 er_future_t *er_future_list_at(const er_future_t *multi, size_t i);
 
-/* MultiFuture: done when complete() was called and every dependent is done;
- * then with the list of dependents in insertion order (a future added twice
- * appears twice), or with the first error in insertion order. Adding after
- * complete() fails with ER_ESTATE. */
+/* MultiFuture: done when complete() was called and the outcome of every
+ * dependent has reached it; then with the list of dependents in insertion
+ * order (a future added twice appears twice), or with the first error in
+ * insertion order. Adding after complete() fails with ER_ESTATE. */
 er_future_t *er_multi_future_new(er_loop_t *loop);
 int er_multi_future_add_dependent(er_future_t *mf, er_future_t *f);
 int er_multi_future_putq_int(er_future_t *mf, int64_t value);
@@ -252,10 +270,12 @@ int er_multi_future_complete(er_future_t *mf);
 int er_multi_future_set_error(er_future_t *mf, int code, const char *fmt, ...) ER_PRINTF(3, 4);
 
 /* QueueFuture: getq() returns a new future for the next dependent to finish,
- * in completion order; done with its value or error. Once complete() was
- * called and all dependents are taken, getq() fails with ER_EEOF, or with the
- * queue's own error if it has one. The QueueFuture itself is done (with
- * nothing) when complete() was called and every dependent has finished. */
+ * in completion order; done with its value or error. A future added twice is
+ * handed out once. Once complete() was called and all dependents are taken,
+ * getq() fails with ER_EEOF, or with the queue's own error if it has one. The
+ * QueueFuture itself is done (with nothing) when complete() was called and
+ * every dependent has finished. A pending getq() future keeps the queue alive;
+ * dropped, it is taken off the queue's waiters. */
 er_future_t *er_queue_future_new(er_loop_t *loop);
 int er_queue_future_add_dependent(er_future_t *qf, er_future_t *f);
 int er_queue_future_putq_int(er_future_t *qf, int64_t value);
