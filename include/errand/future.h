@@ -94,7 +94,8 @@ int er_future_set_error_obj(er_future_t *f, er_error_t *err);
 /* Completes dst with src's outcome once src is done (at once if it is):
  * dst then shares src's value. While src is pending, dst holds a reference to
  * it and src none to dst, so dropping dst lets an abandoned src go. ER_EALREADY
- * when dst is done or already waits on a source. Loop thread only. */
+ * when dst is done or already waits on a source. Loop thread only, and so is
+ * dropping the last reference to a dst still waiting. */
 int er_future_set_from(er_future_t *dst, er_future_t *src);
 
 /* Inspecting. */
