@@ -42,8 +42,8 @@ typedef struct er__comb {
 
 /* Makes f a dependent of c, as ndb's add_callback does: f's outcome reaches
  * c->base.ops->dep_done from the loop, never inline, even when f is already
- * done; and once, however often f is added before that. Returns 0, 1 when f
- * was already waited for, or ER_ENOMEM. */
+ * done; and once, however often f is added before that. Returns 0 or
+ * ER_ENOMEM. */
 int er__comb_add(er__comb_t *c, er_future_t *f);
 /* Lets go of the dependents not heard from (the combinator's destroy). */
 void er__comb_release(er__comb_t *c);

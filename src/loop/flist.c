@@ -103,7 +103,7 @@ static void dep_fired(er_future_t *dep, void *arg) {
 }
 
 int er__comb_add(er__comb_t *c, er_future_t *f) {
-  if (fset_has(&c->deps, f)) return 1;
+  if (fset_has(&c->deps, f)) return 0; /* waited for once, as ndb's set */
   if ((c->deps.len + 1) * 2 > c->deps.cap && fset_grow(&c->deps) < 0) return ER_ENOMEM;
   c->deps.slots[slot_of(&c->deps, f)] = er_future_ref(f);
   c->deps.len++;

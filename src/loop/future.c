@@ -332,7 +332,6 @@ int er_future_add_immediate_callback(er_future_t *f, er_future_cb fn, void *arg)
   return add_cb(f, fn, arg, true);
 }
 
-
 bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg) {
   /* Completion sets ncb to 0 before running or scheduling the callbacks, so
    * whatever is still listed here has not run. */

@@ -46,7 +46,7 @@ int er_multi_future_add_dependent(er_future_t *mf, er_future_t *f) {
   if (rc < 0) return rc;
   rc = er__comb_add(&m->c, f);
   if (rc < 0) er_future_unref(er__flist_pop(&m->results));
-  return rc < 0 ? rc : 0;
+  return rc;
 }
 
 int er_multi_future_putq_int(er_future_t *mf, int64_t value) {

@@ -74,8 +74,7 @@ int er_queue_future_add_dependent(er_future_t *qf, er_future_t *f) {
   queue_t *q = ER__AS(queue_t, queue_ops, qf);
   if (!q || !er_is_future(f)) return ER_ENOTFUTURE;
   if (q->c.full) return ER_ESTATE;
-  int rc = er__comb_add(&q->c, f);
-  return rc < 0 ? rc : 0;
+  return er__comb_add(&q->c, f);
 }
 
 int er_queue_future_putq_int(er_future_t *qf, int64_t value) {

@@ -30,11 +30,6 @@ er_future_t *er_reducing_future_new(er_loop_t *loop, er_reducer_fn reducer, void
   return &r->c.base;
 }
 
-static int track(reducing_t *r, er_future_t *f) {
-  int rc = er__comb_add(&r->c, f);
-  return rc < 0 ? rc : 0;
-}
-
 static void fail(reducing_t *r, int code, const char *msg) {
   er__flist_clear(&r->queue);
   er_future_set_error(&r->c.base, code, "%s", msg);
@@ -57,7 +52,7 @@ static void reduce_queue(reducing_t *r) {
       fail(r, rc, er_strerror(rc));
     return;
   }
-  if (track(r, out) < 0) fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
+  if (er__comb_add(&r->c, out) < 0) fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
   er_future_unref(out);
 }
 
@@ -92,7 +87,7 @@ int er_reducing_future_add_dependent(er_future_t *rf, er_future_t *f) {
   reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
   if (!r || !er_is_future(f)) return ER_ENOTFUTURE;
   if (r->c.full) return ER_ESTATE;
-  return track(r, f);
+  return er__comb_add(&r->c, f);
 }
 
 int er_reducing_future_putq_int(er_future_t *rf, int64_t value) {
