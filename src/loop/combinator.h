@@ -28,25 +28,42 @@ typedef struct er__fset {
 } er__fset_t;
 
 /* The start of every combinator but SerialQueueFuture (ndb's _dependents and
- * _full). A dependent is in deps, held by one reference, from add until its
- * outcome reaches ops->dep_done; its callback refers to the combinator without
- * a reference. So the combinator owns its dependents and never the reverse:
- * dropping the last reference to a combinator frees it and lets go of
- * dependents that never finished (a reference each way was a cycle that
- * leaked both). */
+ * _full). A dependent's callback refers to the combinator without a
+ * reference; the combinator (or the loop, for a call queued to it) holds the
+ * dependent until its outcome has arrived. So the combinator owns its
+ * dependents and never the reverse: dropping the last reference to a
+ * combinator frees it and lets go of dependents that never finished (a
+ * reference each way was a cycle that leaked both). */
 typedef struct er__comb {
   er_future_t base;
-  er__fset_t deps;
-  bool full; /* complete() or set_error() was called */
+  er__fset_t deps; /* added with ER__DEP_SET, outcome not yet arrived */
+  size_t pending;  /* dependents whose outcome has not arrived, all modes */
+  bool full;       /* complete() or set_error() was called */
 } er__comb_t;
+
+/* How er__comb_add keeps a dependent until its outcome arrives. */
+typedef enum er__dep_mode {
+  /* In c->deps, one reference (ndb's set): waited for once however often it
+   * is added before then. */
+  ER__DEP_SET,
+  /* Done, and just made by the combinator (putq): it cannot be there already,
+   * and the call queued for it holds it. No set, no hashing. */
+  ER__DEP_FRESH,
+  /* Held by the caller's own list (MultiFuture's results): waited for once
+   * while pending; a done one added twice is counted twice, which changes no
+   * outcome of a MultiFuture. */
+  ER__DEP_LISTED
+} er__dep_mode_t;
 
 /* Makes f a dependent of c, as ndb's add_callback does: f's outcome reaches
  * c->base.ops->dep_done from the loop, never inline, even when f is already
- * done; and once, however often f is added before that. Returns 0 or
- * ER_ENOMEM. */
-int er__comb_add(er__comb_t *c, er_future_t *f);
-/* Lets go of the dependents not heard from (the combinator's destroy). */
-void er__comb_release(er__comb_t *c);
+ * done. Returns 0 or ER_ENOMEM. */
+int er__comb_add(er__comb_t *c, er_future_t *f, er__dep_mode_t mode);
+/* putq(value): a new done future as an ER__DEP_FRESH dependent. */
+int er__comb_put_int(er__comb_t *c, int64_t value);
+/* Lets go of the dependents not heard from (the combinator's destroy); those
+ * in listed (ER__DEP_LISTED ones) stay the list's. */
+void er__comb_release(er__comb_t *c, const er__flist_t *listed);
 /* complete()'s common part: ER_EALREADY when c is already full (ndb raises),
  * else marks it full and returns 0. */
 int er__comb_fill(er__comb_t *c);

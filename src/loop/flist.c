@@ -88,10 +88,11 @@ static bool fset_take(er__fset_t *s, er_future_t *f) {
 static void dep_signal(er_future_t *comb, void *arg) {
   er__comb_t *c = (er__comb_t *)comb;
   er_future_t *dep = arg;
-  if (!fset_take(&c->deps, dep)) return; /* cannot happen: one signal per add */
-  er__future_observe(dep);               /* the combinator takes its outcome on */
+  bool held = fset_take(&c->deps, dep); /* else the loop or a list holds it */
+  c->pending--;
+  er__future_observe(dep); /* the combinator takes its outcome on */
   comb->ops->dep_done(comb, dep);
-  er_future_unref(dep);
+  if (held) er_future_unref(dep);
 }
 
 /* Immediate, so it runs as dep completes; the work itself waits for the loop
@@ -102,20 +103,40 @@ static void dep_fired(er_future_t *dep, void *arg) {
     er_log(ER_LOG_ERROR, "combinator: out of memory; a dependent's outcome is lost");
 }
 
-int er__comb_add(er__comb_t *c, er_future_t *f) {
-  if (fset_has(&c->deps, f)) return 0; /* waited for once, as ndb's set */
-  if ((c->deps.len + 1) * 2 > c->deps.cap && fset_grow(&c->deps) < 0) return ER_ENOMEM;
-  c->deps.slots[slot_of(&c->deps, f)] = er_future_ref(f);
-  c->deps.len++;
+int er__comb_add(er__comb_t *c, er_future_t *f, er__dep_mode_t mode) {
+  if (mode == ER__DEP_FRESH) {
+    int rc = er__loop_call_future_pair(c->base.loop, dep_signal, &c->base, f);
+    if (rc == 0) c->pending++;
+    return rc;
+  }
+  if (mode == ER__DEP_LISTED) {
+    if (er__future_has_callback(f, dep_fired, c)) return 0; /* pending, waited for */
+  } else {
+    if (fset_has(&c->deps, f)) return 0; /* waited for once, as ndb's set */
+    if ((c->deps.len + 1) * 2 > c->deps.cap && fset_grow(&c->deps) < 0) return ER_ENOMEM;
+    c->deps.slots[slot_of(&c->deps, f)] = er_future_ref(f);
+    c->deps.len++;
+  }
+  c->pending++;
   int rc = er_future_add_immediate_callback(f, dep_fired, c);
   if (rc < 0) {
-    fset_take(&c->deps, f);
-    er_future_unref(f);
+    c->pending--;
+    if (fset_take(&c->deps, f)) er_future_unref(f);
   }
   return rc;
 }
 
-void er__comb_release(er__comb_t *c) {
+int er__comb_put_int(er__comb_t *c, int64_t value) {
+  er_future_t *f = er_future_new_int(c->base.loop, value);
+  if (!f) return ER_ENOMEM;
+  int rc = er__comb_add(c, f, ER__DEP_FRESH);
+  er_future_unref(f);
+  return rc;
+}
+
+void er__comb_release(er__comb_t *c, const er__flist_t *listed) {
+  for (size_t i = 0; listed && i < listed->len; i++)
+    er__future_remove_callback(er__flist_at(listed, i), dep_fired, c);
   for (size_t i = 0; i < c->deps.cap; i++) {
     er_future_t *f = c->deps.slots[i];
     if (!f) continue;

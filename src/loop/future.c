@@ -332,6 +332,14 @@ int er_future_add_immediate_callback(er_future_t *f, er_future_cb fn, void *arg)
   return add_cb(f, fn, arg, true);
 }
 
+bool er__future_has_callback(const er_future_t *f, er_future_cb fn, void *arg) {
+  for (uint32_t i = 0; i < f->ncb; i++) {
+    const er__cb_t *cb = i == 0 ? &f->cb1 : &f->cbs[i - 1];
+    if (cb->fn == fn && cb->arg == arg) return true;
+  }
+  return false;
+}
+
 bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg) {
   /* Completion sets ncb to 0 before running or scheduling the callbacks, so
    * whatever is still listed here has not run. */

@@ -10,7 +10,7 @@
 #include "errand/loop.h"
 
 /* ---- Calls ready to run (the FIFO of er_loop_call_soon) ---- */
-typedef enum { ER__CALL_PLAIN, ER__CALL_FUTURE_CB } er__call_kind_t;
+typedef enum { ER__CALL_PLAIN, ER__CALL_FUTURE_CB, ER__CALL_FUTURE_PAIR } er__call_kind_t;
 typedef struct er__call {
   void (*fn)(void);
   void *a, *b;
@@ -98,6 +98,9 @@ static inline bool er__on_loop_thread(const er_loop_t *loop) {
 /* A future callback scheduled on the loop: fn(f, arg); the loop holds a
  * reference to f until it has run. */
 int er__loop_call_future_cb(er_loop_t *loop, er_future_cb fn, er_future_t *f, void *arg);
+/* As er__loop_call_future_cb with a future for arg, which the loop holds a
+ * reference to as well. */
+int er__loop_call_future_pair(er_loop_t *loop, er_future_cb fn, er_future_t *f, er_future_t *arg);
 /* Adds an embedded timer (t->fn, t->arg set by the caller). */
 int er__loop_add_timer(er_loop_t *loop, er_timer_t *t, uint64_t delay_ns);
 /* Makes loop this thread's current loop; returns the one it replaces. */
@@ -183,6 +186,8 @@ int er__future_copy_outcome(er_future_t *dst, er_future_t *src);
 /* Takes back a callback that has not run yet: the first one added with fn
  * and arg. Returns true when there was one. Loop thread only. */
 bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg);
+/* Whether a callback added with fn and arg has still to run. */
+bool er__future_has_callback(const er_future_t *f, er_future_cb fn, void *arg);
 /* Completes waiter from its source's outcome src (done) and drops its hold
  * on the source. */
 void er__future_take_from(er_future_t *waiter, er_future_t *src);

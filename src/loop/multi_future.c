@@ -10,7 +10,7 @@ typedef struct multi {
 
 static void destroy(er_future_t *f) {
   multi_t *m = (multi_t *)f;
-  er__comb_release(&m->c);
+  er__comb_release(&m->c, &m->results);
   er__flist_clear(&m->results);
 }
 static void dep_done(er_future_t *f, er_future_t *dep);
@@ -35,7 +35,7 @@ static void finish(multi_t *m) {
 static void dep_done(er_future_t *f, er_future_t *dep) {
   (void)dep;
   multi_t *m = (multi_t *)f;
-  if (m->c.deps.len == 0 && m->c.full) finish(m);
+  if (m->c.pending == 0 && m->c.full) finish(m);
 }
 
 int er_multi_future_add_dependent(er_future_t *mf, er_future_t *f) {
@@ -44,7 +44,7 @@ int er_multi_future_add_dependent(er_future_t *mf, er_future_t *f) {
   if (m->c.full || er_future_done(mf)) return ER_ESTATE;
   int rc = er__flist_push(&m->results, f);
   if (rc < 0) return rc;
-  rc = er__comb_add(&m->c, f);
+  rc = er__comb_add(&m->c, f, ER__DEP_LISTED);
   if (rc < 0) er_future_unref(er__flist_pop(&m->results));
   return rc;
 }
@@ -61,7 +61,7 @@ int er_multi_future_complete(er_future_t *mf) {
   multi_t *m = ER__AS(multi_t, multi_ops, mf);
   if (!m) return ER_ENOTFUTURE;
   int rc = er__comb_fill(&m->c);
-  if (rc == 0 && m->c.deps.len == 0) finish(m);
+  if (rc == 0 && m->c.pending == 0) finish(m);
   return rc;
 }
 

@@ -17,7 +17,7 @@ typedef struct queue {
 
 static void destroy(er_future_t *f) {
   queue_t *q = (queue_t *)f;
-  er__comb_release(&q->c);
+  er__comb_release(&q->c, NULL);
   er__flist_clear(&q->completed);
   er_free(q->waiting.items); /* empty: a waiter would have held q */
 }
@@ -65,7 +65,7 @@ static void dep_done(er_future_t *qf, er_future_t *f) {
   } else if (er__flist_push(&q->completed, f) < 0) {
     er_log(ER_LOG_ERROR, "QueueFuture: out of memory; a result is lost");
   }
-  if (q->c.full && q->c.deps.len == 0) mark_finished(q);
+  if (q->c.full && q->c.pending == 0) mark_finished(q);
 }
 
 /* As ndb: a future already waited for is not added again, so it is handed
@@ -74,22 +74,21 @@ int er_queue_future_add_dependent(er_future_t *qf, er_future_t *f) {
   queue_t *q = ER__AS(queue_t, queue_ops, qf);
   if (!q || !er_is_future(f)) return ER_ENOTFUTURE;
   if (q->c.full) return ER_ESTATE;
-  return er__comb_add(&q->c, f);
+  return er__comb_add(&q->c, f, ER__DEP_SET);
 }
 
 int er_queue_future_putq_int(er_future_t *qf, int64_t value) {
-  er_future_t *f = er_future_new_int(er_future_loop(qf), value);
-  if (!f) return ER_ENOMEM;
-  int rc = er_queue_future_add_dependent(qf, f);
-  er_future_unref(f);
-  return rc;
+  queue_t *q = ER__AS(queue_t, queue_ops, qf);
+  if (!q) return ER_ENOTFUTURE;
+  if (q->c.full) return ER_ESTATE;
+  return er__comb_put_int(&q->c, value);
 }
 
 int er_queue_future_complete(er_future_t *qf) {
   queue_t *q = ER__AS(queue_t, queue_ops, qf);
   if (!q) return ER_ENOTFUTURE;
   int rc = er__comb_fill(&q->c);
-  if (rc == 0 && q->c.deps.len == 0) mark_finished(q);
+  if (rc == 0 && q->c.pending == 0) mark_finished(q);
   return rc;
 }
 
@@ -101,7 +100,7 @@ int er_queue_future_set_error(er_future_t *qf, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   int rc = er__future_vset_error(qf, code, fmt, ap);
   va_end(ap);
-  if (q->c.deps.len == 0) mark_finished(q);
+  if (q->c.pending == 0) mark_finished(q);
   return rc;
 }
 
@@ -114,7 +113,7 @@ er_future_t *er_queue_future_getq(er_future_t *qf) {
   if (pf) {
     er__future_copy_outcome(fut, pf);
     er_future_unref(pf);
-  } else if (q->c.full && q->c.deps.len == 0) {
+  } else if (q->c.full && q->c.pending == 0) {
     fail_empty(q, fut);
   } else if (er__flist_push(&q->waiting, fut) < 0) {
     er_future_unref(fut);

@@ -13,7 +13,7 @@ typedef struct reducing {
 
 static void destroy(er_future_t *f) {
   reducing_t *r = (reducing_t *)f;
-  er__comb_release(&r->c);
+  er__comb_release(&r->c, NULL);
   er__flist_clear(&r->queue);
 }
 static void dep_done(er_future_t *rf, er_future_t *f);
@@ -52,7 +52,9 @@ static void reduce_queue(reducing_t *r) {
       fail(r, rc, er_strerror(rc));
     return;
   }
-  if (er__comb_add(&r->c, out) < 0) fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
+  /* A reducer that answered at once made a fresh done future: no set. */
+  er__dep_mode_t mode = er_future_done(out) ? ER__DEP_FRESH : ER__DEP_SET;
+  if (er__comb_add(&r->c, out, mode) < 0) fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
   er_future_unref(out);
 }
 
@@ -79,7 +81,7 @@ static void dep_done(er_future_t *rf, er_future_t *f) {
     fail(r, ER_ENOMEM, "ReducingFuture: out of memory");
   } else {
     if (r->queue.len >= r->batch) reduce_queue(r);
-    if (r->c.full && r->c.deps.len == 0) mark_finished(r);
+    if (r->c.full && r->c.pending == 0) mark_finished(r);
   }
 }
 
@@ -87,22 +89,21 @@ int er_reducing_future_add_dependent(er_future_t *rf, er_future_t *f) {
   reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
   if (!r || !er_is_future(f)) return ER_ENOTFUTURE;
   if (r->c.full) return ER_ESTATE;
-  return er__comb_add(&r->c, f);
+  return er__comb_add(&r->c, f, ER__DEP_SET);
 }
 
 int er_reducing_future_putq_int(er_future_t *rf, int64_t value) {
-  er_future_t *f = er_future_new_int(er_future_loop(rf), value);
-  if (!f) return ER_ENOMEM;
-  int rc = er_reducing_future_add_dependent(rf, f);
-  er_future_unref(f);
-  return rc;
+  reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
+  if (!r) return ER_ENOTFUTURE;
+  if (r->c.full) return ER_ESTATE;
+  return er__comb_put_int(&r->c, value);
 }
 
 int er_reducing_future_complete(er_future_t *rf) {
   reducing_t *r = ER__AS(reducing_t, reducing_ops, rf);
   if (!r) return ER_ENOTFUTURE;
   int rc = er__comb_fill(&r->c);
-  if (rc == 0 && r->c.deps.len == 0) mark_finished(r);
+  if (rc == 0 && r->c.pending == 0) mark_finished(r);
   return rc;
 }
 
