@@ -245,7 +245,8 @@ er_error_t *er_last_error(void);
  * from the loop (ndb's add_callback), never inline, even when the dependent is
  * already done: such a combinator is done at the earliest one loop step after
  * its last dependent. A future added again before its outcome has reached the
- * combinator is waited for once (ndb's set of dependents). complete() a second
+ * combinator is waited for once (ndb's set of dependents; a MultiFuture, whose
+ * outcome cannot tell, dedupes pending ones only). complete() a second
  * time, or after set_error, returns ER_EALREADY on all four (ndb raises).
  *
  * Ownership: add_dependent takes a reference to the dependent, held until its

@@ -870,11 +870,18 @@ static void test_queue_future_dependent_once(void **state) {
   assert_int_equal(er_queue_future_add_dependent(q, pending), 0);
   assert_int_equal(er_queue_future_add_dependent(q, done), 0);
   assert_int_equal(er_queue_future_add_dependent(q, done), 0);
+  /* Done now, its outcome not yet arrived: still the same dependent. */
+  er_future_t *late = er_future_new(g_loop);
+  assert_int_equal(er_queue_future_add_dependent(q, late), 0);
+  er_future_set_int(late, 3);
+  assert_int_equal(er_queue_future_add_dependent(q, late), 0);
   assert_int_equal(er_queue_future_complete(q), 0);
   er_future_set_int(pending, 1);
   assert_int_equal(take_int(er_queue_future_getq(q)), 2); /* done first */
+  assert_int_equal(take_int(er_queue_future_getq(q)), 3);
   assert_int_equal(take_int(er_queue_future_getq(q)), 1);
   assert_int_equal(take_err(er_queue_future_getq(q)), ER_EEOF);
+  er_future_unref(late);
   assert_int_equal(er_future_get_result(q), 0);
   er_future_unref(pending);
   er_future_unref(done);
@@ -885,6 +892,28 @@ static void test_queue_future_dependent_once(void **state) {
 static int unit_reducer(void *ud, er_future_t *const *values, size_t n, er_future_t *out) {
   (void)ud, (void)values, (void)n;
   return er_future_set_none(out);
+}
+
+/* A ReducingFuture, too, reduces a dependent added twice once. */
+static void test_reducing_future_dependent_once(void **state) {
+  (void)state;
+  g_loop = new_loop();
+  reducer_state_t rs = {0};
+  er_future_t *rf = er_reducing_future_new(g_loop, sum_reducer, &rs, 2);
+  er_future_t *a = er_future_new_int(g_loop, 5), *b = er_future_new(g_loop);
+  er_reducing_future_add_dependent(rf, a);
+  er_reducing_future_add_dependent(rf, a);
+  er_reducing_future_add_dependent(rf, b);
+  er_reducing_future_add_dependent(rf, b);
+  er_reducing_future_putq_int(rf, 7);
+  er_reducing_future_complete(rf);
+  er_future_set_int(b, 30);
+  assert_int_equal(er_future_get_result(rf), 0);
+  assert_int_equal(er_future_int(rf), 42);
+  er_future_unref(a);
+  er_future_unref(b);
+  er_future_unref(rf);
+  er_loop_free(g_loop);
 }
 
 /* ndb raises when complete() is called twice, on every combinator. */
@@ -1032,6 +1061,7 @@ int main(void) {
       cmocka_unit_test(test_wait_all_runs_callbacks),
       cmocka_unit_test(test_multi_future_done_dependent_counts_from_loop),
       cmocka_unit_test(test_queue_future_dependent_once),
+      cmocka_unit_test(test_reducing_future_dependent_once),
       cmocka_unit_test(test_complete_twice),
       cmocka_unit_test(test_dropped_combinators_leak_nothing),
       cmocka_unit_test(test_loop_free_reclaims_combinators),
