@@ -93,7 +93,10 @@ int er_future_set_error(er_future_t *f, int code, const char *fmt, ...) ER_PRINT
 /* Completes f with err (a reference is taken). */
 int er_future_set_error_obj(er_future_t *f, er_error_t *err);
 /* Completes dst with src's outcome once src is done (at once if it is):
- * dst then shares src's value. Loop thread only. */
+ * dst then shares src's value. While src is pending, dst holds a reference to
+ * it and src none to dst, so dropping dst lets an abandoned src go. ER_EALREADY
+ * when dst is done or already waits on a source. Loop thread only, and so is
+ * dropping the last reference to a dst still waiting. */
 int er_future_set_from(er_future_t *dst, er_future_t *src);
 
 /* Inspecting. */
@@ -130,7 +133,9 @@ int er_future_check_success(er_future_t *f);
 /* Waits until one of fs is done and stores its index in *index. Returns 0,
  * ER_ENOENT when n == 0 (ndb returns None for an empty set), or ER_EDEADLK. */
 int er_future_wait_any(er_future_t *const *fs, size_t n, size_t *index);
-/* Waits until all of fs are done. Returns 0 or ER_EDEADLK. */
+/* Waits until all of fs are done and, as ndb, until the loop has turned
+ * once more, so the callbacks their completions queued (er_future_add_callback)
+ * have run. Returns 0 or ER_EDEADLK. */
 int er_future_wait_all(er_future_t *const *fs, size_t n);
 
 /* ---- Tasklets ------------------------------------------------------------------
@@ -150,12 +155,49 @@ typedef struct er_tasklet_opts {
 /* Starts fn(arg) at once, on a new stack, until it first suspends or returns,
  * and returns the future of its outcome (a new reference), already done if fn
  * never suspended. NULL on out of memory. opts may be NULL. Loop thread only;
- * may be called from inside a tasklet. */
+ * may be called from inside a tasklet.
+ *
+ * Unobserved failures. A tasklet that fails where nobody looks would fail
+ * silently; as ndb does, errand logs it, at ER_LOG_WARN, as
+ * "tasklet failed and nobody read its outcome: EIO: message (in a <- b)".
+ * "Nobody" is known when the last reference to the tasklet's future goes
+ * (the caller's and the one the running tasklet holds, whichever is last) and
+ * its outcome was never observed. Observing is reading or passing on the
+ * outcome: er_future_status, er_future_error, er_future_get_result,
+ * er_future_check_success, er_await, er_await_all, er_tasklet_run, handing it
+ * on with er_future_set_from (or er_return_future), or a combinator taking it
+ * as a dependent. Waiting alone (er_future_wait, _wait_any, _wait_all,
+ * er_future_done) and reading a value (er_future_int, ...) are not. So a
+ * future dropped without a look logs once; er_loop_free drops the futures of
+ * tasklets still suspended, which have not failed, and logs nothing. */
 er_future_t *er_tasklet_spawn(er_loop_t *loop, er_tasklet_fn fn, void *arg,
                               const er_tasklet_opts_t *opts);
 /* Spawns with the function's own name in error chains. */
 #define er_spawn(loop, fn, arg) \
   er_tasklet_spawn((loop), (fn), (arg), &(er_tasklet_opts_t){.name = #fn})
+
+/* ndb's toplevel (and synctasklet): makes a loop of its own, current on this
+ * thread while it runs, starts fn(arg) on it (opts as for er_tasklet_spawn;
+ * NULL is fine), runs the loop until fn's future is done and then until the
+ * loop is empty, so that what fn started and left running finishes too, frees
+ * the loop, and gives back the thread's previous current loop.
+ * Returns 0 when fn succeeded; fn's error code when it failed (the error is
+ * then this thread's current error, er_last_error); ER_EDEADLK when the loop
+ * ran dry with fn still suspended; ER_ENOMEM or ER_ESYS when the loop or the
+ * tasklet could not be made; ER_ESTATE when called from inside a tasklet (its
+ * caller's loop would stop while this one runs: spawn and await instead).
+ * out may be NULL. Otherwise *out is NULL unless fn's future is done, and
+ * then a new reference to it, detached from the freed loop: read its outcome
+ * (er_future_status, _error, _int, _ptr, _json, er_future_list_*) and unref
+ * it; er_future_loop() gives NULL and er_future_add_callback ER_ESTATE. Futures
+ * reached through it (a MultiFuture's list) are only for reading too.
+ * Freeing the loop leaks nothing of errand's; a tasklet still suspended at
+ * ER_EDEADLK has its stack released without unwinding (see er_loop_free).
+ * Any thread; the loop lives on the calling one. */
+int er_tasklet_run(er_tasklet_fn fn, void *arg, const er_tasklet_opts_t *opts, er_future_t **out);
+/* Runs with the function's own name in error chains. */
+#define er_run(fn, arg, out) \
+  er_tasklet_run((fn), (arg), &(er_tasklet_opts_t){.name = #fn}, (out))
 
 /* True when called from inside a tasklet. */
 bool er_in_tasklet(void);
@@ -198,17 +240,32 @@ er_error_t *er_last_error(void);
 
 /* ---- Combinators (ndb's MultiFuture, QueueFuture, SerialQueueFuture,
  * ReducingFuture). Each is itself a future: await it, wait on it, unref it.
- * Loop thread only. add_dependent takes its own reference to the dependent. */
+ * Loop thread only.
+ *
+ * As in ndb, a dependent's outcome reaches a Multi, Queue or Reducing future
+ * from the loop (ndb's add_callback), never inline, even when the dependent is
+ * already done: such a combinator is done at the earliest one loop step after
+ * its last dependent. A future added again before its outcome has reached the
+ * combinator is waited for once (ndb's set of dependents; a MultiFuture, whose
+ * outcome cannot tell, dedupes pending ones only). complete() a second
+ * time, or after set_error, returns ER_EALREADY on all four (ndb raises).
+ *
+ * Ownership: add_dependent takes a reference to the dependent, held until its
+ * outcome has reached the combinator; the dependent holds none to the
+ * combinator. A getq() future waiting for a value holds its queue. So dropping
+ * the last reference to a combinator whose dependents never finish frees it
+ * and lets go of them, and er_loop_free releases one kept alive only by a
+ * dependent's outcome still queued on the loop. */
 
 /* A future list: the value of a MultiFuture, the dependents' futures in
  * insertion order (done ones). Borrowed from the MultiFuture. */
 size_t er_future_list_len(const er_future_t *multi);
 er_future_t *er_future_list_at(const er_future_t *multi, size_t i);
 
-/* MultiFuture: done when complete() was called and every dependent is done;
- * then with the list of dependents in insertion order (a future added twice
- * appears twice), or with the first error in insertion order. Adding after
- * complete() fails with ER_ESTATE. */
+/* MultiFuture: done when complete() was called and the outcome of every
+ * dependent has reached it; then with the list of dependents in insertion
+ * order (a future added twice appears twice), or with the first error in
+ * insertion order. Adding after complete() fails with ER_ESTATE. */
 er_future_t *er_multi_future_new(er_loop_t *loop);
 int er_multi_future_add_dependent(er_future_t *mf, er_future_t *f);
 int er_multi_future_putq_int(er_future_t *mf, int64_t value);
@@ -216,10 +273,12 @@ int er_multi_future_complete(er_future_t *mf);
 int er_multi_future_set_error(er_future_t *mf, int code, const char *fmt, ...) ER_PRINTF(3, 4);
 
 /* QueueFuture: getq() returns a new future for the next dependent to finish,
- * in completion order; done with its value or error. Once complete() was
- * called and all dependents are taken, getq() fails with ER_EEOF, or with the
- * queue's own error if it has one. The QueueFuture itself is done (with
- * nothing) when complete() was called and every dependent has finished. */
+ * in completion order; done with its value or error. A future added twice is
+ * handed out once. Once complete() was called and all dependents are taken,
+ * getq() fails with ER_EEOF, or with the queue's own error if it has one. The
+ * QueueFuture itself is done (with nothing) when complete() was called and
+ * every dependent has finished. A pending getq() future keeps the queue alive;
+ * dropped, it is taken off the queue's waiters. */
 er_future_t *er_queue_future_new(er_loop_t *loop);
 int er_queue_future_add_dependent(er_future_t *qf, er_future_t *f);
 int er_queue_future_putq_int(er_future_t *qf, int64_t value);

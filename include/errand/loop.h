@@ -71,7 +71,8 @@ typedef struct er_loop_opts {
 
 /* Makes a loop for the calling thread. opts may be NULL. Returns 0, ER_ENOMEM,
  * or ER_ESYS when libuv fails. The thread's current loop becomes this one if it
- * had none (see er_loop_current). */
+ * had none (see er_loop_current). Touches no signal disposition (see
+ * er_stack_overflow_handler_install). */
 int er_loop_new(er_loop_t **out, const er_loop_opts_t *opts);
 
 /* Frees the loop. Pending calls and timers are dropped; tasklets still
@@ -131,6 +132,32 @@ uint64_t er_loop_now_ns(er_loop_t *loop);
  * blocks for it instead of returning. Every ref needs one unref. Thread-safe. */
 void er_loop_ref(er_loop_t *loop);
 void er_loop_unref(er_loop_t *loop);
+
+/* ---- Tasklet stack overflows ---------------------------------------------
+ * Each tasklet stack has a guard page below it (see docs/loop.md), so an
+ * overflow faults instead of corrupting memory: the process dies by SIGSEGV.
+ * errand installs no signal handler of its own accord. A program that wants
+ * the overflow named on stderr ("errand: tasklet stack overflow in 'name'
+ * (stack of N bytes; ...)") before it dies calls this once:
+ *
+ *   - installs, process-wide, a SIGSEGV and SIGBUS handler (SA_ONSTACK) that
+ *     recognises a fault on the running tasklet's guard page, writes that line
+ *     (write(2) only: it is async-signal-safe) and ends the process by the
+ *     default action;
+ *   - hands every other fault, and any SIGSEGV or SIGBUS sent with kill or
+ *     raise, to the disposition installed before it: that handler runs (with
+ *     its sa_mask added and SA_RESETHAND honoured), SIG_DFL ends the process
+ *     as it would have, SIG_IGN ignores a sent signal (a real fault cannot be
+ *     ignored, so it ends the process);
+ *   - gives the calling thread, and each thread that makes a loop afterwards,
+ *     an alternate signal stack (64 KiB; a thread's own is kept), since an
+ *     overflowing stack has no room for the handler. A thread that made its
+ *     loop before the call gets none: call this at start-up, before starting
+ *     threads that run tasklets.
+ * Idempotent; any thread. A handler installed after this one replaces it (as
+ * sigaction does) and should chain to it in turn. Returns 0, or ER_ESYS when
+ * sigaction fails (nothing is then installed). */
+int er_stack_overflow_handler_install(void);
 
 ER_API_END
 #ifdef __cplusplus

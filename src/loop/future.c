@@ -78,8 +78,30 @@ static void release_value(er_future_t *f) {
   f->kind = ER_VALUE_NONE;
 }
 
+/* ndb logs a tasklet's failure that nobody looked at; the last reference
+ * going is when we know nobody will (see er_tasklet_spawn in future.h). */
+static void warn_unobserved(const er_future_t *f) {
+  char buf[512];
+  er_log(ER_LOG_WARN, "tasklet failed and nobody read its outcome: %s",
+         er_error_format(f->err, buf, sizeof buf));
+}
+
+static void forward_cb(er_future_t *src, void *arg);
+
+/* f goes while still waiting on its source: the source must not call back
+ * into it, and may go too if nobody else wants it. */
+static void drop_source(er_future_t *f) {
+  er_future_t *s = f->source;
+  f->source = NULL;
+  if (!(s->ops && s->ops->forget && s->ops->forget(s, f)))
+    er__future_remove_callback(s, forward_cb, f);
+  er_future_unref(s);
+}
+
 void er_future_unref(er_future_t *f) {
   if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
+  if (f->err && f->tasklet && !f->observed) warn_unobserved(f);
+  if (f->source) drop_source(f);
   if (f->ops && f->ops->destroy) f->ops->destroy(f);
   release_value(f);
   er_error_unref(f->err);
@@ -205,6 +227,7 @@ int er__future_copy_outcome(er_future_t *dst, er_future_t *src) {
   int rc = begin_set(dst);
   if (rc < 0) return rc;
   const er_future_t *r = er__future_resolve(src);
+  er__future_observe(src); /* dst carries the outcome on */
   if (r->err)
     dst->err = er_error_ref(r->err);
   else
@@ -213,18 +236,21 @@ int er__future_copy_outcome(er_future_t *dst, er_future_t *src) {
   return 0;
 }
 
-static void forward_cb(er_future_t *src, void *arg) {
-  er_future_t *dst = arg;
-  er__future_copy_outcome(dst, src);
-  er_future_unref(dst);
+void er__future_take_from(er_future_t *waiter, er_future_t *src) {
+  er_future_t *s = waiter->source; /* waiter may go with its callbacks */
+  waiter->source = NULL;
+  er__future_copy_outcome(waiter, src);
+  er_future_unref(s);
 }
+
+static void forward_cb(er_future_t *src, void *arg) { er__future_take_from(arg, src); }
 
 int er_future_set_from(er_future_t *dst, er_future_t *src) {
   if (!er_is_future(dst) || !er_is_future(src)) return ER_ENOTFUTURE;
-  if (atomic_load(&dst->state) != ER__PENDING) return ER_EALREADY;
+  if (atomic_load(&dst->state) != ER__PENDING || dst->source) return ER_EALREADY;
   if (er_future_done(src)) return er__future_copy_outcome(dst, src);
-  int rc = er_future_add_immediate_callback(src, forward_cb, er_future_ref(dst));
-  if (rc < 0) er_future_unref(dst);
+  int rc = er_future_add_immediate_callback(src, forward_cb, dst);
+  if (rc == 0) dst->source = er_future_ref(src);
   return rc;
 }
 
@@ -242,10 +268,15 @@ bool er_future_done(const er_future_t *f) {
 int er_future_status(const er_future_t *f) {
   if (!er_is_future(f)) return ER_ENOTFUTURE;
   if (!er_future_done(f)) return ER_ESTATE;
+  er__future_observe(f);
   return f->err ? f->err->code : 0;
 }
 
-er_error_t *er_future_error(const er_future_t *f) { return er_future_done(f) ? f->err : NULL; }
+er_error_t *er_future_error(const er_future_t *f) {
+  if (!er_future_done(f)) return NULL;
+  er__future_observe(f);
+  return f->err;
+}
 
 er_value_kind_t er_future_kind(const er_future_t *f) {
   if (!er_future_done(f) || f->err) return ER_VALUE_NONE;
@@ -274,6 +305,7 @@ static int add_cb(er_future_t *f, er_future_cb fn, void *arg, bool immediate) {
       fn(f, arg);
       return 0;
     }
+    if (!f->loop) return ER_ESTATE; /* detached: no loop to run it */
     return er__loop_call_future_cb(f->loop, fn, f, arg);
   }
   if (f->ncb == 0) {
@@ -298,6 +330,14 @@ int er_future_add_callback(er_future_t *f, er_future_cb fn, void *arg) {
 
 int er_future_add_immediate_callback(er_future_t *f, er_future_cb fn, void *arg) {
   return add_cb(f, fn, arg, true);
+}
+
+bool er__future_has_callback(const er_future_t *f, er_future_cb fn, void *arg) {
+  for (uint32_t i = 0; i < f->ncb; i++) {
+    const er__cb_t *cb = i == 0 ? &f->cb1 : &f->cbs[i - 1];
+    if (cb->fn == fn && cb->arg == arg) return true;
+  }
+  return false;
 }
 
 bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg) {

@@ -95,7 +95,8 @@ void er_loop_free(er_loop_t *loop) {
   /* Scheduled future callbacks hold references: release them without running. */
   for (size_t i = 0; i < loop->calls_len; i++) {
     er__call_t *c = &loop->calls[(loop->calls_head + i) & (loop->calls_cap - 1)];
-    if (c->kind == ER__CALL_FUTURE_CB) er_future_unref(c->a);
+    if (c->kind != ER__CALL_PLAIN) er_future_unref(c->a);
+    if (c->kind == ER__CALL_FUTURE_PAIR) er_future_unref(c->b);
   }
   er_free(loop->calls);
   er__heap_free(&loop->timers);
@@ -111,6 +112,12 @@ void er_loop_free(er_loop_t *loop) {
 }
 
 er_loop_t *er_loop_current(void) { return tl_current; }
+
+er_loop_t *er__loop_swap_current(er_loop_t *loop) {
+  er_loop_t *prev = tl_current;
+  tl_current = loop;
+  return prev;
+}
 
 uv_loop_t *er_loop_uv(er_loop_t *loop) { return loop->uv; }
 
@@ -155,12 +162,24 @@ int er__loop_call_future_cb(er_loop_t *loop, er_future_cb fn, er_future_t *f, vo
   return rc;
 }
 
+int er__loop_call_future_pair(er_loop_t *loop, er_future_cb fn, er_future_t *f, er_future_t *arg) {
+  er_future_ref(f);
+  er_future_ref(arg);
+  int rc = push_call(loop, (er__call_t){(void (*)(void))fn, f, arg, ER__CALL_FUTURE_PAIR});
+  if (rc < 0) {
+    er_future_unref(f);
+    er_future_unref(arg);
+  }
+  return rc;
+}
+
 static void run_call(er__call_t c) {
   if (c.kind == ER__CALL_PLAIN) {
     ((er_call_fn)c.fn)(c.a);
   } else {
     ((er_future_cb)c.fn)(c.a, c.b);
     er_future_unref(c.a);
+    if (c.kind == ER__CALL_FUTURE_PAIR) er_future_unref(c.b);
   }
 }
 

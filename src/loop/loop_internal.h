@@ -10,7 +10,7 @@
 #include "errand/loop.h"
 
 /* ---- Calls ready to run (the FIFO of er_loop_call_soon) ---- */
-typedef enum { ER__CALL_PLAIN, ER__CALL_FUTURE_CB } er__call_kind_t;
+typedef enum { ER__CALL_PLAIN, ER__CALL_FUTURE_CB, ER__CALL_FUTURE_PAIR } er__call_kind_t;
 typedef struct er__call {
   void (*fn)(void);
   void *a, *b;
@@ -98,8 +98,13 @@ static inline bool er__on_loop_thread(const er_loop_t *loop) {
 /* A future callback scheduled on the loop: fn(f, arg); the loop holds a
  * reference to f until it has run. */
 int er__loop_call_future_cb(er_loop_t *loop, er_future_cb fn, er_future_t *f, void *arg);
+/* As er__loop_call_future_cb with a future for arg, which the loop holds a
+ * reference to as well. */
+int er__loop_call_future_pair(er_loop_t *loop, er_future_cb fn, er_future_t *f, er_future_t *arg);
 /* Adds an embedded timer (t->fn, t->arg set by the caller). */
 int er__loop_add_timer(er_loop_t *loop, er_timer_t *t, uint64_t delay_ns);
+/* Makes loop this thread's current loop; returns the one it replaces. */
+er_loop_t *er__loop_swap_current(er_loop_t *loop);
 /* Completes the futures other threads handed over. */
 void er__loop_drain_inbox(er_loop_t *loop);
 /* Hands a future completed on another thread to its loop. */
@@ -127,9 +132,14 @@ typedef struct er__cb {
   bool immediate;
 } er__cb_t;
 
-/* Combinators extend a future: destroy releases what they add. */
+/* Combinators extend a future: destroy releases what they add; dep_done gets
+ * each dependent's outcome, from the loop (see combinator.h); forget takes
+ * back a future waiting on this one for its next outcome (a getq() future),
+ * answering whether it was one. */
 typedef struct er__future_ops {
   void (*destroy)(er_future_t *f);
+  void (*dep_done)(er_future_t *comb, er_future_t *dep);
+  bool (*forget)(er_future_t *comb, er_future_t *waiter);
 } er__future_ops_t;
 
 struct er_future {
@@ -138,7 +148,9 @@ struct er_future {
   atomic_int state;
   uint8_t kind;     /* er_value_kind_t */
   bool external;    /* holds a loop ref until done */
-  er_loop_t *loop;
+  bool tasklet;     /* a tasklet's outcome: an unobserved failure is logged */
+  bool observed;    /* its outcome was read or passed on (er__future_observe) */
+  er_loop_t *loop;  /* NULL once detached from a freed loop (er_tasklet_run) */
   union {
     int64_t i;
     void *ptr;
@@ -147,6 +159,12 @@ struct er_future {
   void (*dtor)(void *);
   er_error_t *err;
   er_future_t *forward; /* done as this one is (er_future_set_from) */
+  /* While pending: the future this one waits to complete from (set_from's
+   * source, or the QueueFuture of a getq() future), one reference. The waiter
+   * owns what it waits on and is known to it only by a callback without a
+   * reference, so dropping a waiter frees an abandoned chain instead of
+   * leaving a cycle. Fits in malloc's 128-byte class with the rest. */
+  er_future_t *source;
   er__cb_t cb1;         /* most futures have one callback: no allocation */
   er__cb_t *cbs;
   uint32_t ncb, cbcap;
@@ -168,6 +186,16 @@ int er__future_copy_outcome(er_future_t *dst, er_future_t *src);
 /* Takes back a callback that has not run yet: the first one added with fn
  * and arg. Returns true when there was one. Loop thread only. */
 bool er__future_remove_callback(er_future_t *f, er_future_cb fn, void *arg);
+/* Whether a callback added with fn and arg has still to run. */
+bool er__future_has_callback(const er_future_t *f, er_future_cb fn, void *arg);
+/* Completes waiter from its source's outcome src (done) and drops its hold
+ * on the source. */
+void er__future_take_from(er_future_t *waiter, er_future_t *src);
+/* Someone read f's outcome or took it over: a failure is not unobserved. Loop
+ * thread (or the thread holding the last reference). */
+static inline void er__future_observe(const er_future_t *f) {
+  ((er_future_t *)f)->observed = true;
+}
 
 /* ---- Tasklets (tasklet.c) ---- */
 er__tasklet_t *er__tasklet_current(void);
@@ -187,7 +215,8 @@ typedef struct er__stack {
 int er__stack_get(er_loop_t *loop, size_t size, er__stack_t *out);
 void er__stack_put(er_loop_t *loop, const er__stack_t *s);
 void er__stack_pool_free(er_loop_t *loop);
-/* Installs the overflow reporter for this thread (alternate signal stack). */
+/* Gives this thread an alternate signal stack when the overflow reporter is
+ * installed (er_stack_overflow_handler_install); nothing otherwise. */
 void er__stack_overflow_guard_thread(void);
 /* Tells the fault handler which tasklet stack this thread runs on (NULL name:
  * none). */

@@ -15,7 +15,7 @@ static void destroy(er_future_t *f) {
   er__flist_clear(&s->queue);
   er__flist_clear(&s->waiting);
 }
-static const er__future_ops_t serial_ops = {destroy};
+static const er__future_ops_t serial_ops = {destroy, NULL, NULL};
 
 er_future_t *er_serial_queue_future_new(er_loop_t *loop) {
   return loop ? er__future_alloc(loop, sizeof(serial_t), &serial_ops) : NULL;
@@ -54,6 +54,7 @@ int er_serial_queue_future_putq_int(er_future_t *sf, int64_t value) {
 int er_serial_queue_future_complete(er_future_t *sf) {
   serial_t *s = ER__AS(serial_t, serial_ops, sf);
   if (!s) return ER_ENOTFUTURE;
+  if (s->full) return ER_EALREADY; /* ndb raises */
   s->full = true;
   fail_waiting(s);
   if (!er_future_done(sf)) er_future_set_none(sf);

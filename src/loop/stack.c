@@ -9,9 +9,11 @@
  * stacks are pooled per loop; whole free slabs past a warm few have their
  * memory handed back to the kernel while kept mapped.
  *
- * Overflow into a guard page raises SIGSEGV on the tasklet's stack, which has
- * no room left, so the handler runs on an alternate signal stack; it names the
- * overflow on stderr and lets the default action end the process. */
+ * Overflow into a guard page raises SIGSEGV on the tasklet's stack. Only when
+ * the program asked for it (er_stack_overflow_handler_install) does a handler,
+ * on an alternate signal stack, name the overflow on stderr before the default
+ * action ends the process; any other fault goes to the handler that was there
+ * before. A library must not take the process's signals unasked. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +207,9 @@ void er__stack_pool_free(er_loop_t *loop) {
   loop->stacks = NULL;
 }
 
-/* ---- overflow reporting ---- */
+/* ---- overflow reporting (opt-in: er_stack_overflow_handler_install) ----
+ * The handler runs in signal context: write(2), sigaction and the like only;
+ * no stdio, no allocation. */
 
 static _Thread_local const char *tl_name;
 static _Thread_local char *tl_lo;
@@ -218,49 +222,98 @@ static void say(const char *s) {
   (void)r;
 }
 
+/* n in decimal, in buf (snprintf is not async-signal-safe). */
+static const char *decimal(size_t n, char buf[static 24]) {
+  char *p = buf + 23;
+  *p = '\0';
+  do *--p = (char)('0' + n % 10);
+  while ((n /= 10) != 0);
+  return p;
+}
+
+static void report_overflow(const char *name, size_t size, bool guarded) {
+  char num[24];
+  say("errand: tasklet stack overflow in '");
+  say(name ? name : "tasklet");
+  say("' (stack of ");
+  say(decimal(size, num));
+  say(guarded ? " bytes; raise er_tasklet_opts_t.stack_size)\n"
+              : " bytes, unguarded; raise er_tasklet_opts_t.stack_size)\n");
+}
+
+static void set_default(int sig) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, NULL);
+}
+
+/* Ends the process by sig's default action. A fault would re-run on return
+ * and end it anyway; a signal sent with kill or raise would not, so it is
+ * raised again (blocked in here, delivered on return). */
+static void die_by(int sig) {
+  set_default(sig);
+  raise(sig);
+}
+
+/* Gives a signal that is not a tasklet overflow to the disposition that was
+ * in place before ours, as the kernel would have: its mask, SA_RESETHAND,
+ * default and ignore. */
+static void chain(int sig, siginfo_t *si, void *uc, const struct sigaction *prev) {
+  bool sent = si->si_code <= 0; /* kill, raise, sigqueue: not a fault */
+  if (prev->sa_handler == SIG_IGN) {
+    if (sent) return;
+    die_by(sig); /* the kernel does not let a fault be ignored either */
+    return;
+  }
+  if (prev->sa_handler == SIG_DFL) {
+    die_by(sig);
+    return;
+  }
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, &prev->sa_mask, &old);
+  if (prev->sa_flags & SA_RESETHAND) set_default(sig);
+  if (prev->sa_flags & SA_SIGINFO)
+    prev->sa_sigaction(sig, si, uc);
+  else
+    prev->sa_handler(sig);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc) {
   uintptr_t a = (uintptr_t)si->si_addr;
   size_t page = 4096;
   /* A fault in the page just below the running tasklet's stack, or anywhere in
-   * our slabs' guard area, is an overflow. */
-  bool ours = tl_lo && a + page >= (uintptr_t)tl_lo && a < (uintptr_t)tl_lo + page;
-  if (!ours && a >= atomic_load(&g_guard_lo) && a < atomic_load(&g_guard_hi)) ours = tl_lo != NULL;
+   * our slabs' guard area while a tasklet runs, is an overflow. */
+  bool ours = si->si_code > 0 && tl_lo != NULL &&
+              ((a + page >= (uintptr_t)tl_lo && a < (uintptr_t)tl_lo + page) ||
+               (a >= atomic_load(&g_guard_lo) && a < atomic_load(&g_guard_hi)));
   if (ours) {
-    char num[32];
-    snprintf(num, sizeof num, "%zu", tl_size);
-    say("errand: tasklet stack overflow in '");
-    say(tl_name ? tl_name : "tasklet");
-    say("' (stack of ");
-    say(num);
-    say(" bytes; raise er_tasklet_opts_t.stack_size)\n");
-  }
-  struct sigaction *prev = sig == SIGBUS ? &g_prev_bus : &g_prev_segv;
-  if (!ours && (prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
-    prev->sa_sigaction(sig, si, uc);
+    report_overflow(tl_name, tl_size, true);
+    die_by(sig);
     return;
   }
-  if (!ours && prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN && prev->sa_handler) {
-    prev->sa_handler(sig);
-    return;
-  }
-  /* Default action from here: a real fault re-runs on return and ends us; a
-   * raise()d signal would not, so raise it again (delivered on return). */
-  signal(sig, SIG_DFL);
-  raise(sig);
+  chain(sig, si, uc, sig == SIGBUS ? &g_prev_bus : &g_prev_segv);
 }
 
-void er__stack_overflow_guard_thread(void) {
+/* The handler runs on an alternate stack: the overflowing stack has no room
+ * left. One per thread that makes a loop, for the thread's life. */
+static void alt_stack_for_thread(void) {
   stack_t cur;
-  if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
-    /* Lives as long as the thread; one per thread that makes a loop. */
-    static _Thread_local char *alt;
-    size_t size = 64 * 1024;
-    if (!alt) alt = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (alt != MAP_FAILED && alt) {
-      stack_t ss = {.ss_sp = alt, .ss_size = size, .ss_flags = 0};
-      sigaltstack(&ss, NULL);
-    }
+  if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE)) return; /* has one */
+  static _Thread_local char *alt;
+  size_t size = 64 * 1024;
+  if (!alt) alt = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (alt == MAP_FAILED) {
+    alt = NULL;
+    return;
   }
+  stack_t ss = {.ss_sp = alt, .ss_size = size, .ss_flags = 0};
+  sigaltstack(&ss, NULL);
+}
+
+int er_stack_overflow_handler_install(void) {
   int expected = 0;
   if (atomic_compare_exchange_strong(&g_installed, &expected, 1)) {
     struct sigaction sa;
@@ -268,9 +321,22 @@ void er__stack_overflow_guard_thread(void) {
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &g_prev_segv);
-    sigaction(SIGBUS, &sa, &g_prev_bus);
+    if (sigaction(SIGSEGV, &sa, &g_prev_segv) != 0) {
+      atomic_store(&g_installed, 0);
+      return ER_ESYS;
+    }
+    if (sigaction(SIGBUS, &sa, &g_prev_bus) != 0) {
+      sigaction(SIGSEGV, &g_prev_segv, NULL);
+      atomic_store(&g_installed, 0);
+      return ER_ESYS;
+    }
   }
+  alt_stack_for_thread();
+  return 0;
+}
+
+void er__stack_overflow_guard_thread(void) {
+  if (atomic_load(&g_installed)) alt_stack_for_thread();
 }
 
 /* Called on every switch into a tasklet (name != NULL) or out of it (NULL):
@@ -285,13 +351,7 @@ void er__stack_check(const er__stack_t *s, const char *name) {
   /* A guarded stack faults before anything below it is touched; an unguarded
    * one can only show, after the fact, that its lowest bytes were written. */
   if (!s->guarded && *(volatile uint64_t *)s->lo != 0) {
-    char num[32];
-    snprintf(num, sizeof num, "%zu", s->size);
-    say("errand: tasklet stack overflow in '");
-    say(name ? name : "tasklet");
-    say("' (stack of ");
-    say(num);
-    say(" bytes, unguarded; raise er_tasklet_opts_t.stack_size)\n");
+    report_overflow(name, s->size, false);
     abort();
   }
 }

@@ -203,6 +203,7 @@ er_future_t *er_tasklet_spawn(er_loop_t *loop, er_tasklet_fn fn, void *arg,
   if (!loop || !fn) return NULL;
   er_future_t *result = er_future_new(loop);
   if (!result) return NULL;
+  result->tasklet = true;
   er__stack_t stack;
   size_t size = opts && opts->stack_size ? opts->stack_size : loop->stack_size;
   if (er__stack_get(loop, size, &stack) < 0) {

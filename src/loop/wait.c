@@ -1,6 +1,7 @@
 /* Waiting for futures: outside a tasklet the caller's thread runs the loop
  * until the future is done; inside one the tasklet is suspended instead, so
- * the loop never runs nested on a tasklet's stack. */
+ * the loop never runs nested on a tasklet's stack. And ndb's toplevel: a
+ * tasklet run to the end on a loop of its own. */
 #include "loop/loop_internal.h"
 
 int er_future_wait(er_future_t *f) {
@@ -67,10 +68,60 @@ int er_future_wait_any(er_future_t *const *fs, size_t n, size_t *index) {
   return ER_EINTERNAL;
 }
 
+static void turned(er_future_t *turn, void *arg) {
+  (void)arg;
+  er_future_set_none(turn);
+}
+
+/* ndb's wait_all returns once the loop has turned after the last future
+ * completed, so the callbacks those completions queued have run: a call queued
+ * now runs after every one of them (the queue is FIFO). Nothing queued, nothing
+ * to wait for. */
+static int wait_queued_callbacks(er_loop_t *loop) {
+  if (!loop->calls_len) return 0;
+  er_future_t *turn = er_future_new(loop);
+  if (!turn) return ER_ENOMEM;
+  int rc = er__loop_call_future_cb(loop, turned, turn, NULL);
+  if (rc == 0) rc = er_future_wait(turn);
+  er_future_unref(turn);
+  return rc;
+}
+
 int er_future_wait_all(er_future_t *const *fs, size_t n) {
   for (size_t i = 0; i < n; i++) {
     int rc = er_future_wait(fs[i]);
     if (rc < 0) return rc;
   }
-  return 0;
+  return n && fs[0]->loop ? wait_queued_callbacks(fs[0]->loop) : 0;
+}
+
+int er_tasklet_run(er_tasklet_fn fn, void *arg, const er_tasklet_opts_t *opts, er_future_t **out) {
+  if (out) *out = NULL;
+  if (!fn) return ER_EINVAL;
+  if (er__tasklet_current()) return ER_ESTATE; /* its await would be on another loop */
+  er_loop_t *prev = er_loop_current(), *loop;
+  int rc = er_loop_new(&loop, NULL);
+  if (rc < 0) return rc;
+  er__loop_swap_current(loop); /* fn's er_loop_current(), even on its first run */
+  er_future_t *f = er_tasklet_spawn(loop, fn, arg, opts);
+  if (!f) {
+    rc = ER_ENOMEM;
+  } else {
+    rc = er_await(f); /* the error also becomes this thread's (er_last_error) */
+    /* As ndb's toplevel: what the tasklet started finishes too. */
+    er_loop_run(loop);
+    if (!er_future_done(f)) {
+      rc = ER_EDEADLK;
+      er_future_unref(f);
+    } else {
+      f->loop = NULL; /* detached: outlives the loop, for reading */
+      if (out)
+        *out = f;
+      else
+        er_future_unref(f);
+    }
+  }
+  er__loop_swap_current(prev);
+  er_loop_free(loop);
+  return rc;
 }

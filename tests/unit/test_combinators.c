@@ -671,7 +671,11 @@ static void test_reducing_future(void **state) {
   reducer_state_t rs = {0};
   er_future_t *rf = er_reducing_future_new(g_loop, sum_reducer, &rs, 10);
   for (int i = 0; i < 10; i++) assert_int_equal(er_reducing_future_putq_int(rf, i), 0);
-  assert_int_equal(rs.calls, 1); /* a full batch is reduced as it fills */
+  /* As ndb, dependents reach it from the loop (add_callback), even done
+   * ones; a full batch is then reduced as it fills. */
+  assert_int_equal(rs.calls, 0);
+  er_loop_run(g_loop);
+  assert_int_equal(rs.calls, 1);
   for (int i = 10; i < 20; i++) {
     er_future_t *f = er_future_new(g_loop);
     er_reducing_future_add_dependent(rf, f);
@@ -811,6 +815,222 @@ static void test_reducing_future_reducer_completes_later(void **state) {
   er_loop_free(g_loop);
 }
 
+/* ---- ndb's exact semantics ---------------------------------------------------- */
+
+static void note_cb(er_future_t *f, void *arg) {
+  (void)f;
+  (*(int *)arg)++;
+}
+
+static void set_seven(void *arg) { er_future_set_int(arg, 7); }
+
+/* ndb's wait_all returns after the loop turned once more, so the callbacks
+ * the last completion queued have run. */
+static void test_wait_all_runs_callbacks(void **state) {
+  (void)state;
+  fake_clock_t fc;
+  g_loop = new_fake_loop(&fc);
+  er_future_t *f = er_future_new(g_loop);
+  int seen = 0;
+  assert_int_equal(er_future_add_callback(f, note_cb, &seen), 0);
+  assert_non_null(er_loop_call_later(g_loop, 10, set_seven, f));
+  assert_int_equal(er_future_wait_all(&f, 1), 0);
+  assert_int_equal(seen, 1);
+  assert_int_equal(er_future_int(f), 7);
+  er_future_unref(f);
+  er_loop_free(g_loop);
+}
+
+/* ndb counts a dependent through add_callback, queued even when the
+ * dependent is done: the MultiFuture is done only once the loop turns. */
+static void test_multi_future_done_dependent_counts_from_loop(void **state) {
+  (void)state;
+  g_loop = new_loop();
+  er_future_t *mf = er_multi_future_new(g_loop);
+  er_future_t *d = er_future_new_int(g_loop, 3);
+  assert_int_equal(er_multi_future_add_dependent(mf, d), 0);
+  assert_int_equal(er_multi_future_complete(mf), 0);
+  assert_false(er_future_done(mf));
+  assert_int_equal(er_loop_run0(g_loop), 0);
+  assert_true(er_future_done(mf));
+  assert_int_equal(er_future_list_len(mf), 1);
+  er_future_unref(d);
+  er_future_unref(mf);
+  er_loop_free(g_loop);
+}
+
+/* ndb's QueueFuture keeps its dependents in a set: one added twice, pending
+ * or done, is handed out once. */
+static void test_queue_future_dependent_once(void **state) {
+  (void)state;
+  g_loop = new_loop();
+  er_future_t *q = er_queue_future_new(g_loop);
+  er_future_t *pending = er_future_new(g_loop), *done = er_future_new_int(g_loop, 2);
+  assert_int_equal(er_queue_future_add_dependent(q, pending), 0);
+  assert_int_equal(er_queue_future_add_dependent(q, pending), 0);
+  assert_int_equal(er_queue_future_add_dependent(q, done), 0);
+  assert_int_equal(er_queue_future_add_dependent(q, done), 0);
+  /* Done now, its outcome not yet arrived: still the same dependent. */
+  er_future_t *late = er_future_new(g_loop);
+  assert_int_equal(er_queue_future_add_dependent(q, late), 0);
+  er_future_set_int(late, 3);
+  assert_int_equal(er_queue_future_add_dependent(q, late), 0);
+  assert_int_equal(er_queue_future_complete(q), 0);
+  er_future_set_int(pending, 1);
+  assert_int_equal(take_int(er_queue_future_getq(q)), 2); /* done first */
+  assert_int_equal(take_int(er_queue_future_getq(q)), 3);
+  assert_int_equal(take_int(er_queue_future_getq(q)), 1);
+  assert_int_equal(take_err(er_queue_future_getq(q)), ER_EEOF);
+  er_future_unref(late);
+  assert_int_equal(er_future_get_result(q), 0);
+  er_future_unref(pending);
+  er_future_unref(done);
+  er_future_unref(q);
+  er_loop_free(g_loop);
+}
+
+static int unit_reducer(void *ud, er_future_t *const *values, size_t n, er_future_t *out) {
+  (void)ud, (void)values, (void)n;
+  return er_future_set_none(out);
+}
+
+/* A ReducingFuture, too, reduces a dependent added twice once. */
+static void test_reducing_future_dependent_once(void **state) {
+  (void)state;
+  g_loop = new_loop();
+  reducer_state_t rs = {0};
+  er_future_t *rf = er_reducing_future_new(g_loop, sum_reducer, &rs, 2);
+  er_future_t *a = er_future_new_int(g_loop, 5), *b = er_future_new(g_loop);
+  er_reducing_future_add_dependent(rf, a);
+  er_reducing_future_add_dependent(rf, a);
+  er_reducing_future_add_dependent(rf, b);
+  er_reducing_future_add_dependent(rf, b);
+  er_reducing_future_putq_int(rf, 7);
+  er_reducing_future_complete(rf);
+  er_future_set_int(b, 30);
+  assert_int_equal(er_future_get_result(rf), 0);
+  assert_int_equal(er_future_int(rf), 42);
+  er_future_unref(a);
+  er_future_unref(b);
+  er_future_unref(rf);
+  er_loop_free(g_loop);
+}
+
+/* ndb raises when complete() is called twice, on every combinator. */
+static void test_complete_twice(void **state) {
+  (void)state;
+  g_loop = new_loop();
+  er_future_t *fs[] = {er_multi_future_new(g_loop), er_queue_future_new(g_loop),
+                       er_serial_queue_future_new(g_loop),
+                       er_reducing_future_new(g_loop, unit_reducer, NULL, 0)};
+  int (*complete[])(er_future_t *) = {er_multi_future_complete, er_queue_future_complete,
+                                      er_serial_queue_future_complete,
+                                      er_reducing_future_complete};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(complete[i](fs[i]), 0);
+    assert_int_equal(complete[i](fs[i]), ER_EALREADY);
+    assert_int_equal(er_future_get_result(fs[i]), 0);
+    assert_int_equal(complete[i](fs[i]), ER_EALREADY);
+    er_future_unref(fs[i]);
+  }
+  er_loop_free(g_loop);
+}
+
+/* ---- ownership: nothing leaks when a chain is abandoned --------------------------- */
+
+static int sleeps_forever(void *arg) {
+  (void)arg;
+  return er_sleep(1000u * 3600u * 24u);
+}
+
+/* A MultiFuture and a QueueFuture whose dependents never finish, dropped:
+ * every block comes back at once, not at er_loop_free (a reference each way
+ * between combinator and dependent was a cycle). */
+static void test_dropped_combinators_leak_nothing(void **state) {
+  (void)state;
+  count_live_blocks(true);
+  g_loop = new_loop();
+  er_future_t *warm = er_future_new_int(g_loop, 0); /* the loop's own call queue */
+  er_future_add_callback(warm, note_cb, &(int){0});
+  er_loop_run(g_loop);
+  er_future_unref(warm);
+  long base = g_live_blocks;
+
+  er_future_t *mf = er_multi_future_new(g_loop);
+  er_future_t *never = er_future_new(g_loop);
+  er_multi_future_add_dependent(mf, never);
+  er_multi_future_add_dependent(mf, never);
+  er_multi_future_putq_int(mf, 1);
+  er_multi_future_complete(mf);
+  er_future_unref(never);
+  er_future_unref(mf);
+  assert_int_equal(er_loop_run0(g_loop), 0); /* the done dependent's signal */
+  assert_int_equal(g_live_blocks, base);
+
+  er_future_t *q = er_queue_future_new(g_loop);
+  never = er_future_new(g_loop);
+  er_queue_future_add_dependent(q, never);
+  er_queue_future_putq_int(q, 5);
+  er_future_t *w1 = er_queue_future_getq(q);
+  er_loop_run(g_loop);
+  er_future_t *w2 = er_queue_future_getq(q); /* waits for `never` */
+  assert_int_equal(take_int(w1), 5);
+  er_future_unref(never);
+  er_future_unref(q); /* w2 still holds it */
+  assert_false(er_future_done(w2));
+  er_future_unref(w2);
+  assert_int_equal(g_live_blocks, base);
+
+  /* A reducer's pending output and a chain of set_from. */
+  er_future_t *rf = er_reducing_future_new(g_loop, unit_reducer, NULL, 0);
+  never = er_future_new(g_loop);
+  er_reducing_future_add_dependent(rf, never);
+  er_future_t *dst = er_future_new(g_loop);
+  assert_int_equal(er_future_set_from(dst, rf), 0);
+  assert_int_equal(er_future_set_from(dst, never), ER_EALREADY); /* one source */
+  er_future_unref(never);
+  er_future_unref(rf);
+  er_future_unref(dst);
+  assert_int_equal(g_live_blocks, base);
+
+  er_loop_free(g_loop);
+  assert_int_equal(g_live_blocks, 0);
+  count_live_blocks(false);
+}
+
+/* What is left when the loop is freed goes with it: a combinator held only by
+ * a dependent's queued signal, a getq() future waiting on a tasklet that never
+ * ends, the callbacks queued on the loop. */
+static void test_loop_free_reclaims_combinators(void **state) {
+  (void)state;
+  count_live_blocks(true);
+  g_loop = new_loop();
+  er_future_t *mf = er_multi_future_new(g_loop);
+  er_future_t *d = er_future_new_int(g_loop, 1);
+  er_multi_future_add_dependent(mf, d);
+  er_multi_future_complete(mf);
+  er_future_unref(d);
+  er_future_t *sq = er_serial_queue_future_new(g_loop);
+  er_future_t *w = er_serial_queue_future_getq(sq);
+  er_future_t *t = er_spawn(g_loop, sleeps_forever, NULL);
+  er_serial_queue_future_add_dependent(sq, t);
+  er_future_t *q = er_queue_future_new(g_loop);
+  er_queue_future_add_dependent(q, t);
+  er_future_t *qw = er_queue_future_getq(q);
+  int seen = 0;
+  er_future_add_callback(d, note_cb, &seen); /* queued on the loop */
+  er_future_unref(mf);
+  er_future_unref(sq);
+  er_future_unref(w);
+  er_future_unref(q);
+  er_future_unref(t);
+  er_loop_free(g_loop); /* qw is the caller's: its hold on q goes with it */
+  er_future_unref(qw);
+  assert_int_equal(seen, 0);
+  assert_int_equal(g_live_blocks, 0);
+  count_live_blocks(false);
+}
+
 int main(void) {
   test_watchdog(110);
   const struct CMUnitTest tests[] = {
@@ -838,6 +1058,13 @@ int main(void) {
       cmocka_unit_test(test_reducing_future_item_error),
       cmocka_unit_test(test_reducing_future_reducer_error),
       cmocka_unit_test(test_reducing_future_reducer_completes_later),
+      cmocka_unit_test(test_wait_all_runs_callbacks),
+      cmocka_unit_test(test_multi_future_done_dependent_counts_from_loop),
+      cmocka_unit_test(test_queue_future_dependent_once),
+      cmocka_unit_test(test_reducing_future_dependent_once),
+      cmocka_unit_test(test_complete_twice),
+      cmocka_unit_test(test_dropped_combinators_leak_nothing),
+      cmocka_unit_test(test_loop_free_reclaims_combinators),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

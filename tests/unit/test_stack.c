@@ -2,7 +2,9 @@
  * kills), and tasklets with stacks of many sizes keep their frames intact
  * across suspensions. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "test_util.h"
@@ -35,9 +37,10 @@ static int overflow(void *arg) {
   return 0;
 }
 
-/* Runs the overflow in a child; returns its wait status and what it wrote on
- * stderr. */
-static int run_overflow_child(char *err, size_t errsize) {
+/* Runs the named child body (see main) in a fresh process, this program run
+ * again: no signal disposition or errand state inherited from the tests that
+ * ran before. Returns its wait status and what it wrote on stderr. */
+static int run_child(const char *body, char *err, size_t errsize) {
   int pipefd[2];
   assert_int_equal(pipe(pipefd), 0);
   fflush(NULL);
@@ -47,12 +50,8 @@ static int run_overflow_child(char *err, size_t errsize) {
     dup2(pipefd[1], 2);
     close(pipefd[0]);
     close(pipefd[1]);
-    er_loop_t *loop;
-    if (er_loop_new(&loop, NULL) != 0) _exit(3);
-    er_future_t *f = er_tasklet_spawn(loop, overflow, NULL,
-                                      &(er_tasklet_opts_t){.name = "deep", .stack_size = 16 * 1024});
-    (void)f;
-    _exit(4); /* not reached: the overflow ends the process */
+    execl("/proc/self/exe", "test_stack", "--child", body, (char *)NULL);
+    _exit(127);
   }
   close(pipefd[1]);
   size_t n = 0;
@@ -63,6 +62,20 @@ static int run_overflow_child(char *err, size_t errsize) {
   int st;
   assert_int_equal(waitpid(pid, &st, 0), pid);
   return st;
+}
+
+static void overflow_child(void) {
+  /* The report is opt-in: a library takes no signal unasked. */
+  if (er_stack_overflow_handler_install() != 0) _exit(2);
+  er_loop_t *loop;
+  if (er_loop_new(&loop, NULL) != 0) _exit(3);
+  er_future_t *f = er_tasklet_spawn(loop, overflow, NULL,
+                                    &(er_tasklet_opts_t){.name = "deep", .stack_size = 16 * 1024});
+  (void)f;
+}
+
+static int run_overflow_child(char *err, size_t errsize) {
+  return run_child("overflow", err, errsize);
 }
 
 static void test_overflow_is_reported(void **state) {
@@ -191,13 +204,143 @@ static void test_loop_default_stack_size(void **state) {
   er_loop_free(loop);
 }
 
-int main(void) {
+/* ---- signals: errand's handler is opt-in and chains ------------------------------- */
+
+enum { USER_HANDLED = 42 };
+
+static void user_segv(int sig, siginfo_t *si, void *uc) {
+  (void)sig, (void)si, (void)uc;
+  static const char msg[] = "user handler\n";
+  ssize_t r = write(2, msg, sizeof msg - 1);
+  (void)r;
+  _exit(USER_HANDLED);
+}
+
+static void user_segv_plain(int sig) { user_segv(sig, NULL, NULL); }
+
+static void install_user_handler(bool siginfo) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  if (siginfo) {
+    sa.sa_sigaction = user_segv;
+    sa.sa_flags = SA_SIGINFO;
+  } else {
+    sa.sa_handler = user_segv_plain;
+  }
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSEGV, &sa, NULL) != 0) _exit(2);
+}
+
+/* A fault that is no tasklet overflow: a write to a page mapped without
+ * access (not a null pointer, which sanitizers and compilers treat as UB). */
+static void fault(void) {
+  volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if ((void *)p == MAP_FAILED) _exit(7);
+  *p = 1;
+}
+
+static int faults_in_tasklet(void *arg) {
+  (void)arg;
+  fault();
+  return 0;
+}
+
+static void child_loop_keeps_user_handler(void) {
+  install_user_handler(true);
+  struct sigaction bus, cur;
+  sigaction(SIGBUS, NULL, &bus);
+  er_loop_t *loop;
+  if (er_loop_new(&loop, NULL) != 0) _exit(3);
+  sigaction(SIGSEGV, NULL, &cur);
+  if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != user_segv) _exit(5);
+  sigaction(SIGBUS, NULL, &cur);
+  if (cur.sa_handler != bus.sa_handler) _exit(6);
+  er_future_unref(er_spawn(loop, faults_in_tasklet, NULL));
+}
+
+static void child_chains_fault_outside_tasklets(void) {
+  install_user_handler(true);
+  if (er_stack_overflow_handler_install() != 0) _exit(2);
+  er_loop_t *loop;
+  if (er_loop_new(&loop, NULL) != 0) _exit(3);
+  fault();
+}
+
+static void child_chains_fault_in_tasklet(void) {
+  install_user_handler(false);
+  if (er_stack_overflow_handler_install() != 0) _exit(2);
+  er_loop_t *loop;
+  if (er_loop_new(&loop, NULL) != 0) _exit(3);
+  er_future_unref(er_spawn(loop, faults_in_tasklet, NULL));
+}
+
+static void child_default_still_kills(void) {
+  signal(SIGSEGV, SIG_DFL); /* not a sanitizer's handler: none */
+  if (er_stack_overflow_handler_install() != 0) _exit(2);
+  er_loop_t *loop;
+  if (er_loop_new(&loop, NULL) != 0) _exit(3);
+  er_future_unref(er_spawn(loop, faults_in_tasklet, NULL));
+}
+
+static void expect_user_handler(const char *body) {
+  char err[4096];
+  int st = run_child(body, err, sizeof err);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != USER_HANDLED)
+    fail_msg("the user's handler did not get the fault (status %d); stderr:\n%s", st, err);
+  assert_null(strstr(err, "stack overflow"));
+}
+
+/* er_loop_new leaves the process's signal dispositions alone: the user's own
+ * SIGSEGV handler stays installed and gets a fault, even in a tasklet. */
+static void test_loop_takes_no_signals(void **state) {
+  (void)state;
+  expect_user_handler("loop_keeps_user_handler");
+}
+
+/* Opted in, errand's handler passes a fault that is no overflow on to the
+ * handler that was there before, outside or inside a tasklet, with or
+ * without SA_SIGINFO; with none there, the default action ends the process
+ * and nothing is reported as an overflow. */
+static void test_overflow_handler_chains(void **state) {
+  (void)state;
+  expect_user_handler("chains_fault_outside_tasklets");
+  expect_user_handler("chains_fault_in_tasklet");
+  char err[4096];
+  int st = run_child("default_still_kills", err, sizeof err);
+  if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
+    fail_msg("not killed by SIGSEGV (status %d); stderr:\n%s", st, err);
+  assert_null(strstr(err, "stack overflow"));
+}
+
+static const struct {
+  const char *name;
+  void (*body)(void);
+} k_children[] = {
+    {"overflow", overflow_child},
+    {"loop_keeps_user_handler", child_loop_keeps_user_handler},
+    {"chains_fault_outside_tasklets", child_chains_fault_outside_tasklets},
+    {"chains_fault_in_tasklet", child_chains_fault_in_tasklet},
+    {"default_still_kills", child_default_still_kills},
+};
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--child") == 0) {
+    for (size_t i = 0; i < sizeof k_children / sizeof k_children[0]; i++) {
+      if (strcmp(argv[2], k_children[i].name) == 0) {
+        k_children[i].body();
+        _exit(4); /* a body ends the process itself */
+      }
+    }
+    _exit(127);
+  }
   test_watchdog(110);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_overflow_is_reported),
       cmocka_unit_test(test_many_stack_sizes),
       cmocka_unit_test(test_stack_reuse),
       cmocka_unit_test(test_loop_default_stack_size),
+      cmocka_unit_test(test_loop_takes_no_signals),
+      cmocka_unit_test(test_overflow_handler_chains),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #define ER_TEST_UTIL_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,29 @@ static inline er_loop_t *new_loop(void) {
 static inline void test_watchdog(unsigned seconds) {
   const char *v = getenv("ER_TEST_WATCHDOG");
   alarm(v ? (unsigned)atoi(v) : seconds);
+}
+
+/* Counts the blocks errand has live through its allocation hooks, so that a
+ * test can show an object graph was given back without valgrind. */
+static long g_live_blocks;
+static inline void *live_malloc(size_t n) {
+  void *p = malloc(n);
+  if (p) g_live_blocks++;
+  return p;
+}
+static inline void *live_realloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (q && !p) g_live_blocks++;
+  return q;
+}
+static inline void live_free(void *p) {
+  if (p) g_live_blocks--;
+  free(p);
+}
+static inline void count_live_blocks(bool on) {
+  static const er_allocator_t counting = {live_malloc, live_realloc, live_free};
+  g_live_blocks = 0;
+  er_set_allocator(on ? &counting : NULL);
 }
 
 #endif
