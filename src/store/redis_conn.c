@@ -93,8 +93,13 @@ static int setup_cmd(redisContext *c, int argc, const char **argv, int code, cha
 
 int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
                    char *errbuf, size_t size) {
+  return er__rd_connect_to(rd, rd->host, rd->port, timeout_ms, select_db, out, errbuf, size);
+}
+
+int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,
+                      redisContext **out, char *errbuf, size_t size) {
   *out = NULL;
-  redisContext *c = redisConnectWithTimeout(rd->host, rd->port, tv_ms(timeout_ms));
+  redisContext *c = redisConnectWithTimeout(host, port, tv_ms(timeout_ms));
   if (!c) {
     er__errmsg(errbuf, size, "out of memory");
     return ER_ENOMEM;
@@ -217,8 +222,9 @@ typedef struct job {
 static char g_shas[ER_RD_NSCRIPTS][41];
 static pthread_mutex_t g_shas_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Makes sure the script's sha is known: SCRIPT LOAD on this connection. */
-static sent_t load_script(er_rd_t *rd, int script, bool force, redisReply **err) {
+/* Makes sure the script's sha is known: SCRIPT LOAD on c. */
+static sent_t load_script(er_rd_t *rd, redisContext *c, int script, bool force,
+                          redisReply **err) {
   *err = NULL;
   if (script < 0 || rd->shas[script][0]) return SENT_OK;
   if (force) goto load;
@@ -230,7 +236,7 @@ load:;
   const char *text = er__rd_script_text((er_rd_script_t)script);
   const char *argv[] = {"SCRIPT", "LOAD", text};
   redisReply *r;
-  sent_t s = send_cmd(rd->c, 3, argv, NULL, &r);
+  sent_t s = send_cmd(c, 3, argv, NULL, &r);
   if (s != SENT_OK) return s;
   if (r->type == REDIS_REPLY_STRING && r->len == 40) {
     memcpy(rd->shas[script], r->str, 40);
@@ -246,75 +252,161 @@ load:;
 }
 
 static int unavailable(er_rd_t *rd, const char *what, uint64_t start, const char *why) {
-  er__store_set_error(&rd->base, "redis %s:%d unavailable (%s, after %llu ms): %s", rd->host,
-                      rd->port, what, (unsigned long long)(er_now_mono_ms() - start), why);
+  er__store_set_error(&rd->base, "redis %s:%d unavailable (%s, after %llu ms): %s",
+                      er__rd_node_host(rd), er__rd_node_port(rd), what,
+                      (unsigned long long)(er_now_mono_ms() - start), why);
   return ER_EUNAVAILABLE;
+}
+
+/* Makes sure rd->c is connected to the node of the handle's slot: 0, 1 (not
+ * yet: look at the deadline and come again; why says what failed) or an
+ * error code (recorded). */
+static int ensure_conn(er_rd_t *rd, uint64_t now, uint64_t deadline, char *why, size_t size) {
+  if (rd->c && stale(rd->c)) er__rd_disconnect(rd);
+  if (rd->c) return 0;
+  if (now < rd->next_connect_ms) {
+    uint64_t until = rd->next_connect_ms < deadline ? rd->next_connect_ms : deadline;
+    er__rd_sleep_ms((unsigned)(until - now));
+    return 1;
+  }
+  const char *host = er__rd_node_host(rd);
+  int port = er__rd_node_port(rd);
+  int rc = er__rd_connect_to(rd, host, port, (int)(deadline - now), true, &rd->c, why, size);
+  if (rc == ER_EUNAVAILABLE) {
+    if (rd->node_host) {
+      /* The node a MOVED named is gone (a failover?): the URL's node will
+       * say where the slot lives now. */
+      char was[300];
+      snprintf(was, sizeof was, "%s:%d: %s", host, port, why);
+      snprintf(why, size, "%s", was);
+      er__rd_forget_node(rd);
+    }
+    backoff_failed(rd);
+    return 1;
+  }
+  if (rc) {
+    er__store_set_error(&rd->base, "redis %s:%d: %s", host, port, why);
+    return rc;
+  }
+  rd->backoff_ms = 0;
+  rd->next_connect_ms = 0;
+  return 0;
+}
+
+/* Sends j on c, its script loaded first, after ASKING when asking. */
+static sent_t attempt(er_rd_t *rd, redisContext *c, job_t *j, bool asking, bool reload,
+                      redisReply **r) {
+  sent_t s = load_script(rd, c, j->script, reload, r);
+  if (s == SENT_UNKNOWN) s = SENT_NOT; /* the call itself was not sent yet */
+  if (s == SENT_OK && !*r && asking) {
+    const char *argv[] = {"ASKING"};
+    s = send_cmd(c, 1, argv, NULL, r);
+    if (s == SENT_UNKNOWN) s = SENT_NOT;
+    if (s == SENT_OK && (*r)->type != REDIS_REPLY_ERROR) {
+      freeReplyObject(*r);
+      *r = NULL;
+    }
+  }
+  if (s == SENT_OK && !*r) {
+    if (j->script >= 0) j->argv[1] = rd->shas[j->script];
+    s = send_cmd(c, j->argc, j->argv, j->lens, r);
+  }
+  return s;
 }
 
 static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
   *out = NULL;
   uint64_t start = er_now_mono_ms();
   uint64_t deadline = start + (uint64_t)rd->timeout_ms;
-  char why[200] = "not connected";
-  int noscript = 0;
+  char why[300] = "not connected";
+  int noscript = 0, redirects = 0;
   bool noscript_reload = false;
+  er_rd_node_t ask = {.port = 0}; /* an ASK to follow, once */
   for (;;) {
     uint64_t now = er_now_mono_ms();
     if (now >= deadline) return unavailable(rd, j->what, start, why);
-    if (rd->c && stale(rd->c)) er__rd_disconnect(rd);
-    if (!rd->c) {
-      if (now < rd->next_connect_ms) {
-        uint64_t until = rd->next_connect_ms < deadline ? rd->next_connect_ms : deadline;
-        er__rd_sleep_ms((unsigned)(until - now));
-        continue;
-      }
-      int rc = er__rd_connect(rd, (int)(deadline - now), true, &rd->c, why, sizeof why);
+    redisContext *c, *once = NULL;
+    if (ask.port) {
+      /* This command only, on a connection of its own; the script may be
+       * unknown there, so it is loaded. */
+      int rc = er__rd_connect_to(rd, ask.host, ask.port, (int)(deadline - now), true, &once, why,
+                                 sizeof why);
       if (rc == ER_EUNAVAILABLE) {
-        backoff_failed(rd);
+        ask.port = 0; /* the slot's node will ASK again if it must */
         continue;
       }
       if (rc) {
-        er__store_set_error(&rd->base, "redis %s:%d: %s", rd->host, rd->port, why);
+        er__store_set_error(&rd->base, "redis %s:%d: %s", ask.host, ask.port, why);
         return rc;
       }
-      rd->backoff_ms = 0;
-      rd->next_connect_ms = 0;
+      if (j->script >= 0) {
+        rd->shas[j->script][0] = 0;
+        noscript_reload = true;
+      }
+      c = once;
+    } else {
+      int rc = ensure_conn(rd, now, deadline, why, sizeof why);
+      if (rc > 0) continue;
+      if (rc < 0) return rc;
+      c = rd->c;
     }
     redisReply *r = NULL;
-    sent_t s = load_script(rd, j->script, noscript_reload, &r);
-    if (s == SENT_UNKNOWN) s = SENT_NOT; /* the call itself was not sent yet */
-    if (s == SENT_OK && !r) {
-      if (j->script >= 0) j->argv[1] = rd->shas[j->script];
-      s = send_cmd(rd->c, j->argc, j->argv, j->lens, &r);
-    }
+    sent_t s = attempt(rd, c, j, once != NULL, noscript_reload, &r);
     if (s != SENT_OK) {
-      const char *e = rd->c->errstr;
+      const char *e = c->errstr;
       if (strstr(e, "temporarily unavailable")) /* SO_RCVTIMEO/SO_SNDTIMEO ran out */
         snprintf(why, sizeof why, "no answer within %d ms", rd->timeout_ms);
       else
         snprintf(why, sizeof why, "%s", e[0] ? e : "connection lost");
-      er__rd_disconnect(rd);
-      if (s == SENT_UNKNOWN && !idempotent) {
+      bool lost = s == SENT_UNKNOWN && !idempotent;
+      if (lost)
         er__store_set_error(&rd->base,
                             "redis %s:%d: no reply to %s (%s); it may or may not have been "
                             "applied",
-                            rd->host, rd->port, j->what, why);
-        return ER_EUNAVAILABLE;
-      }
+                            once ? ask.host : er__rd_node_host(rd),
+                            once ? ask.port : er__rd_node_port(rd), j->what, why);
+      if (once)
+        redisFree(once);
+      else
+        er__rd_disconnect(rd);
+      if (lost) return ER_EUNAVAILABLE;
+      ask.port = 0;
       continue;
     }
+    if (once) redisFree(once);
+    ask.port = 0;
     if (r->type != REDIS_REPLY_ERROR) {
       *out = r;
       er__rd_wake_retry(rd);
       return 0;
     }
     if (strncmp(r->str, "NOSCRIPT", 8) == 0 && j->script >= 0 && noscript++ < 3) {
-      /* Flushed or restarted: load it again (the sha stays the same, so the
-       * process-wide copy may stay too). */
+      /* Flushed or restarted, or a node that never had it: load it again
+       * (the sha stays the same, so the process-wide copy may stay too). */
       rd->shas[j->script][0] = 0;
       noscript_reload = true;
       freeReplyObject(r);
       continue;
+    }
+    er_rd_node_t to;
+    int redirect = er__rd_redirect(rd, r->str, &to);
+    if (redirect && redirects++ < ER_RD_MAX_REDIRECTS) {
+      /* Not executed: resending is safe, whatever the command. */
+      snprintf(why, sizeof why, "%.150s", r->str);
+      freeReplyObject(r);
+      if (redirect == 'A') {
+        ask = to;
+      } else if (er__rd_follow(rd, &to)) {
+        er__store_set_error(&rd->base, "out of memory");
+        return ER_ENOMEM;
+      }
+      continue;
+    }
+    if (redirect) {
+      er__store_set_error(&rd->base, "redis %s: more than %d cluster redirects (the last: %.150s)",
+                          j->what, ER_RD_MAX_REDIRECTS, r->str);
+      freeReplyObject(r);
+      return ER_EUNAVAILABLE;
     }
     if (transient(r->str)) {
       snprintf(why, sizeof why, "%.150s", r->str);

@@ -207,6 +207,7 @@ static void rd_close(er_store_t *s) {
   if (!rd) return;
   er__rd_wake_close(rd);
   er__rd_disconnect(rd);
+  er__rd_forget_node(rd);
   er_free(rd->host);
   er_free(rd->user);
   er_free(rd->password);
