@@ -1,0 +1,447 @@
+/* The Redis store on a three-node Redis Cluster: a URL naming any node works
+ * (MOVED is followed), stores under several prefixes spread over the nodes,
+ * scripts are loaded on each node that needs them, wake-ups cross nodes, a
+ * prefix's slot moved under an open handle is followed (ASK while it moves,
+ * MOVED after), and a redirect loop ends. Run by redis_cluster.sh:
+ *
+ *   redis_cluster.sh run test_store_redis_cluster   (ERRAND_TEST_CLUSTER="P1 P2 P3")
+ *
+ * The record helpers are the conformance suite's (conformance_util.c). */
+#include "conformance.h"
+
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#define NODES 3
+
+static int g_ports[NODES];
+static char g_ids[NODES][48]; /* CLUSTER MYID */
+static char g_run[16];        /* this run's tag, in every prefix */
+
+static redisContext *raw(int node) {
+  redisContext *c = redisConnect("127.0.0.1", g_ports[node]);
+  assert_non_null(c);
+  if (c->err) fail_msg("connect to %d: %s", g_ports[node], c->errstr);
+  return c;
+}
+
+static redisReply *cmd(redisContext *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(c, fmt, ap);
+  va_end(ap);
+  assert_non_null(r);
+  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+  return r;
+}
+
+static long long cmd_int(redisContext *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(c, fmt, ap);
+  va_end(ap);
+  assert_non_null(r);
+  if (r->type != REDIS_REPLY_INTEGER) fail_msg("%s: %s", fmt, r->str ? r->str : "not a number");
+  long long v = r->integer;
+  freeReplyObject(r);
+  return v;
+}
+
+static void cmd_ok(redisContext *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(c, fmt, ap);
+  va_end(ap);
+  assert_non_null(r);
+  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+  freeReplyObject(r);
+}
+
+/* The slot of prefix's keys. */
+static int slot_of(const char *prefix) {
+  char key[256];
+  snprintf(key, sizeof key, "errand:{%s}:", prefix);
+  redisContext *c = raw(0);
+  int slot = (int)cmd_int(c, "CLUSTER KEYSLOT %s", key);
+  redisFree(c);
+  return slot;
+}
+
+/* The node that owns slot, as node asker sees it (CLUSTER SLOTS). */
+static int owner_of(int slot, int asker) {
+  redisContext *c = raw(asker);
+  redisReply *r = cmd(c, "CLUSTER SLOTS");
+  int port = -1;
+  for (size_t i = 0; i < r->elements; i++) {
+    redisReply *e = r->element[i];
+    if (slot >= e->element[0]->integer && slot <= e->element[1]->integer)
+      port = (int)e->element[2]->element[1]->integer;
+  }
+  freeReplyObject(r);
+  redisFree(c);
+  for (int k = 0; k < NODES; k++)
+    if (g_ports[k] == port) return k;
+  fail_msg("slot %d has no owner", slot);
+  return -1;
+}
+
+/* A new prefix whose slot lives on node k. */
+static void prefix_on(int k, const char *what, char *out, size_t size) {
+  for (int n = 0;; n++) {
+    snprintf(out, size, "%s-%s-%d", what, g_run, n);
+    if (owner_of(slot_of(out), 0) == k) return;
+  }
+}
+
+/* A store for prefix through node's URL. */
+static er_store_t *open_via(int node, const char *prefix) {
+  char url[300], err[256];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?prefix=%s", g_ports[node], prefix);
+  er_store_t *s = NULL;
+  int rc = er_store_open(url, &s, err, sizeof err);
+  if (rc) fail_msg("open %s: %s: %s", url, er_err_name(rc), err);
+  return s;
+}
+
+/* Whether the task's hash is on node (a plain connection sees only the
+ * keys of its own node). */
+static bool task_on(int node, const char *prefix, const char *id) {
+  char key[200];
+  snprintf(key, sizeof key, "errand:{%s}:task:%s", prefix, id);
+  redisContext *c = raw(node);
+  redisReply *r = redisCommand(c, "EXISTS %s", key);
+  assert_non_null(r);
+  bool on = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  freeReplyObject(r);
+  redisFree(c);
+  return on;
+}
+
+static void fx_init(fx_t *f, er_store_t *s, const char *queue) {
+  memset(f, 0, sizeof *f);
+  f->s = s;
+  snprintf(f->queue, sizeof f->queue, "%s", queue);
+  snprintf(f->tag, sizeof f->tag, "%s", g_run);
+}
+
+static json_int_t stat_of(er_store_t *s, const char *queue, const char *state) {
+  json_t *st = NULL;
+  assert_int_equal(er_store_stats(s, &st), 0);
+  json_t *q = json_object_get(json_object_get(st, "queues"), queue);
+  json_int_t n = json_integer_value(json_object_get(q, state));
+  json_decref(st);
+  return n;
+}
+
+/* Every kind of call on f's store, whose slot is on node k. */
+static void round_trip(fx_t *f, const char *prefix, int k) {
+  er_task_rec_t *a = mk(f, "a"), *b = mk(f, "b");
+  int64_t t = a->eta_ms;
+  assert_int_equal(enq(f, a), 0);
+  assert_int_equal(enq(f, b), 0);
+  assert_true(task_on(k, prefix, a->id));
+  for (int n = 0; n < NODES; n++)
+    if (n != k) assert_false(task_on(n, prefix, a->id));
+  assert_int_equal(stat_of(f->s, f->queue, "PENDING"), 2);
+
+  er_task_rec_t *got = reserve1(f, t, 60000);
+  assert_string_equal(got->id, a->id);
+  assert_int_equal(er_store_progress(f->s, got->id, got->attempt, 0.5, "half"), 0);
+  json_t *res = json_pack("{s:s}", "on", prefix);
+  assert_false(complete1(f, got->id, got->attempt, ER_STATE_SUCCESS, res, NULL, t + 1, 0));
+  er_task_rec_t *done = get(f, a->id);
+  assert_int_equal(done->state, ER_STATE_SUCCESS);
+  assert_json_eq(done->result, res);
+  er_task_rec_free(done);
+
+  er_task_state_t st;
+  assert_int_equal(er_store_revoke(f->s, b->id, &st), 0);
+  assert_int_equal(st, ER_STATE_PENDING); /* the state it had */
+  done = get(f, b->id);
+  assert_int_equal(done->state, ER_STATE_REVOKED);
+  er_task_rec_free(done);
+  assert_int_equal(stat_of(f->s, f->queue, "SUCCESS"), 1);
+  assert_int_equal(stat_of(f->s, f->queue, "REVOKED"), 1);
+
+  json_t *info = json_pack("{s:s}", "id", prefix), *ws = NULL;
+  assert_int_equal(er_store_heartbeat(f->s, info, t, 60000), 0);
+  assert_int_equal(er_store_workers(f->s, t + 1, &ws), 0);
+  assert_int_equal(json_array_size(ws), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(ws, 0), "id")), prefix);
+  json_decref(ws);
+  json_decref(info);
+  json_decref(res);
+  er_task_rec_free(got);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+}
+
+/* A store on each node, each opened through another node, all open at
+ * once; the scripts flushed everywhere first, so each node is sent
+ * EVALSHA for a script this process loaded on another (NOSCRIPT, then
+ * SCRIPT LOAD on that node). */
+static void test_any_node(void **state) {
+  (void)state;
+  for (int n = 0; n < NODES; n++) {
+    redisContext *c = raw(n);
+    cmd_ok(c, "SCRIPT FLUSH");
+    redisFree(c);
+  }
+  char prefixes[NODES][64];
+  er_store_t *s[NODES];
+  fx_t f[NODES];
+  for (int k = 0; k < NODES; k++) {
+    prefix_on(k, "any", prefixes[k], sizeof prefixes[k]);
+    s[k] = open_via((k + 1) % NODES, prefixes[k]);
+    fx_init(&f[k], s[k], "q");
+  }
+  for (int k = 0; k < NODES; k++) round_trip(&f[k], prefixes[k], k);
+  /* Each node holds its own store's keys, and only those. */
+  for (int n = 0; n < NODES; n++) {
+    redisContext *c = raw(n);
+    for (int k = 0; k < NODES; k++) {
+      long long keys = cmd_int(c, "CLUSTER COUNTKEYSINSLOT %d", slot_of(prefixes[k]));
+      if (n == k)
+        assert_true(keys > 0);
+      else
+        assert_int_equal(keys, 0);
+    }
+    redisFree(c);
+  }
+  for (int k = 0; k < NODES; k++) er_store_close(s[k]);
+}
+
+/* A waiter whose subscription is on one node is woken by an enqueue that
+ * runs on the slot's node, made through a third. */
+static void test_wake_across_nodes(void **state) {
+  (void)state;
+  char prefix[64];
+  prefix_on(2, "wake", prefix, sizeof prefix);
+  er_store_t *waiter = open_via(0, prefix), *sender = open_via(1, prefix);
+  /* The first look reports a change (the subscription is new); then quiet. */
+  assert_int_equal(er_store_wait_change(waiter, 5000), 0);
+  assert_int_equal(er_store_wait_change(waiter, 50), ER_ETIMEDOUT);
+  fx_t f;
+  fx_init(&f, sender, "q");
+  er_task_rec_t *r = mk(&f, "t");
+  assert_int_equal(enq(&f, r), 0);
+  assert_int_equal(er_store_wait_change(waiter, 10000), 0);
+  er_task_rec_free(r);
+  er_store_close(sender);
+  er_store_close(waiter);
+}
+
+/* ---- a slot that moves under an open handle --------------------------------- */
+
+/* Starts moving slot from node `from` to node `to` and moves all its keys
+ * in one MIGRATE: the slot is still from's but its keys are to's, so from
+ * answers ASK for them. */
+static void migrate_keys(int slot, int from, int to) {
+  redisContext *src = raw(from), *dst = raw(to);
+  cmd_ok(dst, "CLUSTER SETSLOT %d IMPORTING %s", slot, g_ids[from]);
+  cmd_ok(src, "CLUSTER SETSLOT %d MIGRATING %s", slot, g_ids[to]);
+  redisReply *keys = cmd(src, "CLUSTER GETKEYSINSLOT %d 100000", slot);
+  assert_true(keys->elements > 0);
+  int argc = 7 + (int)keys->elements;
+  const char **argv = calloc((size_t)argc, sizeof *argv);
+  char port[16];
+  snprintf(port, sizeof port, "%d", g_ports[to]);
+  const char *head[] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
+  memcpy(argv, head, sizeof head);
+  for (size_t i = 0; i < keys->elements; i++) argv[7 + i] = keys->element[i]->str;
+  redisReply *r = redisCommandArgv(src, argc, argv, NULL);
+  assert_non_null(r);
+  if (r->type == REDIS_REPLY_ERROR) fail_msg("MIGRATE: %s", r->str);
+  freeReplyObject(r);
+  free(argv);
+  freeReplyObject(keys);
+  redisFree(src);
+  redisFree(dst);
+}
+
+/* Ends the move: slot is to's, on every node (to first, as Redis asks). */
+static void migrate_end(int slot, int to) {
+  for (int i = 0; i < NODES; i++) {
+    redisContext *c = raw((to + i) % NODES);
+    cmd_ok(c, "CLUSTER SETSLOT %d NODE %s", slot, g_ids[to]);
+    redisFree(c);
+  }
+}
+
+/* A handle bound to node 0 (by a MOVED from node 1) keeps working while its
+ * slot moves to node 2: ASK while the slot is moving (the keys are already
+ * on node 2), then MOVED once it has moved. */
+static void test_slot_moves(void **state) {
+  (void)state;
+  char prefix[64];
+  prefix_on(0, "moves", prefix, sizeof prefix);
+  int slot = slot_of(prefix);
+  er_store_t *s = open_via(1, prefix);
+  fx_t f;
+  fx_init(&f, s, "q");
+  er_task_rec_t *a = mk(&f, "a"), *b = mk(&f, "b");
+  assert_int_equal(enq(&f, a), 0);
+  assert_true(task_on(0, prefix, a->id));
+
+  migrate_keys(slot, 0, 2);
+  redisContext *n0 = raw(0), *n2 = raw(2);
+  assert_int_equal(cmd_int(n0, "CLUSTER COUNTKEYSINSLOT %d", slot), 0);
+  long long moved = cmd_int(n2, "CLUSTER COUNTKEYSINSLOT %d", slot);
+  /* ASK: node 0 sends each call to node 2, once */
+  er_task_rec_t *g = get(&f, a->id);
+  assert_int_equal(g->state, ER_STATE_PENDING);
+  er_task_rec_free(g);
+  assert_int_equal(enq(&f, b), 0);
+  assert_true(cmd_int(n2, "CLUSTER COUNTKEYSINSLOT %d", slot) > moved);
+  assert_int_equal(cmd_int(n0, "CLUSTER COUNTKEYSINSLOT %d", slot), 0);
+
+  migrate_end(slot, 2);
+  assert_int_equal(owner_of(slot, 0), 2);
+  /* MOVED: node 0 sends the handle to node 2, where it stays */
+  er_task_rec_t *got = reserve1(&f, b->eta_ms + 1, 60000);
+  assert_string_equal(got->id, a->id);
+  assert_false(complete1(&f, got->id, got->attempt, ER_STATE_SUCCESS, NULL, NULL, b->eta_ms + 2, 0));
+  g = get(&f, b->id);
+  assert_int_equal(g->state, ER_STATE_PENDING);
+  er_task_rec_free(g);
+  assert_true(task_on(2, prefix, a->id));
+  assert_true(task_on(2, prefix, b->id));
+  assert_false(task_on(0, prefix, b->id));
+  /* and a new handle through the slot's old node finds it too */
+  er_store_t *s2 = open_via(0, prefix);
+  er_task_rec_t *r = NULL;
+  assert_int_equal(er_store_get(s2, a->id, NULL, &r), 0);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  er_task_rec_free(r);
+  er_store_close(s2);
+
+  redisFree(n0);
+  redisFree(n2);
+  er_task_rec_free(got);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  er_store_close(s);
+}
+
+/* ---- redirects that cannot be followed to the end ------------------------- */
+
+/* A fake node: answers every command with reply, one connection at a time. */
+typedef struct fake {
+  int fd, port;
+  char reply[128];
+  atomic_bool stop;
+  pthread_t thread;
+} fake_t;
+
+static void *fake_main(void *arg) {
+  fake_t *fk = arg;
+  while (!atomic_load(&fk->stop)) {
+    struct pollfd p = {fk->fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    int c = accept(fk->fd, NULL, NULL);
+    if (c < 0) continue;
+    char buf[4096];
+    while (!atomic_load(&fk->stop)) {
+      struct pollfd q = {c, POLLIN, 0};
+      if (poll(&q, 1, 50) <= 0) continue;
+      /* one command a read: the client waits for each reply */
+      if (read(c, buf, sizeof buf) <= 0) break;
+      if (write(c, fk->reply, strlen(fk->reply)) < 0) break;
+    }
+    close(c);
+  }
+  return NULL;
+}
+
+static void fake_start(fake_t *fk) {
+  fk->fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fk->fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(fk->fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fk->fd, 4), 0);
+  assert_int_equal(getsockname(fk->fd, (struct sockaddr *)&a, &len), 0);
+  fk->port = ntohs(a.sin_port);
+  atomic_store(&fk->stop, false);
+  assert_int_equal(pthread_create(&fk->thread, NULL, fake_main, fk), 0);
+}
+
+static void fake_stop(fake_t *fk) {
+  atomic_store(&fk->stop, true);
+  pthread_join(fk->thread, NULL);
+  close(fk->fd);
+}
+
+/* A node that always redirects to itself: the call ends, saying why. */
+static void test_redirect_loop(void **state) {
+  (void)state;
+  fake_t fk;
+  fake_start(&fk);
+  snprintf(fk.reply, sizeof fk.reply, "-MOVED 1 127.0.0.1:%d\r\n", fk.port);
+  char url[128], err[256];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?prefix=loop", fk.port);
+  er_store_t *s = (er_store_t *)1;
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_EUNAVAILABLE);
+  assert_null(s);
+  print_message("%s\n", err);
+  assert_non_null(strstr(err, "redirects"));
+  fake_stop(&fk);
+}
+
+/* "MOVED <slot> :<port>" (no host: the one the client reached) is followed
+ * to that port on the same host. */
+static void test_moved_without_host(void **state) {
+  (void)state;
+  char prefix[64];
+  prefix_on(1, "nohost", prefix, sizeof prefix);
+  fake_t fk;
+  fake_start(&fk);
+  snprintf(fk.reply, sizeof fk.reply, "-MOVED %d :%d\r\n", slot_of(prefix), g_ports[1]);
+  char url[128], err[256];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?prefix=%s", fk.port, prefix);
+  er_store_t *s = NULL;
+  int rc = er_store_open(url, &s, err, sizeof err);
+  if (rc) fail_msg("open %s: %s", url, err);
+  fx_t f;
+  fx_init(&f, s, "q");
+  er_task_rec_t *r = mk(&f, "t");
+  assert_int_equal(enq(&f, r), 0);
+  assert_true(task_on(1, prefix, r->id));
+  er_task_rec_free(r);
+  er_store_close(s);
+  fake_stop(&fk);
+}
+
+int main(void) {
+  const char *ports = getenv("ERRAND_TEST_CLUSTER");
+  if (!ports || sscanf(ports, "%d %d %d", &g_ports[0], &g_ports[1], &g_ports[2]) != NODES) {
+    fprintf(stderr, "usage: ERRAND_TEST_CLUSTER=\"PORT1 PORT2 PORT3\" test_store_redis_cluster "
+                    "(redis_cluster.sh run starts a cluster and sets it)\n");
+    return 2;
+  }
+  for (int k = 0; k < NODES; k++) {
+    redisContext *c = redisConnect("127.0.0.1", g_ports[k]);
+    redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER MYID") : NULL;
+    if (!r || r->type != REDIS_REPLY_STRING) {
+      fprintf(stderr, "node %d: no CLUSTER MYID\n", g_ports[k]);
+      return 1;
+    }
+    snprintf(g_ids[k], sizeof g_ids[k], "%s", r->str);
+    freeReplyObject(r);
+    redisFree(c);
+  }
+  er_id_t id;
+  er_id_new(&id);
+  snprintf(g_run, sizeof g_run, "%.8s", id.text + strlen(id.text) - 8);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_any_node),
+      cmocka_unit_test(test_wake_across_nodes),
+      cmocka_unit_test(test_redirect_loop),
+      cmocka_unit_test(test_moved_without_host),
+      cmocka_unit_test(test_slot_moves), /* last: it reshards */
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
