@@ -93,7 +93,8 @@ static int setup_cmd(redisContext *c, int argc, const char **argv, int code, cha
 
 int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
                    char *errbuf, size_t size) {
-  return er__rd_connect_to(rd, rd->host, rd->port, timeout_ms, select_db, out, errbuf, size);
+  return er__rd_connect_to(rd, er__rd_node_host(rd), er__rd_node_port(rd), timeout_ms, select_db,
+                           out, errbuf, size);
 }
 
 int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,

@@ -84,10 +84,12 @@ static inline er_rd_t *er__rd(er_store_t *s) { return (er_rd_t *)s; }
 
 /* ---- redis_conn.c ---- */
 
-/* Connects (host, port, AUTH, SELECT unless for pub/sub) within timeout_ms,
- * with commands timing out after timeout_ms. 0, or ER_EUNAVAILABLE (cannot
- * reach it), ER_EAUTH (AUTH refused) or ER_EINVAL (no such DB), with errbuf
- * filled. */
+/* Connects to the node the handle talks to (the URL's, or the one a MOVED
+ * named: in a cluster, the slot's owner, whose subscribers get the
+ * store's messages without a trip over the cluster bus) and runs AUTH, and
+ * SELECT unless for pub/sub, within timeout_ms, with commands timing out
+ * after timeout_ms. 0, or ER_EUNAVAILABLE (cannot reach it), ER_EAUTH (AUTH
+ * refused) or ER_EINVAL (no such DB), with errbuf filled. */
 int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
                    char *errbuf, size_t size);
 /* The same to host:port (a cluster node a redirect named). */
