@@ -1,4 +1,5 @@
-/* Redis Cluster: following MOVED and ASK.
+/* The nodes a handle talks to: connecting to one, and following a Redis
+ * Cluster's MOVED and ASK redirects between them.
  *
  * Every key of a store shares one hash tag, errand:{P}:..., so one slot, so
  * one node, holds all of a handle's keys and serves every script it runs. A
@@ -21,6 +22,77 @@
 #include <string.h>
 
 #include "store/redis_internal.h"
+
+/* ---- connecting to a node ------------------------------------------------------ */
+
+static struct timeval tv_ms(int ms) {
+  if (ms < 1) ms = 1;
+  return (struct timeval){ms / 1000, (ms % 1000) * 1000};
+}
+
+/* Runs one setup command on a fresh connection; 0 or the reply's error. */
+static int setup_cmd(redisContext *c, int argc, const char **argv, int code, char *errbuf,
+                     size_t size) {
+  er_rd_sigpipe_t g;
+  er__rd_sigpipe_block(&g);
+  redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+  er__rd_sigpipe_unblock(&g);
+  if (!r) {
+    er__errmsg(errbuf, size, "%s: %s", argv[0], c->errstr[0] ? c->errstr : "connection lost");
+    return ER_EUNAVAILABLE;
+  }
+  int rc = 0;
+  if (r->type == REDIS_REPLY_ERROR) {
+    er__errmsg(errbuf, size, "%s refused: %.120s", argv[0], r->str);
+    rc = strncmp(r->str, "LOADING", 7) == 0 ? ER_EUNAVAILABLE : code;
+  }
+  freeReplyObject(r);
+  return rc;
+}
+
+int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
+                   char *errbuf, size_t size) {
+  return er__rd_connect_to(rd, er__rd_node_host(rd), er__rd_node_port(rd), timeout_ms, select_db,
+                           out, errbuf, size);
+}
+
+int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,
+                      redisContext **out, char *errbuf, size_t size) {
+  *out = NULL;
+  redisContext *c = redisConnectWithTimeout(host, port, tv_ms(timeout_ms));
+  if (!c) {
+    er__errmsg(errbuf, size, "out of memory");
+    return ER_ENOMEM;
+  }
+  if (c->err) {
+    er__errmsg(errbuf, size, "cannot connect: %s", c->errstr);
+    redisFree(c);
+    return ER_EUNAVAILABLE;
+  }
+  redisSetTimeout(c, tv_ms(timeout_ms));
+  redisEnableKeepAlive(c);
+  int rc = 0;
+  if (rd->password) {
+    const char *auth[] = {"AUTH", rd->user ? rd->user : rd->password, rd->password};
+    rc = setup_cmd(c, rd->user ? 3 : 2, auth, ER_EAUTH, errbuf, size);
+  }
+  if (!rc && select_db && rd->db) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", rd->db);
+    const char *sel[] = {"SELECT", db};
+    rc = setup_cmd(c, 2, sel, ER_EINVAL, errbuf, size);
+  }
+  if (rc) {
+    redisFree(c);
+    return rc;
+  }
+  /* Commands time out with the call's whole budget from here on. */
+  if (timeout_ms != rd->timeout_ms) redisSetTimeout(c, tv_ms(rd->timeout_ms));
+  *out = c;
+  return 0;
+}
+
+/* ---- redirects ---------------------------------------------------------------- */
 
 const char *er__rd_node_host(const er_rd_t *rd) { return rd->node_host ? rd->node_host : rd->host; }
 

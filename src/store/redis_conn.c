@@ -19,7 +19,14 @@
  *
  * Scripts are run by EVALSHA; a script is loaded (SCRIPT LOAD) the first time
  * this process needs it, and again when the server answers NOSCRIPT (it
- * restarted, or someone ran SCRIPT FLUSH). */
+ * restarted, someone ran SCRIPT FLUSH, or it is a cluster node this process
+ * has not used yet): on the node the call is talking to.
+ *
+ * In a Redis Cluster, a call answered MOVED goes to the node named, which
+ * later calls keep using; one answered ASK is sent to the node named, once,
+ * after ASKING (redis_cluster.c). Neither was executed, so both are resent
+ * whatever the call's idempotency; more than ER_RD_MAX_REDIRECTS of them in
+ * one call is a loop, and ER_EUNAVAILABLE. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -62,75 +69,6 @@ void er__rd_sigpipe_unblock(er_rd_sigpipe_t *g) {
     }
   }
   pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
-/* ---- connecting ----------------------------------------------------------- */
-
-static struct timeval tv_ms(int ms) {
-  if (ms < 1) ms = 1;
-  return (struct timeval){ms / 1000, (ms % 1000) * 1000};
-}
-
-/* Runs one setup command on a fresh connection; 0 or the reply's error. */
-static int setup_cmd(redisContext *c, int argc, const char **argv, int code, char *errbuf,
-                     size_t size) {
-  er_rd_sigpipe_t g;
-  er__rd_sigpipe_block(&g);
-  redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-  er__rd_sigpipe_unblock(&g);
-  if (!r) {
-    er__errmsg(errbuf, size, "%s: %s", argv[0], c->errstr[0] ? c->errstr : "connection lost");
-    return ER_EUNAVAILABLE;
-  }
-  int rc = 0;
-  if (r->type == REDIS_REPLY_ERROR) {
-    er__errmsg(errbuf, size, "%s refused: %.120s", argv[0], r->str);
-    rc = strncmp(r->str, "LOADING", 7) == 0 ? ER_EUNAVAILABLE : code;
-  }
-  freeReplyObject(r);
-  return rc;
-}
-
-int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
-                   char *errbuf, size_t size) {
-  return er__rd_connect_to(rd, er__rd_node_host(rd), er__rd_node_port(rd), timeout_ms, select_db,
-                           out, errbuf, size);
-}
-
-int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,
-                      redisContext **out, char *errbuf, size_t size) {
-  *out = NULL;
-  redisContext *c = redisConnectWithTimeout(host, port, tv_ms(timeout_ms));
-  if (!c) {
-    er__errmsg(errbuf, size, "out of memory");
-    return ER_ENOMEM;
-  }
-  if (c->err) {
-    er__errmsg(errbuf, size, "cannot connect: %s", c->errstr);
-    redisFree(c);
-    return ER_EUNAVAILABLE;
-  }
-  redisSetTimeout(c, tv_ms(timeout_ms));
-  redisEnableKeepAlive(c);
-  int rc = 0;
-  if (rd->password) {
-    const char *auth[] = {"AUTH", rd->user ? rd->user : rd->password, rd->password};
-    rc = setup_cmd(c, rd->user ? 3 : 2, auth, ER_EAUTH, errbuf, size);
-  }
-  if (!rc && select_db && rd->db) {
-    char db[16];
-    snprintf(db, sizeof db, "%d", rd->db);
-    const char *sel[] = {"SELECT", db};
-    rc = setup_cmd(c, 2, sel, ER_EINVAL, errbuf, size);
-  }
-  if (rc) {
-    redisFree(c);
-    return rc;
-  }
-  /* Commands time out with the call's whole budget from here on. */
-  if (timeout_ms != rd->timeout_ms) redisSetTimeout(c, tv_ms(rd->timeout_ms));
-  *out = c;
-  return 0;
 }
 
 void er__rd_disconnect(er_rd_t *rd) {

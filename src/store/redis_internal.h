@@ -4,7 +4,8 @@
  *   redis_open.c    URL, open/close, the layout version, the vtable
  *   redis_conn.c    connections: timeouts, reconnect with backoff, SIGPIPE,
  *                   scripts by EVALSHA (loaded once, reloaded on NOSCRIPT)
- *   redis_cluster.c Redis Cluster: MOVED and ASK redirects
+ *   redis_cluster.c nodes: connecting to one (AUTH, SELECT), and following
+ *                   a Redis Cluster's MOVED and ASK redirects
  *   redis_lua.c     the Lua prelude every script shares, and the registry
  *   redis_rec.c     task records to script arguments and back
  *   redis_tasks.c   enqueue, get, revoke, purge
@@ -84,17 +85,6 @@ static inline er_rd_t *er__rd(er_store_t *s) { return (er_rd_t *)s; }
 
 /* ---- redis_conn.c ---- */
 
-/* Connects to the node the handle talks to (the URL's, or the one a MOVED
- * named: in a cluster, the slot's owner, whose subscribers get the
- * store's messages without a trip over the cluster bus) and runs AUTH, and
- * SELECT unless for pub/sub, within timeout_ms, with commands timing out
- * after timeout_ms. 0, or ER_EUNAVAILABLE (cannot reach it), ER_EAUTH (AUTH
- * refused) or ER_EINVAL (no such DB), with errbuf filled. */
-int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
-                   char *errbuf, size_t size);
-/* The same to host:port (a cluster node a redirect named). */
-int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,
-                      redisContext **out, char *errbuf, size_t size);
 /* Runs script with ARGV = origin, channel, argv[0..argc). *out is the reply
  * (free with freeReplyObject), never an error reply: those become codes.
  * idempotent: the call may be repeated on a new connection when the old one
@@ -119,6 +109,18 @@ void er__rd_sleep_ms(unsigned ms);
 
 /* ---- redis_cluster.c ---- */
 
+/* Connects to the node the handle talks to (the URL's, or the one a MOVED
+ * named: in a cluster, the slot's owner, whose subscribers get the
+ * store's messages without a trip over the cluster bus) and runs AUTH, and
+ * SELECT unless for pub/sub, within timeout_ms, with commands timing out
+ * after timeout_ms. 0, or ER_EUNAVAILABLE (cannot reach it), ER_EAUTH (AUTH
+ * refused) or ER_EINVAL (no such DB), with errbuf filled. */
+int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
+                   char *errbuf, size_t size);
+/* The same to host:port (a cluster node a redirect named). */
+int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,
+                      redisContext **out, char *errbuf, size_t size);
+
 /* A node named by a redirect. */
 typedef struct er_rd_node {
   char host[256];
@@ -131,7 +133,8 @@ typedef struct er_rd_node {
  * filled, or 0 (not a redirect, or one that cannot be read). An empty host
  * ("MOVED 3999 :6380") means the node we asked's. */
 int er__rd_redirect(er_rd_t *rd, const char *err, er_rd_node_t *to);
-/* Follows a MOVED: later calls go to that node, on a new connection. */
+/* Follows a MOVED: later calls go to that node, on a new connection. 0 or
+ * ER_ENOMEM. */
 int er__rd_follow(er_rd_t *rd, const er_rd_node_t *to);
 /* Forgets the node a MOVED named (it cannot be reached): the URL's node is
  * asked again, and says where the slot lives now. */
