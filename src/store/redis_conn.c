@@ -351,6 +351,9 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
       snprintf(why, sizeof why, "%.150s", r->str);
       freeReplyObject(r);
       er__rd_sleep_ms(BACKOFF_MIN_MS);
+      /* A slot on the move answers ASK, then TRYAGAIN, until it has moved:
+       * a wait, not a loop. */
+      redirects = 0;
       continue;
     }
     const char *msg;
@@ -370,7 +373,9 @@ int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
   static const char *const names[ER_RD_NSCRIPTS] = {
       "enqueue",  "get",      "revoke",    "purge",       "reserve", "renew",
       "complete", "progress", "maintain",  "heartbeat",   "worker_gone", "workers"};
-  int n = argc + 6;
+  /* KEYS: the start of every key, and the version key as the guard (see
+   * er_rd_t.guard_key); ARGV: origin, channel, then the call's */
+  int n = argc + 7;
   const char **v = er_calloc((size_t)n, sizeof *v);
   size_t *l = er_calloc((size_t)n, sizeof *l);
   if (!v || !l) {
@@ -380,17 +385,16 @@ int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
   }
   v[0] = "EVALSHA";
   v[1] = rd->shas[script]; /* set again once loaded */
-  v[2] = "1";
+  v[2] = "2";
   v[3] = rd->base_key;
-  v[4] = rd->origin;
-  v[5] = rd->channel;
-  l[0] = 7;
+  v[4] = rd->guard_key;
+  v[5] = rd->origin;
+  v[6] = rd->channel;
+  for (int i = 0; i < 7; i++) l[i] = strlen(v[i]);
   l[1] = 40;
-  l[2] = 1;
-  for (int i = 3; i < 6; i++) l[i] = strlen(v[i]);
   for (int i = 0; i < argc; i++) {
-    v[6 + i] = argv[i];
-    l[6 + i] = lens ? lens[i] : strlen(argv[i]);
+    v[7 + i] = argv[i];
+    l[7 + i] = lens ? lens[i] : strlen(argv[i]);
   }
   job_t j = {n, v, l, (int)script, names[script]};
   int rc = run_job(rd, &j, idempotent, out);

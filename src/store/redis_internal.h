@@ -58,6 +58,12 @@ typedef struct er_rd {
   int timeout_ms;
   /* "errand:{P}:", the start of every key; KEYS[1] of every script */
   char *base_key;
+  /* "errand:{P}:version", KEYS[2] of every script, which never touch it:
+   * base_key never exists and this key always does, so while a Redis
+   * Cluster moves the slot, one of the two is missing on either node and
+   * both answer TRYAGAIN (waited out) until the move is over: no script
+   * runs on a store half moved. */
+  char *guard_key;
   /* the wake-up channel, and this handle's origin in its messages */
   char *channel;
   char origin[40];
