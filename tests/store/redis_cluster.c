@@ -22,59 +22,57 @@ static int g_ports[NODES];
 static char g_ids[NODES][48]; /* CLUSTER MYID */
 static char g_run[16];        /* this run's tag, in every prefix */
 
-static redisContext *raw(int node) {
+/* node's reply to a command (NULL when it cannot be reached), on a
+ * connection of its own; safe in any thread. */
+static redisReply *vnode_try(int node, const char *fmt, va_list ap) {
   redisContext *c = redisConnect("127.0.0.1", g_ports[node]);
-  assert_non_null(c);
-  if (c->err) fail_msg("connect to %d: %s", g_ports[node], c->errstr);
-  return c;
-}
-
-static redisReply *cmd(redisContext *c, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  redisReply *r = redisvCommand(c, fmt, ap);
-  va_end(ap);
-  assert_non_null(r);
-  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+  redisReply *r = c && !c->err ? redisvCommand(c, fmt, ap) : NULL;
+  if (c) redisFree(c);
   return r;
 }
 
-static long long cmd_int(redisContext *c, const char *fmt, ...) {
+static redisReply *node_try(int node, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  redisReply *r = redisvCommand(c, fmt, ap);
+  redisReply *r = vnode_try(node, fmt, ap);
   va_end(ap);
-  assert_non_null(r);
-  if (r->type != REDIS_REPLY_INTEGER) fail_msg("%s: %s", fmt, r->str ? r->str : "not a number");
+  return r;
+}
+
+/* The same for a command that must not fail. */
+static redisReply *node_cmd(int node, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = vnode_try(node, fmt, ap);
+  va_end(ap);
+  if (!r || r->type == REDIS_REPLY_ERROR)
+    fail_msg("%s on %d: %s", fmt, g_ports[node], r ? r->str : "no reply");
+  return r;
+}
+
+/* r's integer; r is freed. */
+static long long int_of(redisReply *r) {
+  if (r->type != REDIS_REPLY_INTEGER) fail_msg("not a number (reply type %d)", r->type);
   long long v = r->integer;
   freeReplyObject(r);
   return v;
 }
 
-static void cmd_ok(redisContext *c, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  redisReply *r = redisvCommand(c, fmt, ap);
-  va_end(ap);
-  assert_non_null(r);
-  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
-  freeReplyObject(r);
+/* How many keys of slot node holds (whether it owns the slot or not). */
+static long long slot_keys(int node, int slot) {
+  return int_of(node_cmd(node, "CLUSTER COUNTKEYSINSLOT %d", slot));
 }
 
 /* The slot of prefix's keys. */
 static int slot_of(const char *prefix) {
   char key[256];
   snprintf(key, sizeof key, "errand:{%s}:", prefix);
-  redisContext *c = raw(0);
-  int slot = (int)cmd_int(c, "CLUSTER KEYSLOT %s", key);
-  redisFree(c);
-  return slot;
+  return (int)int_of(node_cmd(0, "CLUSTER KEYSLOT %s", key));
 }
 
 /* The node that owns slot, as node asker sees it (CLUSTER SLOTS). */
 static int owner_of(int slot, int asker) {
-  redisContext *c = raw(asker);
-  redisReply *r = cmd(c, "CLUSTER SLOTS");
+  redisReply *r = node_cmd(asker, "CLUSTER SLOTS");
   int port = -1;
   for (size_t i = 0; i < r->elements; i++) {
     redisReply *e = r->element[i];
@@ -82,7 +80,6 @@ static int owner_of(int slot, int asker) {
       port = (int)e->element[2]->element[1]->integer;
   }
   freeReplyObject(r);
-  redisFree(c);
   for (int k = 0; k < NODES; k++)
     if (g_ports[k] == port) return k;
   fail_msg("slot %d has no owner", slot);
@@ -112,12 +109,10 @@ static er_store_t *open_via(int node, const char *prefix, const char *more) {
 static bool task_on(int node, const char *prefix, const char *id) {
   char key[200];
   snprintf(key, sizeof key, "errand:{%s}:task:%s", prefix, id);
-  redisContext *c = raw(node);
-  redisReply *r = redisCommand(c, "EXISTS %s", key);
+  redisReply *r = node_try(node, "EXISTS %s", key);
   assert_non_null(r);
-  bool on = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  bool on = r->type == REDIS_REPLY_INTEGER && r->integer == 1; /* not MOVED */
   freeReplyObject(r);
-  redisFree(c);
   return on;
 }
 
@@ -187,9 +182,7 @@ static void round_trip(fx_t *f, const char *prefix, int k) {
 static void test_any_node(void **state) {
   (void)state;
   for (int n = 0; n < NODES; n++) {
-    redisContext *c = raw(n);
-    cmd_ok(c, "SCRIPT FLUSH");
-    redisFree(c);
+    freeReplyObject(node_cmd(n, "SCRIPT FLUSH"));
   }
   char prefixes[NODES][64];
   er_store_t *s[NODES];
@@ -201,17 +194,14 @@ static void test_any_node(void **state) {
   }
   for (int k = 0; k < NODES; k++) round_trip(&f[k], prefixes[k], k);
   /* Each node holds its own store's keys, and only those. */
-  for (int n = 0; n < NODES; n++) {
-    redisContext *c = raw(n);
+  for (int n = 0; n < NODES; n++)
     for (int k = 0; k < NODES; k++) {
-      long long keys = cmd_int(c, "CLUSTER COUNTKEYSINSLOT %d", slot_of(prefixes[k]));
+      long long keys = slot_keys(n, slot_of(prefixes[k]));
       if (n == k)
         assert_true(keys > 0);
       else
         assert_int_equal(keys, 0);
     }
-    redisFree(c);
-  }
   for (int k = 0; k < NODES; k++) er_store_close(s[k]);
 }
 
@@ -252,18 +242,13 @@ static void test_database_refused(void **state) {
 /* These run in a thread too: they report failure in err instead of
  * asserting. */
 static bool run_cmd(int node, char *err, size_t size, const char *fmt, ...) {
-  redisContext *c = redisConnect("127.0.0.1", g_ports[node]);
-  redisReply *r = NULL;
-  if (c && !c->err) {
-    va_list ap;
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = vnode_try(node, fmt, ap);
+  va_end(ap);
   bool ok = r && r->type != REDIS_REPLY_ERROR;
   if (!ok) snprintf(err, size, "%s on %d: %s", fmt, g_ports[node], r ? r->str : "no reply");
   if (r) freeReplyObject(r);
-  if (c) redisFree(c);
   return ok;
 }
 
@@ -344,49 +329,70 @@ static void mover_join(mover_t *m) {
 
 static json_int_t pending(er_store_t *s) { return stat_of(s, "q", "PENDING"); }
 
+/* A store whose slot is on node `from`, opened through node via, with task
+ * a sent (its keys are on `from`) and b made; then the move of its slot to
+ * node `to` begun and its keys moved (with hold_back, all but counts and
+ * version). */
+typedef struct moving {
+  char prefix[64];
+  int slot;
+  er_store_t *s;
+  fx_t f;
+  er_task_rec_t *a, *b;
+} moving_t;
+
+static void moving_start(moving_t *m, const char *what, int from, int via, int to,
+                         bool hold_back) {
+  char err[300];
+  prefix_on(from, what, m->prefix, sizeof m->prefix);
+  m->slot = slot_of(m->prefix);
+  m->s = open_via(via, m->prefix, "&timeout_ms=30000");
+  fx_init(&m->f, m->s, "q");
+  m->a = mk(&m->f, "a");
+  m->b = mk(&m->f, "b");
+  assert_int_equal(enq(&m->f, m->a), 0);
+  assert_true(task_on(from, m->prefix, m->a->id));
+  if (!move_begin(m->slot, from, to, err, sizeof err) ||
+      !move_keys(m->slot, from, to, hold_back, err, sizeof err))
+    fail_msg("%s", err);
+}
+
+static void moving_free(moving_t *m) {
+  er_task_rec_free(m->a);
+  er_task_rec_free(m->b);
+  er_store_close(m->s);
+}
+
 /* A handle bound to node 0 (by a MOVED from node 1) while its slot moves to
  * node 2: once the keys are there, plain commands (an open's version check,
  * stats) follow ASK to them; a script waits (TRYAGAIN) until the slot has
  * moved, then follows the MOVED, and the handle stays on node 2. */
 static void test_slot_moves(void **state) {
   (void)state;
-  char prefix[64], err[300];
-  prefix_on(0, "moves", prefix, sizeof prefix);
-  int slot = slot_of(prefix);
-  er_store_t *s = open_via(1, prefix, "&timeout_ms=30000");
-  fx_t f;
-  fx_init(&f, s, "q");
-  er_task_rec_t *a = mk(&f, "a"), *b = mk(&f, "b");
-  assert_int_equal(enq(&f, a), 0);
-  assert_true(task_on(0, prefix, a->id));
-
-  if (!move_begin(slot, 0, 2, err, sizeof err) || !move_keys(slot, 0, 2, false, err, sizeof err))
-    fail_msg("%s", err);
+  moving_t m;
+  moving_start(&m, "moves", 0, 1, 2, false);
   /* ASK: the old handle, and a new one through the slot's node */
-  assert_int_equal(pending(s), 1);
-  er_store_t *s2 = open_via(0, prefix, "");
+  assert_int_equal(pending(m.s), 1);
+  er_store_t *s2 = open_via(0, m.prefix, "");
   assert_int_equal(pending(s2), 1);
   /* a script waits for the move, then follows it */
-  mover_t m;
-  mover_start(&m, slot, 0, 2, false);
-  assert_int_equal(enq(&f, b), 0);
-  mover_join(&m);
-  assert_int_equal(owner_of(slot, 0), 2);
+  mover_t mv;
+  mover_start(&mv, m.slot, 0, 2, false);
+  assert_int_equal(enq(&m.f, m.b), 0);
+  mover_join(&mv);
+  assert_int_equal(owner_of(m.slot, 0), 2);
   assert_int_equal(pending(s2), 2);
 
-  er_task_rec_t *got = reserve1(&f, b->eta_ms + 1, 60000);
-  assert_string_equal(got->id, a->id);
-  assert_false(complete1(&f, got->id, got->attempt, ER_STATE_SUCCESS, NULL, NULL, b->eta_ms + 2, 0));
-  assert_true(task_on(2, prefix, a->id));
-  assert_true(task_on(2, prefix, b->id));
-  redisContext *n0 = raw(0);
-  assert_int_equal(cmd_int(n0, "CLUSTER COUNTKEYSINSLOT %d", slot), 0);
-  redisFree(n0);
+  int64_t t = m.b->eta_ms;
+  er_task_rec_t *got = reserve1(&m.f, t + 1, 60000);
+  assert_string_equal(got->id, m.a->id);
+  assert_false(complete1(&m.f, got->id, got->attempt, ER_STATE_SUCCESS, NULL, NULL, t + 2, 0));
+  assert_true(task_on(2, m.prefix, m.a->id));
+  assert_true(task_on(2, m.prefix, m.b->id));
+  assert_int_equal(slot_keys(0, m.slot), 0);
   er_task_rec_free(got);
-  er_task_rec_free(a);
-  er_task_rec_free(b);
   er_store_close(s2);
-  er_store_close(s);
+  moving_free(&m);
 }
 
 /* A call made while only some of a store's keys have moved waits until all
@@ -395,27 +401,17 @@ static void test_slot_moves(void **state) {
  * would fail, BUSYKEY). */
 static void test_half_moved(void **state) {
   (void)state;
-  char prefix[64], err[300];
-  prefix_on(1, "half", prefix, sizeof prefix);
-  int slot = slot_of(prefix);
-  er_store_t *s = open_via(0, prefix, "&timeout_ms=30000");
-  fx_t f;
-  fx_init(&f, s, "q");
-  er_task_rec_t *a = mk(&f, "a"), *b = mk(&f, "b");
-  assert_int_equal(enq(&f, a), 0);
-
-  if (!move_begin(slot, 1, 2, err, sizeof err) || !move_keys(slot, 1, 2, true, err, sizeof err))
-    fail_msg("%s", err);
-  mover_t m;
-  mover_start(&m, slot, 1, 2, true);
-  assert_int_equal(enq(&f, b), 0);
-  mover_join(&m);
-  assert_int_equal(pending(s), 2);
-  assert_true(task_on(2, prefix, a->id));
-  assert_true(task_on(2, prefix, b->id));
-  er_task_rec_free(a);
-  er_task_rec_free(b);
-  er_store_close(s);
+  moving_t m;
+  moving_start(&m, "half", 1, 0, 2, true);
+  mover_t mv;
+  mover_start(&mv, m.slot, 1, 2, true);
+  assert_int_equal(enq(&m.f, m.b), 0);
+  mover_join(&mv);
+  assert_int_equal(pending(m.s), 2);
+  assert_true(task_on(2, m.prefix, m.a->id));
+  assert_true(task_on(2, m.prefix, m.b->id));
+  assert_int_equal(slot_keys(1, m.slot), 0);
+  moving_free(&m);
 }
 
 /* ---- redirects that cannot be followed to the end ------------------------- */
@@ -564,15 +560,13 @@ int main(void) {
     return 2;
   }
   for (int k = 0; k < NODES; k++) {
-    redisContext *c = redisConnect("127.0.0.1", g_ports[k]);
-    redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER MYID") : NULL;
+    redisReply *r = node_try(k, "CLUSTER MYID");
     if (!r || r->type != REDIS_REPLY_STRING) {
       fprintf(stderr, "node %d: no CLUSTER MYID\n", g_ports[k]);
       return 1;
     }
     snprintf(g_ids[k], sizeof g_ids[k], "%s", r->str);
     freeReplyObject(r);
-    redisFree(c);
   }
   er_id_t id;
   er_id_new(&id);
