@@ -19,7 +19,14 @@
  *
  * Scripts are run by EVALSHA; a script is loaded (SCRIPT LOAD) the first time
  * this process needs it, and again when the server answers NOSCRIPT (it
- * restarted, or someone ran SCRIPT FLUSH). */
+ * restarted, someone ran SCRIPT FLUSH, or it is a cluster node this process
+ * has not used yet): on the node the call is talking to.
+ *
+ * In a Redis Cluster, a call answered MOVED goes to the node named, which
+ * later calls keep using; one answered ASK is sent to the node named, once,
+ * after ASKING (redis_cluster.c). Neither was executed, so both are resent
+ * whatever the call's idempotency; more than ER_RD_MAX_REDIRECTS of them in
+ * one call is a loop, and ER_EUNAVAILABLE. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -62,69 +69,6 @@ void er__rd_sigpipe_unblock(er_rd_sigpipe_t *g) {
     }
   }
   pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
-/* ---- connecting ----------------------------------------------------------- */
-
-static struct timeval tv_ms(int ms) {
-  if (ms < 1) ms = 1;
-  return (struct timeval){ms / 1000, (ms % 1000) * 1000};
-}
-
-/* Runs one setup command on a fresh connection; 0 or the reply's error. */
-static int setup_cmd(redisContext *c, int argc, const char **argv, int code, char *errbuf,
-                     size_t size) {
-  er_rd_sigpipe_t g;
-  er__rd_sigpipe_block(&g);
-  redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-  er__rd_sigpipe_unblock(&g);
-  if (!r) {
-    er__errmsg(errbuf, size, "%s: %s", argv[0], c->errstr[0] ? c->errstr : "connection lost");
-    return ER_EUNAVAILABLE;
-  }
-  int rc = 0;
-  if (r->type == REDIS_REPLY_ERROR) {
-    er__errmsg(errbuf, size, "%s refused: %.120s", argv[0], r->str);
-    rc = strncmp(r->str, "LOADING", 7) == 0 ? ER_EUNAVAILABLE : code;
-  }
-  freeReplyObject(r);
-  return rc;
-}
-
-int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
-                   char *errbuf, size_t size) {
-  *out = NULL;
-  redisContext *c = redisConnectWithTimeout(rd->host, rd->port, tv_ms(timeout_ms));
-  if (!c) {
-    er__errmsg(errbuf, size, "out of memory");
-    return ER_ENOMEM;
-  }
-  if (c->err) {
-    er__errmsg(errbuf, size, "cannot connect: %s", c->errstr);
-    redisFree(c);
-    return ER_EUNAVAILABLE;
-  }
-  redisSetTimeout(c, tv_ms(timeout_ms));
-  redisEnableKeepAlive(c);
-  int rc = 0;
-  if (rd->password) {
-    const char *auth[] = {"AUTH", rd->user ? rd->user : rd->password, rd->password};
-    rc = setup_cmd(c, rd->user ? 3 : 2, auth, ER_EAUTH, errbuf, size);
-  }
-  if (!rc && select_db && rd->db) {
-    char db[16];
-    snprintf(db, sizeof db, "%d", rd->db);
-    const char *sel[] = {"SELECT", db};
-    rc = setup_cmd(c, 2, sel, ER_EINVAL, errbuf, size);
-  }
-  if (rc) {
-    redisFree(c);
-    return rc;
-  }
-  /* Commands time out with the call's whole budget from here on. */
-  if (timeout_ms != rd->timeout_ms) redisSetTimeout(c, tv_ms(rd->timeout_ms));
-  *out = c;
-  return 0;
 }
 
 void er__rd_disconnect(er_rd_t *rd) {
@@ -217,8 +161,9 @@ typedef struct job {
 static char g_shas[ER_RD_NSCRIPTS][41];
 static pthread_mutex_t g_shas_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Makes sure the script's sha is known: SCRIPT LOAD on this connection. */
-static sent_t load_script(er_rd_t *rd, int script, bool force, redisReply **err) {
+/* Makes sure the script's sha is known: SCRIPT LOAD on c. */
+static sent_t load_script(er_rd_t *rd, redisContext *c, int script, bool force,
+                          redisReply **err) {
   *err = NULL;
   if (script < 0 || rd->shas[script][0]) return SENT_OK;
   if (force) goto load;
@@ -230,7 +175,7 @@ load:;
   const char *text = er__rd_script_text((er_rd_script_t)script);
   const char *argv[] = {"SCRIPT", "LOAD", text};
   redisReply *r;
-  sent_t s = send_cmd(rd->c, 3, argv, NULL, &r);
+  sent_t s = send_cmd(c, 3, argv, NULL, &r);
   if (s != SENT_OK) return s;
   if (r->type == REDIS_REPLY_STRING && r->len == 40) {
     memcpy(rd->shas[script], r->str, 40);
@@ -246,80 +191,169 @@ load:;
 }
 
 static int unavailable(er_rd_t *rd, const char *what, uint64_t start, const char *why) {
-  er__store_set_error(&rd->base, "redis %s:%d unavailable (%s, after %llu ms): %s", rd->host,
-                      rd->port, what, (unsigned long long)(er_now_mono_ms() - start), why);
+  er__store_set_error(&rd->base, "redis %s:%d unavailable (%s, after %llu ms): %s",
+                      er__rd_node_host(rd), er__rd_node_port(rd), what,
+                      (unsigned long long)(er_now_mono_ms() - start), why);
   return ER_EUNAVAILABLE;
+}
+
+/* Makes sure rd->c is connected to the node of the handle's slot: 0, 1 (not
+ * yet: look at the deadline and come again; why says what failed) or an
+ * error code (recorded). */
+static int ensure_conn(er_rd_t *rd, uint64_t now, uint64_t deadline, char *why, size_t size) {
+  if (rd->c && stale(rd->c)) er__rd_disconnect(rd);
+  if (rd->c) return 0;
+  if (now < rd->next_connect_ms) {
+    uint64_t until = rd->next_connect_ms < deadline ? rd->next_connect_ms : deadline;
+    er__rd_sleep_ms((unsigned)(until - now));
+    return 1;
+  }
+  const char *host = er__rd_node_host(rd);
+  int port = er__rd_node_port(rd);
+  int rc = er__rd_connect_to(rd, host, port, (int)(deadline - now), true, &rd->c, why, size);
+  if (rc == ER_EUNAVAILABLE) {
+    if (rd->node_host) {
+      /* The node a MOVED named is gone (a failover?): the URL's node will
+       * say where the slot lives now. */
+      char was[300];
+      snprintf(was, sizeof was, "%s:%d: %s", host, port, why);
+      snprintf(why, size, "%s", was);
+      er__rd_forget_node(rd);
+    }
+    backoff_failed(rd);
+    return 1;
+  }
+  if (rc) {
+    er__store_set_error(&rd->base, "redis %s:%d: %s", host, port, why);
+    return rc;
+  }
+  rd->backoff_ms = 0;
+  rd->next_connect_ms = 0;
+  return 0;
+}
+
+/* Sends j on c, its script loaded first, after ASKING when asking. */
+static sent_t attempt(er_rd_t *rd, redisContext *c, job_t *j, bool asking, bool reload,
+                      redisReply **r) {
+  sent_t s = load_script(rd, c, j->script, reload, r);
+  if (s == SENT_UNKNOWN) s = SENT_NOT; /* the call itself was not sent yet */
+  if (s == SENT_OK && !*r && asking) {
+    const char *argv[] = {"ASKING"};
+    s = send_cmd(c, 1, argv, NULL, r);
+    if (s == SENT_UNKNOWN) s = SENT_NOT;
+    if (s == SENT_OK && (*r)->type != REDIS_REPLY_ERROR) {
+      freeReplyObject(*r);
+      *r = NULL;
+    }
+  }
+  if (s == SENT_OK && !*r) {
+    if (j->script >= 0) j->argv[1] = rd->shas[j->script];
+    s = send_cmd(c, j->argc, j->argv, j->lens, r);
+  }
+  return s;
 }
 
 static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
   *out = NULL;
   uint64_t start = er_now_mono_ms();
   uint64_t deadline = start + (uint64_t)rd->timeout_ms;
-  char why[200] = "not connected";
-  int noscript = 0;
+  char why[300] = "not connected";
+  int noscript = 0, redirects = 0;
   bool noscript_reload = false;
+  er_rd_node_t ask = {.port = 0}; /* an ASK to follow, once */
   for (;;) {
     uint64_t now = er_now_mono_ms();
     if (now >= deadline) return unavailable(rd, j->what, start, why);
-    if (rd->c && stale(rd->c)) er__rd_disconnect(rd);
-    if (!rd->c) {
-      if (now < rd->next_connect_ms) {
-        uint64_t until = rd->next_connect_ms < deadline ? rd->next_connect_ms : deadline;
-        er__rd_sleep_ms((unsigned)(until - now));
-        continue;
-      }
-      int rc = er__rd_connect(rd, (int)(deadline - now), true, &rd->c, why, sizeof why);
+    redisContext *c, *once = NULL;
+    if (ask.port) {
+      /* This command only, on a connection of its own; the script may be
+       * unknown there, so it is loaded. */
+      int rc = er__rd_connect_to(rd, ask.host, ask.port, (int)(deadline - now), true, &once, why,
+                                 sizeof why);
       if (rc == ER_EUNAVAILABLE) {
-        backoff_failed(rd);
+        ask.port = 0; /* the slot's node will ASK again if it must */
         continue;
       }
       if (rc) {
-        er__store_set_error(&rd->base, "redis %s:%d: %s", rd->host, rd->port, why);
+        er__store_set_error(&rd->base, "redis %s:%d: %s", ask.host, ask.port, why);
         return rc;
       }
-      rd->backoff_ms = 0;
-      rd->next_connect_ms = 0;
+      if (j->script >= 0) {
+        rd->shas[j->script][0] = 0;
+        noscript_reload = true;
+      }
+      c = once;
+    } else {
+      int rc = ensure_conn(rd, now, deadline, why, sizeof why);
+      if (rc > 0) continue;
+      if (rc < 0) return rc;
+      c = rd->c;
     }
     redisReply *r = NULL;
-    sent_t s = load_script(rd, j->script, noscript_reload, &r);
-    if (s == SENT_UNKNOWN) s = SENT_NOT; /* the call itself was not sent yet */
-    if (s == SENT_OK && !r) {
-      if (j->script >= 0) j->argv[1] = rd->shas[j->script];
-      s = send_cmd(rd->c, j->argc, j->argv, j->lens, &r);
-    }
+    sent_t s = attempt(rd, c, j, once != NULL, noscript_reload, &r);
     if (s != SENT_OK) {
-      const char *e = rd->c->errstr;
+      const char *e = c->errstr;
       if (strstr(e, "temporarily unavailable")) /* SO_RCVTIMEO/SO_SNDTIMEO ran out */
         snprintf(why, sizeof why, "no answer within %d ms", rd->timeout_ms);
       else
         snprintf(why, sizeof why, "%s", e[0] ? e : "connection lost");
-      er__rd_disconnect(rd);
-      if (s == SENT_UNKNOWN && !idempotent) {
+      bool lost = s == SENT_UNKNOWN && !idempotent;
+      if (lost)
         er__store_set_error(&rd->base,
                             "redis %s:%d: no reply to %s (%s); it may or may not have been "
                             "applied",
-                            rd->host, rd->port, j->what, why);
-        return ER_EUNAVAILABLE;
-      }
+                            once ? ask.host : er__rd_node_host(rd),
+                            once ? ask.port : er__rd_node_port(rd), j->what, why);
+      if (once)
+        redisFree(once);
+      else
+        er__rd_disconnect(rd);
+      if (lost) return ER_EUNAVAILABLE;
+      ask.port = 0;
       continue;
     }
+    if (once) redisFree(once);
+    ask.port = 0;
     if (r->type != REDIS_REPLY_ERROR) {
       *out = r;
       er__rd_wake_retry(rd);
       return 0;
     }
     if (strncmp(r->str, "NOSCRIPT", 8) == 0 && j->script >= 0 && noscript++ < 3) {
-      /* Flushed or restarted: load it again (the sha stays the same, so the
-       * process-wide copy may stay too). */
+      /* Flushed or restarted, or a node that never had it: load it again
+       * (the sha stays the same, so the process-wide copy may stay too). */
       rd->shas[j->script][0] = 0;
       noscript_reload = true;
       freeReplyObject(r);
       continue;
     }
+    er_rd_node_t to;
+    int redirect = er__rd_redirect(rd, r->str, &to);
+    if (redirect && redirects++ < ER_RD_MAX_REDIRECTS) {
+      /* Not executed: resending is safe, whatever the command. */
+      snprintf(why, sizeof why, "%.150s", r->str);
+      freeReplyObject(r);
+      if (redirect == 'A') {
+        ask = to;
+      } else if (er__rd_follow(rd, &to)) {
+        er__store_set_error(&rd->base, "out of memory");
+        return ER_ENOMEM;
+      }
+      continue;
+    }
+    if (redirect) {
+      er__store_set_error(&rd->base, "redis %s: more than %d cluster redirects (the last: %.150s)",
+                          j->what, ER_RD_MAX_REDIRECTS, r->str);
+      freeReplyObject(r);
+      return ER_EUNAVAILABLE;
+    }
     if (transient(r->str)) {
       snprintf(why, sizeof why, "%.150s", r->str);
       freeReplyObject(r);
       er__rd_sleep_ms(BACKOFF_MIN_MS);
+      /* A slot on the move answers ASK, then TRYAGAIN, until it has moved:
+       * a wait, not a loop. */
+      redirects = 0;
       continue;
     }
     const char *msg;
@@ -339,7 +373,9 @@ int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
   static const char *const names[ER_RD_NSCRIPTS] = {
       "enqueue",  "get",      "revoke",    "purge",       "reserve", "renew",
       "complete", "progress", "maintain",  "heartbeat",   "worker_gone", "workers"};
-  int n = argc + 6;
+  /* KEYS: the start of every key, and the version key as the guard (see
+   * er_rd_t.guard_key); ARGV: origin, channel, then the call's */
+  int n = argc + 7;
   const char **v = er_calloc((size_t)n, sizeof *v);
   size_t *l = er_calloc((size_t)n, sizeof *l);
   if (!v || !l) {
@@ -349,17 +385,16 @@ int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
   }
   v[0] = "EVALSHA";
   v[1] = rd->shas[script]; /* set again once loaded */
-  v[2] = "1";
+  v[2] = "2";
   v[3] = rd->base_key;
-  v[4] = rd->origin;
-  v[5] = rd->channel;
-  l[0] = 7;
+  v[4] = rd->guard_key;
+  v[5] = rd->origin;
+  v[6] = rd->channel;
+  for (int i = 0; i < 7; i++) l[i] = strlen(v[i]);
   l[1] = 40;
-  l[2] = 1;
-  for (int i = 3; i < 6; i++) l[i] = strlen(v[i]);
   for (int i = 0; i < argc; i++) {
-    v[6 + i] = argv[i];
-    l[6 + i] = lens ? lens[i] : strlen(argv[i]);
+    v[7 + i] = argv[i];
+    l[7 + i] = lens ? lens[i] : strlen(argv[i]);
   }
   job_t j = {n, v, l, (int)script, names[script]};
   int rc = run_job(rd, &j, idempotent, out);

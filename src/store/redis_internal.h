@@ -4,6 +4,8 @@
  *   redis_open.c    URL, open/close, the layout version, the vtable
  *   redis_conn.c    connections: timeouts, reconnect with backoff, SIGPIPE,
  *                   scripts by EVALSHA (loaded once, reloaded on NOSCRIPT)
+ *   redis_cluster.c nodes: connecting to one (AUTH, SELECT), and following
+ *                   a Redis Cluster's MOVED and ASK redirects
  *   redis_lua.c     the Lua prelude every script shares, and the registry
  *   redis_rec.c     task records to script arguments and back
  *   redis_tasks.c   enqueue, get, revoke, purge
@@ -56,6 +58,12 @@ typedef struct er_rd {
   int timeout_ms;
   /* "errand:{P}:", the start of every key; KEYS[1] of every script */
   char *base_key;
+  /* "errand:{P}:version", KEYS[2] of every script, which never touch it:
+   * base_key never exists and this key always does, so while a Redis
+   * Cluster moves the slot, one of the two is missing on either node and
+   * both answer TRYAGAIN (waited out) until the move is over: no script
+   * runs on a store half moved. */
+  char *guard_key;
   /* the wake-up channel, and this handle's origin in its messages */
   char *channel;
   char origin[40];
@@ -64,6 +72,11 @@ typedef struct er_rd {
   uint64_t next_connect_ms; /* monotonic: no connect attempt before */
   unsigned backoff_ms;
   char shas[ER_RD_NSCRIPTS][41]; /* "" until loaded */
+  /* Redis Cluster: the node c talks to since a MOVED named it (all of a
+   * handle's keys share one slot, so one node serves every call); NULL: the
+   * URL's node */
+  char *node_host;
+  int node_port;
   /* wake-ups (redis_wake.c) */
   redisContext *sub; /* SUBSCRIBEd, or NULL */
   int epfd;          /* epoll over sub's socket and evfd: the wake-up fd */
@@ -78,12 +91,6 @@ static inline er_rd_t *er__rd(er_store_t *s) { return (er_rd_t *)s; }
 
 /* ---- redis_conn.c ---- */
 
-/* Connects (host, port, AUTH, SELECT unless for pub/sub) within timeout_ms,
- * with commands timing out after timeout_ms. 0, or ER_EUNAVAILABLE (cannot
- * reach it), ER_EAUTH (AUTH refused) or ER_EINVAL (no such DB), with errbuf
- * filled. */
-int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
-                   char *errbuf, size_t size);
 /* Runs script with ARGV = origin, channel, argv[0..argc). *out is the reply
  * (free with freeReplyObject), never an error reply: those become codes.
  * idempotent: the call may be repeated on a new connection when the old one
@@ -105,6 +112,42 @@ void er__rd_sigpipe_block(er_rd_sigpipe_t *g);
 void er__rd_sigpipe_unblock(er_rd_sigpipe_t *g);
 /* Monotonic sleep of ms milliseconds. */
 void er__rd_sleep_ms(unsigned ms);
+
+/* ---- redis_cluster.c ---- */
+
+/* Connects to the node the handle talks to (the URL's, or the one a MOVED
+ * named: in a cluster, the slot's owner, whose subscribers get the
+ * store's messages without a trip over the cluster bus) and runs AUTH, and
+ * SELECT unless for pub/sub, within timeout_ms, with commands timing out
+ * after timeout_ms. 0, or ER_EUNAVAILABLE (cannot reach it), ER_EAUTH (AUTH
+ * refused) or ER_EINVAL (no such DB), with errbuf filled. */
+int er__rd_connect(er_rd_t *rd, int timeout_ms, bool select_db, redisContext **out,
+                   char *errbuf, size_t size);
+/* The same to host:port (a cluster node a redirect named). */
+int er__rd_connect_to(er_rd_t *rd, const char *host, int port, int timeout_ms, bool select_db,
+                      redisContext **out, char *errbuf, size_t size);
+
+/* A node named by a redirect. */
+typedef struct er_rd_node {
+  char host[256];
+  int port;
+} er_rd_node_t;
+/* At most this many MOVED and ASK redirects in one call: more is a loop
+ * (a cluster whose nodes disagree while a slot moves). */
+#define ER_RD_MAX_REDIRECTS 5
+/* The redirect an error reply stands for: 'M' (MOVED), 'A' (ASK) with *to
+ * filled, or 0 (not a redirect, or one that cannot be read). An empty host
+ * ("MOVED 3999 :6380") means the node we asked's. */
+int er__rd_redirect(er_rd_t *rd, const char *err, er_rd_node_t *to);
+/* Follows a MOVED: later calls go to that node, on a new connection. 0 or
+ * ER_ENOMEM. */
+int er__rd_follow(er_rd_t *rd, const er_rd_node_t *to);
+/* Forgets the node a MOVED named (it cannot be reached): the URL's node is
+ * asked again, and says where the slot lives now. */
+void er__rd_forget_node(er_rd_t *rd);
+/* The node the command connection goes to. */
+const char *er__rd_node_host(const er_rd_t *rd);
+int er__rd_node_port(const er_rd_t *rd);
 
 /* ---- redis_lua.c ---- */
 

@@ -119,17 +119,18 @@ static int parse_options(er_rd_t *rd, const char *url, char *errmsg, size_t size
   }
   size_t n = strlen(rd->prefix) + 32;
   rd->base_key = er_malloc(n);
+  rd->guard_key = er_malloc(n);
   rd->channel = er_malloc(n);
-  if (!rd->base_key || !rd->channel) return ER_ENOMEM;
+  if (!rd->base_key || !rd->guard_key || !rd->channel) return ER_ENOMEM;
   snprintf(rd->base_key, n, "errand:{%s}:", rd->prefix);
+  snprintf(rd->guard_key, n, "errand:{%s}:version", rd->prefix);
   snprintf(rd->channel, n, "errand:{%s}:wake:%d", rd->prefix, rd->db);
   return 0;
 }
 
 /* Reads the layout version, writing 1 into an empty store. */
 static int check_version(er_rd_t *rd, char *errmsg, size_t size) {
-  char key[300];
-  snprintf(key, sizeof key, "%sversion", rd->base_key);
+  const char *key = rd->guard_key;
   const char *set[] = {"SET", key, "1", "NX"};
   const char *get[] = {"GET", key};
   redisReply *r = NULL;
@@ -207,11 +208,13 @@ static void rd_close(er_store_t *s) {
   if (!rd) return;
   er__rd_wake_close(rd);
   er__rd_disconnect(rd);
+  er__rd_forget_node(rd);
   er_free(rd->host);
   er_free(rd->user);
   er_free(rd->password);
   er_free(rd->prefix);
   er_free(rd->base_key);
+  er_free(rd->guard_key);
   er_free(rd->channel);
   er_free(rd);
 }

@@ -2,8 +2,10 @@
 # A private redis-server for the tests: a free loopback port, its own
 # temporary directory, AOF with appendfsync always, stopped by its pid.
 #
-#   redis_server.sh start DIR      starts one in DIR (created if missing);
-#                                  prints its URL; DIR/redis.pid has the pid
+#   redis_server.sh start DIR [ARG...]
+#                                  starts one in DIR (created if missing),
+#                                  ARGs added to its command line; prints its
+#                                  URL; DIR/redis.pid has the pid
 #   redis_server.sh stop DIR       stops the one started in DIR, by its pid
 #   redis_server.sh run CMD ARG... starts one in a new temporary directory,
 #                                  runs CMD with ERRAND_TEST_STORE set to its
@@ -33,6 +35,7 @@ answers() {
 
 start() {
   local dir=$1 port pid tries
+  shift
   mkdir -p "$dir"
   for tries in $(seq 1 20); do
     port=$((20000 + RANDOM % 40000))
@@ -40,7 +43,7 @@ start() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' \
       --appendonly yes --appendfsync always --daemonize no \
-      --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null 2>&1 &
+      --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@" >/dev/null 2>&1 &
     pid=$!
     echo "$pid" >"$dir/redis.pid"
     echo "$port" >"$dir/redis.port"
@@ -78,7 +81,7 @@ shift || true
 case "$cmd" in
   start)
     skip_if_missing
-    start "$1"
+    start "$@"
     ;;
   stop)
     stop "$1"
