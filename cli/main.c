@@ -74,12 +74,37 @@ json_t *cli_json_arg(const char *what, const char *text) {
   return j;
 }
 
-bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms) {
-  char *end;
+bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out) {
+  /* atoi took "high" as 0 and "7abc" as 7: every character is checked, then
+   * the range (strtoll reports overflow in errno). */
+  const char *d = s + (*s == '-' || *s == '+');
+  bool digits = *d != 0;
+  for (const char *p = d; *p; p++) digits = digits && *p >= '0' && *p <= '9';
   errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || v < 0 || v > 1e9) {
-    cli_error("%s takes seconds, not '%s'", opt, s);
+  long long v = digits ? strtoll(s, NULL, 10) : 0;
+  if (!digits || errno || v < min || v > max) {
+    cli_error("%s takes an integer from %d to %d, not '%s'", opt, min, max, s);
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms) {
+  /* Plain decimals only: strtod would also take signs, spaces, hex, "nan"
+   * and "inf", none of which is a number of seconds. */
+  size_t ndig = 0, ndot = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p >= '0' && *p <= '9')
+      ndig++;
+    else if (*p == '.')
+      ndot++;
+    else
+      ndot = 2;
+  }
+  double v = ndig && ndot < 2 ? strtod(s, NULL) : -1;
+  if (!(v >= 0 && v <= 1e9)) {
+    cli_error("%s takes seconds (like 30 or 1.5), not '%s'", opt, s);
     return false;
   }
   *ms = (int64_t)(v * 1000.0 + 0.5);
