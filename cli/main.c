@@ -11,21 +11,24 @@ static const char usage[] =
     "usage: errand COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  worker   run a worker: errand worker -A ./libtasks.so [--queues a,b] [--concurrency N]\n"
-    "           [--pool prefork|threads|solo]\n"
-    "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON] [--countdown S]\n"
-    "           [--key K] [--name N] [--queue Q] [--wait [--timeout S]]\n"
+    "  worker   run a worker: errand worker -A LIB [-A LIB]... [--queues a,b]\n"
+    "           [--concurrency N] [--pool prefork|threads|solo] [--prefetch N]\n"
+    "           [--lease S] [--grace S] [--loglevel L] [--quiet]\n"
+    "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON]\n"
+    "           [--context JSON] [--countdown S] [--key K] [--name N] [--if-absent]\n"
+    "           [--queue Q] [--priority P] [--wait [--timeout S]]\n"
     "  status   a task's state: errand status ID | --key K\n"
-    "  result   a task's result: errand result ID|--key K [--wait [--timeout S]]\n"
+    "  result   a task's result: errand result ID | --key K [--wait [--timeout S]]\n"
     "  revoke   revoke a task: errand revoke ID\n"
-    "  inspect  queues, counts by state, live workers\n"
+    "  inspect  queues, counts by state, live workers and their tasks\n"
     "  purge    remove a queue's waiting tasks: errand purge QUEUE\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
-    "and --help.\n"
+    "and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
     "\n"
     "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input;\n"
-    "3 store error; 4 no such task; 5 not finished (or timed out).\n";
+    "3 store error; 4 no such task; 5 not finished (or --timeout passed: send --wait\n"
+    "then prints the task's id).\n";
 
 void cli_error(const char *fmt, ...) {
   char buf[1024];

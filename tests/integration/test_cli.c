@@ -301,6 +301,58 @@ static void inspect_shows_what_workers_run_hold_and_serve(void **s) {
   er_store_close(st);
 }
 
+/* Calls fn(flag, ud) for each "--flag" in text. */
+static void each_flag(const char *text, void (*fn)(const char *flag, void *ud), void *ud) {
+  for (const char *p = text; (p = strstr(p, "--"));) {
+    size_t n = 2;
+    while ((p[n] >= 'a' && p[n] <= 'z') || p[n] == '-') n++;
+    if (n > 2) {
+      char flag[64];
+      snprintf(flag, sizeof flag, "%.*s", (int)n, p);
+      fn(flag, ud);
+    }
+    p += n;
+  }
+}
+
+static void flag_in(const char *flag, void *text) {
+  /* Whole flags only: --key must not be found inside --keyword. */
+  for (const char *p = text; (p = strstr(p, flag)); p++) {
+    char next = p[strlen(flag)];
+    if (!((next >= 'a' && next <= 'z') || next == '-')) return;
+  }
+  fail_msg("%s is missing from:\n%s", flag, (const char *)text);
+}
+
+static void help_and_docs_list_the_same_options(void **s) {
+  char *docs = h_read_file(DOCS_CLI);
+  assert_non_null(strstr(docs, "ERRAND_LOG"));
+  char *usage = NULL, *err = NULL;
+  assert_int_equal(h_cli(&H, &usage, &err, "--help", NULL), 0);
+  free(err);
+  static const char *const cmds[] = {"worker", "send",    "status", "result",
+                                     "revoke", "inspect", "purge"};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    char *help = NULL;
+    assert_int_equal(h_cli(&H, &help, &err, cmds[i], "--help", NULL), 0);
+    /* The command's row in the page's table. */
+    char head[64];
+    snprintf(head, sizeof head, "| `errand %s", cmds[i]);
+    const char *row = strstr(docs, head);
+    assert_non_null(row);
+    char *line = strndup(row, strcspn(row, "\n"));
+    each_flag(line, flag_in, help);  /* documented: in its --help */
+    each_flag(line, flag_in, usage); /* and in errand --help */
+    each_flag(help, flag_in, docs);  /* in its --help: documented */
+    free(line);
+    free(help);
+    free(err);
+  }
+  assert_non_null(strstr(usage, "ERRAND_LOG"));
+  free(usage);
+  free(docs);
+}
+
 int main(void) {
   unsetenv("ERRAND_LOG"); /* the default level is part of what is tested */
   const struct CMUnitTest tests[] = {
@@ -318,6 +370,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(progress_bar_ends_at_100_percent, setup, teardown),
       cmocka_unit_test_setup_teardown(inspect_shows_what_workers_run_hold_and_serve, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(help_and_docs_list_the_same_options, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
