@@ -139,12 +139,17 @@ int cmd_purge(int argc, char **argv) {
   return cli_exit_for(rc);
 }
 
+/* A heartbeat is whatever a worker wrote: a missing string prints as "?". */
+static const char *str_or_what(const json_t *v) {
+  return json_is_string(v) ? json_string_value(v) : "?";
+}
+
 /* Prints names, a JSON array of strings, as "a, b, c". */
 static void print_names(const char *label, const json_t *names) {
   printf("    %s:", label);
   size_t i;
   json_t *n;
-  json_array_foreach(names, i, n) printf("%s %s", i ? "," : "", json_string_value(n));
+  json_array_foreach(names, i, n) printf("%s %s", i ? "," : "", str_or_what(n));
   printf("%s\n", json_array_size(names) ? "" : " (none)");
 }
 
@@ -154,8 +159,8 @@ static void print_tasks(const char *label, const json_t *tasks, int64_t now) {
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
-    printf("      %s %s", json_string_value(json_object_get(t, "id")),
-           json_string_value(json_object_get(t, "task")));
+    printf("      %s %s", str_or_what(json_object_get(t, "id")),
+           str_or_what(json_object_get(t, "task")));
     json_t *started = json_object_get(t, "started_ms");
     if (json_is_integer(started)) {
       char at[32], d[32];
@@ -169,15 +174,17 @@ static void print_tasks(const char *label, const json_t *tasks, int64_t now) {
 /* One worker of er_store_workers: the counters its heartbeat carries, then
  * what it serves and holds when its heartbeat says (older workers do not). */
 static void print_worker(const json_t *w, int64_t now) {
-  char up[32], beat[32];
-  printf("  %s  pool=%s concurrency=%lld active=%lld processed=%lld  up %s, beat %s ago\n",
-         json_string_value(json_object_get(w, "id")),
-         json_string_value(json_object_get(w, "pool")),
+  char d[32];
+  printf("  %s  pool=%s concurrency=%lld active=%lld processed=%lld",
+         str_or_what(json_object_get(w, "id")), str_or_what(json_object_get(w, "pool")),
          (long long)json_integer_value(json_object_get(w, "concurrency")),
          (long long)json_integer_value(json_object_get(w, "active")),
-         (long long)json_integer_value(json_object_get(w, "processed")),
-         cli_duration(now - json_integer_value(json_object_get(w, "started_ms")), up),
-         cli_duration(now - json_integer_value(json_object_get(w, "heartbeat_ms")), beat));
+         (long long)json_integer_value(json_object_get(w, "processed")));
+  json_t *started = json_object_get(w, "started_ms");
+  if (json_is_integer(started))
+    printf("  up %s", cli_duration(now - json_integer_value(started), d));
+  printf(", beat %s ago\n",
+         cli_duration(now - json_integer_value(json_object_get(w, "heartbeat_ms")), d));
   print_names("queues", json_object_get(w, "queues"));
   json_t *f;
   if (json_is_array(f = json_object_get(w, "registered"))) print_names("registered", f);
