@@ -17,6 +17,10 @@ enum {
   EXIT_NOT_READY = 5    /* not finished (or --timeout passed) */
 };
 
+/* Every command's --help ends with this line. */
+#define CLI_STORE_HELP \
+  "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n"
+
 /* Prints "errand: <message>" on one line to stderr. */
 void cli_error(const char *fmt, ...) ER_PRINTF(1, 2);
 /* Maps a library error code to an exit code. */
@@ -25,13 +29,32 @@ int cli_exit_for(int rc);
 er_client_t *cli_open(const char *url);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */
 json_t *cli_json_arg(const char *what, const char *text);
-/* Parses seconds (may be fractional) into *ms; prints "OPT takes seconds"
- * and returns false if s is not a number of seconds. */
+/* Parses a decimal integer in [min, max] into *out; prints "OPT takes an
+ * integer ..." and returns false for anything else (junk, overflow, range). */
+bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out);
+/* Parses seconds (digits, an optional fraction) into *ms; prints "OPT takes
+ * seconds" and returns false for anything else (sign, NaN, inf, junk, past
+ * 1e9 s). */
 bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms);
+
+/* Output formatting (format.c). */
+/* ms since the epoch as ISO 8601 UTC with milliseconds:
+ * 2026-12-02T11:40:00.123Z. Returns buf. */
+char *cli_iso_time(int64_t ms, char buf[32]);
+/* A duration in human units: "250 ms", "1.5 s", "2 min 3 s", "1 h 5 min",
+ * "3 d 4 h". Returns buf. */
+char *cli_duration(int64_t ms, char buf[32]);
+/* json_dumps with reals printed as written: the fewest digits that read back
+ * as the same double (0.45, not 0.45000000000000001). New string (free()),
+ * or NULL when out of memory. */
+char *cli_json_text(const json_t *j, size_t flags);
 /* Prints the outcome of a finished task: the result JSON on stdout, or the
  * error on stderr; returns the exit code. */
 int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, json_t *error);
-/* Waits for id's result, drawing a progress bar on a terminal. */
+/* Waits for id's result (timeout_ms < 0: forever), drawing a progress bar on
+ * a terminal; warns once on stderr when no live worker serves the task's
+ * queue after a few seconds. Past the timeout: "not finished after ..." and
+ * EXIT_NOT_READY. Returns the exit code (wait.c). */
 int cli_wait_result(er_client_t *c, const char *id, int64_t timeout_ms);
 
 int cmd_worker(int argc, char **argv);

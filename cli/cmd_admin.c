@@ -34,6 +34,13 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
   return optind;
 }
 
+/* Sets key to the time ms as ISO 8601 (people read status; scripts parse
+ * ISO 8601 as easily as milliseconds). */
+static void set_time(json_t *o, const char *key, int64_t ms) {
+  char t[32];
+  json_object_set_new(o, key, json_string(cli_iso_time(ms, t)));
+}
+
 static json_t *rec_json(const er_task_rec_t *r) {
   json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", er_state_name(r->state));
   if (r->state == ER_STATE_UNKNOWN) return o;
@@ -45,18 +52,21 @@ static json_t *rec_json(const er_task_rec_t *r) {
   json_object_set_new(o, "retries", json_integer(r->retries));
   if (r->progress >= 0) json_object_set_new(o, "progress", json_real(r->progress));
   if (r->progress_msg) json_object_set_new(o, "progress_msg", json_string(r->progress_msg));
-  json_object_set_new(o, "created_ms", json_integer(r->created_ms));
-  json_object_set_new(o, "eta_ms", json_integer(r->eta_ms));
-  if (r->started_ms) json_object_set_new(o, "started_ms", json_integer(r->started_ms));
-  if (r->finished_ms) json_object_set_new(o, "finished_ms", json_integer(r->finished_ms));
+  set_time(o, "created", r->created_ms);
+  set_time(o, "eta", r->eta_ms);
+  if (r->expires_ms) set_time(o, "expires", r->expires_ms);
+  if (r->started_ms) set_time(o, "started", r->started_ms);
+  if (r->finished_ms) set_time(o, "finished", r->finished_ms);
   if (r->worker) json_object_set_new(o, "worker", json_string(r->worker));
   if (r->error) json_object_set(o, "error", r->error);
   return o;
 }
 
 int cmd_status(int argc, char **argv) {
-  static const char usage[] = "usage: errand status ID | --key K [--store URL]\n"
-                              "Prints the task's state, progress, attempts and times as JSON.\n";
+  static const char usage[] =
+      "usage: errand status ID | --key K [--store URL]\n"
+      "Prints the task's state, progress, attempts, times (ISO 8601, UTC) and error as JSON.\n"
+      "      --key K         the newest task sent with --key K\n" CLI_STORE_HELP;
   const char *store = NULL, *key = NULL;
   int code = EXIT_OK;
   int i = small_opts(argc, argv, usage, &store, &key, &code);
@@ -74,8 +84,8 @@ int cmd_status(int argc, char **argv) {
     code = cli_exit_for(rc);
   } else {
     json_t *o = rec_json(r);
-    char *s = json_dumps(o, JSON_INDENT(2));
-    printf("%s\n", s);
+    char *s = cli_json_text(o, JSON_INDENT(2));
+    printf("%s\n", s ? s : "");
     free(s);
     json_decref(o);
     code = r->state == ER_STATE_UNKNOWN ? EXIT_NOT_FOUND : EXIT_OK;
@@ -87,7 +97,8 @@ int cmd_status(int argc, char **argv) {
 
 int cmd_revoke(int argc, char **argv) {
   static const char usage[] = "usage: errand revoke ID [--store URL]\n"
-                              "A pending task never runs; a running one is told, then killed.\n";
+                              "A pending task never runs; a running one is told, then killed.\n"
+                              CLI_STORE_HELP;
   const char *store = NULL;
   int code = EXIT_OK;
   int i = small_opts(argc, argv, usage, &store, NULL, &code);
@@ -106,7 +117,8 @@ int cmd_revoke(int argc, char **argv) {
 
 int cmd_purge(int argc, char **argv) {
   static const char usage[] = "usage: errand purge QUEUE [--store URL]\n"
-                              "Removes the queue's waiting tasks (not the running ones).\n";
+                              "Removes the queue's waiting tasks (not the running ones).\n"
+                              CLI_STORE_HELP;
   const char *store = NULL;
   int code = EXIT_OK;
   int i = small_opts(argc, argv, usage, &store, NULL, &code);
@@ -127,9 +139,64 @@ int cmd_purge(int argc, char **argv) {
   return cli_exit_for(rc);
 }
 
+/* A heartbeat is whatever a worker wrote: a missing string prints as "?". */
+static const char *str_or_what(const json_t *v) {
+  return json_is_string(v) ? json_string_value(v) : "?";
+}
+
+/* Prints names, a JSON array of strings, as "a, b, c". */
+static void print_names(const char *label, const json_t *names) {
+  printf("    %s:", label);
+  size_t i;
+  json_t *n;
+  json_array_foreach(names, i, n) printf("%s %s", i ? "," : "", str_or_what(n));
+  printf("%s\n", json_array_size(names) ? "" : " (none)");
+}
+
+/* Prints a worker's tasks, an array of {"id", "task"[, "started_ms"]}. */
+static void print_tasks(const char *label, const json_t *tasks, int64_t now) {
+  printf("    %s:%s\n", label, json_array_size(tasks) ? "" : " (none)");
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    printf("      %s %s", str_or_what(json_object_get(t, "id")),
+           str_or_what(json_object_get(t, "task")));
+    json_t *started = json_object_get(t, "started_ms");
+    if (json_is_integer(started)) {
+      char at[32], d[32];
+      printf("  started %s (%s ago)", cli_iso_time(json_integer_value(started), at),
+             cli_duration(now - json_integer_value(started), d));
+    }
+    printf("\n");
+  }
+}
+
+/* One worker of er_store_workers: the counters its heartbeat carries, then
+ * what it serves and holds when its heartbeat says (older workers do not). */
+static void print_worker(const json_t *w, int64_t now) {
+  char d[32];
+  printf("  %s  pool=%s concurrency=%lld active=%lld processed=%lld",
+         str_or_what(json_object_get(w, "id")), str_or_what(json_object_get(w, "pool")),
+         (long long)json_integer_value(json_object_get(w, "concurrency")),
+         (long long)json_integer_value(json_object_get(w, "active")),
+         (long long)json_integer_value(json_object_get(w, "processed")));
+  json_t *started = json_object_get(w, "started_ms");
+  if (json_is_integer(started))
+    printf("  up %s", cli_duration(now - json_integer_value(started), d));
+  printf(", beat %s ago\n",
+         cli_duration(now - json_integer_value(json_object_get(w, "heartbeat_ms")), d));
+  print_names("queues", json_object_get(w, "queues"));
+  json_t *f;
+  if (json_is_array(f = json_object_get(w, "registered"))) print_names("registered", f);
+  if (json_is_array(f = json_object_get(w, "active_tasks"))) print_tasks("active", f, now);
+  if (json_is_array(f = json_object_get(w, "reserved_tasks"))) print_tasks("reserved", f, now);
+}
+
 int cmd_inspect(int argc, char **argv) {
-  static const char usage[] = "usage: errand inspect [--store URL]\n"
-                              "Prints the queues with their counts by state, and live workers.\n";
+  static const char usage[] =
+      "usage: errand inspect [--store URL]\n"
+      "Prints the queues with their counts by state, and the live workers: their\n"
+      "queues, registered tasks, running (active) and reserved tasks.\n" CLI_STORE_HELP;
   const char *store = NULL;
   int code = EXIT_OK;
   int i = small_opts(argc, argv, usage, &store, NULL, &code);
@@ -142,8 +209,9 @@ int cmd_inspect(int argc, char **argv) {
     return EXIT_STORE;
   }
   json_t *stats = NULL, *workers = NULL;
+  int64_t now = er_now_wall_ms();
   rc = er_store_stats(s, &stats);
-  if (rc == 0) rc = er_store_workers(s, er_now_wall_ms(), &workers);
+  if (rc == 0) rc = er_store_workers(s, now, &workers);
   if (rc < 0) {
     cli_error("inspect: %s", er_store_last_error(s));
     code = EXIT_STORE;
@@ -164,14 +232,7 @@ int cmd_inspect(int argc, char **argv) {
     if (!json_array_size(workers)) printf("  (none)\n");
     size_t k;
     json_t *w;
-    json_array_foreach(workers, k, w) {
-      printf("  %s  pool=%s concurrency=%lld active=%lld processed=%lld\n",
-             json_string_value(json_object_get(w, "id")),
-             json_string_value(json_object_get(w, "pool")),
-             (long long)json_integer_value(json_object_get(w, "concurrency")),
-             (long long)json_integer_value(json_object_get(w, "active")),
-             (long long)json_integer_value(json_object_get(w, "processed")));
-    }
+    json_array_foreach(workers, k, w) print_worker(w, now);
   }
   json_decref(stats);
   json_decref(workers);

@@ -1,15 +1,15 @@
 /* errand send and errand result: sending a task and reading its outcome. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 
 int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, json_t *error) {
   if (rc == 0) {
-    char *s = json_dumps(result ? result : json_null(), JSON_ENCODE_ANY | JSON_COMPACT);
+    char *s = cli_json_text(result ? result : json_null(), JSON_COMPACT);
     printf("%s\n", s ? s : "null");
     free(s);
     return EXIT_OK;
@@ -25,54 +25,22 @@ int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, js
   return cli_exit_for(rc);
 }
 
-/* Shows "[#####.....]  50% message" on stderr while the task reports progress. */
-static void draw(const er_task_rec_t *r) {
-  int filled = (int)(r->progress * 30 + 0.5);
-  char bar[31];
-  for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
-  bar[30] = 0;
-  fprintf(stderr, "\r[%s] %3d%% %-40.40s", bar, (int)(r->progress * 100 + 0.5),
-          r->progress_msg ? r->progress_msg : er_state_name(r->state));
-  fflush(stderr);
-}
-
-int cli_wait_result(er_client_t *c, const char *id, int64_t timeout_ms) {
-  json_t *result = NULL, *error = NULL;
-  int rc;
-  if (isatty(2)) {
-    /* On a terminal: poll the status to draw progress, waiting in steps. */
-    uint64_t deadline = timeout_ms > 0 ? er_now_mono_ms() + (uint64_t)timeout_ms : 0;
-    bool drawn = false;
-    for (;;) {
-      er_task_rec_t *r;
-      if (er_status(c, id, NULL, &r) == 0 && r->progress >= 0 && !er_state_finished(r->state)) {
-        draw(r);
-        drawn = true;
-      }
-      er_task_rec_free(r);
-      int64_t step = 200;
-      if (deadline) {
-        uint64_t now = er_now_mono_ms();
-        step = now >= deadline ? 0 : (int64_t)(deadline - now) < step ? (int64_t)(deadline - now) : step;
-      }
-      rc = er_result(c, id, NULL, step ? step : 1, &result, &error);
-      if (rc != ER_ETIMEDOUT || (deadline && er_now_mono_ms() >= deadline)) break;
-    }
-    if (drawn) fprintf(stderr, "\r%78s\r", "");
-  } else {
-    rc = er_result(c, id, NULL, timeout_ms, &result, &error);
-  }
-  int code = cli_print_outcome(c, id, rc, result, error);
-  json_decref(result);
-  json_decref(error);
-  return code;
-}
-
 static const char send_usage[] =
-    "usage: errand send TASK [--args JSON] [--kwargs JSON] [--countdown S] [--key K]\n"
-    "                   [--name N] [--queue Q] [--priority P] [--if-absent]\n"
-    "                   [--context JSON] [--wait [--timeout S]] [--store URL]\n"
-    "Prints the task's id, or with --wait its result as JSON.\n";
+    "usage: errand send TASK [options]\n"
+    "Sends TASK and prints its id; with --wait, its result as JSON.\n"
+    "      --args JSON     positional arguments, a JSON array\n"
+    "      --kwargs JSON   keyword arguments, a JSON object\n"
+    "      --context JSON  the caller's data for the task, a JSON object\n"
+    "      --countdown S   run no sooner than S seconds from now\n"
+    "      --key K         a polling key: status and result take --key K\n"
+    "      --name N        a unique name: refused while a task by that name is known\n"
+    "      --if-absent     with --key: a live task for K is returned, not added\n"
+    "      --queue Q       the queue (default: the task's queue, else default)\n"
+    "      --priority P    an integer, higher runs first (default 0)\n"
+    "      --wait          wait and print the result (a progress bar on a terminal);\n"
+    "                      warns when no live worker serves the queue\n"
+    "      --timeout S     with --wait: give up after S seconds, print the id, exit 5\n"
+    CLI_STORE_HELP;
 
 int cmd_send(int argc, char **argv) {
   static const struct option opts[] = {
@@ -99,7 +67,9 @@ int cmd_send(int argc, char **argv) {
       case 'K': so.key = optarg; break;
       case 'n': so.name = optarg; break;
       case 'Q': so.queue = optarg; break;
-      case 'p': so.priority = atoi(optarg); break;
+      case 'p':
+        if (!cli_int_opt("--priority", optarg, INT_MIN, INT_MAX, &so.priority)) return EXIT_USAGE;
+        break;
       case 'i': so.if_absent = true; break;
       case 'w': wait = true; break;
       case 't':
@@ -133,6 +103,8 @@ int cmd_send(int argc, char **argv) {
     code = cli_exit_for(rc);
   } else if (wait) {
     code = cli_wait_result(cl, id.text, timeout);
+    /* Not finished in time: the id on stdout, for a script to wait again. */
+    if (code == EXIT_NOT_READY) printf("%s\n", id.text);
   } else {
     printf("%s\n", id.text);
     code = EXIT_OK;
@@ -147,7 +119,12 @@ out:
 
 static const char result_usage[] =
     "usage: errand result ID|--key K [--wait [--timeout S]] [--store URL]\n"
-    "Prints the result as JSON; with --wait, waits for it (a progress bar on a terminal).\n";
+    "Prints the result as JSON.\n"
+    "      --key K         the newest task sent with --key K\n"
+    "      --wait          wait for it (a progress bar on a terminal); warns when\n"
+    "                      no live worker serves the task's queue\n"
+    "      --timeout S     with --wait: give up after S seconds (exit 5)\n"
+    CLI_STORE_HELP;
 
 int cmd_result(int argc, char **argv) {
   static const struct option opts[] = {

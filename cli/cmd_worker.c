@@ -3,39 +3,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
 static const char usage[] =
-    "usage: errand worker [-A LIB]... [--queues a,b] [--concurrency N]\n"
-    "                     [--pool prefork|threads|solo] [--store URL]\n"
-    "  -A, --app LIB       load a shared library of tasks (repeatable)\n"
+    "usage: errand worker -A LIB [-A LIB]... [options]\n"
+    "  -A, --app LIB       load a shared library of tasks (repeatable); without it\n"
+    "                      the worker knows no task and fails every one it takes\n"
     "  -Q, --queues LIST   queues to consume, by priority (default: default)\n"
-    "  -c, --concurrency N tasks at once (default: the number of CPUs)\n"
+    "  -c, --concurrency N tasks at once, 1 to 4096 (default: the number of CPUs)\n"
     "  -P, --pool P        prefork (default), threads or solo\n"
-    "      --prefetch N    tasks reserved per slot, running or waiting (default 4)\n"
+    "      --prefetch N    tasks reserved per slot, running or waiting, 1 to 1000\n"
+    "                      (default 4)\n"
     "      --lease S       lease length in seconds (default 30)\n"
     "      --grace S       warm shutdown wait in seconds (default 30)\n"
-    "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n"
+    "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
+    "                      (default: $ERRAND_LOG, else warn)\n"
+    "      --quiet         no start-up banner\n"
+    CLI_STORE_HELP
     "SIGTERM or SIGINT: finish running tasks, give the rest back; twice: at once.\n";
 
-static void list_task(const er_task_def_t *d, void *ud) {
-  fprintf(stderr, "  . %s%s\n", d->name, d->tasklet ? " (tasklet)" : "");
+#define MAX_QUEUES 64
+
+/* The level named s: the names ERRAND_LOG takes, in any case, and
+ * "warning" (Celery's name for warn). */
+static int log_level_from_name(const char *s) {
+  if (!strcasecmp(s, "warning")) return ER_LOG_WARN;
+  for (int l = ER_LOG_ERROR; l <= ER_LOG_TRACE; l++)
+    if (!strcasecmp(s, er_log_level_name((er_log_level_t)l))) return l;
+  return -1;
 }
+
+static void count_task(const er_task_def_t *d, void *ud) { ++*(size_t *)ud; }
 
 int cmd_worker(int argc, char **argv) {
   static const struct option opts[] = {
       {"app", required_argument, 0, 'A'},  {"queues", required_argument, 0, 'Q'},
       {"concurrency", required_argument, 0, 'c'}, {"pool", required_argument, 0, 'P'},
-      {"store", required_argument, 0, 's'}, {"lease", required_argument, 0, 'l'},
+      {"store", required_argument, 0, 's'}, {"lease", required_argument, 0, 'L'},
       {"grace", required_argument, 0, 'g'}, {"quiet", no_argument, 0, 'q'},
-      {"prefetch", required_argument, 0, 'p'},
+      {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
       {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
-  char *queues[64];
+  char *queues[MAX_QUEUES];
   size_t nq = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "A:Q:c:P:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "A:Q:c:P:l:h", opts, NULL)) != -1) {
     switch (c) {
       case 'A': {
         char msg[1024];
@@ -46,15 +60,16 @@ int cmd_worker(int argc, char **argv) {
         break;
       }
       case 'Q':
-        for (char *tok = strtok(optarg, ","); tok && nq < 64; tok = strtok(NULL, ","))
+        for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+          if (nq == MAX_QUEUES) {
+            cli_error("--queues takes at most %d queues", MAX_QUEUES);
+            return EXIT_USAGE;
+          }
           queues[nq++] = tok;
+        }
         break;
       case 'c':
-        wo.concurrency = atoi(optarg);
-        if (wo.concurrency <= 0) {
-          cli_error("--concurrency must be a positive number, not '%s'", optarg);
-          return EXIT_USAGE;
-        }
+        if (!cli_int_opt("--concurrency", optarg, 1, 4096, &wo.concurrency)) return EXIT_USAGE;
         break;
       case 'P': {
         int p = er_pool_from_name(optarg);
@@ -66,7 +81,7 @@ int cmd_worker(int argc, char **argv) {
         break;
       }
       case 's': wo.store_url = optarg; break;
-      case 'l':
+      case 'L':
         if (!cli_seconds_opt("--lease", optarg, &wo.lease_ms)) return EXIT_USAGE;
         break;
       case 'g':
@@ -74,12 +89,17 @@ int cmd_worker(int argc, char **argv) {
         break;
       case 'q': wo.quiet = true; break;
       case 'p':
-        wo.prefetch = atoi(optarg);
-        if (wo.prefetch <= 0) {
-          cli_error("--prefetch must be a positive number, not '%s'", optarg);
+        if (!cli_int_opt("--prefetch", optarg, 1, 1000, &wo.prefetch)) return EXIT_USAGE;
+        break;
+      case 'l': {
+        int level = log_level_from_name(optarg);
+        if (level < 0) {
+          cli_error("--loglevel takes error, warn, info, debug or trace, not '%s'", optarg);
           return EXIT_USAGE;
         }
+        er_log_set_level((er_log_level_t)level);
         break;
+      }
       case 'h': fputs(usage, stdout); return EXIT_OK;
       default: fputs(usage, stderr); return EXIT_USAGE;
     }
@@ -93,10 +113,11 @@ int cmd_worker(int argc, char **argv) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
     return cli_exit_for(rc);
   }
-  if (!wo.quiet) {
-    fprintf(stderr, "tasks:\n");
-    er_task_foreach(list_task, NULL);
-  }
+  size_t ntasks = 0;
+  er_task_foreach(count_task, &ntasks);
+  if (!ntasks)
+    cli_error("no tasks loaded: this worker fails every task it takes as unknown "
+              "(load a library of tasks with -A LIB)");
   rc = er_worker_run(w);
   er_worker_free(w);
   if (rc < 0) {

@@ -11,21 +11,24 @@ static const char usage[] =
     "usage: errand COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  worker   run a worker: errand worker -A ./libtasks.so [--queues a,b] [--concurrency N]\n"
-    "           [--pool prefork|threads|solo]\n"
-    "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON] [--countdown S]\n"
-    "           [--key K] [--name N] [--queue Q] [--wait [--timeout S]]\n"
+    "  worker   run a worker: errand worker -A LIB [-A LIB]... [--queues a,b]\n"
+    "           [--concurrency N] [--pool prefork|threads|solo] [--prefetch N]\n"
+    "           [--lease S] [--grace S] [--loglevel L] [--quiet]\n"
+    "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON]\n"
+    "           [--context JSON] [--countdown S] [--key K] [--name N] [--if-absent]\n"
+    "           [--queue Q] [--priority P] [--wait [--timeout S]]\n"
     "  status   a task's state: errand status ID | --key K\n"
-    "  result   a task's result: errand result ID|--key K [--wait [--timeout S]]\n"
+    "  result   a task's result: errand result ID | --key K [--wait [--timeout S]]\n"
     "  revoke   revoke a task: errand revoke ID\n"
-    "  inspect  queues, counts by state, live workers\n"
+    "  inspect  queues, counts by state, live workers and their tasks\n"
     "  purge    remove a queue's waiting tasks: errand purge QUEUE\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
-    "and --help.\n"
+    "and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
     "\n"
     "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input;\n"
-    "3 store error; 4 no such task; 5 not finished (or timed out).\n";
+    "3 store error; 4 no such task; 5 not finished (or --timeout passed: send --wait\n"
+    "then prints the task's id).\n";
 
 void cli_error(const char *fmt, ...) {
   char buf[1024];
@@ -74,12 +77,37 @@ json_t *cli_json_arg(const char *what, const char *text) {
   return j;
 }
 
-bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms) {
-  char *end;
+bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out) {
+  /* atoi took "high" as 0 and "7abc" as 7: every character is checked, then
+   * the range (strtoll reports overflow in errno). */
+  const char *d = s + (*s == '-' || *s == '+');
+  bool digits = *d != 0;
+  for (const char *p = d; *p; p++) digits = digits && *p >= '0' && *p <= '9';
   errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || v < 0 || v > 1e9) {
-    cli_error("%s takes seconds, not '%s'", opt, s);
+  long long v = digits ? strtoll(s, NULL, 10) : 0;
+  if (!digits || errno || v < min || v > max) {
+    cli_error("%s takes an integer from %d to %d, not '%s'", opt, min, max, s);
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms) {
+  /* Plain decimals only: strtod would also take signs, spaces, hex, "nan"
+   * and "inf", none of which is a number of seconds. */
+  size_t ndig = 0, ndot = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p >= '0' && *p <= '9')
+      ndig++;
+    else if (*p == '.')
+      ndot++;
+    else
+      ndot = 2;
+  }
+  double v = ndig && ndot < 2 ? strtod(s, NULL) : -1;
+  if (!(v >= 0 && v <= 1e9)) {
+    cli_error("%s takes seconds (like 30 or 1.5), not '%s'", opt, s);
     return false;
   }
   *ms = (int64_t)(v * 1000.0 + 0.5);

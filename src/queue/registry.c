@@ -57,7 +57,7 @@ void er_task_foreach(void (*fn)(const er_task_def_t *def, void *ud), void *ud) {
   pthread_mutex_lock(&g_lock);
   size_t n = g_len;
   const er_task_def_t **copy = er_malloc((n ? n : 1) * sizeof *copy);
-  if (copy) memcpy(copy, g_defs, n * sizeof *copy);
+  if (copy && n) memcpy(copy, g_defs, n * sizeof *copy); /* g_defs is NULL when n is 0 */
   pthread_mutex_unlock(&g_lock);
   if (!copy) return;
   qsort(copy, n, sizeof *copy, by_name);

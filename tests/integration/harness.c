@@ -147,3 +147,57 @@ er_task_state_t h_state(harness_t *h, const char *id) {
   er_task_rec_free(r);
   return st;
 }
+
+pid_t h_cli_start(harness_t *h, const char *log, ...) {
+  char *argv[32] = {ERRAND_BIN};
+  int n = 1;
+  va_list ap;
+  va_start(ap, log);
+  for (char *a; (a = va_arg(ap, char *)) && n < 28;) argv[n++] = a;
+  va_end(ap);
+  argv[n++] = "--store";
+  argv[n++] = h->url;
+  argv[n] = NULL;
+  int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  assert_true(fd >= 0);
+  pid_t pid = spawn(argv, fd, fd);
+  close(fd);
+  return pid;
+}
+
+char *h_read_file(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return strdup("");
+  char *s = slurp(fd);
+  close(fd);
+  return s;
+}
+
+bool h_wait_text(const char *path, const char *needle, int64_t timeout_ms) {
+  uint64_t deadline = er_now_mono_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    char *s = h_read_file(path);
+    bool found = strstr(s, needle) != NULL;
+    free(s);
+    if (found) return true;
+    if (er_now_mono_ms() >= deadline) return false;
+    usleep(20000);
+  }
+}
+
+void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms) {
+  er_store_t *s;
+  assert_int_equal(er_store_open(h->url, &s, NULL, 0), 0);
+  uint64_t deadline = er_now_mono_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    json_t *ws = NULL;
+    assert_int_equal(er_store_workers(s, er_now_wall_ms(), &ws), 0);
+    size_t got = json_array_size(ws);
+    json_decref(ws);
+    if (got >= n) break;
+    if (er_now_mono_ms() >= deadline)
+      fail_msg("%zu live workers, not %zu, after %lld ms", got, n, (long long)timeout_ms);
+    usleep(20000);
+  }
+  er_store_close(s);
+}

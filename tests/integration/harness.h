@@ -45,4 +45,15 @@ void h_wait_state(harness_t *h, const char *id, er_task_state_t state, int64_t t
 /* Waits up to timeout_ms for the task to finish; returns its record. */
 er_task_rec_t *h_wait(harness_t *h, const char *id, int64_t timeout_ms);
 
+/* Starts the errand command with args (NULL-ended) and --store h's URL in the
+ * background, its stdout and stderr appended to the file at log; stop it with
+ * h_stop. */
+pid_t h_cli_start(harness_t *h, const char *log, ...);
+/* The whole file as a new string ("" when it does not exist). */
+char *h_read_file(const char *path);
+/* Waits up to timeout_ms for the file at path to contain needle. */
+bool h_wait_text(const char *path, const char *needle, int64_t timeout_ms);
+/* Waits up to timeout_ms for at least n live workers in h's store. */
+void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms);
+
 #endif

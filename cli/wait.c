@@ -1,0 +1,115 @@
+/* Waiting for a task's outcome: `send --wait` and `result --wait`. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* How long to wait before looking for a worker: long enough for a worker
+ * that is starting to send its first heartbeat. */
+#define NO_WORKER_CHECK_MS 3000
+/* Progress bar redraws on a terminal. */
+#define DRAW_EVERY_MS 200
+
+/* Shows "[#####.....]  50% message" on stderr. */
+static void draw(double progress, const char *msg) {
+  int filled = (int)(progress * 30 + 0.5);
+  char bar[31];
+  for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
+  bar[30] = 0;
+  fprintf(stderr, "\r[%s] %3d%% %-40.40s", bar, (int)(progress * 100 + 0.5), msg);
+  fflush(stderr);
+}
+
+static void clear_bar(bool *drawn) {
+  if (*drawn) fprintf(stderr, "\r%78s\r", "");
+  *drawn = false;
+}
+
+/* Whether a live worker consumes queue; true when the store cannot say, so
+ * that a store hiccup never produces a false warning. */
+static bool queue_served(er_client_t *c, const char *queue) {
+  er_store_t *s;
+  json_t *workers = NULL;
+  if (er_store_open(er_client_url(c), &s, NULL, 0) < 0) return true;
+  bool served = er_store_workers(s, er_now_wall_ms(), &workers) < 0;
+  size_t i, k;
+  json_t *w, *q;
+  json_array_foreach(workers, i, w) {
+    json_array_foreach(json_object_get(w, "queues"), k, q) {
+      if (json_is_string(q) && !strcmp(json_string_value(q), queue)) served = true;
+    }
+  }
+  json_decref(workers);
+  er_store_close(s);
+  return served;
+}
+
+/* A task nobody will take waits silently forever: say so, once. */
+static void warn_if_unserved(er_client_t *c, const char *id, bool *drawn) {
+  er_task_rec_t *r = NULL;
+  if (er_status(c, id, NULL, &r) == 0 &&
+      (r->state == ER_STATE_PENDING || r->state == ER_STATE_RETRY) && r->queue &&
+      !queue_served(c, r->queue)) {
+    clear_bar(drawn);
+    cli_error("no live worker serves queue '%s'; the task waits in the queue", r->queue);
+  }
+  er_task_rec_free(r);
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+int cli_wait_result(er_client_t *c, const char *id, int64_t timeout_ms) {
+  json_t *result = NULL, *error = NULL;
+  bool tty = isatty(2), drawn = false, checked = false;
+  uint64_t t0 = er_now_mono_ms();
+  int rc;
+  for (;;) {
+    uint64_t now = er_now_mono_ms();
+    if (tty) {
+      er_task_rec_t *r = NULL;
+      if (er_status(c, id, NULL, &r) == 0 && r->progress >= 0 && !er_state_finished(r->state)) {
+        draw(r->progress, r->progress_msg ? r->progress_msg : er_state_name(r->state));
+        drawn = true;
+      }
+      er_task_rec_free(r);
+    }
+    if (!checked && now - t0 >= NO_WORKER_CHECK_MS) {
+      checked = true;
+      warn_if_unserved(c, id, &drawn);
+    }
+    /* Wait until the next thing to do: the deadline, a redraw, the check. */
+    int64_t elapsed = (int64_t)(now - t0);
+    int64_t step = timeout_ms < 0 ? -1 : timeout_ms > elapsed ? timeout_ms - elapsed : 0;
+    if (tty) step = step < 0 ? DRAW_EVERY_MS : min64(step, DRAW_EVERY_MS);
+    if (!checked) {
+      int64_t until_check = NO_WORKER_CHECK_MS - elapsed;
+      step = step < 0 ? until_check : min64(step, until_check);
+    }
+    rc = er_result(c, id, NULL, step, &result, &error);
+    if (rc != ER_ETIMEDOUT && rc != ER_ESTATE) break;
+    if (timeout_ms >= 0 && er_now_mono_ms() - t0 >= (uint64_t)timeout_ms) {
+      rc = ER_ETIMEDOUT;
+      break;
+    }
+  }
+  if (drawn && rc == 0) {
+    /* The last progress seen may be short of 100% (the task reports less
+     * often than it ends, or finished between two polls). */
+    draw(1.0, er_state_name(ER_STATE_SUCCESS));
+    fputc('\n', stderr);
+    drawn = false;
+  }
+  clear_bar(&drawn);
+  int code;
+  if (rc == ER_ETIMEDOUT) {
+    char d[32];
+    cli_error("task %s is not finished after %s", id, cli_duration(timeout_ms, d));
+    code = EXIT_NOT_READY;
+  } else {
+    code = cli_print_outcome(c, id, rc, result, error);
+  }
+  json_decref(result);
+  json_decref(error);
+  return code;
+}
