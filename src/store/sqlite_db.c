@@ -117,6 +117,7 @@ int er__sq_busy_handler(void *ud, int count) {
 
 int er__sq_begin(er_sq_t *sq) {
   int rc = run_retrying(sq, SQL_BEGIN, "begin");
+  er__sq_owe_clear(sq);
   sq->changes_at_begin = sqlite3_total_changes64(sq->db);
   return rc;
 }
@@ -128,10 +129,12 @@ int er__sq_commit(er_sq_t *sq) {
     er__sq_rollback(sq);
   else if (changed)
     er__sq_ring(sq);
+  er__sq_owe_clear(sq);
   return rc;
 }
 
 void er__sq_rollback(er_sq_t *sq) {
+  er__sq_owe_clear(sq);
   if (sqlite3_get_autocommit(sq->db)) return; /* SQLite rolled back already */
   sqlite3_stmt *st;
   if (er__sq_prep(sq, SQL_ROLLBACK, &st) == 0) {
@@ -151,10 +154,16 @@ int er__sq_end(er_sq_t *sq, int rc) {
 int er__sq_bind_json(sqlite3_stmt *st, int idx, const json_t *v) {
   if (!v) return sqlite3_bind_null(st, idx);
   size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+  /* jansson answers 0 when it runs out of memory (its own allocator, while
+   * encoding): compact JSON is never empty, so 0 is a failure to report, not
+   * an empty value to store. */
   size_t n = json_dumpb(v, NULL, 0, flags);
-  char *buf = er_malloc(n);
+  char *buf = n ? er_malloc(n) : NULL;
   if (!buf) return SQLITE_NOMEM;
-  json_dumpb(v, buf, n, flags);
+  if (json_dumpb(v, buf, n, flags) != n) {
+    er_free(buf);
+    return SQLITE_NOMEM;
+  }
   return sqlite3_bind_text64(st, idx, buf, n, er_free, SQLITE_UTF8);
 }
 
