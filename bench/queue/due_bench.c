@@ -5,9 +5,11 @@
  *   due_bench --path FILE [-n N] [--later L] [--no-counts]
  *       errand through the public API, on a new store at FILE:
  *       1. L tasks scheduled a day ahead, priority 9 (batches of 1000);
- *       2. N single-record er_store_enqueue calls, due now: enqueue_rate;
- *       3. N reserve(max 1) + complete(SUCCESS) pairs: drain_rate, and the
- *          reserve's latency (claim_*);
+ *       2. N single-record er_store_enqueue calls, due now: enqueue_rate,
+ *          and the CPU time each took (enqueue_cpu_us: steadier than rates on
+ *          a shared machine);
+ *       3. N reserve(max 1) + complete(SUCCESS) pairs: drain_rate,
+ *          drain_cpu_us, and the reserve's latency (claim_*);
  *       4. with nothing due: the due check of a reserve (due_check_us) and
  *          next_due (next_due_us), 2000 calls each; stats once (stats_ms).
  *       --no-counts drops the triggers that keep the per-(queue, state)
@@ -144,7 +146,7 @@ static void store_bench(const char *path, long n, long later, bool no_counts) {
     sqlite3_close(db);
   }
   fill_later(s, later);
-  double t0 = qb_now();
+  double t0 = qb_now(), cpu0 = qb_self_cpu();
   for (long i = 0; i < n; i++) {
     er_task_rec_t *r = mk(i, er_now_wall_ms(), 0);
     int rc = er_store_enqueue(s, &r, 1, 0, NULL);
@@ -152,11 +154,13 @@ static void store_bench(const char *path, long n, long later, bool no_counts) {
     er_task_rec_free(r);
   }
   qb_result(NULL, "enqueue_rate", (double)n / (qb_now() - t0));
+  qb_result(NULL, "enqueue_cpu_us", (qb_self_cpu() - cpu0) * 1e6 / (double)n);
   const char *qs[] = {"default"};
   double *lat = n > 0 && n < (1L << 30) ? calloc((size_t)n, sizeof *lat) : NULL;
   if (!lat) qb_die("-n %ld: out of range", n);
   json_t *res = json_integer(1);
   t0 = qb_now();
+  cpu0 = qb_self_cpu();
   for (long i = 0; i < n; i++) {
     er_reserve_req_t req = {qs, 1, "w", er_now_wall_ms(), 60000, 1};
     er_task_rec_t **got;
@@ -171,6 +175,7 @@ static void store_bench(const char *path, long n, long later, bool no_counts) {
     er_task_rec_free_array(got, k);
   }
   qb_result(NULL, "drain_rate", (double)n / (qb_now() - t0));
+  qb_result(NULL, "drain_cpu_us", (qb_self_cpu() - cpu0) * 1e6 / (double)n);
   qb_latency_results("claim_", lat, (size_t)n);
   free(lat);
   json_decref(res);

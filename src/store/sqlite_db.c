@@ -129,12 +129,14 @@ int er__sq_commit(er_sq_t *sq) {
     er__sq_rollback(sq);
   else if (changed)
     er__sq_ring(sq);
+  if (!rc) er__sq_counts_settle(sq, true);
   er__sq_owe_clear(sq);
   return rc;
 }
 
 void er__sq_rollback(er_sq_t *sq) {
   er__sq_owe_clear(sq);
+  er__sq_counts_settle(sq, false);
   if (sqlite3_get_autocommit(sq->db)) return; /* SQLite rolled back already */
   sqlite3_stmt *st;
   if (er__sq_prep(sq, SQL_ROLLBACK, &st) == 0) {
@@ -239,16 +241,25 @@ int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int c, er_task_rec_t **out, i
   return 0;
 }
 
-/* ---- Names ----------------------------------------------------------------------- */
+/* ---- Finishing ----------------------------------------------------------------- */
 
 static const char SQL_TOMBSTONE[] =
     "UPDATE names SET finished_ms = ?3 WHERE name = ?1 AND id = ?2 AND finished_ms IS NULL";
+/* In C, not a trigger: an AFTER UPDATE trigger here cost every claim and
+ * completion about 35 us of CPU, half again a drained task's cost. */
+static const char SQL_FINISHED_LOG[] = "INSERT INTO finished(id) VALUES(?1)";
 
-int er__sq_tombstone(er_sq_t *sq, const char *name, const char *id, int64_t now_ms) {
-  if (!name) return 0;
+int er__sq_finished(er_sq_t *sq, const char *name, const char *id, int64_t now_ms) {
   sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_TOMBSTONE, &st);
+  int rc = er__sq_prep(sq, SQL_FINISHED_LOG, &st);
   if (rc) return rc;
+  er__sq_bind_text(st, 1, id);
+  rc = er__sq_step(sq, st, "finished log");
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  er__sq_owe_done(sq);
+  if (!name) return 0;
+  if ((rc = er__sq_prep(sq, SQL_TOMBSTONE, &st))) return rc;
   er__sq_bind_text(st, 1, name);
   er__sq_bind_text(st, 2, id);
   sqlite3_bind_int64(st, 3, now_ms);

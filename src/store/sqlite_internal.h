@@ -66,6 +66,10 @@ typedef struct er_sq {
   size_t nwds;
   bool got_work, got_control; /* seen since the last read_wakeups */
   int64_t fin_seen;           /* the last finished-log entry reported */
+  /* Queues whose six counts rows this handle made sure of (sqlite_tasks.c);
+   * those past nknown_q_committed are in the open transaction. */
+  char **known_q;
+  size_t nknown_q, nknown_q_committed, capknown_q;
   int64_t changes_at_begin; /* sqlite3_total_changes64 when the transaction began */
   uint64_t busy_since_ms;   /* when the current wait for a lock began */
   int64_t dv_seen;   /* PRAGMA data_version when a change was last reported */
@@ -126,8 +130,16 @@ int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out,
   "(CASE WHEN result_ttl_ms < 0 THEN NULL WHEN result_ttl_ms = 0 THEN " NOW " + 86400000 " \
   "ELSE " NOW " + result_ttl_ms END)"
 
-/* Starts the tombstone of a finished named task (no-op for a NULL name). */
-int er__sq_tombstone(er_sq_t *sq, const char *name, const char *id, int64_t now_ms);
+/* What goes with a task finishing, in its transaction: its entry in the
+ * finished log, the done bell, and its name's tombstone (name may be NULL). */
+int er__sq_finished(er_sq_t *sq, const char *name, const char *id, int64_t now_ms);
+
+/* Makes sure queue has its six rows in counts, which the triggers on tasks
+ * then only update (sqlite_tasks.c). Once per queue and handle. */
+int er__sq_counts_ensure(er_sq_t *sq, const char *queue);
+/* At the end of a transaction: keeps (committed) or forgets what it ensured. */
+void er__sq_counts_settle(er_sq_t *sq, bool committed);
+void er__sq_counts_free(er_sq_t *sq);
 
 /* ---- sqlite_schema.c ---- */
 

@@ -128,6 +128,7 @@ static void sq_close(er_store_t *s) {
   er_sq_t *sq = er__sq(s);
   if (!sq) return;
   er__sq_wake_close(sq);
+  er__sq_counts_free(sq);
   for (size_t i = 0; i < sq->nstmts; i++) sqlite3_finalize(sq->stmts[i].st);
   er_free(sq->stmts);
   if (sq->db) sqlite3_close_v2(sq->db);

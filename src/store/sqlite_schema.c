@@ -73,24 +73,26 @@ static const er_sq_migration_t g_migrations[] = {
      "CREATE INDEX tasks_ready ON tasks(queue, priority DESC, eta_ms) WHERE ready = 1;"
      "CREATE INDEX tasks_delayed ON tasks(queue, eta_ms) WHERE queued = 1 AND ready = 0;"
      /* Tasks by queue and state, kept by triggers in the same transactions, so
-      * that stats reads a few rows instead of every task. */
+      * that stats reads a few rows instead of every task. A queue has its six
+      * rows from its first task on (er__sq_counts_ensure), so the triggers are
+      * plain UPDATEs: an upsert per transition costs twice as much. */
      "CREATE TABLE counts(queue TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
      "  PRIMARY KEY(queue, state)) WITHOUT ROWID;"
      "INSERT INTO counts(queue, state, n) SELECT queue, state, count(*) FROM tasks"
      "  GROUP BY queue, state;"
-     /* Finished tasks in order, for result waiters' wake-ups; maintain keeps
-      * the newest ER_SQ_FINISHED_KEEP. */
+     "INSERT OR IGNORE INTO counts(queue, state, n) SELECT q.queue, s.state, 0"
+     "  FROM (SELECT DISTINCT queue FROM counts) AS q, (SELECT 0 AS state UNION ALL SELECT 1"
+     "  UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5) AS s;"
+     /* Finished tasks in order, for result waiters' wake-ups (written by
+      * er__sq_finished); maintain keeps the newest ER_SQ_FINISHED_KEEP. */
      "CREATE TABLE finished(seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
      "CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN"
-     "  INSERT INTO counts(queue, state, n) VALUES(new.queue, new.state, 1)"
-     "    ON CONFLICT(queue, state) DO UPDATE SET n = n + 1;"
+     "  UPDATE counts SET n = n + 1 WHERE queue = new.queue AND state = new.state;"
      "END;"
      "CREATE TRIGGER tasks_count_update AFTER UPDATE OF state ON tasks"
      "  WHEN old.state != new.state BEGIN"
      "  UPDATE counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
-     "  INSERT INTO counts(queue, state, n) VALUES(new.queue, new.state, 1)"
-     "    ON CONFLICT(queue, state) DO UPDATE SET n = n + 1;"
-     "  INSERT INTO finished(id) SELECT new.id WHERE new.state IN (3, 4, 5);"
+     "  UPDATE counts SET n = n + 1 WHERE queue = new.queue AND state = new.state;"
      "END;"
      "CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN"
      "  UPDATE counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"

@@ -102,6 +102,52 @@ static int insert(er_sq_t *sq, const er_task_rec_t *r) {
   return rc < 0 ? rc : 0;
 }
 
+/* ---- counts rows ------------------------------------------------------------ */
+
+static const char SQL_COUNTS_ENSURE[] =
+    "INSERT OR IGNORE INTO counts(queue, state, n) "
+    "VALUES(?1, 0, 0), (?1, 1, 0), (?1, 2, 0), (?1, 3, 0), (?1, 4, 0), (?1, 5, 0)";
+
+int er__sq_counts_ensure(er_sq_t *sq, const char *queue) {
+  for (size_t i = 0; i < sq->nknown_q; i++)
+    if (strcmp(sq->known_q[i], queue) == 0) return 0;
+  if (sq->nknown_q == sq->capknown_q) {
+    size_t cap = sq->capknown_q ? sq->capknown_q * 2 : 8;
+    char **p = er_realloc(sq->known_q, cap * sizeof *p);
+    if (!p) return ER_ENOMEM;
+    sq->known_q = p;
+    sq->capknown_q = cap;
+  }
+  char *copy = er_strdup(queue);
+  sqlite3_stmt *st;
+  int rc = copy ? er__sq_prep(sq, SQL_COUNTS_ENSURE, &st) : ER_ENOMEM;
+  if (!rc) {
+    er__sq_bind_text(st, 1, queue);
+    rc = er__sq_step(sq, st, "enqueue (counts)");
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
+  if (rc) {
+    er_free(copy);
+    return rc;
+  }
+  sq->known_q[sq->nknown_q++] = copy;
+  return 0;
+}
+
+void er__sq_counts_settle(er_sq_t *sq, bool committed) {
+  if (!committed)
+    while (sq->nknown_q > sq->nknown_q_committed) er_free(sq->known_q[--sq->nknown_q]);
+  sq->nknown_q_committed = sq->nknown_q;
+}
+
+void er__sq_counts_free(er_sq_t *sq) {
+  for (size_t i = 0; i < sq->nknown_q; i++) er_free(sq->known_q[i]);
+  er_free(sq->known_q);
+}
+
+/* ---- enqueue ------------------------------------------------------------------- */
+
 int er__sq_enqueue_one(er_sq_t *sq, const er_task_rec_t *r, int flags, bool *found,
                        char *found_id) {
   *found = false;
@@ -111,6 +157,7 @@ int er__sq_enqueue_one(er_sq_t *sq, const er_task_rec_t *r, int flags, bool *fou
     if (rc || *found) return rc;
   }
   if (r->name) rc = claim_name(sq, r);
+  if (!rc) rc = er__sq_counts_ensure(sq, r->queue);
   if (!rc) rc = insert(sq, r);
   if (!rc) rc = er__sq_owe_queue(sq, r->queue);
   return rc;
@@ -204,8 +251,7 @@ static int revoke_in_tx(er_sq_t *sq, const char *id, er_task_state_t *state) {
       er__sq_done(st);
     }
     json_decref(err);
-    if (rc >= 0) rc = er__sq_tombstone(sq, name, id, now);
-    er__sq_owe_done(sq);
+    if (rc >= 0) rc = er__sq_finished(sq, name, id, now);
   } else if (was == ER_STATE_STARTED) {
     if (!(rc = er__sq_prep(sq, SQL_REVOKE_RUNNING, &st))) {
       er__sq_bind_text(st, 1, id);

@@ -66,8 +66,7 @@ static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, si
     if (c.rec->state == ER_STATE_REVOKED) {
       /* Expired: finished now; its name starts its tombstone. Safe while
        * stepping: RETURNING rows are computed before the first one. */
-      er__sq_owe_done(sq);
-      rc = er__sq_tombstone(sq, c.rec->name, c.rec->id, req->now_ms);
+      rc = er__sq_finished(sq, c.rec->name, c.rec->id, req->now_ms);
       er_task_rec_free(c.rec);
       if (rc) break;
       continue;
@@ -255,23 +254,18 @@ int er__sq_complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
   }
   rc = er__sq_step(sq, st, "complete");
   *fenced = rc == SQLITE_DONE;
+  bool finished = rc == SQLITE_ROW && !retry && !back;
   char *name = NULL;
-  if (rc == SQLITE_ROW) {
-    const char *queue = (const char *)sqlite3_column_text(st, 1);
-    if (!retry && !back && sqlite3_column_type(st, 0) != SQLITE_NULL &&
-        !(name = er_strdup((const char *)sqlite3_column_text(st, 0))))
-      rc = ER_ENOMEM;
-    else if (retry || back) rc = er__sq_owe_queue(sq, queue);
-    else er__sq_owe_done(sq);
+  if (rc == SQLITE_ROW && !finished) {
+    rc = er__sq_owe_queue(sq, (const char *)sqlite3_column_text(st, 1));
+  } else if (finished && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+             !(name = er_strdup((const char *)sqlite3_column_text(st, 0)))) {
+    rc = ER_ENOMEM;
   }
   er__sq_done(st);
-  if (rc < 0) {
-    er_free(name);
-    return rc;
-  }
-  rc = er__sq_tombstone(sq, name, c->id, c->now_ms);
+  if (rc >= 0 && finished) rc = er__sq_finished(sq, name, c->id, c->now_ms);
   er_free(name);
-  return rc;
+  return rc < 0 ? rc : 0;
 }
 
 static int complete_in_tx(er_sq_t *sq, const er_completion_t *cs, size_t n, bool *fenced) {
@@ -362,13 +356,9 @@ static int revoke_lost(er_sq_t *sq, int64_t now) {
   sqlite3_bind_int64(st, 1, now);
   rc = err && !er__sq_bind_json(st, 2, err) ? 0 : ER_ENOMEM;
   json_decref(err);
-  while (!rc && (rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW) {
-    er__sq_owe_done(sq);
-    rc = sqlite3_column_type(st, 0) == SQLITE_NULL
-             ? 0
-             : er__sq_tombstone(sq, (const char *)sqlite3_column_text(st, 0),
-                                (const char *)sqlite3_column_text(st, 1), now);
-  }
+  while (!rc && (rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW)
+    rc = er__sq_finished(sq, (const char *)sqlite3_column_text(st, 0),
+                         (const char *)sqlite3_column_text(st, 1), now);
   er__sq_done(st);
   return rc < 0 ? rc : 0;
 }
