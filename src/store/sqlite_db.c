@@ -62,6 +62,16 @@ int er__sq_step(er_sq_t *sq, sqlite3_stmt *st, const char *what) {
   return rc;
 }
 
+int er__sq_query_i64(er_sq_t *sq, const char *sql, const char *what, int64_t *out) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, sql, &st);
+  if (rc) return rc;
+  rc = er__sq_step(sq, st, what);
+  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+  er__sq_done(st);
+  return rc < 0 ? rc : 0;
+}
+
 int er__sq_exec(er_sq_t *sq, const char *sql, const char *what) {
   int rc = sqlite3_exec(sq->db, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : er__sq_fail(sq, rc, what);

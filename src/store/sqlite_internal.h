@@ -89,6 +89,9 @@ void er__sq_done(sqlite3_stmt *st);
 /* Records SQLite's message for rc and returns the matching ER_E* code. */
 int er__sq_fail(er_sq_t *sq, int rc, const char *what);
 int er__sq_code(int rc);
+/* The first column of the first row of a cached statement without
+ * parameters into *out (left alone when there is no row). */
+int er__sq_query_i64(er_sq_t *sq, const char *sql, const char *what, int64_t *out);
 /* One statement without results (not cached: for open and migrations). */
 int er__sq_exec(er_sq_t *sq, const char *sql, const char *what);
 

@@ -37,13 +37,7 @@
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 
 int er__sq_data_version(er_sq_t *sq, int64_t *out) {
-  sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_DATA_VERSION, &st);
-  if (rc) return rc;
-  rc = er__sq_step(sq, st, "data_version");
-  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-  er__sq_done(st);
-  return rc < 0 ? rc : 0;
+  return er__sq_query_i64(sq, SQL_DATA_VERSION, "data_version", out);
 }
 
 int er__sq_wake_init(er_sq_t *sq) {

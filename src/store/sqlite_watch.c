@@ -81,13 +81,7 @@ static const char SQL_FIN_SINCE[] =
     "SELECT seq, id FROM finished WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
 static int fin_max(er_sq_t *sq, int64_t *out) {
-  sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_FIN_MAX, &st);
-  if (rc) return rc;
-  rc = er__sq_step(sq, st, "read_wakeups");
-  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-  er__sq_done(st);
-  return rc < 0 ? rc : 0;
+  return er__sq_query_i64(sq, SQL_FIN_MAX, "read_wakeups", out);
 }
 
 /* The ids after sq->fin_seen. Entries pruned before this handle read them, or
