@@ -120,26 +120,23 @@ static int reserve_in_tx(er_sq_t *sq, const er_reserve_req_t *req, claimed_t *go
 /* Is anything due in the given queues? A plain read, which in WAL mode waits
  * for no writer: most reserves of an idle worker find nothing and then need
  * no write lock at all (the lock would delay every sender meanwhile). */
-static const char SQL_ANY_READY[] =
-    "SELECT 1 FROM tasks WHERE ready = 1 AND queue = ?1 AND eta_ms <= ?2 LIMIT 1";
-static const char SQL_ANY_DELAYED_DUE[] =
-    "SELECT 1 FROM tasks WHERE queued = 1 AND ready = 0 AND queue = ?1 AND eta_ms <= ?2 LIMIT 1";
+static const char SQL_ANY_DUE[] =
+    "SELECT 1 FROM tasks WHERE ready = 1 AND queue = ?1 AND eta_ms <= ?2 UNION ALL "
+    "SELECT 1 FROM tasks WHERE queued = 1 AND ready = 0 AND queue = ?1 AND eta_ms <= ?2 "
+    "LIMIT 1";
 
 static int any_due(er_sq_t *sq, const er_reserve_req_t *req, bool *due) {
-  static const char *const sqls[] = {SQL_ANY_READY, SQL_ANY_DELAYED_DUE};
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_ANY_DUE, &st);
   *due = false;
-  int rc = 0;
-  for (size_t q = 0; !rc && q < req->nqueues && !*due; q++)
-    for (size_t k = 0; !rc && k < 2 && !*due; k++) {
-      sqlite3_stmt *st;
-      if ((rc = er__sq_prep(sq, sqls[k], &st))) break;
-      er__sq_bind_text(st, 1, req->queues[q]);
-      sqlite3_bind_int64(st, 2, req->now_ms);
-      rc = er__sq_step(sq, st, "reserve");
-      *due = rc == SQLITE_ROW;
-      er__sq_done(st);
-      rc = rc < 0 ? rc : 0;
-    }
+  for (size_t q = 0; !rc && q < req->nqueues && !*due; q++) {
+    er__sq_bind_text(st, 1, req->queues[q]);
+    sqlite3_bind_int64(st, 2, req->now_ms);
+    rc = er__sq_step(sq, st, "reserve");
+    *due = rc == SQLITE_ROW;
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
   return rc;
 }
 
