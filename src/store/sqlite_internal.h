@@ -7,7 +7,7 @@
  *   sqlite_tasks.c   enqueue, get, revoke, purge
  *   sqlite_work.c    reserve, renew, complete, progress, maintain
  *   sqlite_admin.c   heartbeats, workers, stats
- *   sqlite_apply.c   transition batches; the enqueue and complete of one task
+ *   sqlite_apply.c   transition batches (through the per-task enqueue and complete)
  *   sqlite_docs.c    documents and counters
  *   sqlite_watch.c   precise wake-ups (watch, read_wakeups), next_due
  *   sqlite_wake.c    cross-process doorbells (inotify) */
@@ -34,7 +34,11 @@ typedef struct er_sq_bell {
 #define ER_SQ_BELL_CACHE 16
 
 /* What a watched inotify descriptor stands for. */
-typedef enum er_sq_bell_kind { ER_SQ_BELL_QUEUE, ER_SQ_BELL_DONE, ER_SQ_BELL_CTL } er_sq_bell_kind_t;
+typedef enum er_sq_bell_kind {
+  ER_SQ_BELL_QUEUE,
+  ER_SQ_BELL_DONE,
+  ER_SQ_BELL_CTL
+} er_sq_bell_kind_t;
 typedef struct er_sq_wd {
   int wd;
   er_sq_bell_kind_t kind;
