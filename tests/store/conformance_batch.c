@@ -328,6 +328,18 @@ static void test_watch_queue(void **state) {
   assert_false(complete1(f, r->id, b->attempt, ER_STATE_RETRY, NULL, NULL, now_ms(),
                          now_ms() + 60000));
   assert_true(settle(w).work);
+  /* and a task whose lease ended, back in the queue */
+  er_task_rec_t *r2 = mk(f, "t");
+  assert_int_equal(enq(f, r2), 0);
+  settle(w);
+  er_task_rec_t *c = reserve1(f, r2->eta_ms, 10);
+  assert_int_equal(er_store_read_wakeups(w, &wk), 0);
+  er_maint_counts_t mc;
+  assert_int_equal(er_store_maintain(f->s, r2->eta_ms + 1000, &mc), 0);
+  assert_true(mc.requeued >= 1);
+  assert_true(settle(w).work);
+  er_task_rec_free(c);
+  er_task_rec_free(r2);
   er_task_rec_free(a);
   er_task_rec_free(b);
   json_decref(info);

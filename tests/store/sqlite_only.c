@@ -266,6 +266,36 @@ static void test_finished_overflow(void **state) {
   er_store_close(w);
 }
 
+/* Promotion (a delayed task fell due and became ready) rings its queue's bell:
+ * other workers of the queue may take what the promoting reserve leaves. */
+static void test_promotion_rings(void **state) {
+  fx_t *f = *state;
+  er_store_t *w = open_with(f, "");
+  const char *qs[] = {f->queue};
+  er_watch_t ws = {qs, 1, false, false};
+  assert_int_equal(er_store_watch(w, &ws), 0);
+  int64_t t = now_ms();
+  er_task_rec_t *r[2];
+  for (int i = 0; i < 2; i++) {
+    r[i] = mk(f, "t");
+    r[i]->eta_ms = t + 1000; /* delayed */
+    assert_int_equal(enq(f, r[i]), 0);
+  }
+  er_wakeups_t wk;
+  assert_int_equal(er_store_read_wakeups(w, &wk), 0);
+  assert_true(wk.work); /* the enqueues */
+  er_task_rec_t **got = NULL;
+  assert_int_equal(reserve_at(f, 1, t + 999, 1000, &got), 0); /* not due: no promotion */
+  assert_int_equal(er_store_read_wakeups(w, &wk), 0);
+  assert_false(wk.work);
+  assert_int_equal(reserve_at(f, 1, t + 1000, 1000, &got), 1); /* promotes both, takes one */
+  er_task_rec_free_array(got, 1);
+  assert_int_equal(er_store_read_wakeups(w, &wk), 0);
+  assert_true(wk.work);
+  for (int i = 0; i < 2; i++) er_task_rec_free(r[i]);
+  er_store_close(w);
+}
+
 /* ---- completions that run out of memory ------------------------------------------- */
 
 static size_t g_fail_from; /* allocations of this many bytes or more fail */
@@ -326,7 +356,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_migrate_v1),        T(test_flat_with_tasks_for_later), T(test_counts_match),
-      T(test_finished_overflow), T(test_complete_oom),
+      T(test_finished_overflow), T(test_promotion_rings),           T(test_complete_oom),
   };
   return cmocka_run_group_tests_name("store (sqlite only)", tests, NULL, NULL);
 }
