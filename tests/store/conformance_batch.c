@@ -385,8 +385,8 @@ static void test_watch_finished(void **state) {
     if (i) r[i] = mk(f, "t");
     if (i) assert_int_equal(enq(f, r[i]), 0);
   }
-  er_task_rec_t *a = reserve1(f, r[1]->eta_ms, 60000);
-  er_task_rec_t *b = reserve1(f, r[1]->eta_ms, 60000);
+  er_task_rec_t *a = reserve1(f, now_ms(), 60000);
+  er_task_rec_t *b = reserve1(f, now_ms(), 60000);
   json_t *err = json_pack("{s:s}", "message", "no");
   assert_false(complete1(f, a->id, a->attempt, ER_STATE_SUCCESS, NULL, NULL, now_ms(), 0));
   assert_false(complete1(f, b->id, b->attempt, ER_STATE_FAILURE, NULL, err, now_ms(), 0));
@@ -452,6 +452,7 @@ static void test_next_due(void **state) {
   if (f->dir[0]) assert_int_equal(due, 0);
   int64_t t = now_ms();
   er_task_rec_t *a = mk(f, "t"), *b = mk(f, "t"), *c = mk(f, "t");
+  c->eta_ms = c->created_ms = t;
   a->eta_ms = t + 500000;
   free(b->queue);
   b->queue = er_strdup(qb);
