@@ -1,4 +1,4 @@
-/* Workers' heartbeats and the store's counts. */
+/* Workers' heartbeats and the store's counts (from the counts table). */
 #include <string.h>
 
 #include "store/sqlite_internal.h"
@@ -10,8 +10,8 @@ static const char SQL_BEAT[] =
 static const char SQL_GONE[] = "DELETE FROM workers WHERE id = ?1";
 static const char SQL_LIVE[] =
     "SELECT info, beat_ms FROM workers WHERE expires_ms > ?1 ORDER BY id";
-static const char SQL_COUNTS[] =
-    "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state";
+/* Kept by triggers on tasks (schema version 2): a few rows, never a scan. */
+static const char SQL_COUNTS[] = "SELECT queue, state, n FROM counts WHERE n > 0";
 
 int er__sq_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms) {
   er_sq_t *sq = er__sq(s);

@@ -7,7 +7,10 @@
  *   sqlite_tasks.c   enqueue, get, revoke, purge
  *   sqlite_work.c    reserve, renew, complete, progress, maintain
  *   sqlite_admin.c   heartbeats, workers, stats
- *   sqlite_wake.c    cross-process wake-ups (inotify) */
+ *   sqlite_apply.c   transition batches (through the per-task enqueue and complete)
+ *   sqlite_docs.c    documents and counters
+ *   sqlite_watch.c   precise wake-ups (watch, read_wakeups), next_due
+ *   sqlite_wake.c    cross-process doorbells (inotify) */
 #ifndef ER_SQLITE_INTERNAL_H
 #define ER_SQLITE_INTERNAL_H
 
@@ -16,12 +19,30 @@
 #include "store/store_internal.h"
 
 /* The schema this code writes; a file with a larger one is refused. */
-#define ER_SQ_SCHEMA_VERSION 1
+#define ER_SQ_SCHEMA_VERSION 2
 
 typedef struct er_sq_stmt {
   const char *sql; /* the key: a static string's address */
   sqlite3_stmt *st;
 } er_sq_stmt_t;
+
+/* A doorbell file kept open for ringing: a queue's (by name hash), or -1. */
+typedef struct er_sq_bell {
+  uint64_t hash;
+  int fd;
+} er_sq_bell_t;
+#define ER_SQ_BELL_CACHE 16
+
+/* What a watched inotify descriptor stands for. */
+typedef enum er_sq_bell_kind {
+  ER_SQ_BELL_QUEUE,
+  ER_SQ_BELL_DONE,
+  ER_SQ_BELL_CTL
+} er_sq_bell_kind_t;
+typedef struct er_sq_wd {
+  int wd;
+  er_sq_bell_kind_t kind;
+} er_sq_wd_t;
 
 typedef struct er_sq {
   er_store_t base; /* first: er_store_t * and er_sq_t * convert */
@@ -31,10 +52,28 @@ typedef struct er_sq {
   bool sync_full;
   er_sq_stmt_t *stmts;
   size_t nstmts, capstmts;
-  /* wake-ups */
-  int ifd;           /* inotify on the database's directory, or -1 */
+  /* wake-ups (sqlite_wake.c) */
+  int ifd;           /* inotify: the directory (all changes) or the watched bells; or -1 */
+  int dir_wd;        /* the directory's watch, while the handle watches everything */
   char *bell_name;   /* PATH-bell: written after every commit that changed something */
   int bell_fd;
+  int done_fd, ctl_fd; /* PATH-bell-done, PATH-bell-ctl when they exist, else -1 */
+  er_sq_bell_t qbells[ER_SQ_BELL_CACHE]; /* queue bells open for ringing */
+  size_t nqbells;
+  /* Bells the transaction in progress owes, rung after it commits. */
+  uint64_t *owed_q;
+  size_t nowed_q, capowed_q;
+  bool owed_done, owed_ctl;
+  /* precise watching (sqlite_watch.c) */
+  bool watching, w_finished, w_control, fin_started;
+  er_sq_wd_t *wds;
+  size_t nwds;
+  bool got_work, got_control; /* seen since the last read_wakeups */
+  int64_t fin_seen;           /* the last finished-log entry reported */
+  /* Queues whose six counts rows this handle made sure of (sqlite_tasks.c);
+   * those past nknown_q_committed are in the open transaction. */
+  char **known_q;
+  size_t nknown_q, nknown_q_committed, capknown_q;
   int64_t changes_at_begin; /* sqlite3_total_changes64 when the transaction began */
   uint64_t busy_since_ms;   /* when the current wait for a lock began */
   int64_t dv_seen;   /* PRAGMA data_version when a change was last reported */
@@ -54,6 +93,9 @@ void er__sq_done(sqlite3_stmt *st);
 /* Records SQLite's message for rc and returns the matching ER_E* code. */
 int er__sq_fail(er_sq_t *sq, int rc, const char *what);
 int er__sq_code(int rc);
+/* The first column of the first row of a cached statement without
+ * parameters into *out (left alone when there is no row). */
+int er__sq_query_i64(er_sq_t *sq, const char *sql, const char *what, int64_t *out);
 /* One statement without results (not cached: for open and migrations). */
 int er__sq_exec(er_sq_t *sq, const char *sql, const char *what);
 
@@ -95,10 +137,22 @@ int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out,
   "(CASE WHEN result_ttl_ms < 0 THEN NULL WHEN result_ttl_ms = 0 THEN " NOW " + 86400000 " \
   "ELSE " NOW " + result_ttl_ms END)"
 
-/* Starts the tombstone of a finished named task (no-op for a NULL name). */
-int er__sq_tombstone(er_sq_t *sq, const char *name, const char *id, int64_t now_ms);
+/* What goes with a task finishing, in its transaction: its entry in the
+ * finished log, the done bell, and its name's tombstone (name may be NULL). */
+int er__sq_finished(er_sq_t *sq, const char *name, const char *id, int64_t now_ms);
+
+/* Makes sure queue has its six rows in counts, which the triggers on tasks
+ * then only update (sqlite_tasks.c). Once per queue and handle. */
+int er__sq_counts_ensure(er_sq_t *sq, const char *queue);
+/* At the end of a transaction: keeps (committed) or forgets what it ensured. */
+void er__sq_counts_settle(er_sq_t *sq, bool committed);
+void er__sq_counts_free(er_sq_t *sq);
 
 /* ---- sqlite_schema.c ---- */
+
+/* The SQL of migration step version (NULL if none): lets a test make a file
+ * as an older errand did. */
+const char *er__sq_migration_sql(int version);
 
 /* Reads the file's schema version without writing (0: an empty database).
  * ER_ECORRUPT for a file that is not SQLite, a database that is not an errand
@@ -128,7 +182,53 @@ int er__sq_worker_gone(er_store_t *s, const char *worker_id);
 int er__sq_workers(er_store_t *s, int64_t now_ms, json_t **out);
 int er__sq_stats(er_store_t *s, json_t **out);
 
+/* One task mutation each, inside a transaction begun by the caller: the
+ * single calls (enqueue, complete) and er_store_apply share them.
+ * enqueue_one (sqlite_tasks.c): *found and found_id when the key rule
+ * returned a live task instead. complete_one (sqlite_work.c): *fenced when
+ * the attempt no longer owns the task (nothing written). */
+int er__sq_enqueue_one(er_sq_t *sq, const er_task_rec_t *r, int flags, bool *found,
+                       char *found_id);
+int er__sq_complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced);
+/* sqlite_apply.c */
+int er__sq_apply(er_store_t *s, const er_mut_t *muts, size_t n, er_mut_result_t *results,
+                 size_t *failed);
+
+/* sqlite_docs.c */
+int er__sq_doc_get(er_store_t *s, const char *coll, const char *key, json_t **value,
+                   int64_t *version);
+int er__sq_doc_list(er_store_t *s, const char *coll, const char *after, size_t limit,
+                    json_t **out);
+int er__sq_counter_get(er_store_t *s, const char *coll, const char *key, int64_t *value);
+/* The mutations on documents and counters, for sqlite_apply.c. */
+int er__sq_doc_mut(er_sq_t *sq, const er_mut_t *m, er_mut_result_t *res);
+int er__sq_counter_add(er_sq_t *sq, const er_mut_t *m, er_mut_result_t *res);
+
+/* sqlite_watch.c: precise wake-ups and the next due time */
+int er__sq_watch(er_store_t *s, const er_watch_t *w);
+int er__sq_read_wakeups(er_store_t *s, er_wakeups_t *out);
+int er__sq_next_due(er_store_t *s, const char *const *queues, size_t nqueues, int64_t *due_ms);
+/* How many finished-log entries maintain keeps. */
+#define ER_SQ_FINISHED_KEEP 100000
+/* At most this many finished ids per read_wakeups; more set finished_overflow. */
+#define ER_SQ_FINISHED_LIST_MAX 10000
+
 /* sqlite_wake.c */
+/* Notes a bell the transaction in progress owes: work on a queue, a task
+ * finished, a running task revoked. Rung by er__sq_ring after the commit;
+ * forgotten on rollback. */
+int er__sq_owe_queue(er_sq_t *sq, const char *queue);
+void er__sq_owe_done(er_sq_t *sq);
+void er__sq_owe_ctl(er_sq_t *sq);
+void er__sq_owe_clear(er_sq_t *sq);
+/* The bell file for a queue, for finished tasks (suffix "done") or for
+ * control ("ctl"): PATH-bell-q-HASH, PATH-bell-done, PATH-bell-ctl. */
+uint64_t er__sq_queue_hash(const char *queue);
+void er__sq_bell_path(const er_sq_t *sq, const char *suffix, uint64_t hash, char *out,
+                      size_t size);
+/* Reads pending inotify events into the handle's flags; true when one is for
+ * a bell this handle listens to. */
+bool er__sq_drain(er_sq_t *sq);
 int er__sq_wake_init(er_sq_t *sq);
 void er__sq_wake_close(er_sq_t *sq);
 int er__sq_wakeup_fd(er_store_t *s);

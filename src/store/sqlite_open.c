@@ -90,7 +90,7 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
   er_sq_t *sq = er_calloc(1, sizeof *sq);
   if (!sq) return ER_ENOMEM;
   sq->base.ops = er__sqlite_backend.ops;
-  sq->ifd = sq->bell_fd = -1;
+  sq->ifd = sq->bell_fd = sq->done_fd = sq->ctl_fd = sq->dir_wd = -1;
   int rc = parse_options(sq, url, errmsg, size);
   if (rc) goto fail;
   rc = ER_ENOMEM;
@@ -128,6 +128,7 @@ static void sq_close(er_store_t *s) {
   er_sq_t *sq = er__sq(s);
   if (!sq) return;
   er__sq_wake_close(sq);
+  er__sq_counts_free(sq);
   for (size_t i = 0; i < sq->nstmts; i++) sqlite3_finalize(sq->stmts[i].st);
   er_free(sq->stmts);
   if (sq->db) sqlite3_close_v2(sq->db);
@@ -156,6 +157,13 @@ static const er_store_ops_t g_ops = {
     .wakeup_fd = er__sq_wakeup_fd,
     .drain_wakeups = er__sq_drain_wakeups,
     .wait_change = er__sq_wait_change,
+    .apply = er__sq_apply,
+    .doc_get = er__sq_doc_get,
+    .doc_list = er__sq_doc_list,
+    .counter_get = er__sq_counter_get,
+    .watch = er__sq_watch,
+    .read_wakeups = er__sq_read_wakeups,
+    .next_due = er__sq_next_due,
 };
 
 static const char *const g_options[] = {"sync", "busy_ms", NULL};

@@ -58,10 +58,55 @@ static const er_sq_migration_t g_migrations[] = {
      "CREATE TABLE workers(id TEXT PRIMARY KEY, info TEXT NOT NULL, beat_ms INTEGER NOT NULL,"
      "  expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
      "INSERT INTO meta(key, value) VALUES('app', 'errand');"},
+    {2, "documents, counters, ready and delayed tasks, counts, finished log",
+     "CREATE TABLE docs(coll TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+     "  version INTEGER NOT NULL, PRIMARY KEY(coll, key)) WITHOUT ROWID;"
+     "CREATE TABLE counters(coll TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,"
+     "  PRIMARY KEY(coll, key)) WITHOUT ROWID;"
+     /* A queued task is either ready (due when it was queued or promoted since:
+      * claimed by priority) or delayed (waiting for its eta: found by eta).
+      * Claims then never walk tasks scheduled for later. */
+     "ALTER TABLE tasks ADD COLUMN ready INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE tasks SET ready = 1 WHERE queued = 1 AND eta_ms <= "
+     "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);"
+     "DROP INDEX tasks_queued;"
+     "CREATE INDEX tasks_ready ON tasks(queue, priority DESC, eta_ms) WHERE ready = 1;"
+     "CREATE INDEX tasks_delayed ON tasks(queue, eta_ms) WHERE queued = 1 AND ready = 0;"
+     /* Tasks by queue and state, kept by triggers in the same transactions, so
+      * that stats reads a few rows instead of every task. A queue has its six
+      * rows from its first task on (er__sq_counts_ensure), so the triggers are
+      * plain UPDATEs: an upsert per transition costs twice as much. */
+     "CREATE TABLE counts(queue TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+     "  PRIMARY KEY(queue, state)) WITHOUT ROWID;"
+     "INSERT INTO counts(queue, state, n) SELECT queue, state, count(*) FROM tasks"
+     "  GROUP BY queue, state;"
+     "INSERT OR IGNORE INTO counts(queue, state, n) SELECT q.queue, s.state, 0"
+     "  FROM (SELECT DISTINCT queue FROM counts) AS q, (SELECT 0 AS state UNION ALL SELECT 1"
+     "  UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5) AS s;"
+     /* Finished tasks in order, for result waiters' wake-ups (written by
+      * er__sq_finished); maintain keeps the newest ER_SQ_FINISHED_KEEP. */
+     "CREATE TABLE finished(seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
+     "CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN"
+     "  UPDATE counts SET n = n + 1 WHERE queue = new.queue AND state = new.state;"
+     "END;"
+     "CREATE TRIGGER tasks_count_update AFTER UPDATE OF state ON tasks"
+     "  WHEN old.state != new.state BEGIN"
+     "  UPDATE counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
+     "  UPDATE counts SET n = n + 1 WHERE queue = new.queue AND state = new.state;"
+     "END;"
+     "CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN"
+     "  UPDATE counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
+     "END;"},
 };
 #define N_MIGRATIONS (sizeof g_migrations / sizeof g_migrations[0])
 
-_Static_assert(ER_SQ_SCHEMA_VERSION == 1, "add a migration step for the new version");
+_Static_assert(ER_SQ_SCHEMA_VERSION == 2, "add a migration step for the new version");
+
+const char *er__sq_migration_sql(int version) {
+  for (size_t i = 0; i < N_MIGRATIONS; i++)
+    if (g_migrations[i].version == version) return g_migrations[i].sql;
+  return NULL;
+}
 
 /* One integer from a one-off query; *found is false when it gave no row. */
 static int query_int(er_sq_t *sq, const char *sql, int64_t *out, bool *found) {
@@ -131,7 +176,7 @@ fail:
 static int apply(er_sq_t *sq, const er_sq_migration_t *m) {
   int rc = er__sq_exec(sq, m->sql, "migration");
   if (rc) return rc;
-  char sql[256];
+  char sql[512];
   snprintf(sql, sizeof sql,
            "INSERT INTO migrations(version, description, applied_ms) VALUES(%d, '%s', %lld);"
            "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '%d');"

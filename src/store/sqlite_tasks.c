@@ -7,8 +7,9 @@
 static const char SQL_INSERT[] =
     "INSERT INTO tasks(id, task, queue, priority, state, queued, args, kwargs, context, name, "
     "key, created_ms, eta_ms, expires_ms, max_retries, soft_limit_ms, hard_limit_ms, "
-    "result_ttl_ms, ignore_result) "
-    "VALUES(?1, ?2, ?3, ?4, 0, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    "result_ttl_ms, ignore_result, ready) "
+    "VALUES(?1, ?2, ?3, ?4, 0, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+    "?11 <= ?10)";
 
 /* A live task for a key: waiting, running, or succeeded with its result kept. */
 static const char SQL_KEY_LIVE[] =
@@ -101,6 +102,67 @@ static int insert(er_sq_t *sq, const er_task_rec_t *r) {
   return rc < 0 ? rc : 0;
 }
 
+/* ---- counts rows ------------------------------------------------------------ */
+
+static const char SQL_COUNTS_ENSURE[] =
+    "INSERT OR IGNORE INTO counts(queue, state, n) "
+    "VALUES(?1, 0, 0), (?1, 1, 0), (?1, 2, 0), (?1, 3, 0), (?1, 4, 0), (?1, 5, 0)";
+
+int er__sq_counts_ensure(er_sq_t *sq, const char *queue) {
+  for (size_t i = 0; i < sq->nknown_q; i++)
+    if (strcmp(sq->known_q[i], queue) == 0) return 0;
+  if (sq->nknown_q == sq->capknown_q) {
+    size_t cap = sq->capknown_q ? sq->capknown_q * 2 : 8;
+    char **p = er_realloc(sq->known_q, cap * sizeof *p);
+    if (!p) return ER_ENOMEM;
+    sq->known_q = p;
+    sq->capknown_q = cap;
+  }
+  char *copy = er_strdup(queue);
+  sqlite3_stmt *st;
+  int rc = copy ? er__sq_prep(sq, SQL_COUNTS_ENSURE, &st) : ER_ENOMEM;
+  if (!rc) {
+    er__sq_bind_text(st, 1, queue);
+    rc = er__sq_step(sq, st, "enqueue (counts)");
+    er__sq_done(st);
+    rc = rc < 0 ? rc : 0;
+  }
+  if (rc) {
+    er_free(copy);
+    return rc;
+  }
+  sq->known_q[sq->nknown_q++] = copy;
+  return 0;
+}
+
+void er__sq_counts_settle(er_sq_t *sq, bool committed) {
+  if (!committed)
+    while (sq->nknown_q > sq->nknown_q_committed) er_free(sq->known_q[--sq->nknown_q]);
+  sq->nknown_q_committed = sq->nknown_q;
+}
+
+void er__sq_counts_free(er_sq_t *sq) {
+  for (size_t i = 0; i < sq->nknown_q; i++) er_free(sq->known_q[i]);
+  er_free(sq->known_q);
+}
+
+/* ---- enqueue ------------------------------------------------------------------- */
+
+int er__sq_enqueue_one(er_sq_t *sq, const er_task_rec_t *r, int flags, bool *found,
+                       char *found_id) {
+  *found = false;
+  int rc = 0;
+  if ((flags & ER_ENQ_IF_ABSENT) && r->key) {
+    rc = key_live(sq, r, found_id, found);
+    if (rc || *found) return rc;
+  }
+  if (r->name) rc = claim_name(sq, r);
+  if (!rc) rc = er__sq_counts_ensure(sq, r->queue);
+  if (!rc) rc = insert(sq, r);
+  if (!rc) rc = er__sq_owe_queue(sq, r->queue);
+  return rc;
+}
+
 int er__sq_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flags,
                    bool *existing) {
   er_sq_t *sq = er__sq(s);
@@ -109,15 +171,8 @@ int er__sq_enqueue(er_store_t *s, er_task_rec_t *const *recs, size_t n, int flag
   char(*found_ids)[ER_ID_LEN + 1] = er_calloc(n, sizeof *found_ids);
   int rc = found && found_ids ? er__sq_begin(sq) : ER_ENOMEM;
   if (rc) goto out;
-  for (size_t i = 0; !rc && i < n; i++) {
-    const er_task_rec_t *r = recs[i];
-    if ((flags & ER_ENQ_IF_ABSENT) && r->key) {
-      rc = key_live(sq, r, found_ids[i], &found[i]);
-      if (rc || found[i]) continue;
-    }
-    if (r->name) rc = claim_name(sq, r);
-    if (!rc) rc = insert(sq, r);
-  }
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = er__sq_enqueue_one(sq, recs[i], flags, &found[i], found_ids[i]);
   rc = er__sq_end(sq, rc);
   for (size_t i = 0; !rc && i < n; i++) {
     if (found[i]) memcpy(recs[i]->id, found_ids[i], sizeof found_ids[i]);
@@ -163,7 +218,7 @@ int er__sq_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **o
 
 static const char SQL_STATE[] = "SELECT state, name FROM tasks WHERE id = ?1";
 static const char SQL_REVOKE_QUEUED[] =
-    "UPDATE tasks SET state = 5, queued = 0, finished_ms = ?2, error = ?3, "
+    "UPDATE tasks SET state = 5, queued = 0, ready = 0, finished_ms = ?2, error = ?3, "
     "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?2") " WHERE id = ?1";
 static const char SQL_REVOKE_RUNNING[] = "UPDATE tasks SET revoke_requested = 1 WHERE id = ?1";
 
@@ -187,21 +242,23 @@ static int revoke_in_tx(er_sq_t *sq, const char *id, er_task_state_t *state) {
   if (was == ER_STATE_PENDING || was == ER_STATE_RETRY) {
     int64_t now = er_now_wall_ms();
     json_t *err = er__store_error_json(ER_EREVOKED, "revoked");
-    if (!(rc = er__sq_prep(sq, SQL_REVOKE_QUEUED, &st))) {
+    if (!err) rc = ER_ENOMEM;
+    else if (!(rc = er__sq_prep(sq, SQL_REVOKE_QUEUED, &st))) {
       er__sq_bind_text(st, 1, id);
       sqlite3_bind_int64(st, 2, now);
-      er__sq_bind_json(st, 3, err);
-      rc = er__sq_step(sq, st, "revoke");
+      if (er__sq_bind_json(st, 3, err)) rc = ER_ENOMEM;
+      else rc = er__sq_step(sq, st, "revoke");
       er__sq_done(st);
     }
     json_decref(err);
-    if (rc >= 0) rc = er__sq_tombstone(sq, name, id, now);
+    if (rc >= 0) rc = er__sq_finished(sq, name, id, now);
   } else if (was == ER_STATE_STARTED) {
     if (!(rc = er__sq_prep(sq, SQL_REVOKE_RUNNING, &st))) {
       er__sq_bind_text(st, 1, id);
       rc = er__sq_step(sq, st, "revoke");
       er__sq_done(st);
     }
+    er__sq_owe_ctl(sq);
   }
   er_free(name);
   return rc < 0 ? rc : 0;
@@ -216,15 +273,20 @@ int er__sq_revoke(er_store_t *s, const char *id, er_task_state_t *state) {
 
 /* ---- purge ---------------------------------------------------------------------- */
 
-/* Purged named tasks leave tombstones, as deleted ones do in App Engine. */
+/* Purged named tasks leave tombstones, as deleted ones do in App Engine. The
+ * queued tasks are the ready ones and the delayed ones, each by its index. */
+#define QUEUED_OF(Q)                                                           \
+  "SELECT seq FROM tasks WHERE ready = 1" Q " UNION ALL "                      \
+  "SELECT seq FROM tasks WHERE queued = 1 AND ready = 0" Q
 static const char SQL_PURGE_NAMES_Q[] =
     "UPDATE names SET finished_ms = ?2 WHERE finished_ms IS NULL AND name IN "
-    "(SELECT name FROM tasks WHERE queued = 1 AND queue = ?1 AND name IS NOT NULL)";
-static const char SQL_PURGE_Q[] = "DELETE FROM tasks WHERE queued = 1 AND queue = ?1";
+    "(SELECT name FROM tasks WHERE seq IN (" QUEUED_OF(" AND queue = ?1") ") AND name IS NOT NULL)";
+static const char SQL_PURGE_Q[] =
+    "DELETE FROM tasks WHERE seq IN (" QUEUED_OF(" AND queue = ?1") ")";
 static const char SQL_PURGE_NAMES_ALL[] =
     "UPDATE names SET finished_ms = ?2 WHERE finished_ms IS NULL AND name IN "
-    "(SELECT name FROM tasks WHERE queued = 1 AND name IS NOT NULL)";
-static const char SQL_PURGE_ALL[] = "DELETE FROM tasks WHERE queued = 1";
+    "(SELECT name FROM tasks WHERE seq IN (" QUEUED_OF("") ") AND name IS NOT NULL)";
+static const char SQL_PURGE_ALL[] = "DELETE FROM tasks WHERE seq IN (" QUEUED_OF("") ")";
 
 static int purge_in_tx(er_sq_t *sq, const char *queue, size_t *count) {
   sqlite3_stmt *st;

@@ -5,9 +5,17 @@
  * that write. The bell is rung after COMMIT has returned, so whoever wakes
  * sees the change: the writes to PATH-wal itself come before the WAL index
  * makes the commit visible, and a watcher woken by them could look too soon
- * and then wait for nothing. We watch the database's DIRECTORY, not the bell
- * file, so that a bell created (or re-created) after we started is seen too;
- * events for other files in the directory are ignored.
+ * and then wait for nothing. A handle that watches everything watches the
+ * database's DIRECTORY, not the bell file, so that a bell created (or
+ * re-created) after it started is seen too; events for other files in the
+ * directory are ignored.
+ *
+ * Precise bells (for a handle that called er_store_watch, sqlite_watch.c): a
+ * commit also rings PATH-bell-q-HASH for each queue it gave work to (HASH: 16
+ * hex digits of the name's FNV-1a hash; two names that share one only wake
+ * each other's watchers), PATH-bell-done when it finished tasks and
+ * PATH-bell-ctl when it revoked a running one. Those files are made by their
+ * watchers; a ringer writes only to those that exist.
  *
  * Our own commits ring the bell as well, so er_store_wait_change decides by
  * PRAGMA data_version, which changes exactly when another connection has
@@ -29,13 +37,7 @@
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 
 int er__sq_data_version(er_sq_t *sq, int64_t *out) {
-  sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_DATA_VERSION, &st);
-  if (rc) return rc;
-  rc = er__sq_step(sq, st, "data_version");
-  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-  er__sq_done(st);
-  return rc < 0 ? rc : 0;
+  return er__sq_query_i64(sq, SQL_DATA_VERSION, "data_version", out);
 }
 
 int er__sq_wake_init(er_sq_t *sq) {
@@ -51,7 +53,8 @@ int er__sq_wake_init(er_sq_t *sq) {
   snprintf(bell, sizeof bell, "%s-bell", sq->path);
   sq->bell_fd = open(bell, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   sq->ifd = sq->bell_fd >= 0 ? inotify_init1(IN_NONBLOCK | IN_CLOEXEC) : -1;
-  if (sq->ifd >= 0 && inotify_add_watch(sq->ifd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+  if (sq->ifd >= 0 &&
+      (sq->dir_wd = inotify_add_watch(sq->ifd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO)) < 0) {
     close(sq->ifd);
     sq->ifd = -1;
   }
@@ -61,34 +64,134 @@ int er__sq_wake_init(er_sq_t *sq) {
   return 0;
 }
 
+uint64_t er__sq_queue_hash(const char *queue) {
+  uint64_t h = 14695981039346656037ull; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)queue; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  return h;
+}
+
+void er__sq_bell_path(const er_sq_t *sq, const char *suffix, uint64_t hash, char *out,
+                      size_t size) {
+  if (suffix) snprintf(out, size, "%s-bell-%s", sq->path, suffix);
+  else snprintf(out, size, "%s-bell-q-%016llx", sq->path, (unsigned long long)hash);
+}
+
+int er__sq_owe_queue(er_sq_t *sq, const char *queue) {
+  uint64_t h = er__sq_queue_hash(queue);
+  for (size_t i = 0; i < sq->nowed_q; i++)
+    if (sq->owed_q[i] == h) return 0;
+  if (sq->nowed_q == sq->capowed_q) {
+    size_t cap = sq->capowed_q ? sq->capowed_q * 2 : 8;
+    uint64_t *p = er_realloc(sq->owed_q, cap * sizeof *p);
+    if (!p) return ER_ENOMEM;
+    sq->owed_q = p;
+    sq->capowed_q = cap;
+  }
+  sq->owed_q[sq->nowed_q++] = h;
+  return 0;
+}
+
+void er__sq_owe_done(er_sq_t *sq) { sq->owed_done = true; }
+void er__sq_owe_ctl(er_sq_t *sq) { sq->owed_ctl = true; }
+
+void er__sq_owe_clear(er_sq_t *sq) {
+  sq->nowed_q = 0;
+  sq->owed_done = sq->owed_ctl = false;
+}
+
+/* The same byte each time: the file never grows, and each write is an
+ * IN_MODIFY for the watchers. */
+static void ring_fd(er_sq_t *sq, int fd) {
+  if (fd >= 0 && pwrite(fd, "!", 1, 0) < 0)
+    er_log(ER_LOG_DEBUG, "store %s: cannot ring a doorbell: %s", sq->path, strerror(errno));
+}
+
+/* A bell that exists (its watcher made it), opened for writing; -1 when there
+ * is none. Never created here: a queue nobody watches needs no file. */
+static int open_bell(er_sq_t *sq, const char *suffix, uint64_t hash) {
+  char path[PATH_MAX];
+  er__sq_bell_path(sq, suffix, hash, path, sizeof path);
+  return open(path, O_WRONLY | O_CLOEXEC);
+}
+
+static void ring_queue(er_sq_t *sq, uint64_t h) {
+  for (size_t i = 0; i < sq->nqbells; i++)
+    if (sq->qbells[i].hash == h) {
+      ring_fd(sq, sq->qbells[i].fd);
+      return;
+    }
+  int fd = open_bell(sq, NULL, h);
+  if (fd < 0) return;
+  ring_fd(sq, fd);
+  if (sq->nqbells == ER_SQ_BELL_CACHE) { /* full: the oldest goes */
+    close(sq->qbells[0].fd);
+    memmove(sq->qbells, sq->qbells + 1, (ER_SQ_BELL_CACHE - 1) * sizeof sq->qbells[0]);
+    sq->nqbells--;
+  }
+  sq->qbells[sq->nqbells++] = (er_sq_bell_t){h, fd};
+}
+
+static void ring_named(er_sq_t *sq, int *fd, const char *suffix) {
+  if (*fd < 0) *fd = open_bell(sq, suffix, 0);
+  ring_fd(sq, *fd);
+}
+
 void er__sq_ring(er_sq_t *sq) {
-  /* The same byte each time: the file never grows, and each write is an
-   * IN_MODIFY for the watchers. */
-  if (sq->bell_fd >= 0 && pwrite(sq->bell_fd, "!", 1, 0) < 0)
-    er_log(ER_LOG_DEBUG, "store %s: cannot ring the doorbell: %s", sq->path, strerror(errno));
+  ring_fd(sq, sq->bell_fd);
+  for (size_t i = 0; i < sq->nowed_q; i++) ring_queue(sq, sq->owed_q[i]);
+  if (sq->owed_done) ring_named(sq, &sq->done_fd, "done");
+  if (sq->owed_ctl) ring_named(sq, &sq->ctl_fd, "ctl");
+  er__sq_owe_clear(sq);
 }
 
 void er__sq_wake_close(er_sq_t *sq) {
   if (sq->ifd >= 0) close(sq->ifd);
   if (sq->bell_fd >= 0) close(sq->bell_fd);
-  sq->ifd = sq->bell_fd = -1;
+  if (sq->done_fd >= 0) close(sq->done_fd);
+  if (sq->ctl_fd >= 0) close(sq->ctl_fd);
+  for (size_t i = 0; i < sq->nqbells; i++) close(sq->qbells[i].fd);
+  sq->ifd = sq->bell_fd = sq->done_fd = sq->ctl_fd = -1;
+  sq->nqbells = 0;
   er_free(sq->bell_name);
+  er_free(sq->owed_q);
+  er_free(sq->wds);
 }
 
-/* Reads every pending event; true when one concerns our files. */
-static bool drain(er_sq_t *sq) {
+/* One event for a handle that watches precisely: which bell rang. A bell
+ * removed (IN_IGNORED) or an overflowed event queue may hide anything. */
+static bool precise_event(er_sq_t *sq, const struct inotify_event *ev) {
+  if (ev->mask & IN_Q_OVERFLOW) {
+    sq->got_work = sq->got_control = true;
+    return true;
+  }
+  for (size_t i = 0; i < sq->nwds; i++) {
+    if (sq->wds[i].wd != ev->wd) continue;
+    if (ev->mask & IN_IGNORED) sq->got_work = sq->got_control = true;
+    else if (sq->wds[i].kind == ER_SQ_BELL_QUEUE) sq->got_work = true;
+    else if (sq->wds[i].kind == ER_SQ_BELL_CTL) sq->got_control = true;
+    return true;
+  }
+  return false;
+}
+
+bool er__sq_drain(er_sq_t *sq) {
   bool hit = false;
   char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
   for (;;) {
-    ssize_t n = read(sq->ifd, buf, sizeof buf);
+    ssize_t n = sq->ifd >= 0 ? read(sq->ifd, buf, sizeof buf) : 0;
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
       return hit;
     }
     for (char *p = buf; p < buf + n;) {
       const struct inotify_event *ev = (const struct inotify_event *)p;
-      if (ev->mask & IN_Q_OVERFLOW) hit = true;
-      if (ev->len && strcmp(ev->name, sq->bell_name) == 0) hit = true;
+      if (sq->watching) {
+        if (precise_event(sq, ev)) hit = true;
+      } else if ((ev->mask & IN_Q_OVERFLOW) ||
+                 (ev->len && strcmp(ev->name, sq->bell_name) == 0)) {
+        hit = sq->got_work = sq->got_control = true;
+      }
       p += sizeof *ev + ev->len;
     }
   }
@@ -98,7 +201,7 @@ int er__sq_wakeup_fd(er_store_t *s) { return er__sq(s)->ifd; }
 
 void er__sq_drain_wakeups(er_store_t *s) {
   er_sq_t *sq = er__sq(s);
-  if (sq->ifd >= 0) drain(sq);
+  er__sq_drain(sq);
 }
 
 /* True (and the new version remembered) when another connection committed
@@ -119,7 +222,7 @@ int er__sq_wait_change(er_store_t *s, int timeout_ms) {
   uint64_t start = er_now_mono_ms();
   uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms;
   uint64_t settle_until = 0; /* after an event: look every millisecond until then */
-  if (sq->ifd >= 0) drain(sq); /* older events: data_version speaks for them */
+  er__sq_drain(sq); /* older events: data_version speaks for them */
   for (;;) {
     if (changed(sq)) return 0;
     uint64_t now = er_now_mono_ms();
@@ -137,6 +240,6 @@ int er__sq_wait_change(er_store_t *s, int timeout_ms) {
     struct timespec ts = {(time_t)(slice_us / 1000000), (long)(slice_us % 1000000) * 1000};
     struct pollfd p = {.fd = sq->ifd, .events = POLLIN};
     int r = ppoll(sq->ifd >= 0 ? &p : NULL, sq->ifd >= 0 ? 1 : 0, &ts, NULL);
-    if (r > 0 && drain(sq)) settle_until = er_now_mono_ms() + 50;
+    if (r > 0 && er__sq_drain(sq)) settle_until = er_now_mono_ms() + 50;
   }
 }

@@ -7,10 +7,14 @@
 #include "store/sqlite_internal.h"
 
 /* ---- reserve ----------------------------------------------------------------
- * One UPDATE claims the best due tasks of a queue: the inner SELECT walks the
- * partial index tasks_queued (queue, priority DESC, eta_ms, seq) and stops at
- * the limit, so a claim costs the same at a million queued tasks as at ten.
- * Tasks past their expiry are moved to REVOKED by the same statement. */
+ * A queued task is ready (claimed by priority) or delayed (waiting for its
+ * eta). A reserve first promotes the queue's delayed tasks that fell due,
+ * found by the partial index tasks_delayed (queue, eta_ms) ranged on the eta,
+ * so tasks scheduled for later are never visited. Then one UPDATE claims the
+ * best ready tasks: the inner SELECT walks the partial index tasks_ready
+ * (queue, priority DESC, eta_ms, seq) and stops at the limit, so a claim costs
+ * the same at a million queued tasks, due or scheduled, as at ten. Tasks past
+ * their expiry are moved to REVOKED by the same statement. */
 #define EXPIRED "(expires_ms > 0 AND expires_ms <= ?2)"
 static const char SQL_CLAIM[] =
     "UPDATE tasks SET "
@@ -23,8 +27,8 @@ static const char SQL_CLAIM[] =
     "lease_until_ms = CASE WHEN " EXPIRED " THEN NULL ELSE ?5 END, "
     "error = CASE WHEN " EXPIRED " THEN ?6 ELSE error END, "
     "result_expires_ms = CASE WHEN " EXPIRED " THEN " ER_SQ_RESULT_EXPIRES("?2") " ELSE NULL END, "
-    "revoke_requested = 0, progress = -1, progress_msg = NULL "
-    "WHERE seq IN (SELECT seq FROM tasks WHERE queued = 1 AND queue = ?1 AND eta_ms <= ?2 "
+    "revoke_requested = 0, progress = -1, progress_msg = NULL, ready = 0 "
+    "WHERE seq IN (SELECT seq FROM tasks WHERE ready = 1 AND queue = ?1 AND eta_ms <= ?2 "
     "ORDER BY priority DESC, eta_ms, seq LIMIT ?3) "
     "RETURNING " ER_SQ_TASK_COLS;
 
@@ -62,7 +66,7 @@ static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, si
     if (c.rec->state == ER_STATE_REVOKED) {
       /* Expired: finished now; its name starts its tombstone. Safe while
        * stepping: RETURNING rows are computed before the first one. */
-      rc = er__sq_tombstone(sq, c.rec->name, c.rec->id, req->now_ms);
+      rc = er__sq_finished(sq, c.rec->name, c.rec->id, req->now_ms);
       er_task_rec_free(c.rec);
       if (rc) break;
       continue;
@@ -76,11 +80,31 @@ static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, si
   return 0;
 }
 
+/* Delayed tasks that fell due become ready, earliest first; bounded so that
+ * one reserve never holds the lock for long (the rest follow next time). */
+static const char SQL_PROMOTE[] =
+    "UPDATE tasks SET ready = 1 WHERE seq IN (SELECT seq FROM tasks WHERE queued = 1 AND "
+    "ready = 0 AND queue = ?1 AND eta_ms <= ?2 ORDER BY eta_ms LIMIT 10000)";
+
+static int promote(er_sq_t *sq, const char *queue, int64_t now) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_PROMOTE, &st);
+  if (rc) return rc;
+  er__sq_bind_text(st, 1, queue);
+  sqlite3_bind_int64(st, 2, now);
+  rc = er__sq_step(sq, st, "reserve (promote)");
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  /* Other workers of the queue may take what this reserve leaves. */
+  return sqlite3_changes(sq->db) ? er__sq_owe_queue(sq, queue) : 0;
+}
+
 static int reserve_in_tx(er_sq_t *sq, const er_reserve_req_t *req, claimed_t *got,
                          size_t *ngot) {
   json_t *expired_err = er__store_error_json(ER_EREVOKED, "expired");
   if (!expired_err) return ER_ENOMEM;
   int rc = 0;
+  for (size_t q = 0; !rc && q < req->nqueues; q++) rc = promote(sq, req->queues[q], req->now_ms);
   for (size_t q = 0; !rc && q < req->nqueues && *ngot < req->max; q++) {
     /* Expired tasks use up rows of a claim: claim again until full or dry. */
     for (;;) {
@@ -97,7 +121,9 @@ static int reserve_in_tx(er_sq_t *sq, const er_reserve_req_t *req, claimed_t *go
  * for no writer: most reserves of an idle worker find nothing and then need
  * no write lock at all (the lock would delay every sender meanwhile). */
 static const char SQL_ANY_DUE[] =
-    "SELECT 1 FROM tasks WHERE queued = 1 AND queue = ?1 AND eta_ms <= ?2 LIMIT 1";
+    "SELECT 1 FROM tasks WHERE ready = 1 AND queue = ?1 AND eta_ms <= ?2 UNION ALL "
+    "SELECT 1 FROM tasks WHERE queued = 1 AND ready = 0 AND queue = ?1 AND eta_ms <= ?2 "
+    "LIMIT 1";
 
 static int any_due(er_sq_t *sq, const er_reserve_req_t *req, bool *due) {
   sqlite3_stmt *st;
@@ -184,69 +210,66 @@ static const char SQL_FINISH[] =
     "UPDATE tasks SET state = ?3, queued = 0, finished_ms = ?4, "
     "result = CASE WHEN ignore_result THEN NULL ELSE ?5 END, error = ?6, lease_until_ms = NULL, "
     "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?4") " "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name";
-/* RETRY: queued again for retry_eta_ms, counting a retry. */
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name, queue";
+/* RETRY: queued again for retry_eta_ms (ready at once when that is due),
+ * counting a retry. */
 static const char SQL_RETRY[] =
-    "UPDATE tasks SET state = 2, queued = 1, eta_ms = ?3, retries = retries + 1, error = ?4, "
-    "worker = NULL, lease_until_ms = NULL "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1";
-
+    "UPDATE tasks SET state = 2, queued = 1, ready = ?3 <= ?4, eta_ms = ?3, "
+    "retries = retries + 1, error = ?6, worker = NULL, lease_until_ms = NULL "
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name, queue";
 /* PENDING: a worker gives the task back (shutdown); no retry is counted. */
 static const char SQL_GIVE_BACK[] =
-    "UPDATE tasks SET state = 0, queued = 1, worker = NULL, lease_until_ms = NULL "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1";
+    "UPDATE tasks SET state = 0, queued = 1, ready = 1, worker = NULL, lease_until_ms = NULL "
+    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name, queue";
 
-static int give_back(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
+/* One outcome; the three statements share their parameters: ?1 id, ?2
+ * attempt, ?3 state or retry eta, ?4 now, ?5 result, ?6 error. */
+int er__sq_complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
+  bool retry = c->state == ER_STATE_RETRY, back = c->state == ER_STATE_PENDING;
   sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_GIVE_BACK, &st);
-  if (rc) return rc;
-  er__sq_bind_text(st, 1, c->id);
-  sqlite3_bind_int(st, 2, c->attempt);
-  rc = er__sq_step(sq, st, "give back");
-  *fenced = rc == SQLITE_DONE && sqlite3_changes(sq->db) == 0;
-  er__sq_done(st);
-  return rc < 0 ? rc : 0;
-}
-
-static int complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
-  if (c->state == ER_STATE_PENDING) return give_back(sq, c, fenced);
-  sqlite3_stmt *st;
-  bool retry = c->state == ER_STATE_RETRY;
-  int rc = er__sq_prep(sq, retry ? SQL_RETRY : SQL_FINISH, &st);
+  int rc = er__sq_prep(sq, retry ? SQL_RETRY : back ? SQL_GIVE_BACK : SQL_FINISH, &st);
   if (rc) return rc;
   json_t *err = c->error ? json_incref(c->error)
                 : c->state == ER_STATE_REVOKED ? er__store_error_json(ER_EREVOKED, "revoked")
                                                : NULL;
-  er__sq_bind_text(st, 1, c->id);
-  sqlite3_bind_int(st, 2, c->attempt);
-  if (retry) {
-    sqlite3_bind_int64(st, 3, c->retry_eta_ms);
-    er__sq_bind_json(st, 4, err);
-  } else {
-    sqlite3_bind_int(st, 3, c->state);
-    sqlite3_bind_int64(st, 4, c->now_ms);
-    er__sq_bind_json(st, 5, c->state == ER_STATE_SUCCESS ? c->result : NULL);
-    er__sq_bind_json(st, 6, err);
+  int b = 0;
+  b |= er__sq_bind_text(st, 1, c->id);
+  b |= sqlite3_bind_int(st, 2, c->attempt);
+  if (!back) {
+    b |= sqlite3_bind_int64(st, 3, retry ? c->retry_eta_ms : (int64_t)c->state);
+    b |= sqlite3_bind_int64(st, 4, c->now_ms);
+    if (c->state == ER_STATE_SUCCESS) b |= er__sq_bind_json(st, 5, c->result);
+    if (c->state == ER_STATE_REVOKED && !err) b = SQLITE_NOMEM;
+    b |= er__sq_bind_json(st, 6, err);
   }
   json_decref(err);
+  /* A value that cannot be encoded fails the call: recording the outcome
+   * without it would lose the result for good. */
+  if (b) {
+    er__sq_done(st);
+    return er__sq_fail(sq, SQLITE_NOMEM, "complete (encoding the outcome)");
+  }
   rc = er__sq_step(sq, st, "complete");
-  char *name = NULL;
-  if (rc == SQLITE_ROW && !retry && sqlite3_column_type(st, 0) != SQLITE_NULL)
-    name = er_strdup((const char *)sqlite3_column_text(st, 0));
-  if (retry && rc == SQLITE_DONE && sqlite3_changes(sq->db)) rc = SQLITE_ROW;
-  er__sq_done(st);
-  if (rc < 0) return rc;
   *fenced = rc == SQLITE_DONE;
-  rc = er__sq_tombstone(sq, name, c->id, c->now_ms);
+  bool finished = rc == SQLITE_ROW && !retry && !back;
+  char *name = NULL;
+  if (rc == SQLITE_ROW && !finished) {
+    rc = er__sq_owe_queue(sq, (const char *)sqlite3_column_text(st, 1));
+  } else if (finished && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+             !(name = er_strdup((const char *)sqlite3_column_text(st, 0)))) {
+    rc = ER_ENOMEM;
+  }
+  er__sq_done(st);
+  if (rc >= 0 && finished) rc = er__sq_finished(sq, name, c->id, c->now_ms);
   er_free(name);
-  return rc;
+  return rc < 0 ? rc : 0;
 }
 
 static int complete_in_tx(er_sq_t *sq, const er_completion_t *cs, size_t n, bool *fenced) {
   int rc = 0;
   for (size_t i = 0; !rc && i < n; i++) {
     bool f = false;
-    rc = complete_one(sq, &cs[i], &f);
+    rc = er__sq_complete_one(sq, &cs[i], &f);
     if (fenced) fenced[i] = f;
   }
   return rc;
@@ -296,8 +319,8 @@ static const char SQL_LEASE_REVOKED[] =
     "WHERE state = 1 AND lease_until_ms < ?1 AND revoke_requested = 1 RETURNING name, id";
 /* ...any other goes back to the queue, without counting a retry. */
 static const char SQL_LEASE_REQUEUE[] =
-    "UPDATE tasks SET state = 0, queued = 1, worker = NULL, lease_until_ms = NULL "
-    "WHERE state = 1 AND lease_until_ms < ?1";
+    "UPDATE tasks SET state = 0, queued = 1, ready = 1, worker = NULL, lease_until_ms = NULL "
+    "WHERE state = 1 AND lease_until_ms < ?1 RETURNING queue";
 /* Bounded, so that one call never holds the write lock for long. */
 static const char SQL_RESULTS_EXPIRE[] =
     "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE result_expires_ms <= ?1 "
@@ -305,6 +328,9 @@ static const char SQL_RESULTS_EXPIRE[] =
 static const char SQL_TOMBSTONES_EXPIRE[] =
     "DELETE FROM names WHERE finished_ms IS NOT NULL AND finished_ms <= ?1";
 static const char SQL_WORKERS_EXPIRE[] = "DELETE FROM workers WHERE expires_ms <= ?1";
+/* The finished log keeps its newest entries (a rowid range: no scan). */
+static const char SQL_FINISHED_PRUNE[] =
+    "DELETE FROM finished WHERE seq <= (SELECT max(seq) FROM finished) - ?1";
 
 /* Runs sql with ?1 = a; returns changes in *changes. */
 static int run1(er_sq_t *sq, const char *sql, int64_t a, size_t *changes) {
@@ -325,13 +351,24 @@ static int revoke_lost(er_sq_t *sq, int64_t now) {
   if (rc) return rc;
   json_t *err = er__store_error_json(ER_EREVOKED, "revoked");
   sqlite3_bind_int64(st, 1, now);
-  er__sq_bind_json(st, 2, err);
+  rc = err && !er__sq_bind_json(st, 2, err) ? 0 : ER_ENOMEM;
   json_decref(err);
-  while ((rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW) {
-    if (sqlite3_column_type(st, 0) == SQLITE_NULL) continue;
-    rc = er__sq_tombstone(sq, (const char *)sqlite3_column_text(st, 0),
-                          (const char *)sqlite3_column_text(st, 1), now);
-    if (rc) break;
+  while (!rc && (rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW)
+    rc = er__sq_finished(sq, (const char *)sqlite3_column_text(st, 0),
+                         (const char *)sqlite3_column_text(st, 1), now);
+  er__sq_done(st);
+  return rc < 0 ? rc : 0;
+}
+
+/* Tasks whose worker vanished go back to their queues, whose watchers wake. */
+static int requeue_lost(er_sq_t *sq, int64_t now, size_t *count) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_LEASE_REQUEUE, &st);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, now);
+  while (!rc && (rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW) {
+    ++*count;
+    rc = er__sq_owe_queue(sq, (const char *)sqlite3_column_text(st, 0));
   }
   er__sq_done(st);
   return rc < 0 ? rc : 0;
@@ -339,10 +376,11 @@ static int revoke_lost(er_sq_t *sq, int64_t now) {
 
 static int maintain_in_tx(er_sq_t *sq, int64_t now, er_maint_counts_t *c) {
   int rc = revoke_lost(sq, now);
-  if (!rc) rc = run1(sq, SQL_LEASE_REQUEUE, now, &c->requeued);
+  if (!rc) rc = requeue_lost(sq, now, &c->requeued);
   if (!rc) rc = run1(sq, SQL_RESULTS_EXPIRE, now, &c->expired_results);
   if (!rc) rc = run1(sq, SQL_TOMBSTONES_EXPIRE, now - sq->base.tombstone_ms, NULL);
   if (!rc) rc = run1(sq, SQL_WORKERS_EXPIRE, now, NULL);
+  if (!rc) rc = run1(sq, SQL_FINISHED_PRUNE, ER_SQ_FINISHED_KEEP, NULL);
   return rc;
 }
 

@@ -230,13 +230,13 @@ void test_schema_version(void **state) {
                                       -1, &st, NULL),
                    SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_string_equal((const char *)sqlite3_column_text(st, 0), "1");
-  assert_int_equal(sqlite3_column_int(st, 1), 1);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
+  assert_int_equal(sqlite3_column_int(st, 1), 2);
   assert_string_equal((const char *)sqlite3_column_text(st, 2), "wal");
   sqlite3_finalize(st);
-  /* the claim walks the partial index, without sorting */
+  /* the claim walks the partial index of ready tasks, without sorting */
   assert_int_equal(sqlite3_prepare_v2(db,
-                                      "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE queued = 1 "
+                                      "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE ready = 1 "
                                       "AND queue = 'q' AND eta_ms <= 5 ORDER BY priority DESC, "
                                       "eta_ms, seq LIMIT 3",
                                       -1, &st, NULL),
@@ -244,7 +244,7 @@ void test_schema_version(void **state) {
   bool uses_index = false, sorts = false;
   while (sqlite3_step(st) == SQLITE_ROW) {
     const char *d = (const char *)sqlite3_column_text(st, 3);
-    if (strstr(d, "tasks_queued")) uses_index = true;
+    if (strstr(d, "tasks_ready")) uses_index = true;
     if (strstr(d, "TEMP B-TREE")) sorts = true;
   }
   sqlite3_finalize(st);

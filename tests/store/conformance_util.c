@@ -1,4 +1,6 @@
 /* The store conformance suite's fixture and helpers. */
+#include <dirent.h>
+
 #include "conformance.h"
 
 const char *g_base; /* the URL given, or NULL */
@@ -39,16 +41,18 @@ int setup(void **state) {
   return 0;
 }
 
+/* Removes the test's directory and every file in it (the database, its WAL,
+ * the doorbells). */
 void rm_dir(const char *dir) {
-  static const char *const files[] = {"store.db",     "store.db-wal", "store.db-shm",
-                                      "store.db-journal", "other.db",     "other.db-wal",
-                                      "other.db-shm", "garbage.db",   "fresh.db",
-                                      "fresh.db-wal", "fresh.db-shm"};
-  char p[256];
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  char p[512];
+  while (d && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
     unlink(p);
   }
+  if (d) closedir(d);
   rmdir(dir);
 }
 
