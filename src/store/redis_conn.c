@@ -336,9 +336,6 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
 
 int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
                   const char *const *argv, const size_t *lens, redisReply **out) {
-  static const char *const names[ER_RD_NSCRIPTS] = {
-      "enqueue",  "get",      "revoke",    "purge",       "reserve", "renew",
-      "complete", "progress", "maintain",  "heartbeat",   "worker_gone", "workers"};
   int n = argc + 6;
   const char **v = er_calloc((size_t)n, sizeof *v);
   size_t *l = er_calloc((size_t)n, sizeof *l);
@@ -361,7 +358,7 @@ int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
     v[6 + i] = argv[i];
     l[6 + i] = lens ? lens[i] : strlen(argv[i]);
   }
-  job_t j = {n, v, l, (int)script, names[script]};
+  job_t j = {n, v, l, (int)script, er__rd_script_name(script)};
   int rc = run_job(rd, &j, idempotent, out);
   er_free(v);
   er_free(l);
