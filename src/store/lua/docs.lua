@@ -125,9 +125,9 @@ local function doc_write(kind, coll, key, value)
 end
 
 -- ---- counters ------------------------------------------------------------------
--- Counters are exact 64-bit integers in Redis (HINCRBY); a guard on a
--- counter that an earlier mutation of the same batch changed compares Lua
--- numbers, exact to 2^53.
+-- Counters are exact 64-bit integers in Redis (HINCRBY) up to +-9.2e18; a
+-- guard on a counter that an earlier mutation of the same batch changed
+-- compares Lua numbers, exact to 2^53.
 local function ctr_check(coll, key, delta, ifv)
   local ck = coll .. '\0' .. key
   local cur = VC[ck]
@@ -140,8 +140,10 @@ local function ctr_check(coll, key, delta, ifv)
     end
   end
   if not cur then cur = tonumber(redis.call('HGET', CTRK(coll), key) or '0') end
-  if math.abs(cur + tonumber(delta)) >= 9223372036854775807 then
-    return 'EINVAL', "counter '" .. coll .. '/' .. key .. "' would overflow"
+  -- Lua's doubles cannot tell 2^63 - 1 from 2^63: refuse a little early
+  -- rather than let HINCRBY fail after the batch has begun to write
+  if math.abs(cur + tonumber(delta)) >= 9.2e18 then
+    return 'EINVAL', "counter '" .. coll .. '/' .. key .. "' would pass 9.2e18"
   end
   VC[ck] = cur + tonumber(delta)
   return nil
