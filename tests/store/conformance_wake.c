@@ -63,6 +63,15 @@ static bool got_id(const seen_t *v) { return v->nids > 0; }
 static bool got_work(const seen_t *v) { return v->work_reads > 0; }
 static bool got_control(const seen_t *v) { return v->control_reads > 0; }
 
+/* Skips the test (before it allocates anything) when f's store has no
+ * precise wake-ups and next_due. */
+static void need_support(fx_t *f) {
+  er_watch_t none = {NULL, 0, false, false};
+  skip_unless_supported(er_store_watch(f->s, &none));
+  int64_t d;
+  skip_unless_supported(er_store_next_due(f->s, NULL, 0, &d));
+}
+
 /* Starts watching w on f->s and reads the first look away. */
 static void watch(fx_t *f, const er_watch_t *w) {
   er_store_wakeup_fd(f->s);
@@ -126,6 +135,7 @@ static char *queue_named(const fx_t *f, const char *what) {
  * hears of a finished task by its id, exactly once; work on A wakes it. */
 static void test_watch_queue(void **state) {
   fx_t *f = *state;
+  need_support(f);
   char *qa = queue_named(f, "a"), *qb = queue_named(f, "b"), *qc = queue_named(f, "c");
   er_store_t *o = open_with(f, "");
   er_task_rec_t *x = running_on(o, f, qc);
@@ -158,6 +168,7 @@ static void test_watch_queue(void **state) {
 /* With `finished` not watched, no finished id is listed. */
 static void test_finished_unwatched(void **state) {
   fx_t *f = *state;
+  need_support(f);
   char *qa = queue_named(f, "a"), *qc = queue_named(f, "c");
   er_store_t *o = open_with(f, "");
   er_task_rec_t *x = running_on(o, f, qc);
@@ -180,6 +191,7 @@ static void test_finished_unwatched(void **state) {
  * work do not wake a watcher of control alone. */
 static void test_control(void **state) {
   fx_t *f = *state;
+  need_support(f);
   char *qc = queue_named(f, "c");
   er_store_t *o = open_with(f, "");
   er_task_rec_t *x = running_on(o, f, qc);
@@ -226,6 +238,7 @@ static int64_t due(er_store_t *s, const char *const *qs, size_t n) {
  * earliest lease end of any queue; 0 when there is none. */
 static void test_next_due(void **state) {
   fx_t *f = *state;
+  need_support(f);
   er_store_t *s = own_store(f);
   char *qa = queue_named(f, "a"), *qb = queue_named(f, "b");
   const char *a[] = {qa}, *b[] = {qb}, *ab[] = {qa, qb};
