@@ -5,9 +5,12 @@
  * text is, in order: constants generated here from the C definitions (task
  * states, default result TTL, argument strides, mutation kinds), so that no
  * number is typed twice; the prelude every script shares (prelude.lua); the
- * libraries it needs (tasks.lua: enqueue and complete; docs.lua: documents
- * and counters); and its body, run as main(), after which the counts it
- * changed are written and its wake-ups published, once each. */
+ * libraries it needs (finish.lua: ending and deleting tasks; task.lua,
+ * lib_enqueue.lua, lib_complete.lua: enqueue and complete as check + write;
+ * docs.lua: documents and counters); and its body, run as main(), after
+ * which the counts it changed are written and its wake-ups published, once
+ * each. Only the libraries a script uses are in it: Redis runs a script's
+ * whole text at every call, and each function defined costs time there. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,32 +19,36 @@
 #include "store/redis_internal.h"
 
 /* The embedded files (the build's generated redis_lua_embed.c). */
-extern const char er__rd_lua_prelude[], er__rd_lua_tasks[], er__rd_lua_docs[],
+extern const char er__rd_lua_prelude[], er__rd_lua_finish[], er__rd_lua_task[],
+    er__rd_lua_lib_enqueue[], er__rd_lua_lib_complete[], er__rd_lua_docs[],
     er__rd_lua_enqueue[], er__rd_lua_get[], er__rd_lua_revoke[], er__rd_lua_purge[],
     er__rd_lua_reserve[], er__rd_lua_renew[], er__rd_lua_complete[], er__rd_lua_progress[],
     er__rd_lua_maintain[], er__rd_lua_heartbeat[], er__rd_lua_worker_gone[],
     er__rd_lua_workers[], er__rd_lua_apply[], er__rd_lua_docread[], er__rd_lua_next_due[];
 
-enum { LIB_TASKS = 1, LIB_DOCS = 2 };
+/* Libraries, in the order they are included. */
+enum { LIB_FINISH = 1, LIB_TASK = 2, LIB_ENQUEUE = 4, LIB_COMPLETE = 8, LIB_DOCS = 16 };
+#define LIB_ENQ (LIB_TASK | LIB_ENQUEUE)
+#define LIB_DONE (LIB_FINISH | LIB_TASK | LIB_COMPLETE)
 
 static const struct {
   const char *name; /* for messages */
   const char *body;
   int libs;
 } g_scripts[ER_RD_NSCRIPTS] = {
-    [ER_RD_ENQUEUE] = {"enqueue", er__rd_lua_enqueue, LIB_TASKS},
+    [ER_RD_ENQUEUE] = {"enqueue", er__rd_lua_enqueue, LIB_ENQ},
     [ER_RD_GET] = {"get", er__rd_lua_get, 0},
-    [ER_RD_REVOKE] = {"revoke", er__rd_lua_revoke, 0},
-    [ER_RD_PURGE] = {"purge", er__rd_lua_purge, 0},
-    [ER_RD_RESERVE] = {"reserve", er__rd_lua_reserve, 0},
+    [ER_RD_REVOKE] = {"revoke", er__rd_lua_revoke, LIB_FINISH},
+    [ER_RD_PURGE] = {"purge", er__rd_lua_purge, LIB_FINISH},
+    [ER_RD_RESERVE] = {"reserve", er__rd_lua_reserve, LIB_FINISH},
     [ER_RD_RENEW] = {"renew", er__rd_lua_renew, 0},
-    [ER_RD_COMPLETE] = {"complete", er__rd_lua_complete, LIB_TASKS},
+    [ER_RD_COMPLETE] = {"complete", er__rd_lua_complete, LIB_DONE},
     [ER_RD_PROGRESS] = {"progress", er__rd_lua_progress, 0},
-    [ER_RD_MAINTAIN] = {"maintain", er__rd_lua_maintain, 0},
+    [ER_RD_MAINTAIN] = {"maintain", er__rd_lua_maintain, LIB_FINISH},
     [ER_RD_HEARTBEAT] = {"heartbeat", er__rd_lua_heartbeat, 0},
     [ER_RD_WORKER_GONE] = {"worker_gone", er__rd_lua_worker_gone, 0},
     [ER_RD_WORKERS] = {"workers", er__rd_lua_workers, 0},
-    [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_TASKS | LIB_DOCS},
+    [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_ENQ | LIB_DONE | LIB_DOCS},
     [ER_RD_DOCREAD] = {"docread", er__rd_lua_docread, LIB_DOCS},
     [ER_RD_NEXT_DUE] = {"next_due", er__rd_lua_next_due, 0},
 };
@@ -91,7 +98,10 @@ static void build(void) {
     int libs = g_scripts[i].libs;
     const char *parts[] = {consts,
                            er__rd_lua_prelude,
-                           libs & LIB_TASKS ? er__rd_lua_tasks : "",
+                           libs & LIB_FINISH ? er__rd_lua_finish : "",
+                           libs & LIB_TASK ? er__rd_lua_task : "",
+                           libs & LIB_ENQUEUE ? er__rd_lua_lib_enqueue : "",
+                           libs & LIB_COMPLETE ? er__rd_lua_lib_complete : "",
                            libs & LIB_DOCS ? er__rd_lua_docs : "",
                            g_main,
                            g_scripts[i].body,

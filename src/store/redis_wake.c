@@ -168,12 +168,11 @@ void er__rd_wake_retry(er_rd_t *rd) {
   if (!rd->sub && wants_sub(rd)) subscribe(rd, rd->timeout_ms);
 }
 
-/* A handle that never watched: the origin of a message, at the start of its
- * payload (the token itself, or a JSON array that starts with it). */
+/* A handle that never watched: whether a message came from this handle
+ * (its payload is the origin, alone or before a newline and ids). */
 static bool from_self(const er_rd_t *rd, const char *p, size_t n) {
   size_t o = strlen(rd->origin);
-  if (n == o) return memcmp(p, rd->origin, o) == 0;
-  return n > o + 2 && p[0] == '[' && p[1] == '"' && memcmp(p + 2, rd->origin, o) == 0;
+  return n >= o && memcmp(p, rd->origin, o) == 0 && (n == o || p[o] == '\n');
 }
 
 static bool is_str(const redisReply *r) { return r->type == REDIS_REPLY_STRING; }

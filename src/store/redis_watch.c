@@ -3,8 +3,8 @@
  * er_store_watch names what a handle waits for; its subscription connection
  * (redis_wake.c) then listens to exactly those channels: <channel>:q:<queue>
  * per watched queue (work enqueued, given back, requeued or retried there),
- * <channel>:fin (finished tasks' ids, in a JSON array after the publisher's
- * origin) and <channel>:ctl (revokes of running tasks, likewise). Messages
+ * <channel>:fin (finished tasks' ids, each after a newline, after the
+ * publisher's origin) and <channel>:ctl (revokes of running tasks, likewise). Messages
  * are noted here and handed out by er_store_read_wakeups: the finished ids
  * exactly, without reading any task. Changing the watch set subscribes
  * again, and waits for Redis to confirm, so nothing published after
@@ -93,21 +93,29 @@ static void add_fin(er_rd_t *rd, const char *id) {
   else rd->got_overflow = true;
 }
 
-/* A JSON array [origin, id...] or [origin, "*"]: the ids, or overflow. */
+/* The origin, then ids, each after a newline; "*" for the ids when there
+ * were too many to list (lua/prelude.lua's publish_ids). */
 static void note_ids(er_rd_t *rd, const char *p, size_t n, bool finished) {
   if (!finished) { /* control: which ids does not matter to a worker's renew */
     rd->got_control = true;
     return;
   }
-  json_t *a = json_loadb(p, n, 0, NULL);
-  size_t len = json_array_size(a);
-  for (size_t i = 1; i < len; i++) {
-    const char *id = json_string_value(json_array_get(a, i));
-    if (id && strcmp(id, "*") == 0) rd->got_overflow = true;
-    else if (id) add_fin(rd, id);
+  const char *end = p + n, *nl = memchr(p, '\n', n);
+  while (nl) {
+    const char *id = nl + 1;
+    nl = memchr(id, '\n', (size_t)(end - id));
+    size_t len = (size_t)((nl ? nl : end) - id);
+    char buf[ER_ID_LEN + 1];
+    if (len == 1 && id[0] == '*') {
+      rd->got_overflow = true;
+    } else if (len && len < sizeof buf) {
+      memcpy(buf, id, len);
+      buf[len] = 0;
+      add_fin(rd, buf);
+    } else if (len) {
+      rd->got_overflow = true; /* not an id of ours: look at everything */
+    }
   }
-  if (!a) rd->got_overflow = true; /* not ours to parse: look at everything */
-  json_decref(a);
 }
 
 void er__rd_watch_note(er_rd_t *rd, const char *ch, size_t chlen, const char *p, size_t plen) {

@@ -21,10 +21,10 @@ for i = 1, n do
   local k = m.kind
   if k == MUT_ENQUEUE then
     m.flags = tonumber(arg())
-    m.rec = rec_read(o)
+    m.at = o
     o = o + REC_FIELDS
   elseif k == MUT_COMPLETE then
-    m.done = done_read(o)
+    m.at = o
     o = o + DONE_FIELDS
   elseif k == MUT_TASK_GUARD then
     m.id, m.state, m.attempt = arg(), arg(), tonumber(arg())
@@ -58,11 +58,12 @@ local inserts = 0
 for i, m in ipairs(muts) do
   local k, e, msg = m.kind, nil, nil
   if k == MUT_ENQUEUE then
-    e, msg = enq_check(m.rec, m.flags, tomb)
-    if not e and not m.rec.found then inserts = inserts + 1 end
+    m.found, e, msg = enq_check(m.at, m.flags, tomb)
+    if m.found == false then inserts = inserts + 1 end
   elseif k == MUT_COMPLETE then
-    if not done_check(m.done) then
-      e, msg = 'EFENCED', 'task ' .. m.done.id .. ' attempt ' .. I(m.done.att) ..
+    m.task = done_check(m.at)
+    if not m.task then
+      e, msg = 'EFENCED', 'task ' .. A(m.at + 1) .. ' attempt ' .. A(m.at + 2) ..
         ' no longer owns its lease'
     end
   elseif k == MUT_TASK_GUARD then
@@ -80,14 +81,14 @@ local out = {'ok'}
 for i, m in ipairs(muts) do
   local k, r = m.kind, ''
   if k == MUT_ENQUEUE then
-    if m.rec.found then
-      r = m.rec.found
+    if m.found then
+      r = m.found
     else
       seq = seq + 1
-      enq_write(m.rec, seq)
+      enq_write(m.at, seq)
     end
   elseif k == MUT_COMPLETE then
-    done_write(m.done)
+    done_write(m.at, m.task)
   elseif k == MUT_COUNTER_ADD then
     r = ctr_write(m.coll, m.key, m.delta)
   elseif k ~= MUT_TASK_GUARD then

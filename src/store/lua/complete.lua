@@ -3,9 +3,10 @@
 local n = N(1)
 local out = {}
 for i = 1, n do
-  local c = done_read(1 + (i - 1) * DONE_FIELDS)
-  if done_check(c) then
-    done_write(c)
+  local o = 1 + (i - 1) * DONE_FIELDS
+  local t = done_check(o)
+  if t then
+    done_write(o, t)
     out[i] = 0
   else
     out[i] = 1

@@ -48,28 +48,34 @@ end
 
 -- wake-ups, published once at the end of the script (flush_wakes): work on a
 -- queue on CH:q:<queue> (the origin), finished tasks on CH:fin and revokes of
--- running tasks on CH:ctl (a JSON array: the origin, then the ids; the origin
--- and "*" when there are too many to list)
-local WQ, WFIN, WCTL = {}, {}, {}
-local function wake_queue(q) WQ[q] = true end
-local function wake_finished(id) WFIN[#WFIN + 1] = id end
-local function wake_control(id) WCTL[#WCTL + 1] = id end
-local function publish_ids(ch, ids)
-  if #ids == 0 then return end
-  if #ids > WAKE_IDS_MAX then ids = {'*'} end
-  table.insert(ids, 1, ORIGIN)
-  redis.call('PUBLISH', ch, cjson.encode(ids))
+-- running tasks on CH:ctl (the origin, then the ids, each after a newline;
+-- "*" for the ids when there are too many to list, or one holds a newline).
+-- WQ is a set of queues; WIDS[suffix] the list of ids for CH .. suffix, made
+-- when first needed (wake_ids): most scripts publish little, and every
+-- function and table a script defines costs time at each call.
+local WQ, WIDS
+local function wake_queue(q)
+  WQ = WQ or {}
+  WQ[q] = true
+end
+local function wake_ids(suffix, id)
+  WIDS = WIDS or {}
+  local l = WIDS[suffix]
+  if not l then l = {ORIGIN} WIDS[suffix] = l end
+  l[#l + 1] = id
 end
 local function flush_wakes()
-  for q, _ in pairs(WQ) do redis.call('PUBLISH', CH .. ':q:' .. q, ORIGIN) end
-  publish_ids(CH .. ':fin', WFIN)
-  publish_ids(CH .. ':ctl', WCTL)
-end
-
--- cmd key list...: in chunks, for unpack's limit; step keeps pairs whole
-local function bulk(cmd, key, list)
-  for i = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+  if WQ then
+    for q, _ in pairs(WQ) do redis.call('PUBLISH', CH .. ':q:' .. q, ORIGIN) end
+  end
+  if WIDS then
+    for suffix, l in pairs(WIDS) do
+      local msg = table.concat(l, '\n')
+      if #l > WAKE_IDS_MAX + 1 or select(2, string.gsub(msg, '\n', '')) ~= #l - 1 then
+        msg = ORIGIN .. '\n*'
+      end
+      redis.call('PUBLISH', CH .. suffix, msg)
+    end
   end
 end
 
@@ -91,68 +97,4 @@ local function place_f(id, q, prio, eta, seq, now)
   end
   redis.call('ZADD', DK(q), eta, id)
   return nil
-end
--- a queued task out of both sets
-local function unplace(id, h, q)
-  local m = redis.call('HGET', h, 'qm')
-  if m then redis.call('ZREM', RK(q), m) end
-  redis.call('ZREM', DK(q), id)
-  redis.call('HDEL', h, 'qm')
-end
-
--- a finished named task starts its name's tombstone
-local function tombstone(name, id, now)
-  if not name then return end
-  local nk = NK(name)
-  local f = redis.call('HMGET', nk, 'id', 'finished_ms')
-  if f[1] == id and not f[2] then
-    redis.call('HSET', nk, 'finished_ms', I(now))
-    redis.call('ZADD', TOMBS, now, name)
-  end
-end
-
--- when a result finished at now expires: nil for never (ttl below 0)
-local function result_expiry(ttl, now)
-  ttl = tonumber(ttl or '0')
-  if ttl < 0 then return nil end
-  if ttl == 0 then ttl = RESULT_TTL_DEFAULT_MS end
-  return now + ttl
-end
-
--- ends a task (from state 'from') in state st at now: one HSET of sets plus
--- state, finished_ms and when its result expires, one HDEL of dels plus its
--- lease and queue member; the name's tombstone starts, the counts move and
--- the finished channel hears of it
-local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
-  sets[#sets + 1] = 'state'
-  sets[#sets + 1] = st
-  sets[#sets + 1] = 'finished_ms'
-  sets[#sets + 1] = I(now)
-  dels[#dels + 1] = 'lease_until_ms'
-  dels[#dels + 1] = 'qm'
-  local exp = result_expiry(ttl, now)
-  if not exp then
-    dels[#dels + 1] = 'result_expires_ms'
-  else
-    sets[#sets + 1] = 'result_expires_ms'
-    sets[#sets + 1] = I(exp)
-    redis.call('ZADD', RESULTS, exp, id)
-  end
-  redis.call('HSET', h, unpack(sets))
-  redis.call('HDEL', h, unpack(dels))
-  tombstone(name, id, now)
-  move(q, from, st)
-  wake_finished(id)
-end
-
--- deletes a task record and its traces (not its name)
-local function forget(id, h)
-  local f = redis.call('HMGET', h, 'queue', 'state', 'key')
-  if not f[1] then return false end
-  if f[3] then redis.call('ZREM', KK(f[3]), id) end
-  count(f[1], f[2], -1)
-  redis.call('DEL', h)
-  redis.call('ZREM', RESULTS, id)
-  redis.call('ZREM', LEASES, id)
-  return true
 end
