@@ -5,67 +5,18 @@
  *   redis_server.sh run test_store_redis_apply   (ERRAND_TEST_STORE=redis://...)
  *
  * Each test uses its own prefix, so each starts from an empty store. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "conformance.h"
 
-#include <cmocka.h>
-
-#include <poll.h>
-
-#include "errand/common.h"
-#include "errand/store.h"
-
-static char g_url[256]; /* redis://host:port/0 without options */
-
-static int setup(void **state) {
+/* The fixture of conformance_util.c on a prefix of the test's own. */
+static int setup_own(void **state) {
+  static char url[600];
+  static const char *base;
+  if (!base) base = g_base;
   er_id_t id;
   er_id_new(&id);
-  char url[400], err[256];
-  snprintf(url, sizeof url, "%s?prefix=apply-%s", g_url, id.text);
-  er_store_t *s = NULL;
-  if (er_store_open(url, &s, err, sizeof err)) fail_msg("open %s: %s", url, err);
-  *state = s;
-  return 0;
-}
-
-static int teardown(void **state) {
-  er_store_close(*state);
-  return 0;
-}
-
-static er_task_rec_t *mk(const char *queue) {
-  er_task_rec_t *r = er_task_rec_new();
-  er_id_t id;
-  er_id_new(&id);
-  memcpy(r->id, id.text, sizeof r->id);
-  r->task = er_strdup("t");
-  r->queue = er_strdup(queue);
-  r->args = json_array();
-  r->kwargs = json_object();
-  r->created_ms = r->eta_ms = er_now_wall_ms();
-  return r;
-}
-
-/* A task of queue q, enqueued and reserved. */
-static er_task_rec_t *running(er_store_t *s, const char *q) {
-  er_task_rec_t *r = mk(q);
-  assert_int_equal(er_store_enqueue(s, &r, 1, 0, NULL), 0);
-  int64_t at = r->eta_ms;
-  er_task_rec_free(r);
-  const char *qs[] = {q};
-  er_reserve_req_t req = {qs, 1, "w", at, 60000, 1};
-  er_task_rec_t **got = NULL;
-  size_t n = 0;
-  assert_int_equal(er_store_reserve(s, &req, &got, &n), 0);
-  assert_int_equal(n, 1);
-  r = got[0];
-  er_free(got);
-  return r;
+  snprintf(url, sizeof url, "%.*s?prefix=apply-%s", (int)strcspn(base, "?"), base, id.text);
+  g_base = url;
+  return setup(state);
 }
 
 static er_task_state_t state_of(er_store_t *s, const char *id) {
@@ -94,9 +45,10 @@ static int64_t counter(er_store_t *s, const char *coll, const char *key) {
 
 /* A guard that fails at the end leaves everything before it unwritten. */
 static void test_all_or_nothing(void **state) {
-  er_store_t *s = *state;
-  er_task_rec_t *run = running(s, "q");
-  er_task_rec_t *e = mk("q");
+  fx_t *f = *state;
+  er_store_t *s = f->s;
+  er_task_rec_t *run = running_on(s, f, "q");
+  er_task_rec_t *e = mk_on(f, "q");
   e->name = er_strdup("n1");
   json_t *v = json_pack("{s:i}", "a", 1);
   json_t *res = json_integer(7);
@@ -135,7 +87,7 @@ static void test_all_or_nothing(void **state) {
   assert_int_equal(state_of(s, run->id), ER_STATE_SUCCESS);
 
   /* the name is now taken, and a second outcome for the attempt is fenced */
-  er_task_rec_t *e2 = mk("q");
+  er_task_rec_t *e2 = mk_on(f, "q");
   e2->name = er_strdup("n1");
   er_mut_t again[] = {{.kind = ER_MUT_ENQUEUE, .rec = e2}};
   assert_int_equal(er_store_apply(s, again, 1, NULL, &failed), ER_EEXIST);
@@ -152,7 +104,8 @@ static void test_all_or_nothing(void **state) {
 /* Document versions: created at 1, one more at each change; guards on
  * absence and on a version, also against the batch's own earlier writes. */
 static void test_documents(void **state) {
-  er_store_t *s = *state;
+  fx_t *f = *state;
+  er_store_t *s = f->s;
   json_t *v1 = json_loads("{\"a\":1,\"arr\":[],\"big\":9007199254740993,\"f\":0.1}", 0, NULL);
   json_t *patch = json_loads("{\"b\":\"x:y\",\"a\":{\"n\":[1,{}]}}", 0, NULL);
   er_mut_result_t r[3];
@@ -233,7 +186,8 @@ static void list_keys(er_store_t *s, const char *coll, const char *after, size_t
 /* doc_list walks a collection in key order with a cursor; collections whose
  * names hold ':' stay apart. */
 static void test_doc_list(void **state) {
-  er_store_t *s = *state;
+  fx_t *f = *state;
+  er_store_t *s = f->s;
   json_t *one = json_integer(1);
   er_mut_t m[] = {doc_put("L", "b", one, ER_VERSION_ANY), doc_put("L", "a", one, ER_VERSION_ANY),
                   doc_put("L", "c", one, ER_VERSION_ANY), doc_put("L", "a:b", one, ER_VERSION_ANY),
@@ -254,7 +208,8 @@ static void test_doc_list(void **state) {
 /* Counters add exactly; a guard compares the value before the add, also
  * one an earlier mutation of the batch changed. */
 static void test_counters(void **state) {
-  er_store_t *s = *state;
+  fx_t *f = *state;
+  er_store_t *s = f->s;
   er_mut_result_t r[2];
   size_t failed;
   er_mut_t a = ctr_add("k", "n", 5, ER_COUNTER_ANY);
@@ -293,7 +248,8 @@ static void test_counters(void **state) {
 /* A stage's completion and the task it releases commit together, and wake
  * watchers as the single calls would; the key rule answers inside a batch. */
 static void test_complete_and_enqueue(void **state) {
-  er_store_t *s = *state;
+  fx_t *f = *state;
+  er_store_t *s = f->s;
   const char *qs[] = {"next"};
   er_watch_t w = {qs, 1, true, false};
   assert_int_equal(er_store_watch(s, &w), 0);
@@ -301,8 +257,8 @@ static void test_complete_and_enqueue(void **state) {
   assert_int_equal(er_store_read_wakeups(s, &wk), 0);
   er_wakeups_clear(&wk);
 
-  er_task_rec_t *a = running(s, "stage");
-  er_task_rec_t *b = mk("next"), *c = mk("next"), *k2 = mk("next");
+  er_task_rec_t *a = running_on(s, f, "stage");
+  er_task_rec_t *b = mk_on(f, "next"), *c = mk_on(f, "next"), *k2 = mk_on(f, "next");
   b->key = er_strdup("key-b");
   k2->key = er_strdup("key-b");
   json_t *res = json_string("done");
@@ -350,13 +306,12 @@ static void test_complete_and_enqueue(void **state) {
 }
 
 int main(int argc, char **argv) {
-  const char *base = argc > 1 ? argv[1] : getenv("ERRAND_TEST_STORE");
-  if (!base || strncmp(base, "redis://", 8) != 0) {
+  g_base = argc > 1 ? argv[1] : getenv("ERRAND_TEST_STORE");
+  if (!g_base || strncmp(g_base, "redis://", 8) != 0) {
     fprintf(stderr, "usage: test_store_redis_apply redis://HOST:PORT (or ERRAND_TEST_STORE)\n");
     return 2;
   }
-  snprintf(g_url, sizeof g_url, "%.*s", (int)strcspn(base, "?"), base);
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_own, teardown)
   const struct CMUnitTest tests[] = {
       T(test_all_or_nothing), T(test_documents), T(test_doc_list), T(test_counters),
       T(test_complete_and_enqueue),
