@@ -7,6 +7,11 @@ set(text "/* Generated from the Lua files in src/store/lua by embed.cmake: do no
 foreach(f IN LISTS LUA_FILES)
   get_filename_component(name "${f}" NAME_WE)
   file(READ "${f}" hex HEX)
+  # ASCII only: a byte above 0x7f would not fit a char initializer everywhere
+  string(REGEX MATCH "^(..)*[89a-f]." high "${hex}")
+  if(high)
+    message(FATAL_ERROR "${f}: not ASCII (keep the Lua files to ASCII)")
+  endif()
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)" "\\1\n" bytes "${bytes}")
   string(APPEND text "const char er__rd_lua_${name}[] = {\n${bytes}0};\n")
