@@ -305,6 +305,54 @@ static void test_complete_and_enqueue(void **state) {
   er_task_rec_free(k2);
 }
 
+/* Reads f->s's wake-ups until one says finished_overflow (fails after 10 s);
+ * returns how many finished ids were listed meanwhile. */
+static size_t until_overflow(fx_t *f) {
+  size_t ids = 0;
+  struct pollfd p = {er_store_wakeup_fd(f->s), POLLIN, 0};
+  for (int i = 0; i < 50; i++) {
+    poll(&p, 1, 200);
+    er_wakeups_t wk;
+    assert_int_equal(er_store_read_wakeups(f->s, &wk), 0);
+    ids += wk.nfinished;
+    bool over = wk.finished_overflow;
+    er_wakeups_clear(&wk);
+    if (over) return ids;
+  }
+  fail_msg("no finished_overflow");
+  return ids;
+}
+
+/* More finished tasks than a message lists, or an id that cannot be listed,
+ * say "look at every waiter" instead. */
+static void test_finished_overflow(void **state) {
+  fx_t *f = *state;
+  er_watch_t w = {NULL, 0, true, false};
+  assert_int_equal(er_store_watch(f->s, &w), 0);
+  er_wakeups_t wk;
+  assert_int_equal(er_store_read_wakeups(f->s, &wk), 0);
+  er_wakeups_clear(&wk);
+  er_store_t *o = open_with(f, "");
+  enum { MANY = 1200 };
+  er_task_rec_t *rs[MANY];
+  for (int i = 0; i < MANY; i++) rs[i] = mk_on(f, "many");
+  assert_int_equal(er_store_enqueue(o, rs, MANY, 0, NULL), 0);
+  size_t purged = 0;
+  assert_int_equal(er_store_purge(o, "many", &purged), 0);
+  assert_int_equal(purged, MANY);
+  assert_int_equal(until_overflow(f), 0);
+
+  er_task_rec_t *odd = mk_on(f, "odd");
+  snprintf(odd->id, sizeof odd->id, "odd\nid-%.20s", f->tag);
+  assert_int_equal(er_store_enqueue(o, &odd, 1, 0, NULL), 0);
+  er_task_state_t was;
+  assert_int_equal(er_store_revoke(o, odd->id, &was), 0);
+  assert_int_equal(until_overflow(f), 0);
+  for (int i = 0; i < MANY; i++) er_task_rec_free(rs[i]);
+  er_task_rec_free(odd);
+  er_store_close(o);
+}
+
 int main(int argc, char **argv) {
   g_base = argc > 1 ? argv[1] : getenv("ERRAND_TEST_STORE");
   if (!g_base || strncmp(g_base, "redis://", 8) != 0) {
@@ -314,7 +362,7 @@ int main(int argc, char **argv) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_own, teardown)
   const struct CMUnitTest tests[] = {
       T(test_all_or_nothing), T(test_documents), T(test_doc_list), T(test_counters),
-      T(test_complete_and_enqueue),
+      T(test_complete_and_enqueue), T(test_finished_overflow),
   };
   return cmocka_run_group_tests_name("redis store: apply", tests, NULL, NULL);
 }

@@ -50,7 +50,7 @@ local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
   redis.call('HDEL', h, unpack(dels))
   tombstone(name, id, now)
   move(q, from, st)
-  wake_ids(':fin', id)
+  WFIN = wake_id(WFIN, id)
 end
 
 -- deletes a task record and its traces (not its name)

@@ -50,33 +50,34 @@ end
 -- queue on CH:q:<queue> (the origin), finished tasks on CH:fin and revokes of
 -- running tasks on CH:ctl (the origin, then the ids, each after a newline;
 -- "*" for the ids when there are too many to list, or one holds a newline).
--- WQ is a set of queues; WIDS[suffix] the list of ids for CH .. suffix, made
--- when first needed (wake_ids): most scripts publish little, and every
--- function and table a script defines costs time at each call.
-local WQ, WIDS
+-- WQ is a set of queues, WFIN and WCTL lists of ids, each made when first
+-- needed: most scripts publish little, and every table a script makes costs
+-- time at each call.
+local WQ, WFIN, WCTL
 local function wake_queue(q)
   WQ = WQ or {}
   WQ[q] = true
 end
-local function wake_ids(suffix, id)
-  WIDS = WIDS or {}
-  local l = WIDS[suffix]
-  if not l then l = {ORIGIN} WIDS[suffix] = l end
+-- adds id to list l (a new one when nil); returns the list
+local function wake_id(l, id)
+  l = l or {ORIGIN}
+  if string.find(id, '\n', 1, true) then l.odd = true end
   l[#l + 1] = id
+  return l
+end
+local function publish_ids(suffix, l)
+  if not l then return end
+  local msg
+  if l.odd or #l > WAKE_IDS_MAX + 1 then msg = ORIGIN .. '\n*'
+  else msg = table.concat(l, '\n') end
+  redis.call('PUBLISH', CH .. suffix, msg)
 end
 local function flush_wakes()
   if WQ then
     for q, _ in pairs(WQ) do redis.call('PUBLISH', CH .. ':q:' .. q, ORIGIN) end
   end
-  if WIDS then
-    for suffix, l in pairs(WIDS) do
-      local msg = table.concat(l, '\n')
-      if #l > WAKE_IDS_MAX + 1 or select(2, string.gsub(msg, '\n', '')) ~= #l - 1 then
-        msg = ORIGIN .. '\n*'
-      end
-      redis.call('PUBLISH', CH .. suffix, msg)
-    end
-  end
+  publish_ids(':fin', WFIN)
+  publish_ids(':ctl', WCTL)
 end
 
 -- a queued task's member in its queue's ready set: eta and enqueue sequence

@@ -30,7 +30,7 @@ for q, _ in pairs(qs) do
           tombstone(f[2], id, now)
           forget(id, h)
           removed = removed + 1
-          wake_ids(':fin', id)
+          WFIN = wake_id(WFIN, id)
         end
       end
     end

@@ -18,6 +18,6 @@ if f[1] == PENDING or f[1] == RETRY then
   finish(id, h, f[2], f[1], REVOKED, now, f[4], f[3], {'error', A(3)}, {})
 elseif f[1] == STARTED then
   redis.call('HSET', h, 'revoke_requested', '1')
-  wake_ids(':ctl', id)
+  WCTL = wake_id(WCTL, id)
 end
 return tonumber(f[1])
