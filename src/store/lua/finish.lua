@@ -1,13 +1,6 @@
 -- Ending and deleting tasks: for the scripts that finish, revoke, purge or
 -- expire them (after the prelude).
 
--- cmd key list...: in chunks, for unpack's limit; step keeps pairs whole
-local function bulk(cmd, key, list)
-  for i = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
-  end
-end
-
 -- a finished named task starts its name's tombstone
 local function tombstone(name, id, now)
   if not name then return end
@@ -51,16 +44,4 @@ local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
   tombstone(name, id, now)
   move(q, from, st)
   WFIN = wake_id(WFIN, id)
-end
-
--- deletes a task record and its traces (not its name)
-local function forget(id, h)
-  local f = redis.call('HMGET', h, 'queue', 'state', 'key')
-  if not f[1] then return false end
-  if f[3] then redis.call('ZREM', KK(f[3]), id) end
-  count(f[1], f[2], -1)
-  redis.call('DEL', h)
-  redis.call('ZREM', RESULTS, id)
-  redis.call('ZREM', LEASES, id)
-  return true
 end

@@ -13,7 +13,10 @@ local function done_check(o)
   local after = {state = st, attempt = att, ignore = t.ignore}
   if st == SUCCESS or st == FAILURE or st == REVOKED then
     if st == SUCCESS then after.expires = result_expiry(t.ttl, now) end
-    if t.name then V.names[t.name] = {id = id, finished = now} end
+    if t.name then
+      V.names = V.names or {}
+      V.names[t.name] = {id = id, finished = now}
+    end
   end
   V.tasks[id] = after
   return t

@@ -25,7 +25,7 @@ local QUEUED = {state = PENDING, attempt = 0}
 local function enq_check(o, flags, tomb)
   local id, name, key, created = A(o + 1), opt(A(o + 8)), opt(A(o + 9)), N(o + 10)
   if flags % 2 == 1 and key then
-    local hit = V.keys[key]
+    local hit = V.keys and V.keys[key]
     if hit and not live(hit, created) then hit = nil end
     if not hit then
       for _, k in ipairs(redis.call('ZREVRANGE', KK(key), 0, -1)) do
@@ -36,7 +36,7 @@ local function enq_check(o, flags, tomb)
   end
   if name then
     local holder, fin
-    local nv = V.names[name]
+    local nv = V.names and V.names[name]
     if nv then
       holder, fin = nv.id, nv.finished
     else
@@ -50,13 +50,17 @@ local function enq_check(o, flags, tomb)
       return nil, 'ETOMBSTONED', "task name '" .. name .. "' is tombstoned: its task finished " ..
         I(created - fin) .. ' ms ago and names stay taken for ' .. I(tomb) .. ' ms'
     end
+    V.names = V.names or {}
     V.names[name] = {id = id}
   end
   if V.tasks[id] or redis.call('EXISTS', TK(id)) == 1 then
     return nil, 'EEXIST', 'task id ' .. id .. ' already exists'
   end
   V.tasks[id] = QUEUED
-  if key then V.keys[key] = id end
+  if key then
+    V.keys = V.keys or {}
+    V.keys[key] = id
+  end
   return false
 end
 

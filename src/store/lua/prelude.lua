@@ -65,19 +65,22 @@ local function wake_id(l, id)
   l[#l + 1] = id
   return l
 end
-local function publish_ids(suffix, l)
-  if not l then return end
-  local msg
-  if l.odd or #l > WAKE_IDS_MAX + 1 then msg = ORIGIN .. '\n*'
-  else msg = table.concat(l, '\n') end
-  redis.call('PUBLISH', CH .. suffix, msg)
-end
+-- (one function for both lists: each function a script defines costs time
+-- at every call)
 local function flush_wakes()
   if WQ then
     for q, _ in pairs(WQ) do redis.call('PUBLISH', CH .. ':q:' .. q, ORIGIN) end
   end
-  publish_ids(':fin', WFIN)
-  publish_ids(':ctl', WCTL)
+  local l, suffix = WFIN, ':fin'
+  for _ = 1, 2 do
+    if l then
+      local msg
+      if l.odd or #l > WAKE_IDS_MAX + 1 then msg = ORIGIN .. '\n*'
+      else msg = table.concat(l, '\n') end
+      redis.call('PUBLISH', CH .. suffix, msg)
+    end
+    l, suffix = WCTL, ':ctl'
+  end
 end
 
 -- a queued task's member in its queue's ready set: eta and enqueue sequence

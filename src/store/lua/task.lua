@@ -3,7 +3,9 @@
 -- the script's earlier mutations will have done (so a batch checks
 -- everything before it writes anything: Redis does not undo a script's
 -- writes), and a write; the single scripts and apply share them.
-local V = {tasks = {}, names = {}, keys = {}}
+-- (names and keys are made when first needed: every table a script makes
+-- costs time at each call)
+local V = {tasks = {}}
 
 -- a task as the checks see it (what the writes need too, read once), or nil
 local function task_view(id)
