@@ -18,6 +18,7 @@ local function done_check(o)
       V.names[t.name] = {id = id, finished = now}
     end
   end
+  V.tasks = V.tasks or {}
   V.tasks[id] = after
   return t
 end

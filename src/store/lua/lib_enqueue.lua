@@ -7,15 +7,6 @@
 -- +14 soft_limit_ms, +15 hard_limit_ms, +16 result_ttl_ms, +17 ignore_result.
 -- They are read where used, not copied into a table: a script runs often.
 
--- a task that a key lookup returns at time at: queued, running, or succeeded
--- with its result kept
-local function live(id, at)
-  local t = task_view(id)
-  if not t then return false end
-  if t.state == PENDING or t.state == STARTED or t.state == RETRY then return true end
-  return t.state == SUCCESS and not t.ignore and (not t.expires or t.expires > at)
-end
-
 -- what the checks see of a task the batch enqueues
 local QUEUED = {state = PENDING, attempt = 0}
 
@@ -25,6 +16,14 @@ local QUEUED = {state = PENDING, attempt = 0}
 local function enq_check(o, flags, tomb)
   local id, name, key, created = A(o + 1), opt(A(o + 8)), opt(A(o + 9)), N(o + 10)
   if flags % 2 == 1 and key then
+    -- a task that a key lookup returns at time at: queued, running, or
+    -- succeeded with its result kept (made here: only the key rule needs it)
+    local function live(id, at)
+      local t = task_view(id)
+      if not t then return false end
+      if t.state == PENDING or t.state == STARTED or t.state == RETRY then return true end
+      return t.state == SUCCESS and not t.ignore and (not t.expires or t.expires > at)
+    end
     local hit = V.keys and V.keys[key]
     if hit and not live(hit, created) then hit = nil end
     if not hit then
@@ -53,9 +52,10 @@ local function enq_check(o, flags, tomb)
     V.names = V.names or {}
     V.names[name] = {id = id}
   end
-  if V.tasks[id] or redis.call('EXISTS', TK(id)) == 1 then
+  if (V.tasks and V.tasks[id]) or redis.call('EXISTS', TK(id)) == 1 then
     return nil, 'EEXIST', 'task id ' .. id .. ' already exists'
   end
+  V.tasks = V.tasks or {}
   V.tasks[id] = QUEUED
   if key then
     V.keys = V.keys or {}

@@ -3,13 +3,13 @@
 -- the script's earlier mutations will have done (so a batch checks
 -- everything before it writes anything: Redis does not undo a script's
 -- writes), and a write; the single scripts and apply share them.
--- (names and keys are made when first needed: every table a script makes
--- costs time at each call)
-local V = {tasks = {}}
+-- V.tasks, V.names and V.keys are made when first needed: every table a
+-- script makes costs time at each call.
+local V = {}
 
 -- a task as the checks see it (what the writes need too, read once), or nil
 local function task_view(id)
-  local t = V.tasks[id]
+  local t = V.tasks and V.tasks[id]
   if t ~= nil then return t end
   local f = redis.call('HMGET', TK(id), 'state', 'attempt', 'ignore_result',
     'result_expires_ms', 'queue', 'name', 'result_ttl_ms', 'priority', 'eta_ms', 'seq',
