@@ -346,8 +346,10 @@ typedef struct er_wakeups {
 } er_wakeups_t;
 
 /* Drains the wakeup fd and says what it reported since the last read. With
- * finished watched, the first read after er_store_watch lists nothing and
- * starts the record. */
+ * finished watched, the ids listed are those of tasks finished after
+ * er_store_watch returned (so watch, then read a task's state, then wait:
+ * no finish is missed). The first read after er_store_watch may report work
+ * and control once, as a first look. */
 int er_store_read_wakeups(er_store_t *s, er_wakeups_t *out);
 void er_wakeups_clear(er_wakeups_t *w);
 

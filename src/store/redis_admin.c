@@ -8,28 +8,7 @@
 
 #include "store/redis_internal.h"
 
-/* ARGV: id, info JSON, expires. */
-const char er__rd_lua_heartbeat[] =
-    "redis.call('HSET', WORKERS, A(1), A(2))\n"
-    "redis.call('ZADD', WEXP, N(3), A(1))\n"
-    "return 1\n";
-
-/* ARGV: id. */
-const char er__rd_lua_worker_gone[] =
-    "redis.call('HDEL', WORKERS, A(1))\n"
-    "redis.call('ZREM', WEXP, A(1))\n"
-    "return 1\n";
-
-/* ARGV: now. Returns the live workers' info, by id. */
-const char er__rd_lua_workers[] =
-    "local ids = redis.call('ZRANGEBYSCORE', WEXP, '(' .. I(N(1)), '+inf')\n"
-    "table.sort(ids)\n"
-    "local out = {}\n"
-    "for _, id in ipairs(ids) do\n"
-    "  local info = redis.call('HGET', WORKERS, id)\n"
-    "  if info then out[#out + 1] = info end\n"
-    "end\n"
-    "return out\n";
+/* lua/heartbeat.lua, lua/worker_gone.lua, lua/workers.lua */
 
 int er__rd_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms) {
   er_rd_t *rd = er__rd(s);

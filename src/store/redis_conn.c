@@ -370,9 +370,6 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
 
 int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
                   const char *const *argv, const size_t *lens, redisReply **out) {
-  static const char *const names[ER_RD_NSCRIPTS] = {
-      "enqueue",  "get",      "revoke",    "purge",       "reserve", "renew",
-      "complete", "progress", "maintain",  "heartbeat",   "worker_gone", "workers"};
   /* KEYS: the start of every key, and the version key as the guard (see
    * er_rd_t.guard_key); ARGV: origin, channel, then the call's */
   int n = argc + 7;
@@ -396,7 +393,7 @@ int er__rd_script(er_rd_t *rd, er_rd_script_t script, bool idempotent, int argc,
     v[7 + i] = argv[i];
     l[7 + i] = lens ? lens[i] : strlen(argv[i]);
   }
-  job_t j = {n, v, l, (int)script, names[script]};
+  job_t j = {n, v, l, (int)script, er__rd_script_name(script)};
   int rc = run_job(rd, &j, idempotent, out);
   er_free(v);
   er_free(l);

@@ -6,13 +6,15 @@
  *                   scripts by EVALSHA (loaded once, reloaded on NOSCRIPT)
  *   redis_cluster.c nodes: connecting to one (AUTH, SELECT), and following
  *                   a Redis Cluster's MOVED and ASK redirects
- *   redis_lua.c     the Lua prelude every script shares, and the registry
- *   redis_rec.c     task records to script arguments and back
+ *   redis_lua.c     the scripts' registry and assembly (Lua in lua/, one file a script)
+ *   redis_rec.c     task records and outcomes to script arguments and back
  *   redis_tasks.c   enqueue, get, revoke, purge
  *   redis_work.c    reserve, renew, complete, progress
  *   redis_maint.c   maintain
  *   redis_admin.c   heartbeats, workers, stats
+ *   redis_docs.c    transition batches (apply), documents and counters
  *   redis_wake.c    wake-ups: a SUBSCRIBEd connection behind an epoll fd
+ *   redis_watch.c   precise wake-ups (watch, read_wakeups) and next_due
  *
  * The key layout is described in docs/store-redis.md; every key of a store
  * lives under one hash tag, "errand:{P}:", so one Redis Cluster slot holds
@@ -29,8 +31,8 @@
  * with a larger one is refused. */
 #define ER_RD_LAYOUT_VERSION 1
 
-/* Scripts, by number. Each is the shared prelude (redis_lua.c) followed by
- * its body (beside the C that calls it). */
+/* Scripts, by number: src/store/lua/<name>.lua after the shared prelude
+ * (redis_lua.c). */
 typedef enum er_rd_script {
   ER_RD_ENQUEUE,
   ER_RD_GET,
@@ -44,6 +46,9 @@ typedef enum er_rd_script {
   ER_RD_HEARTBEAT,
   ER_RD_WORKER_GONE,
   ER_RD_WORKERS,
+  ER_RD_APPLY,
+  ER_RD_DOCREAD,
+  ER_RD_NEXT_DUE,
   ER_RD_NSCRIPTS
 } er_rd_script_t;
 
@@ -64,7 +69,8 @@ typedef struct er_rd {
    * both answer TRYAGAIN (waited out) until the move is over: no script
    * runs on a store half moved. */
   char *guard_key;
-  /* the wake-up channel, and this handle's origin in its messages */
+  /* the wake-up channels' base name (scripts publish on <it>:q:<queue>,
+   * <it>:fin and <it>:ctl), and this handle's origin in its messages */
   char *channel;
   char origin[40];
   /* the command connection (NULL while down) and its backoff */
@@ -85,7 +91,23 @@ typedef struct er_rd {
   bool wake_used;    /* wake-ups were asked for: keep subscribed */
   uint64_t sub_next_ms;
   unsigned sub_backoff_ms;
+  /* precise wake-ups (redis_watch.c): what er_store_watch asked for, and
+   * what arrived since the last read */
+  bool watching;
+  char **w_queues;
+  size_t w_nqueues;
+  bool w_finished, w_control;
+  bool got_work, got_control, got_overflow;
+  char **got_fin;
+  size_t got_nfin, got_cap;
 } er_rd_t;
+
+/* Arguments per task record (er__rd_args_rec) and per outcome
+ * (er__rd_args_done); the scripts get the same numbers. */
+#define ER_RD_REC_FIELDS 17
+#define ER_RD_DONE_FIELDS 7
+/* A script that finishes more tasks than this publishes "too many to list". */
+#define ER_RD_WAKE_IDS_MAX 1000
 
 static inline er_rd_t *er__rd(er_store_t *s) { return (er_rd_t *)s; }
 
@@ -151,13 +173,11 @@ int er__rd_node_port(const er_rd_t *rd);
 
 /* ---- redis_lua.c ---- */
 
-/* The full text of script n (prelude + body), built once; static. */
+/* The full text of script n (constants, prelude, libraries, body), built
+ * once; static. */
 const char *er__rd_script_text(er_rd_script_t n);
-/* Its body, from the file that calls it. */
-extern const char er__rd_lua_enqueue[], er__rd_lua_get[], er__rd_lua_revoke[], er__rd_lua_purge[],
-    er__rd_lua_reserve[], er__rd_lua_renew[], er__rd_lua_complete[], er__rd_lua_progress[],
-    er__rd_lua_maintain[], er__rd_lua_heartbeat[], er__rd_lua_worker_gone[],
-    er__rd_lua_workers[];
+/* Its name, for messages; static. */
+const char *er__rd_script_name(er_rd_script_t n);
 
 /* ---- redis_rec.c ---- */
 
@@ -176,6 +196,10 @@ void er__rd_args_opt(er_rd_args_t *a, const char *s);
 /* Compact JSON text; with opt, as for er__rd_args_opt. */
 void er__rd_args_json(er_rd_args_t *a, const json_t *v, bool opt);
 void er__rd_args_free(er_rd_args_t *a);
+/* A task record as ER_RD_REC_FIELDS arguments (tasks.lua's rec_read). */
+void er__rd_args_rec(er_rd_args_t *a, const er_task_rec_t *r);
+/* An outcome as ER_RD_DONE_FIELDS arguments (tasks.lua's done_read). */
+void er__rd_args_done(er_rd_args_t *a, const er_completion_t *c);
 /* Runs script with a's arguments (ER_ENOMEM if building them failed). */
 int er__rd_run(er_rd_t *rd, er_rd_script_t script, bool idempotent, er_rd_args_t *a,
                redisReply **out);
@@ -204,6 +228,14 @@ int er__rd_worker_gone(er_store_t *s, const char *worker_id);
 int er__rd_workers(er_store_t *s, int64_t now_ms, json_t **out);
 int er__rd_stats(er_store_t *s, json_t **out);
 
+int er__rd_apply(er_store_t *s, const er_mut_t *muts, size_t n, er_mut_result_t *results,
+                 size_t *failed);
+int er__rd_doc_get(er_store_t *s, const char *coll, const char *key, json_t **value,
+                   int64_t *version);
+int er__rd_doc_list(er_store_t *s, const char *coll, const char *after, size_t limit,
+                    json_t **out);
+int er__rd_counter_get(er_store_t *s, const char *coll, const char *key, int64_t *value);
+
 /* redis_wake.c */
 int er__rd_wake_init(er_rd_t *rd);
 /* After a successful call: subscribe again if wanted and lost. */
@@ -212,5 +244,20 @@ void er__rd_wake_close(er_rd_t *rd);
 int er__rd_wakeup_fd(er_store_t *s);
 void er__rd_drain_wakeups(er_store_t *s);
 int er__rd_wait_change(er_store_t *s, int timeout_ms);
+/* Subscribes (again) to what the handle wants, within timeout_ms. */
+int er__rd_resubscribe(er_rd_t *rd, int timeout_ms);
+
+/* redis_watch.c */
+int er__rd_watch(er_store_t *s, const er_watch_t *w);
+int er__rd_read_wakeups(er_store_t *s, er_wakeups_t *out);
+int er__rd_next_due(er_store_t *s, const char *const *queues, size_t nqueues, int64_t *due_ms);
+/* The channels the watch set names (new array of new strings, *n of them). */
+int er__rd_watch_channels(er_rd_t *rd, char ***out, size_t *n);
+/* One published message on channel ch with payload p: noted for the next
+ * read (a watched handle). */
+void er__rd_watch_note(er_rd_t *rd, const char *ch, size_t chlen, const char *p, size_t plen);
+/* The subscription was (re)made or lost: anything may have been missed. */
+void er__rd_watch_missed(er_rd_t *rd);
+void er__rd_watch_free(er_rd_t *rd);
 
 #endif

@@ -1,161 +1,126 @@
-/* The Lua every script shares, and the scripts' registry.
+/* The scripts' registry and their assembly.
  *
- * Each script runs with KEYS[1] = "errand:{P}:" (the start of every key of
- * the store, so a cluster routes the script to the slot of {P}) and ARGV =
- * origin, channel, then its own arguments, read with A(i) / N(i) from 1.
- *
- * A task is the hash errand:{P}:task:<id> whose fields are named as in
- * er_task_rec_t; an absent field is NULL. Numbers are written as integer
- * text (I). A queued task (PENDING or RETRY) is in exactly one of its queue's
- * two sorted sets: q:<queue> when due, scored by -priority with the member
- * "<eta:16 digits><seq:16 digits><id>" (so that ties in priority go by eta,
- * then enqueue order: exact, whatever the numbers), its member kept in the
- * task's field qm; or delayed:<queue> scored by eta, until a reserve finds
- * it due and moves it. docs/store-redis.md has the whole layout. */
+ * The Lua lives in src/store/lua/ (NAME.lua), embedded as C arrays at build time
+ * (src/store/lua/embed.cmake): no file is read at run time. Each script's
+ * text is, in order: constants generated here from the C definitions (task
+ * states, default result TTL, argument strides, mutation kinds), so that no
+ * number is typed twice; the prelude every script shares (prelude.lua); the
+ * libraries it needs (finish.lua: ending tasks; cleanup.lua: deleting them
+ * and commands over long lists; task.lua,
+ * lib_enqueue.lua, lib_complete.lua: enqueue and complete as check + write;
+ * docs.lua: documents and counters); and its body, run as main(), after
+ * which the counts it changed are written and its wake-ups published, once
+ * each. Only the libraries a script uses are in it: Redis runs a script's
+ * whole text at every call, and each function and table it makes costs time
+ * there (allocation, and the garbage collector's work for it: measured
+ * under callgrind, a few thousand instructions a function). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/redis_internal.h"
 
-static const char g_prelude[] =
-    "local B = KEYS[1]\n"
-    "local ORIGIN, CH = ARGV[1], ARGV[2]\n"
-    "local function A(i) return ARGV[i + 2] end\n"
-    "local function N(i) return tonumber(ARGV[i + 2]) end\n"
-    "local function I(x) return string.format('%.0f', x) end\n"
-    "local function TK(id) return B .. 'task:' .. id end\n"
-    "local function RK(q) return B .. 'q:' .. q end\n"
-    "local function DK(q) return B .. 'delayed:' .. q end\n"
-    "local function NK(n) return B .. 'name:' .. n end\n"
-    "local function KK(k) return B .. 'key:' .. k end\n"
-    "local LEASES, RESULTS, TOMBS = B .. 'leases', B .. 'results', B .. 'tombstones'\n"
-    "local COUNTS, SEQ = B .. 'counts', B .. 'seq'\n"
-    "local WORKERS, WEXP = B .. 'workers', B .. 'workers:expiry'\n"
-    "local function wake() redis.call('PUBLISH', CH, ORIGIN) end\n"
-    /* optional strings: '-' for NULL, '+text' */
-    "local function opt(s)\n"
-    "  if s == nil or string.sub(s, 1, 1) ~= '+' then return nil end\n"
-    "  return string.sub(s, 2)\n"
-    "end\n"
-    /* counts: field '<state>:<queue>' of the hash counts, changed once per
-     * field at the end of the script (flush_counts, from the epilogue) */
-    "local DELTA = {}\n"
-    "local function count(q, st, d)\n"
-    "  local f = st .. ':' .. q\n"
-    "  DELTA[f] = (DELTA[f] or 0) + d\n"
-    "end\n"
-    "local function move(q, from, to)\n"
-    "  if from ~= to then count(q, from, -1) count(q, to, 1) end\n"
-    "end\n"
-    "local function flush_counts()\n"
-    "  for f, d in pairs(DELTA) do\n"
-    "    if d ~= 0 and redis.call('HINCRBY', COUNTS, f, d) <= 0 then\n"
-    "      redis.call('HDEL', COUNTS, f)\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    /* cmd key list...: in chunks, for unpack's limit; step keeps pairs whole */
-    "local function bulk(cmd, key, list)\n"
-    "  for i = 1, #list, 1000 do\n"
-    "    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
-    "  end\n"
-    "end\n"
-    "local function member(eta, seq, id)\n"
-    "  if eta < 0 then eta = 0 elseif eta > 9999999999999999 then eta = 9999999999999999 end\n"
-    "  return string.format('%016.0f%016.0f', eta, seq) .. id\n"
-    "end\n"
-    /* a queued task into the ready set when due at now, else the delayed set;
-     * returns its ready member (for the task's field qm) or nil */
-    "local function place_f(id, q, prio, eta, seq, now)\n"
-    "  if eta <= now then\n"
-    "    local m = member(eta, seq, id)\n"
-    "    redis.call('ZADD', RK(q), 0 - prio, m)\n"
-    "    return m\n"
-    "  end\n"
-    "  redis.call('ZADD', DK(q), eta, id)\n"
-    "  return nil\n"
-    "end\n"
-    /* a queued task out of both sets */
-    "local function unplace(id, h, q)\n"
-    "  local m = redis.call('HGET', h, 'qm')\n"
-    "  if m then redis.call('ZREM', RK(q), m) end\n"
-    "  redis.call('ZREM', DK(q), id)\n"
-    "  redis.call('HDEL', h, 'qm')\n"
-    "end\n"
-    /* a finished named task starts its name's tombstone */
-    "local function tombstone(name, id, now)\n"
-    "  if not name then return end\n"
-    "  local nk = NK(name)\n"
-    "  local f = redis.call('HMGET', nk, 'id', 'finished_ms')\n"
-    "  if f[1] == id and not f[2] then\n"
-    "    redis.call('HSET', nk, 'finished_ms', I(now))\n"
-    "    redis.call('ZADD', TOMBS, now, name)\n"
-    "  end\n"
-    "end\n"
-    /* ends a task (from state 'from') in state st at now: one HSET of sets
-     * plus state, finished_ms and when its result expires (now + ttl; ttl 0:
-     * a day; below 0: never), one HDEL of dels plus its lease and queue
-     * member; the name's tombstone starts and the counts move */
-    "local function finish(id, h, q, from, st, now, ttl, name, sets, dels)\n"
-    "  sets[#sets + 1] = 'state'\n"
-    "  sets[#sets + 1] = st\n"
-    "  sets[#sets + 1] = 'finished_ms'\n"
-    "  sets[#sets + 1] = I(now)\n"
-    "  dels[#dels + 1] = 'lease_until_ms'\n"
-    "  dels[#dels + 1] = 'qm'\n"
-    "  ttl = tonumber(ttl or '0')\n"
-    "  if ttl < 0 then\n"
-    "    dels[#dels + 1] = 'result_expires_ms'\n"
-    "  else\n"
-    "    if ttl == 0 then ttl = 86400000 end\n"
-    "    sets[#sets + 1] = 'result_expires_ms'\n"
-    "    sets[#sets + 1] = I(now + ttl)\n"
-    "    redis.call('ZADD', RESULTS, now + ttl, id)\n"
-    "  end\n"
-    "  redis.call('HSET', h, unpack(sets))\n"
-    "  redis.call('HDEL', h, unpack(dels))\n"
-    "  tombstone(name, id, now)\n"
-    "  move(q, from, st)\n"
-    "end\n"
-    /* deletes a task record and its traces (not its name) */
-    "local function forget(id, h)\n"
-    "  local f = redis.call('HMGET', h, 'queue', 'state', 'key')\n"
-    "  if not f[1] then return false end\n"
-    "  if f[3] then redis.call('ZREM', KK(f[3]), id) end\n"
-    "  count(f[1], f[2], -1)\n"
-    "  redis.call('DEL', h)\n"
-    "  redis.call('ZREM', RESULTS, id)\n"
-    "  redis.call('ZREM', LEASES, id)\n"
-    "  return true\n"
-    "end\n";
+/* The embedded files (the build's generated redis_lua_embed.c). */
+extern const char er__rd_lua_prelude[], er__rd_lua_finish[], er__rd_lua_cleanup[], er__rd_lua_task[],
+    er__rd_lua_lib_enqueue[], er__rd_lua_lib_complete[], er__rd_lua_docs[],
+    er__rd_lua_enqueue[], er__rd_lua_get[], er__rd_lua_revoke[], er__rd_lua_purge[],
+    er__rd_lua_reserve[], er__rd_lua_renew[], er__rd_lua_complete[], er__rd_lua_progress[],
+    er__rd_lua_maintain[], er__rd_lua_heartbeat[], er__rd_lua_worker_gone[],
+    er__rd_lua_workers[], er__rd_lua_apply[], er__rd_lua_docread[], er__rd_lua_next_due[];
 
-static const char *const g_bodies[ER_RD_NSCRIPTS] = {
-    [ER_RD_ENQUEUE] = er__rd_lua_enqueue,   [ER_RD_GET] = er__rd_lua_get,
-    [ER_RD_REVOKE] = er__rd_lua_revoke,     [ER_RD_PURGE] = er__rd_lua_purge,
-    [ER_RD_RESERVE] = er__rd_lua_reserve,   [ER_RD_RENEW] = er__rd_lua_renew,
-    [ER_RD_COMPLETE] = er__rd_lua_complete, [ER_RD_PROGRESS] = er__rd_lua_progress,
-    [ER_RD_MAINTAIN] = er__rd_lua_maintain, [ER_RD_HEARTBEAT] = er__rd_lua_heartbeat,
-    [ER_RD_WORKER_GONE] = er__rd_lua_worker_gone, [ER_RD_WORKERS] = er__rd_lua_workers,
+/* Libraries, in the order they are included. */
+enum { LIB_FINISH = 1, LIB_CLEANUP = 2, LIB_TASK = 4, LIB_ENQUEUE = 8, LIB_COMPLETE = 16, LIB_DOCS = 32 };
+#define LIB_ENQ (LIB_TASK | LIB_ENQUEUE)
+#define LIB_DONE (LIB_FINISH | LIB_TASK | LIB_COMPLETE)
+
+static const struct {
+  const char *name; /* for messages */
+  const char *body;
+  int libs;
+} g_scripts[ER_RD_NSCRIPTS] = {
+    [ER_RD_ENQUEUE] = {"enqueue", er__rd_lua_enqueue, LIB_ENQ},
+    [ER_RD_GET] = {"get", er__rd_lua_get, 0},
+    [ER_RD_REVOKE] = {"revoke", er__rd_lua_revoke, LIB_FINISH},
+    [ER_RD_PURGE] = {"purge", er__rd_lua_purge, LIB_FINISH | LIB_CLEANUP},
+    [ER_RD_RESERVE] = {"reserve", er__rd_lua_reserve, LIB_FINISH | LIB_CLEANUP},
+    [ER_RD_RENEW] = {"renew", er__rd_lua_renew, 0},
+    [ER_RD_COMPLETE] = {"complete", er__rd_lua_complete, LIB_DONE},
+    [ER_RD_PROGRESS] = {"progress", er__rd_lua_progress, 0},
+    [ER_RD_MAINTAIN] = {"maintain", er__rd_lua_maintain, LIB_FINISH | LIB_CLEANUP},
+    [ER_RD_HEARTBEAT] = {"heartbeat", er__rd_lua_heartbeat, 0},
+    [ER_RD_WORKER_GONE] = {"worker_gone", er__rd_lua_worker_gone, 0},
+    [ER_RD_WORKERS] = {"workers", er__rd_lua_workers, 0},
+    [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_ENQ | LIB_DONE | LIB_DOCS},
+    [ER_RD_DOCREAD] = {"docread", er__rd_lua_docread, LIB_DOCS},
+    [ER_RD_NEXT_DUE] = {"next_due", er__rd_lua_next_due, 0},
 };
 
-/* Each body runs as main(); the counts it changed are written once after. */
-static const char g_main[] = "local function main()\n";
-static const char g_epilogue[] = "\nend\nlocal r = main()\nflush_counts()\nreturn r\n";
+/* Each body runs as main(); what it changed is written once after. */
+static const char g_main[] = "\nlocal function main()\n";
+static const char g_epilogue[] =
+    "\nend\nlocal r = main()\nflush_counts()\nflush_wakes()\nreturn r\n";
+
+/* Lua constants from the C definitions: states as the text a task hash
+ * stores ("local PENDING = '0'"), numbers as integers. */
+static size_t constants(char *buf, size_t size) {
+  size_t n = 0;
+#define OUT(...) n += (size_t)snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__)
+  for (int s = ER_STATE_PENDING; s <= ER_STATE_REVOKED; s++)
+    OUT("local %s = '%d'\n", er_state_name((er_task_state_t)s), s);
+  static const struct {
+    const char *name;
+    long long v;
+  } nums[] = {
+      {"RESULT_TTL_DEFAULT_MS", ER__RESULT_TTL_DEFAULT_MS},
+      {"REC_FIELDS", ER_RD_REC_FIELDS},
+      {"DONE_FIELDS", ER_RD_DONE_FIELDS},
+      {"WAKE_IDS_MAX", ER_RD_WAKE_IDS_MAX},
+      {"MUT_ENQUEUE", ER_MUT_ENQUEUE},
+      {"MUT_COMPLETE", ER_MUT_COMPLETE},
+      {"MUT_TASK_GUARD", ER_MUT_TASK_GUARD},
+      {"MUT_DOC_PUT", ER_MUT_DOC_PUT},
+      {"MUT_DOC_MERGE", ER_MUT_DOC_MERGE},
+      {"MUT_DOC_DEL", ER_MUT_DOC_DEL},
+      {"MUT_COUNTER_ADD", ER_MUT_COUNTER_ADD},
+  };
+  for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+    OUT("local %s = %lld\n", nums[i].name, nums[i].v);
+#undef OUT
+  return n;
+}
 
 static char *g_texts[ER_RD_NSCRIPTS];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* Built with the C library's malloc: they live as long as the process. */
 static void build(void) {
+  char consts[2048];
+  if (constants(consts, sizeof consts) >= sizeof consts) return;
   for (int i = 0; i < ER_RD_NSCRIPTS; i++) {
-    const char *parts[] = {g_prelude, g_main, g_bodies[i], g_epilogue};
-    size_t len = 1;
-    for (int k = 0; k < 4; k++) len += strlen(parts[k]);
+    int libs = g_scripts[i].libs;
+    const char *parts[] = {consts,
+                           er__rd_lua_prelude,
+                           libs & LIB_FINISH ? er__rd_lua_finish : "",
+                           libs & LIB_CLEANUP ? er__rd_lua_cleanup : "",
+                           libs & LIB_TASK ? er__rd_lua_task : "",
+                           libs & LIB_ENQUEUE ? er__rd_lua_lib_enqueue : "",
+                           libs & LIB_COMPLETE ? er__rd_lua_lib_complete : "",
+                           libs & LIB_DOCS ? er__rd_lua_docs : "",
+                           g_main,
+                           g_scripts[i].body,
+                           g_epilogue};
+    size_t np = sizeof parts / sizeof parts[0], len = 1;
+    for (size_t k = 0; k < np; k++) len += strlen(parts[k]);
     char *t = malloc(len);
     if (!t) continue;
-    t[0] = 0;
-    for (int k = 0; k < 4; k++) strcat(t, parts[k]);
+    char *p = t;
+    for (size_t k = 0; k < np; k++) {
+      size_t l = strlen(parts[k]);
+      memcpy(p, parts[k], l);
+      p += l;
+    }
+    *p = 0;
     g_texts[i] = t;
   }
 }
@@ -164,3 +129,5 @@ const char *er__rd_script_text(er_rd_script_t n) {
   pthread_once(&g_once, build);
   return g_texts[n] ? g_texts[n] : "return redis.error_reply('ENOMEM script text')";
 }
+
+const char *er__rd_script_name(er_rd_script_t n) { return g_scripts[n].name; }

@@ -207,6 +207,7 @@ static void rd_close(er_store_t *s) {
   er_rd_t *rd = er__rd(s);
   if (!rd) return;
   er__rd_wake_close(rd);
+  er__rd_watch_free(rd);
   er__rd_disconnect(rd);
   er__rd_forget_node(rd);
   er_free(rd->host);
@@ -240,6 +241,13 @@ static const er_store_ops_t g_ops = {
     .wakeup_fd = er__rd_wakeup_fd,
     .drain_wakeups = er__rd_drain_wakeups,
     .wait_change = er__rd_wait_change,
+    .apply = er__rd_apply,
+    .doc_get = er__rd_doc_get,
+    .doc_list = er__rd_doc_list,
+    .counter_get = er__rd_counter_get,
+    .watch = er__rd_watch,
+    .read_wakeups = er__rd_read_wakeups,
+    .next_due = er__rd_next_due,
 };
 
 static const char *const g_options[] = {"prefix", "timeout_ms", NULL};

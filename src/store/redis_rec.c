@@ -89,6 +89,44 @@ void er__rd_args_free(er_rd_args_t *a) {
   memset(a, 0, sizeof *a);
 }
 
+/* The record encoding, in the order of tasks.lua's rec_read: ER_RD_REC_FIELDS
+ * arguments. */
+void er__rd_args_rec(er_rd_args_t *a, const er_task_rec_t *r) {
+  er__rd_args_str(a, r->id);
+  er__rd_args_str(a, r->task);
+  er__rd_args_str(a, r->queue);
+  er__rd_args_i64(a, r->priority);
+  er__rd_args_json(a, r->args, false);
+  er__rd_args_json(a, r->kwargs, false);
+  er__rd_args_json(a, r->context, true);
+  er__rd_args_opt(a, r->name);
+  er__rd_args_opt(a, r->key);
+  er__rd_args_i64(a, r->created_ms);
+  er__rd_args_i64(a, r->eta_ms);
+  er__rd_args_i64(a, r->expires_ms);
+  er__rd_args_i64(a, r->max_retries);
+  er__rd_args_i64(a, r->soft_limit_ms);
+  er__rd_args_i64(a, r->hard_limit_ms);
+  er__rd_args_i64(a, r->result_ttl_ms);
+  er__rd_args_i64(a, r->ignore_result ? 1 : 0);
+}
+
+/* An outcome, in the order of tasks.lua's done_read (ER_RD_DONE_FIELDS). A revoke without an
+ * error gets the standard "revoked" one; giving a task back keeps none. */
+void er__rd_args_done(er_rd_args_t *a, const er_completion_t *c) {
+  json_t *err = c->error ? json_incref(c->error)
+                : c->state == ER_STATE_REVOKED ? er__store_error_json(ER_EREVOKED, "revoked")
+                                               : NULL;
+  er__rd_args_str(a, c->id);
+  er__rd_args_i64(a, c->attempt);
+  er__rd_args_i64(a, c->state);
+  er__rd_args_json(a, c->state == ER_STATE_SUCCESS ? c->result : NULL, true);
+  er__rd_args_json(a, c->state == ER_STATE_PENDING ? NULL : err, true);
+  er__rd_args_i64(a, c->retry_eta_ms);
+  er__rd_args_i64(a, c->now_ms);
+  json_decref(err);
+}
+
 int er__rd_run(er_rd_t *rd, er_rd_script_t script, bool idempotent, er_rd_args_t *a,
                redisReply **out) {
   *out = NULL;

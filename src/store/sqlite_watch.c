@@ -39,6 +39,12 @@ static bool has_wd(const er_sq_wd_t *wds, size_t n, int wd) {
   return false;
 }
 
+static const char SQL_FIN_MAX[] = "SELECT coalesce(max(seq), 0) FROM finished";
+
+static int fin_max(er_sq_t *sq, int64_t *out) {
+  return er__sq_query_i64(sq, SQL_FIN_MAX, "read_wakeups", out);
+}
+
 int er__sq_watch(er_store_t *s, const er_watch_t *w) {
   er_sq_t *sq = er__sq(s);
   er_sq_wd_t *wds = er_calloc(w->nqueues + 2, sizeof *wds);
@@ -66,8 +72,11 @@ int er__sq_watch(er_store_t *s, const er_watch_t *w) {
   er_free(sq->wds);
   sq->wds = wds;
   sq->nwds = n;
-  /* Watching finished already: keep the record going, lose no id. */
-  if (w->finished && !(sq->watching && sq->w_finished)) sq->fin_started = false;
+  /* The record starts now, so that a waiter who watches, then reads a task's
+   * state, then waits, cannot miss a finish between the two; watching
+   * finished already: keep the record going, lose no id. */
+  if (w->finished && !(sq->watching && sq->w_finished))
+    sq->fin_started = fin_max(sq, &sq->fin_seen) == 0;
   sq->watching = true;
   sq->w_finished = w->finished;
   sq->w_control = w->control;
@@ -76,13 +85,8 @@ int er__sq_watch(er_store_t *s, const er_watch_t *w) {
 
 /* ---- the finished log ------------------------------------------------------ */
 
-static const char SQL_FIN_MAX[] = "SELECT coalesce(max(seq), 0) FROM finished";
 static const char SQL_FIN_SINCE[] =
     "SELECT seq, id FROM finished WHERE seq > ?1 ORDER BY seq LIMIT ?2";
-
-static int fin_max(er_sq_t *sq, int64_t *out) {
-  return er__sq_query_i64(sq, SQL_FIN_MAX, "read_wakeups", out);
-}
 
 /* The ids after sq->fin_seen. Entries pruned before this handle read them, or
  * more than ER_SQ_FINISHED_LIST_MAX, give finished_overflow and no list. */

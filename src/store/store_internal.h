@@ -28,6 +28,8 @@ extern const er__store_backend_t er__redis_backend;
 #define ER__RESULT_TTL_DEFAULT_MS (24LL * 3600 * 1000)
 #define ER__TOMBSTONE_DEFAULT_MS (24LL * 3600 * 1000)
 #define ER__MAX_PAYLOAD_DEFAULT ((size_t)1 << 20)
+/* The most tasks one reserve call takes, whatever req->max asks. */
+#define ER__RESERVE_MAX 4096
 
 /* Writes a one-line message into s->last_error. */
 void er__store_set_error(er_store_t *s, const char *fmt, ...) ER_PRINTF(2, 3);

@@ -53,6 +53,8 @@ er_task_rec_t *reserve1(fx_t *f, int64_t now, int64_t lease_ms);
 bool complete1(fx_t *f, const char *id, int attempt, er_task_state_t state, json_t *result, json_t *error, int64_t now, int64_t retry_eta);
 void assert_json_eq(const json_t *a, const json_t *b);
 void reap(pid_t pid);
+er_task_rec_t *mk_on(const fx_t *f, const char *queue);
+er_task_rec_t *running_on(er_store_t *s, const fx_t *f, const char *queue);
 
 /* conformance_more.c */
 void test_result_ttl(void **state);

@@ -293,12 +293,12 @@ static void test_watch_queue(void **state) {
   const char *qs[] = {f->queue};
   er_watch_t ws = {qs, 1, false, false};
   need(er_store_watch(w, &ws));
-  er_wakeups_t wk;
-  assert_int_equal(er_store_read_wakeups(w, &wk), 0);
   if (er_store_wakeup_fd(w) < 0) { /* a backend that only polls */
     er_store_close(w);
     skip();
   }
+  er_wakeups_t wk; /* the first read may report a first look */
+  assert_int_equal(er_store_read_wakeups(w, &wk), 0);
   /* another queue's work and a heartbeat do not wake it */
   er_task_rec_t *other = mk(f, "t");
   free(other->queue);
@@ -378,9 +378,7 @@ static void test_watch_finished(void **state) {
   er_task_rec_t *r[4];
   r[0] = mk(f, "t");
   assert_int_equal(enq(f, r[0]), 0);
-  assert_int_equal(er_store_revoke(f->s, r[0]->id, NULL), 0); /* before the record starts */
-  assert_int_equal(er_store_read_wakeups(w, &wk), 0);         /* starts the record */
-  assert_int_equal(wk.nfinished, 0);
+  assert_int_equal(er_store_revoke(f->s, r[0]->id, NULL), 0); /* after watch: listed */
   for (int i = 0; i < 4; i++) {
     if (i) r[i] = mk(f, "t");
     if (i) assert_int_equal(enq(f, r[i]), 0);
@@ -392,8 +390,9 @@ static void test_watch_finished(void **state) {
   assert_false(complete1(f, b->id, b->attempt, ER_STATE_FAILURE, NULL, err, now_ms(), 0));
   assert_int_equal(er_store_revoke(f->s, r[3]->id, NULL), 0); /* pending: finished now */
   char *ids[8];
-  size_t n = collect(w, ids, 8, 3);
-  assert_int_equal(n, 3);
+  size_t n = collect(w, ids, 8, 4);
+  assert_int_equal(n, 4);
+  assert_true(listed(ids, n, r[0]->id));
   assert_true(listed(ids, n, a->id));
   assert_true(listed(ids, n, b->id));
   assert_true(listed(ids, n, r[3]->id));

@@ -158,3 +158,28 @@ void reap(pid_t pid) {
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
 }
+
+/* A minimal valid record for queue, due now. */
+er_task_rec_t *mk_on(const fx_t *f, const char *queue) {
+  er_task_rec_t *r = mk(f, "t");
+  er_free(r->queue);
+  r->queue = er_strdup(queue);
+  return r;
+}
+
+/* A task of queue, enqueued and reserved through s (worker "w-wake", a
+ * lease of a minute); returns it. */
+er_task_rec_t *running_on(er_store_t *s, const fx_t *f, const char *queue) {
+  er_task_rec_t *r = mk_on(f, queue);
+  assert_int_equal(er_store_enqueue(s, &r, 1, 0, NULL), 0);
+  er_task_rec_free(r);
+  const char *qs[] = {queue};
+  er_reserve_req_t req = {qs, 1, "w-wake", now_ms() + 1, 60000, 1};
+  er_task_rec_t **got = NULL;
+  size_t n = 0;
+  assert_int_equal(er_store_reserve(s, &req, &got, &n), 0);
+  assert_int_equal(n, 1);
+  r = got[0];
+  er_free(got);
+  return r;
+}

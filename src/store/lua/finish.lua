@@ -1,0 +1,47 @@
+-- Ending and deleting tasks: for the scripts that finish, revoke, purge or
+-- expire them (after the prelude).
+
+-- a finished named task starts its name's tombstone
+local function tombstone(name, id, now)
+  if not name then return end
+  local nk = NK(name)
+  local f = redis.call('HMGET', nk, 'id', 'finished_ms')
+  if f[1] == id and not f[2] then
+    redis.call('HSET', nk, 'finished_ms', I(now))
+    redis.call('ZADD', TOMBS, now, name)
+  end
+end
+
+-- when a result finished at now expires: nil for never (ttl below 0)
+local function result_expiry(ttl, now)
+  ttl = tonumber(ttl or '0')
+  if ttl < 0 then return nil end
+  if ttl == 0 then ttl = RESULT_TTL_DEFAULT_MS end
+  return now + ttl
+end
+
+-- ends a task (from state 'from') in state st at now: one HSET of sets plus
+-- state, finished_ms and when its result expires, one HDEL of dels plus its
+-- lease and queue member; the name's tombstone starts, the counts move and
+-- the finished channel hears of it
+local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
+  sets[#sets + 1] = 'state'
+  sets[#sets + 1] = st
+  sets[#sets + 1] = 'finished_ms'
+  sets[#sets + 1] = I(now)
+  dels[#dels + 1] = 'lease_until_ms'
+  dels[#dels + 1] = 'qm'
+  local exp = result_expiry(ttl, now)
+  if not exp then
+    dels[#dels + 1] = 'result_expires_ms'
+  else
+    sets[#sets + 1] = 'result_expires_ms'
+    sets[#sets + 1] = I(exp)
+    redis.call('ZADD', RESULTS, exp, id)
+  end
+  redis.call('HSET', h, unpack(sets))
+  redis.call('HDEL', h, unpack(dels))
+  tombstone(name, id, now)
+  move(q, from, st)
+  WFIN = wake_id(WFIN, id)
+end

@@ -1,0 +1,52 @@
+-- maintain. ARGV: now, tombstone_ms, limit, the "revoked" error JSON.
+-- Tasks whose lease ended go back to their queue (or end REVOKED when a
+-- revoke was asked for); expired results and their tasks, expired
+-- tombstones and workers go. Returns {requeued, expired results}.
+local now, tomb, limit, rerr = N(1), N(2), N(3), A(4)
+local requeued, expired = 0, 0
+local lost = redis.call('ZRANGEBYSCORE', LEASES, '-inf', '(' .. I(now), 'LIMIT', 0, limit)
+local gone = {}
+for _, id in ipairs(lost) do
+  local h = TK(id)
+  local f = redis.call('HMGET', h, 'state', 'revoke_requested', 'queue', 'name',
+    'lease_until_ms', 'result_ttl_ms', 'priority', 'eta_ms', 'seq')
+  if f[1] ~= STARTED then
+    gone[#gone + 1] = id
+  elseif tonumber(f[5] or '0') >= now then
+    redis.call('ZADD', LEASES, tonumber(f[5]), id)
+  else
+    gone[#gone + 1] = id
+    if f[2] == '1' then
+      finish(id, h, f[3], STARTED, REVOKED, now, f[6], f[4], {'error', rerr}, {})
+    else
+      local m = place_f(id, f[3], tonumber(f[7]), tonumber(f[8]), tonumber(f[9]), now)
+      if m then redis.call('HSET', h, 'state', PENDING, 'qm', m)
+      else redis.call('HSET', h, 'state', PENDING) end
+      redis.call('HDEL', h, 'worker', 'lease_until_ms')
+      move(f[3], STARTED, PENDING)
+      wake_queue(f[3])
+      requeued = requeued + 1
+    end
+  end
+end
+bulk('ZREM', LEASES, gone)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', RESULTS, '-inf', now, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', RESULTS, id)
+  local h = TK(id)
+  local e = redis.call('HGET', h, 'result_expires_ms')
+  if e and tonumber(e) <= now then
+    forget(id, h)
+    expired = expired + 1
+  end
+end
+local cut = now - tomb
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', TOMBS, '-inf', cut, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', TOMBS, name)
+  local fin = redis.call('HGET', NK(name), 'finished_ms')
+  if fin and tonumber(fin) <= cut then redis.call('DEL', NK(name)) end
+end
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', WEXP, w)
+  redis.call('HDEL', WORKERS, w)
+end
+return {requeued, expired}
