@@ -15,7 +15,10 @@ typedef struct er__job {
   volatile sig_atomic_t revoked; /* revoke requested (threads, solo, tasklet) */
   bool fenced;                   /* the lease was lost: the outcome will be refused */
   bool submitted;                /* handed to the pool (else still in the backlog) */
+  bool dead;                     /* freed while pinned: the last unpin frees it */
+  int pins;                      /* store requests that still refer to it */
   uint64_t started_ms;           /* monotonic */
+  int64_t started_wall_ms;       /* when it was handed to the pool, 0 before */
   struct er__job *prev, *next;   /* the worker's running list */
   void *slot;                    /* the pool's own record of where it runs */
   er_worker_t *w;

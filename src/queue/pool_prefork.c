@@ -30,7 +30,7 @@ typedef struct child {
   int njobs;
   char *buf;
   size_t len, cap;
-  const char *kill_reason; /* why we killed it, for the task's error */
+  er__kill_t kill; /* why we killed it, if we did */
   bool closing;
   bool pool_gone; /* the pool is being destroyed: do not fork again */
 } child_t;
@@ -79,7 +79,7 @@ static int spawn(prefork_t *p, child_t *c) {
   c->pid = pid;
   c->fd = sv[0];
   c->len = 0;
-  c->kill_reason = NULL;
+  c->kill = ER__KILL_NONE;
   c->closing = false;
   uv_pipe_init(er_loop_uv(p->base.loop), &c->pipe, 0);
   c->pipe.data = c;
@@ -185,8 +185,9 @@ static void on_child_gone(child_t *c) {
   c->njobs = 0;
   if (j) {
     char msg[512];
-    describe_death(status, c->kill_reason, msg, sizeof msg);
-    j->out.rc = c->kill_reason && strstr(c->kill_reason, "hard") ? ER_ETIMEDOUT : ER_EFAIL;
+    describe_death(status, er__kill_text(c->kill), msg, sizeof msg);
+    j->out.rc = c->kill == ER__KILL_HARD_LIMIT ? ER_ETIMEDOUT : ER_EFAIL;
+    j->out.killed = c->kill;
     j->out.message = er_strdup(msg);
     j->out.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (!c->pool->stopping) er_log(ER_LOG_WARN, "task %s: %s", j->rec->id, msg);
@@ -201,14 +202,14 @@ static void on_child_gone(child_t *c) {
 static void on_hard_limit(uv_timer_t *t) {
   child_t *c = t->data;
   if (!c->njobs) return;
-  c->kill_reason = "hard time limit exceeded";
+  c->kill = ER__KILL_HARD_LIMIT;
   kill(c->pid, SIGKILL);
 }
 
 static void on_revoke_grace(uv_timer_t *t) {
   child_t *c = t->data;
   if (!c->njobs) return;
-  c->kill_reason = "revoked";
+  c->kill = ER__KILL_REVOKE;
   kill(c->pid, SIGKILL);
 }
 
