@@ -90,7 +90,7 @@ void er__worker_job_done(er_worker_t *w, er__job_t *j) {
   if (j->fenced) {
     /* Another attempt owns the task now: the store would refuse this one's
      * outcome, so it is not even sent. */
-    er_log(ER_LOG_WARN, "task %s %s: lease lost; this attempt's outcome is dropped", j->rec->task,
+    er_log(ER_LOG_WARN, "task %s[%s] lease lost: this attempt's outcome is dropped", j->rec->task,
            j->rec->id);
     er__worker_job_free(j);
     er__worker_maybe_finish(w);
@@ -180,7 +180,7 @@ static void backlog_remove(er_worker_t *w, er__job_t *j) {
 /* A backlog job whose lease was lost is dropped: it never runs here and no
  * outcome is written (the task belongs to another attempt). */
 static void drop_fenced(er_worker_t *w, er__job_t *j) {
-  er_log(ER_LOG_WARN, "task %s %s: lease lost before it started; dropped without running",
+  er_log(ER_LOG_WARN, "task %s[%s] lease lost before it started: dropped without running",
          j->rec->task, j->rec->id);
   er__worker_unlink(w, j);
   er__worker_job_free(j);

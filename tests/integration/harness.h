@@ -46,3 +46,21 @@ void h_wait_state(harness_t *h, const char *id, er_task_state_t state, int64_t t
 er_task_rec_t *h_wait(harness_t *h, const char *id, int64_t timeout_ms);
 
 #endif
+
+/* ---- Added for the worker tests ---- */
+
+/* As h_setup, on a private redis-server started in h->dir (a URL with
+ * prefix "t"). Returns false, having set nothing up, when redis-server is
+ * not installed or does not start (the caller skips). */
+bool h_setup_redis(harness_t *h);
+/* Stops that redis-server, then as h_teardown. */
+void h_teardown_redis(harness_t *h);
+/* As h_worker, with ERRAND_LOG=info and the worker's stderr written to the
+ * file log; quiet false keeps the start-up banner. */
+pid_t h_worker_log(harness_t *h, const char *log, bool quiet, const char *pool, int concurrency,
+                   ...);
+/* The whole file as a new string ("" when missing). */
+char *h_read_file(const char *path);
+/* The heartbeat info of the worker whose pid is pid (new reference), or NULL
+ * when it is not listed. */
+json_t *h_worker_info(harness_t *h, pid_t pid);
