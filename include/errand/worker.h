@@ -11,7 +11,12 @@
  *
  * Delivery is at least once: tasks are reserved under a lease renewed while
  * they run; a worker that dies loses its leases and any live worker puts those
- * tasks back in the queue when the leases end.
+ * tasks back in the queue when the leases end. A task whose lease this worker
+ * lost is not run (or is stopped) and its outcome is not written.
+ *
+ * Threads: er_worker_run runs the worker's loop on the calling thread and
+ * makes every store call on a store thread of its own (the loop never waits
+ * on the store); the pools add their own threads or processes.
  *
  * er_worker_run ignores SIGPIPE (as servers do) and installs SIGTERM and
  * SIGINT handlers: the first signal stops
