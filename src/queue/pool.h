@@ -52,6 +52,8 @@ struct er__pool {
 er__pool_t *er__pool_prefork_new(void);
 er__pool_t *er__pool_threads_new(void);
 er__pool_t *er__pool_solo_new(void);
+/* Fault injection for tests: when set, the worker makes its pool with it. */
+extern er__pool_t *(*er__pool_new_hook)(er_pool_kind_t kind);
 
 /* Called by pools, on the loop thread, when job's outcome (job->out) is known. */
 void er__worker_job_done(er_worker_t *w, er__job_t *job);

@@ -354,6 +354,8 @@ void er_worker_stop(er_worker_t *w, bool now) {
 
 /* ---- life ---- */
 
+er__pool_t *(*er__pool_new_hook)(er_pool_kind_t kind);
+
 int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
                   size_t errmsg_size) {
   *out = NULL;
@@ -408,7 +410,8 @@ static int start(er_worker_t *w) {
   if (rc < 0) return rc;
   uv_loop_t *uv = er_loop_uv(w->loop);
   if ((rc = er__sthread_start(w->loop, w->store, &w->io)) < 0) return rc;
-  w->pool = w->opts.pool == ER_POOL_THREADS ? er__pool_threads_new()
+  w->pool = er__pool_new_hook                 ? er__pool_new_hook(w->opts.pool)
+            : w->opts.pool == ER_POOL_THREADS ? er__pool_threads_new()
             : w->opts.pool == ER_POOL_SOLO  ? er__pool_solo_new()
                                             : er__pool_prefork_new();
   if (!w->pool) return ER_ENOMEM;

@@ -7,6 +7,8 @@
  *     not at the next lease renewal;
  *   - a reserved task whose lease was lost (the worker was stopped, the task
  *     taken by another attempt) is dropped without running;
+ *   - a task its pool cannot take goes back to the queue (a worker in this
+ *     process, its pool refusing a task by fault injection);
  *   - ER_RETRIES_NONE on a send means no retries;
  *   - the worker logs one line per task event, lists its tasks at start-up
  *     and shows its running and reserved tasks in its heartbeat. */
@@ -23,9 +25,11 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "queue/pool.h"
 
 static harness_t H;
 static bool g_redis;
+static pid_t g_child = -1; /* a worker forked by a test: killed if the test failed first */
 
 static int setup(void **state) {
   h_setup(&H, NULL);
@@ -33,6 +37,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+  if (g_child > 0) h_stop(g_child, SIGKILL);
+  g_child = -1;
   h_teardown(&H);
   return 0;
 }
@@ -202,6 +208,58 @@ static void a_task_whose_lease_was_lost_does_not_run(void **s) {
   er_store_close(st);
 }
 
+/* ---- a pool that cannot take a task ---- */
+
+static int in_process_add(er_task_t *t, json_t **result) {
+  *result = json_integer(json_integer_value(json_array_get(er_task_args(t), 0)) + 1);
+  return 0;
+}
+ER_TASK("in_process_add", in_process_add)
+
+static const er__pool_ops_t *g_solo_ops;
+static er__pool_ops_t g_refusing_ops;
+static int g_refused;
+
+/* The solo pool, refusing the first task it is given. */
+static int refusing_submit(er__pool_t *p, er__job_t *j) {
+  if (!g_refused++) return ER_EBUSY;
+  return g_solo_ops->submit(p, j);
+}
+
+static er__pool_t *refusing_pool(er_pool_kind_t kind) {
+  er__pool_t *p = er__pool_solo_new();
+  g_solo_ops = p->ops;
+  g_refusing_ops = *p->ops;
+  g_refusing_ops.submit = refusing_submit;
+  p->ops = &g_refusing_ops;
+  return p;
+}
+
+static void a_task_the_pool_refuses_goes_back(void **s) {
+  er_id_t id;
+  h_send(&H, "in_process_add", "[41]", NULL, &id);
+  pid_t w = g_child = fork();
+  assert_true(w >= 0);
+  if (w == 0) {
+    er__pool_new_hook = refusing_pool;
+    er_worker_opts_t o = {.store_url = H.url, .pool = ER_POOL_SOLO, .concurrency = 1,
+                          .quiet = true};
+    er_worker_t *wk = NULL;
+    if (er_worker_new(&o, &wk, NULL, 0) < 0) _exit(1);
+    er_worker_run(wk);
+    er_worker_free(wk);
+    _exit(0);
+  }
+  er_task_rec_t *r = h_wait(&H, id.text, 10000);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  assert_int_equal(json_integer_value(r->result), 42);
+  assert_int_equal(r->attempt, 2); /* the refused attempt, then the one that ran */
+  assert_int_equal(r->retries, 0); /* not a retry: the task did nothing wrong */
+  er_task_rec_free(r);
+  g_child = -1;
+  assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+}
+
 /* ---- retries ---- */
 
 static void retries_none_means_none(void **s) {
@@ -292,6 +350,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(revoke_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(revoke_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(a_task_whose_lease_was_lost_does_not_run, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_task_the_pool_refuses_goes_back, setup, teardown),
       cmocka_unit_test_setup_teardown(retries_none_means_none, setup, teardown),
       cmocka_unit_test_setup_teardown(logs_banner_and_heartbeat, setup, teardown),
   };
