@@ -17,8 +17,8 @@ typedef struct er__job {
   bool submitted;                /* handed to the pool (else still in the backlog) */
   bool dead;                     /* freed while pinned: the last unpin frees it */
   int pins;                      /* store requests that still refer to it */
-  uint64_t started_ms;           /* monotonic */
-  int64_t started_wall_ms;       /* when it was handed to the pool, 0 before */
+  uint64_t started_ms;           /* monotonic: reserved, then started */
+  int64_t started_wall_ms;       /* when it started running, 0 before */
   struct er__job *prev, *next;   /* the worker's running list */
   void *slot;                    /* the pool's own record of where it runs */
   er_worker_t *w;

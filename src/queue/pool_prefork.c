@@ -240,7 +240,10 @@ static int send_to(child_t *c, er__job_t *j) {
   }
   c->jobs[c->njobs++] = j;
   j->slot = c;
-  if (c->njobs == 1) start_head(c);
+  if (c->njobs == 1)
+    start_head(c);
+  else
+    j->started_wall_ms = 0; /* waits in the socket: reserved, not running yet */
   return 0;
 }
 
@@ -251,6 +254,8 @@ static void revoke_head(child_t *c);
 static void start_head(child_t *c) {
   if (!c->njobs) return;
   er__job_t *j = c->jobs[0];
+  j->started_ms = er_now_mono_ms();
+  j->started_wall_ms = er_now_wall_ms();
   int64_t hard = er__eff_hard_ms(j->rec, j->def);
   if (j->revoked)
     revoke_head(c);
@@ -281,6 +286,7 @@ static int submit(er__pool_t *pool, er__job_t *j) {
 
 static int requeue(prefork_t *p, er__job_t *j) {
   if (p->nwaiting == (size_t)pool_capacity(p)) return ER_EBUSY;
+  j->started_wall_ms = 0; /* not running: waits for a child */
   p->waiting[p->nwaiting++] = j;
   return 0;
 }

@@ -80,7 +80,9 @@ void er__log_outcome(const er__job_t *j, const er_completion_t *c) {
 static json_t *job_list(er_worker_t *w, bool active) {
   json_t *a = json_array();
   for (er__job_t *j = w->running; a && j; j = j->next) {
-    bool running = j->submitted || (j->def && j->def->tasklet);
+    /* Handed to the pool and started there (a prefork child's next jobs
+     * wait in its socket), or a tasklet. */
+    bool running = j->started_wall_ms != 0;
     if (running != active) continue;
     json_t *o = active ? json_pack("{s:s, s:s, s:I}", "id", j->rec->id, "task", j->rec->task,
                                    "started_ms", (json_int_t)j->started_wall_ms)

@@ -293,7 +293,7 @@ static bool has_string(json_t *array, const char *s) {
 static void logs_banner_and_heartbeat(void **s) {
   char log[300];
   snprintf(log, sizeof log, "%s/worker.log", H.dir);
-  pid_t w = h_worker_log(&H, log, false, "threads", 1, NULL);
+  pid_t w = h_worker_log(&H, log, false, "prefork", 1, NULL);
   er_id_t add, fail, flaky, slow, waiting;
   h_send(&H, "add", "[2, 3]", NULL, &add);
   h_send(&H, "fail", "[\"no luck\"]", NULL, &fail);
@@ -302,8 +302,9 @@ static void logs_banner_and_heartbeat(void **s) {
   er_task_rec_free(h_wait(&H, fail.text, 10000));
   er_task_rec_free(h_wait(&H, flaky.text, 10000));
 
-  /* One slot: one sleep runs, the next waits reserved. */
-  h_send(&H, "sleep", "[3]", NULL, &slow);
+  /* One child: one sleep runs, the next waits behind it in the child's
+   * socket, reserved but not started. */
+  h_send(&H, "sleep", "[6]", NULL, &slow);
   h_wait_state(&H, slow.text, ER_STATE_STARTED, 10000);
   h_send(&H, "sleep", "[0.1]", NULL, &waiting);
   h_wait_state(&H, waiting.text, ER_STATE_STARTED, 10000);
@@ -311,18 +312,25 @@ static void logs_banner_and_heartbeat(void **s) {
   for (int i = 0; i < 60; i++) {
     json_decref(info);
     info = h_worker_info(&H, w);
-    if (info && json_array_size(json_object_get(info, "active_tasks")) >= 1) break;
+    /* A heartbeat (every 2 s) from after both were reserved. */
+    if (info && json_array_size(json_object_get(info, "active_tasks")) >= 1 &&
+        json_array_size(json_object_get(info, "reserved_tasks")) >= 1)
+      break;
     usleep(100000);
   }
   assert_non_null(info);
   assert_true(has_string(json_object_get(info, "registered"), "add"));
   assert_true(has_string(json_object_get(info, "registered"), "fanout"));
   json_t *active = json_object_get(info, "active_tasks");
+  assert_int_equal(json_array_size(active), 1);
   json_t *first = json_array_get(active, 0);
   assert_string_equal(json_string_value(json_object_get(first, "task")), "sleep");
-  assert_non_null(json_string_value(json_object_get(first, "id")));
+  assert_string_equal(json_string_value(json_object_get(first, "id")), slow.text);
   assert_true(json_integer_value(json_object_get(first, "started_ms")) > 0);
-  assert_true(json_is_array(json_object_get(info, "reserved_tasks")));
+  json_t *reserved = json_object_get(info, "reserved_tasks");
+  assert_int_equal(json_array_size(reserved), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(reserved, 0), "id")),
+                      waiting.text);
   json_decref(info);
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
 
