@@ -57,10 +57,6 @@ void er__worker_job_free(er__job_t *j) {
   er_free(j);
 }
 
-static bool in_backlog(const er__job_t *j) {
-  return !j->submitted && !(j->def && j->def->tasklet);
-}
-
 /* Smooths the completion rate over windows of at least 100 ms. */
 void er__worker_update_rate(er_worker_t *w, size_t n) {
   uint64_t now = er_now_mono_ms();
@@ -211,7 +207,7 @@ void er__worker_start_backlog(er_worker_t *w) {
 void er__worker_apply_flags(er_worker_t *w, er__job_t *j, bool revoked, bool fenced) {
   if (fenced && !j->fenced) {
     j->fenced = true;
-    if (in_backlog(j)) {
+    if (er__in_backlog(j)) {
       backlog_remove(w, j);
       drop_fenced(w, j);
       return;
@@ -222,7 +218,7 @@ void er__worker_apply_flags(er_worker_t *w, er__job_t *j, bool revoked, bool fen
   j->revoked = 1;
   if (j->submitted)
     w->pool->ops->revoke(w->pool, j);
-  else if (in_backlog(j)) {
+  else if (er__in_backlog(j)) {
     backlog_remove(w, j);
     end_revoked(w, j); /* REVOKED now, without waiting for a slot */
   }
@@ -257,99 +253,6 @@ void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec) {
     er__worker_unlink(w, j);
     er__worker_job_free(j); /* out of memory: the lease ends and the task comes back */
   }
-}
-
-/* ---- stopping ---- */
-
-static void close_all(er_worker_t *w) {
-  uv_timer_t *timers[] = {&w->tick, &w->beat, &w->renew, &w->grace, &w->flush_timer, &w->due_timer};
-  for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) uv_timer_stop(timers[i]);
-  if (w->wake_on) uv_poll_stop(&w->wake);
-  w->wake_on = false;
-  uv_signal_stop(&w->sigterm);
-  uv_signal_stop(&w->sigint);
-  uv_unref((uv_handle_t *)&w->stop_async);
-  er__sthread_unref(w->io);
-}
-
-void er__worker_maybe_finish(er_worker_t *w) {
-  if (!w->stopping || w->running || w->ndone || er__sthread_pending(w->io)) return;
-  close_all(w);
-  er_loop_stop(w->loop);
-}
-
-/* The jobs of the running list that match: all, or the backlog only. */
-static size_t collect(er_worker_t *w, bool backlog_only, er__job_t ***out) {
-  size_t n = 0;
-  for (er__job_t *j = w->running; j; j = j->next) n += !backlog_only || in_backlog(j);
-  *out = er_calloc(n ? n : 1, sizeof **out);
-  if (!*out) return 0;
-  size_t i = 0;
-  for (er__job_t *j = w->running; j; j = j->next)
-    if (!backlog_only || in_backlog(j)) (*out)[i++] = j;
-  return n;
-}
-
-static void give_back_jobs(er_worker_t *w, bool backlog_only, const char *why) {
-  er__job_t **jobs;
-  size_t n = collect(w, backlog_only, &jobs);
-  for (size_t i = 0; i < n; i++) er__worker_unlink(w, jobs[i]);
-  if (n) er__io_give_back(w, jobs, n, why);
-  er_free(jobs);
-}
-
-static void stop_now(er_worker_t *w) {
-  w->stopping = 2;
-  er__io_flush(w);
-  if (w->pool) {
-    w->pool->ops->destroy(w->pool, true);
-    w->pool = NULL;
-  }
-  /* The pool has stopped running them: every reserved task goes back. */
-  give_back_jobs(w, false, "the worker stopped");
-  w->nslots_used = w->ntasklets = 0;
-  w->bl_len = 0;
-  er__worker_maybe_finish(w);
-}
-
-static void on_grace(uv_timer_t *h) {
-  er_worker_t *w = h->data;
-  er_log(ER_LOG_WARN, "worker %s: grace period over", w->id);
-  stop_now(w);
-}
-
-static void request_stop(er_worker_t *w, bool now) {
-  if (now || w->stopping == 1) {
-    if (w->stopping != 2) stop_now(w);
-    return;
-  }
-  if (w->stopping) return;
-  w->stopping = 1;
-  if (!w->opts.quiet)
-    fprintf(stderr, "errand worker: stopping; %zu tasks still running (again to stop now)\n",
-            w->nslots_used + w->ntasklets);
-  if (w->wake_on) uv_poll_stop(&w->wake);
-  w->wake_on = false;
-  uv_timer_stop(&w->due_timer);
-  /* The tasks reserved ahead go back at once, for other workers; only those
-   * already running are waited for. */
-  w->bl_len = 0;
-  give_back_jobs(w, true, "reserved ahead, the worker is stopping");
-  uv_timer_start(&w->grace, on_grace, (uint64_t)w->opts.grace_ms, 0);
-  er__worker_maybe_finish(w);
-}
-
-static void on_signal(uv_signal_t *h, int signum) { request_stop(h->data, false); }
-
-static void on_stop_async(uv_async_t *h) {
-  er_worker_t *w = h->data;
-  int req = atomic_exchange(&w->stop_req, 0);
-  if (req) request_stop(w, req == 2);
-}
-
-void er_worker_stop(er_worker_t *w, bool now) {
-  atomic_store(&w->stop_req, now ? 2 : 1);
-  uv_async_send(&w->stop_async);
 }
 
 /* ---- life ---- */
@@ -442,9 +345,9 @@ static int start(er_worker_t *w) {
   uv_signal_init(uv, &w->sigterm);
   uv_signal_init(uv, &w->sigint);
   w->sigterm.data = w->sigint.data = w;
-  uv_signal_start(&w->sigterm, on_signal, SIGTERM);
-  uv_signal_start(&w->sigint, on_signal, SIGINT);
-  uv_async_init(uv, &w->stop_async, on_stop_async);
+  uv_signal_start(&w->sigterm, er__worker_on_signal, SIGTERM);
+  uv_signal_start(&w->sigint, er__worker_on_signal, SIGINT);
+  uv_async_init(uv, &w->stop_async, er__worker_on_stop_async);
   w->stop_async.data = w;
   return 0;
 }
@@ -459,7 +362,7 @@ int er_worker_run(er_worker_t *w) {
   if (!w->opts.quiet) er__worker_banner(w);
   er__io_watch(w); /* then reads the wake-ups, fills, and asks what is due */
   er__io_beat(w);
-  if (atomic_load(&w->stop_req)) on_stop_async(&w->stop_async);
+  if (atomic_load(&w->stop_req)) er__worker_on_stop_async(&w->stop_async);
   er_loop_run(w->loop);
   er__sthread_free(w->io); /* nothing is left in it: the loop ended when it was idle */
   w->io = NULL;

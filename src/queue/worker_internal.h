@@ -61,6 +61,11 @@ struct er_worker {
   uint64_t rate_ms, rate_count; /* the current measuring window */
 };
 
+/* A reserved job not handed to the pool yet (tasklets never wait). */
+static inline bool er__in_backlog(const er__job_t *j) {
+  return !j->submitted && !(j->def && j->def->tasklet);
+}
+
 /* worker.c */
 void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec);
 void er__worker_job_free(er__job_t *j);
@@ -74,7 +79,15 @@ void er__worker_update_rate(er_worker_t *w, size_t n);
 void er__worker_tick(er_worker_t *w);
 void er__worker_on_renew(uv_timer_t *h);
 
-/* worker_io.c: each posts a request to the store thread. */
+/* worker_stop.c */
+void er__worker_on_signal(uv_signal_t *h, int signum);
+void er__worker_on_stop_async(uv_async_t *h);
+
+/* worker_io.c (reserving, outcomes, giving back) and worker_lease.c (leases,
+ * heartbeats, housekeeping, progress): each posts a request to the store thread. */
+/* A request of size bytes whose first member is an er__sreq_t. */
+void *er__io_req_new(size_t size, void (*run)(er__sreq_t *, er_store_t *),
+                     void (*done)(er__sreq_t *));
 void er__io_fill(er_worker_t *w);
 void er__io_flush(er_worker_t *w);
 void er__io_renew(er_worker_t *w);

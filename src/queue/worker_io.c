@@ -14,14 +14,12 @@
 #define FLUSH_BATCH 128
 #define FLUSH_DELAY_MS 5
 #define FLUSH_RETRY_MS 200
-#define RENEW_MIN_MS 250 /* a store without precise wake-ups: renew on a wake at most this often */
 
 static bool transient(int rc) {
   return rc == ER_EUNAVAILABLE || rc == ER_EBUSY || rc == ER_EIO || rc == ER_ENOMEM;
 }
 
-/* Allocates a request of size bytes whose first member is an er__sreq_t. */
-static void *req_new(size_t size, void (*run)(er__sreq_t *, er_store_t *),
+void *er__io_req_new(size_t size, void (*run)(er__sreq_t *, er_store_t *),
                      void (*done)(er__sreq_t *)) {
   er__sreq_t *r = er_calloc(1, size);
   if (r) {
@@ -30,10 +28,6 @@ static void *req_new(size_t size, void (*run)(er__sreq_t *, er_store_t *),
   }
   return r;
 }
-
-/* Every done callback ends here: the worker may be waiting for the last one to
- * stop. */
-static void after(er_worker_t *w) { er__worker_maybe_finish(w); }
 
 /* ---- reserving ---- */
 
@@ -70,7 +64,7 @@ static void reserve_done(er__sreq_t *r) {
   er_free(q);
   if (w->fill_again) er__io_fill(w);
   er__io_next_due(w);
-  after(w);
+  er__worker_maybe_finish(w); /* it may wait for the last request to stop */
 }
 
 /* Reserves more when what is reserved falls to half the prefetch target, so
@@ -91,7 +85,7 @@ void er__io_fill(er_worker_t *w) {
   if (have > target / 2 || w->ntasklets >= MAX_TASKLETS) return;
   size_t want = target - have;
   if (want > RESERVE_BATCH) want = RESERVE_BATCH;
-  reserve_t *q = req_new(sizeof *q, reserve_run, reserve_done);
+  reserve_t *q = er__io_req_new(sizeof *q, reserve_run, reserve_done);
   if (!q) return;
   q->w = w;
   q->req = (er_reserve_req_t){(const char *const *)w->queues, w->nqueues, w->id, 0,
@@ -124,17 +118,24 @@ static void complete_run(er__sreq_t *r, er_store_t *s) {
 
 static void on_flush_timer(uv_timer_t *h) { er__io_flush(h->data); }
 
+/* Room for need outcomes waiting. */
+static bool grow_done(er_worker_t *w, size_t need) {
+  if (need <= w->capdone) return true;
+  size_t cap = w->capdone ? w->capdone * 2 : 64;
+  if (cap < need) cap = need;
+  er_completion_t *d = er_realloc(w->done, cap * sizeof *d);
+  if (d) w->done = d;
+  er__job_t **dj = er_realloc(w->done_jobs, cap * sizeof *dj);
+  if (dj) w->done_jobs = dj;
+  if (!d || !dj) return false;
+  w->capdone = cap;
+  return true;
+}
+
 /* Puts back outcomes a failed write kept, before any newer ones. */
 static bool keep(er_worker_t *w, complete_t *q) {
   size_t need = w->ndone + q->n;
-  if (need > w->capdone) {
-    er_completion_t *d = er_realloc(w->done, need * sizeof *d);
-    if (d) w->done = d;
-    er__job_t **dj = er_realloc(w->done_jobs, need * sizeof *dj);
-    if (dj) w->done_jobs = dj;
-    if (!d || !dj) return false;
-    w->capdone = need;
-  }
+  if (!grow_done(w, need)) return false;
   memmove(w->done + q->n, w->done, w->ndone * sizeof *w->done);
   memmove(w->done_jobs + q->n, w->done_jobs, w->ndone * sizeof *w->done_jobs);
   memcpy(w->done, q->cs, q->n * sizeof *w->done);
@@ -180,7 +181,7 @@ static void flush_done(er__sreq_t *r) {
   er_free(q);
   if (w->ndone && !w->flush_scheduled) er__io_flush(w); /* what came meanwhile */
   er__io_fill(w);
-  after(w);
+  er__worker_maybe_finish(w); /* it may wait for the last request to stop */
 }
 
 /* Writes the outcomes waiting, as one batch; while a batch is in flight the
@@ -189,7 +190,7 @@ void er__io_flush(er_worker_t *w) {
   w->flush_scheduled = false;
   uv_timer_stop(&w->flush_timer);
   if (!w->ndone || w->flushing) return;
-  complete_t *q = req_new(sizeof *q, complete_run, flush_done);
+  complete_t *q = er__io_req_new(sizeof *q, complete_run, flush_done);
   if (!q) return;
   q->w = w;
   q->cs = w->done;
@@ -208,19 +209,11 @@ static void flush_soon(void *arg) {
 }
 
 void er__io_push_completion(er_worker_t *w, er__job_t *j, const er_completion_t *c) {
-  if (w->ndone == w->capdone) {
-    size_t cap = w->capdone ? w->capdone * 2 : 64;
-    er_completion_t *d = er_realloc(w->done, cap * sizeof *d);
-    if (d) w->done = d;
-    er__job_t **dj = er_realloc(w->done_jobs, cap * sizeof *dj);
-    if (dj) w->done_jobs = dj;
-    if (!d || !dj) {
-      /* Out of memory: drop the outcome; the lease ends and the task reruns. */
-      json_decref(c->error);
-      er__worker_job_free(j);
-      return;
-    }
-    w->capdone = cap;
+  if (!grow_done(w, w->ndone + 1)) {
+    /* Out of memory: drop the outcome; the lease ends and the task reruns. */
+    json_decref(c->error);
+    er__worker_job_free(j);
+    return;
   }
   w->done[w->ndone] = *c;
   w->done_jobs[w->ndone++] = j;
@@ -253,13 +246,13 @@ static void give_back_done(er__sreq_t *r) {
   er_free(q->ids);
   er_free(q->fenced);
   er_free(q);
-  after(w);
+  er__worker_maybe_finish(w); /* it may wait for the last request to stop */
 }
 
 /* A give-back of n tasks, their ids and attempts to be filled in by the
  * caller through set(). */
 static complete_t *give_back_new(er_worker_t *w, size_t n, const char *why) {
-  complete_t *q = req_new(sizeof *q, complete_run, give_back_done);
+  complete_t *q = er__io_req_new(sizeof *q, complete_run, give_back_done);
   if (!q) return NULL;
   q->w = w;
   q->n = n;
@@ -299,187 +292,4 @@ static void give_back_recs(er_worker_t *w, er_task_rec_t **recs, size_t n) {
   }
   er_free(recs);
   if (q) er__sthread_post(w->io, &q->r);
-}
-
-/* ---- leases ---- */
-
-typedef struct {
-  er__sreq_t r;
-  er_worker_t *w;
-  size_t n;
-  er__job_t **jobs; /* pinned until done */
-  const char **ids;
-  int *attempts;
-  bool *revoked, *fenced;
-  int64_t until;
-} renew_t;
-
-static void renew_run(er__sreq_t *r, er_store_t *s) {
-  renew_t *q = (renew_t *)r;
-  q->until = er_now_wall_ms() + q->w->opts.lease_ms;
-  r->rc = er_store_renew(s, q->ids, q->attempts, q->n, q->until, q->revoked, q->fenced);
-  if (r->rc < 0)
-    er_log(ER_LOG_WARN, "worker %s: cannot renew leases: %s", q->w->id, er_store_last_error(s));
-}
-
-static void renew_free(renew_t *q) {
-  er_free(q->jobs);
-  er_free(q->ids);
-  er_free(q->attempts);
-  er_free(q->revoked);
-  er_free(q->fenced);
-  er_free(q);
-}
-
-static void renew_done(er__sreq_t *r) {
-  renew_t *q = (renew_t *)r;
-  er_worker_t *w = q->w;
-  w->renewing = false;
-  for (size_t i = 0; i < q->n; i++) {
-    er__job_t *j = q->jobs[i];
-    j->pins--;
-    if (j->dead) {
-      if (!j->pins) er__worker_job_free(j); /* finished while the renewal ran */
-    } else if (r->rc == 0 && w->stopping != 2) {
-      er__worker_apply_flags(w, j, q->revoked[i], q->fenced[i]);
-    }
-  }
-  renew_free(q);
-  if (w->renew_again) er__io_renew(w);
-  after(w);
-}
-
-/* Extends the leases of every job the worker holds (running, tasklets and
- * the backlog); the answer says which were revoked or lost. */
-void er__io_renew(er_worker_t *w) {
-  if (w->renewing) {
-    w->renew_again = true;
-    return;
-  }
-  w->renew_again = false;
-  size_t n = 0;
-  for (er__job_t *j = w->running; j; j = j->next) n++;
-  if (!n) return;
-  renew_t *q = req_new(sizeof *q, renew_run, renew_done);
-  if (!q) return;
-  q->w = w;
-  q->n = n;
-  q->jobs = er_calloc(n, sizeof *q->jobs);
-  q->ids = er_calloc(n, sizeof *q->ids);
-  q->attempts = er_calloc(n, sizeof *q->attempts);
-  q->revoked = er_calloc(n, sizeof *q->revoked);
-  q->fenced = er_calloc(n, sizeof *q->fenced);
-  if (!q->jobs || !q->ids || !q->attempts || !q->revoked || !q->fenced) {
-    renew_free(q);
-    return;
-  }
-  size_t i = 0;
-  for (er__job_t *j = w->running; j; j = j->next, i++) {
-    j->pins++;
-    q->jobs[i] = j;
-    q->ids[i] = j->rec->id; /* the record lives while the job is pinned */
-    q->attempts[i] = j->rec->attempt;
-  }
-  w->renewing = true;
-  w->last_renew_ms = er_now_mono_ms();
-  er__sthread_post(w->io, &q->r);
-}
-
-/* A store without precise wake-ups may have been told of a revoke: renew
- * soon, but not on every one of its (many) wake-ups. */
-void er__io_renew_soon(er_worker_t *w) {
-  if (!w->running) return;
-  uint64_t since = er_now_mono_ms() - w->last_renew_ms;
-  if (since >= RENEW_MIN_MS) {
-    er__io_renew(w);
-    return;
-  }
-  uint64_t every = (uint64_t)w->opts.lease_ms / 3;
-  uint64_t left = RENEW_MIN_MS - since;
-  if (uv_timer_get_due_in(&w->renew) > left)
-    uv_timer_start(&w->renew, er__worker_on_renew, left, every ? every : 1);
-}
-
-/* ---- heartbeats, housekeeping, progress ---- */
-
-typedef struct {
-  er__sreq_t r;
-  er_worker_t *w;
-  json_t *info;
-  er_maint_counts_t mc;
-  char *id, *msg;
-  int attempt;
-  double p;
-} misc_t;
-
-static void beat_run(er__sreq_t *r, er_store_t *s) {
-  misc_t *q = (misc_t *)r;
-  r->rc = er_store_heartbeat(s, q->info, er_now_wall_ms(), 3 * q->w->opts.heartbeat_ms);
-}
-
-static void misc_done(er__sreq_t *r) {
-  misc_t *q = (misc_t *)r;
-  er_worker_t *w = q->w;
-  if (r->run == beat_run) w->beating = false;
-  json_decref(q->info);
-  er_free(q->id);
-  er_free(q->msg);
-  er_free(q);
-  after(w);
-}
-
-void er__io_beat(er_worker_t *w) {
-  if (w->beating) return;
-  misc_t *q = req_new(sizeof *q, beat_run, misc_done);
-  if (!q) return;
-  q->w = w;
-  if (!(q->info = er__worker_info(w))) {
-    er_free(q);
-    return;
-  }
-  w->beating = true;
-  er__sthread_post(w->io, &q->r);
-}
-
-static void maintain_run(er__sreq_t *r, er_store_t *s) {
-  misc_t *q = (misc_t *)r;
-  r->rc = er_store_maintain(s, er_now_wall_ms(), &q->mc);
-}
-
-static void maintain_done(er__sreq_t *r) {
-  misc_t *q = (misc_t *)r;
-  er_worker_t *w = q->w;
-  w->maintaining = false;
-  if (r->rc == 0 && q->mc.requeued) {
-    er_log(ER_LOG_INFO, "worker %s: %zu tasks whose lease ended went back to the queue", w->id,
-           q->mc.requeued);
-    er__io_fill(w);
-  }
-  misc_done(r);
-}
-
-void er__io_maintain(er_worker_t *w) {
-  if (w->maintaining) return;
-  misc_t *q = req_new(sizeof *q, maintain_run, maintain_done);
-  if (!q) return;
-  q->w = w;
-  w->maintaining = true;
-  w->last_maintain_ms = er_now_mono_ms();
-  er__sthread_post(w->io, &q->r);
-}
-
-static void progress_run(er__sreq_t *r, er_store_t *s) {
-  misc_t *q = (misc_t *)r;
-  r->rc = er_store_progress(s, q->id, q->attempt, q->p, q->msg);
-}
-
-void er__io_progress(er_worker_t *w, const char *id, int attempt, double p, const char *msg) {
-  misc_t *q = req_new(sizeof *q, progress_run, misc_done);
-  if (!q) return;
-  q->w = w;
-  q->id = er_strdup(id);
-  q->msg = msg ? er_strdup(msg) : NULL;
-  q->attempt = attempt;
-  q->p = p;
-  er__sthread_post(w->io, &q->r);
 }

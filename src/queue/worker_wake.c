@@ -56,10 +56,8 @@ static void on_wake(uv_poll_t *h, int status, int events) {
   uv_poll_stop(&w->wake);
   w->wake_on = false;
   if (w->reading_wakeups) return;
-  wake_t *q = er_calloc(1, sizeof *q);
+  wake_t *q = er__io_req_new(sizeof *q, wake_run, wake_done);
   if (!q) return;
-  q->r.run = wake_run;
-  q->r.done = wake_done;
   q->w = w;
   q->precise = w->precise == 1;
   w->reading_wakeups = true;
@@ -98,10 +96,8 @@ static void watch_done(er__sreq_t *r) {
 }
 
 void er__io_watch(er_worker_t *w) {
-  wake_t *q = er_calloc(1, sizeof *q);
+  wake_t *q = er__io_req_new(sizeof *q, watch_run, watch_done);
   if (!q) return;
-  q->r.run = watch_run;
-  q->r.done = watch_done;
   q->w = w;
   er__sthread_post(w->io, &q->r);
 }
@@ -179,10 +175,8 @@ void er__io_next_due(er_worker_t *w) {
     return;
   }
   w->due_again = false;
-  due_t *q = er_calloc(1, sizeof *q);
+  due_t *q = er__io_req_new(sizeof *q, due_run, due_done);
   if (!q) return;
-  q->r.run = due_run;
-  q->r.done = due_done;
   q->w = w;
   w->asking_due = true;
   er__sthread_post(w->io, &q->r);
