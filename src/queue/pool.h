@@ -15,6 +15,7 @@ typedef struct er__job {
   volatile sig_atomic_t revoked; /* revoke requested (threads, solo, tasklet) */
   bool fenced;                   /* the lease was lost: the outcome will be refused */
   bool submitted;                /* handed to the pool (else still in the backlog) */
+  bool ended;                    /* its outcome is known: no longer running or waiting */
   bool dead;                     /* freed while pinned: the last unpin frees it */
   int pins;                      /* store requests that still refer to it */
   uint64_t started_ms;           /* monotonic: reserved, then started */

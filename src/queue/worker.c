@@ -73,6 +73,7 @@ void er__worker_update_rate(er_worker_t *w, size_t n) {
 /* ---- outcomes ---- */
 
 void er__worker_job_done(er_worker_t *w, er__job_t *j) {
+  j->ended = true;
   er__worker_unlink(w, j);
   if (j->def && j->def->tasklet)
     w->ntasklets--;

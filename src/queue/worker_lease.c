@@ -44,8 +44,8 @@ static void renew_done(er__sreq_t *r) {
     er__job_t *j = q->jobs[i];
     j->pins--;
     if (j->dead) {
-      if (!j->pins) er__worker_job_free(j); /* finished while the renewal ran */
-    } else if (r->rc == 0 && w->stopping != 2) {
+      if (!j->pins) er__worker_job_free(j); /* freed while the renewal ran */
+    } else if (r->rc == 0 && w->stopping != 2 && !j->ended) {
       er__worker_apply_flags(w, j, q->revoked[i], q->fenced[i]);
     }
   }

@@ -1,8 +1,9 @@
 /* The worker end to end: real `errand worker` processes on a real SQLite file
  * (and on a private redis-server where one is installed):
  *
- *   - a store locked by another connection does not stop the worker's loop:
- *     the tasks it holds still run, and their outcomes are written after;
+ *   - a store held still (SQLite locked by another connection, redis-server
+ *     stopped) does not stop the worker's loop: the tasks it holds still run,
+ *     and their outcomes are written after;
  *   - revoking a running task reaches it within the revoke grace period,
  *     not at the next lease renewal;
  *   - a reserved task whose lease was lost (the worker was stopped, the task
@@ -53,42 +54,69 @@ static int teardown_redis(void **state) {
   return 0;
 }
 
-/* ---- a locked store ---- */
+/* ---- a stalled store ---- */
 
-static void a_locked_store_does_not_stop_the_pool(void **s) {
-  er_id_t ids[4];
-  for (int i = 0; i < 4; i++) h_send(&H, "sleep", "[0.4]", NULL, &ids[i]);
-  /* One thread, prefetch 4: the worker holds all four, two in the pool and
-   * two waiting for it. */
-  pid_t w = h_worker(&H, "threads", 1, NULL);
-  for (int i = 0; i < 4; i++) h_wait_state(&H, ids[i].text, ER_STATE_STARTED, 10000);
-
+/* Holds the store still for 2.5 s, shorter than a call waits (busy_ms,
+ * timeout_ms: 5 s): the worker's writes wait, then go in. Sets the times it
+ * began and ended. */
+static void stall_sqlite(int64_t *from, int64_t *to) {
   char path[300];
   snprintf(path, sizeof path, "%s/errand.db", H.dir);
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);
   assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-  int64_t locked = er_now_wall_ms();
-  usleep(2500000); /* shorter than the worker's busy_ms: its writes wait, then go in */
-  int64_t unlocked = er_now_wall_ms();
+  *from = er_now_wall_ms();
+  usleep(2500000);
+  *to = er_now_wall_ms();
   assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
+}
 
+static void stall_redis(int64_t *from, int64_t *to) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/redis.pid", H.dir);
+  char *text = h_read_file(path);
+  pid_t pid = (pid_t)atoi(text);
+  free(text);
+  assert_true(pid > 0);
+  assert_int_equal(kill(pid, SIGSTOP), 0);
+  *from = er_now_wall_ms();
+  usleep(2500000);
+  *to = er_now_wall_ms();
+  assert_int_equal(kill(pid, SIGCONT), 0);
+}
+
+static void a_stalled_store_does_not_stop_the_pool(void (*stall)(int64_t *, int64_t *)) {
+  er_id_t ids[4];
+  for (int i = 0; i < 4; i++) h_send(&H, "sleep", "[0.4]", NULL, &ids[i]);
+  /* One thread, prefetch 4: the worker holds all four, two in the pool and
+   * two waiting for it. */
+  pid_t w = h_worker(&H, "threads", 1, NULL);
+  for (int i = 0; i < 4; i++) h_wait_state(&H, ids[i].text, ER_STATE_STARTED, 10000);
+  int64_t from, to;
+  stall(&from, &to);
   /* Each outcome is stamped when its task ended. A worker whose loop waits
    * on the store (writing the first outcome) starts nothing meanwhile, so at
-   * most that first one ends inside the lock; here the thread goes on to the
-   * tasks waiting for it. */
+   * most that first one ends inside the stall; here the thread goes on to
+   * the tasks waiting for it. */
   int inside = 0;
   for (int i = 0; i < 4; i++) {
     er_task_rec_t *r = h_wait(&H, ids[i].text, 10000);
     assert_int_equal(r->state, ER_STATE_SUCCESS);
-    inside += r->finished_ms > locked && r->finished_ms < unlocked;
+    inside += r->finished_ms > from && r->finished_ms < to;
     er_task_rec_free(r);
   }
-  print_message("%d of 4 tasks ended while the store was locked\n", inside);
+  print_message("%d of 4 tasks ended while the store was held still\n", inside);
   assert_true(inside >= 2);
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+}
+
+static void stalled_sqlite(void **s) { a_stalled_store_does_not_stop_the_pool(stall_sqlite); }
+
+static void stalled_redis(void **s) {
+  if (!g_redis) skip();
+  a_stalled_store_does_not_stop_the_pool(stall_redis);
 }
 
 /* ---- revoking a running task ---- */
@@ -135,7 +163,7 @@ static bool in_log(const char *log, const char *what, const char *id) {
   return strstr(log, needle) != NULL;
 }
 
-static void a_task_whose_lease_was_lost_does_not_run(void **s) {
+static void lease_lost(void) {
   er_id_t ids[3];
   for (int i = 0; i < 3; i++) h_send(&H, "sleep", "[2]", NULL, &ids[i]);
   char log[300];
@@ -206,6 +234,13 @@ static void a_task_whose_lease_was_lost_does_not_run(void **s) {
     er_task_rec_free(r);
   }
   er_store_close(st);
+}
+
+static void lease_lost_sqlite(void **s) { lease_lost(); }
+
+static void lease_lost_redis(void **s) {
+  if (!g_redis) skip();
+  lease_lost();
 }
 
 /* ---- a pool that cannot take a task ---- */
@@ -354,10 +389,12 @@ static void logs_banner_and_heartbeat(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(a_locked_store_does_not_stop_the_pool, setup, teardown),
+      cmocka_unit_test_setup_teardown(stalled_sqlite, setup, teardown),
+      cmocka_unit_test_setup_teardown(stalled_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(revoke_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(revoke_redis, setup_redis, teardown_redis),
-      cmocka_unit_test_setup_teardown(a_task_whose_lease_was_lost_does_not_run, setup, teardown),
+      cmocka_unit_test_setup_teardown(lease_lost_sqlite, setup, teardown),
+      cmocka_unit_test_setup_teardown(lease_lost_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(a_task_the_pool_refuses_goes_back, setup, teardown),
       cmocka_unit_test_setup_teardown(retries_none_means_none, setup, teardown),
       cmocka_unit_test_setup_teardown(logs_banner_and_heartbeat, setup, teardown),
