@@ -5,6 +5,7 @@
 #define ER_QUEUE_POOL_H
 
 #include "queue/queue_internal.h"
+#include "queue/store_thread.h"
 
 typedef struct er__worker er__worker_t;
 
@@ -48,6 +49,7 @@ struct er__pool {
   int capacity;  /* jobs it takes at once; start() sets it (>= concurrency) */
   const char *store_url;
   int64_t revoke_grace_ms;
+  er__sthread_t *io; /* the worker's store thread: held still while forking */
 };
 
 er__pool_t *er__pool_prefork_new(void);

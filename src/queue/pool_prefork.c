@@ -59,7 +59,9 @@ static int spawn(prefork_t *p, child_t *c) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ER_ESYS;
   pid_t parent = getpid();
+  er__sthread_hold(p->base.io);
   pid_t pid = fork();
+  if (pid > 0 || pid < 0) er__sthread_release(p->base.io);
   if (pid < 0) {
     close(sv[0]);
     close(sv[1]);

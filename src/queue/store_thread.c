@@ -18,6 +18,11 @@ struct er__sthread {
   er__sreq_t *done, *done_tail; /* FIFO */
   bool quit;
   bool joined; /* the thread has ended: post runs a request at once */
+  /* Held by the thread while it runs a request, and by the loop thread while
+   * it forks: a child forked while the thread is inside a store call could
+   * inherit a lock (the allocator's, SQLite's, the logger's) held forever. */
+  pthread_mutex_t gate;
+  bool hold_wanted; /* the loop waits for the gate: take no next request */
   uv_async_t async;
   size_t pending; /* posted, their done not yet run (loop thread only) */
 };
@@ -35,13 +40,15 @@ static void *thread_main(void *arg) {
   er__sthread_t *t = arg;
   pthread_mutex_lock(&t->lock);
   for (;;) {
-    while (!t->todo && !t->quit) pthread_cond_wait(&t->cond, &t->lock);
+    while ((!t->todo || t->hold_wanted) && !t->quit) pthread_cond_wait(&t->cond, &t->lock);
     er__sreq_t *r = t->todo;
     if (!r) break; /* quit, and nothing left to do */
     t->todo = r->next;
     if (!t->todo) t->todo_tail = NULL;
     pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&t->gate);
     r->run(r, t->store);
+    pthread_mutex_unlock(&t->gate);
     pthread_mutex_lock(&t->lock);
     push(&t->done, &t->done_tail, r);
     uv_async_send(&t->async);
@@ -71,9 +78,11 @@ int er__sthread_start(er_loop_t *loop, er_store_t *store, er__sthread_t **out) {
   if (!t) return ER_ENOMEM;
   t->store = store;
   pthread_mutex_init(&t->lock, NULL);
+  pthread_mutex_init(&t->gate, NULL);
   pthread_cond_init(&t->cond, NULL);
   if (uv_async_init(er_loop_uv(loop), &t->async, on_async) != 0) {
     pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->gate);
     pthread_cond_destroy(&t->cond);
     er_free(t);
     return ER_ESYS;
@@ -103,6 +112,23 @@ void er__sthread_post(er__sthread_t *t, er__sreq_t *r) {
   pthread_mutex_unlock(&t->lock);
 }
 
+void er__sthread_hold(er__sthread_t *t) {
+  if (!t || t->joined) return;
+  pthread_mutex_lock(&t->lock);
+  t->hold_wanted = true;
+  pthread_mutex_unlock(&t->lock);
+  pthread_mutex_lock(&t->gate);
+}
+
+void er__sthread_release(er__sthread_t *t) {
+  if (!t || t->joined) return;
+  pthread_mutex_unlock(&t->gate);
+  pthread_mutex_lock(&t->lock);
+  t->hold_wanted = false;
+  pthread_cond_signal(&t->cond);
+  pthread_mutex_unlock(&t->lock);
+}
+
 size_t er__sthread_pending(const er__sthread_t *t) { return t ? t->pending : 0; }
 
 void er__sthread_unref(er__sthread_t *t) {
@@ -123,6 +149,7 @@ void er__sthread_free(er__sthread_t *t) {
   t->joined = true;
   deliver(t);
   pthread_mutex_destroy(&t->lock);
+  pthread_mutex_destroy(&t->gate);
   pthread_cond_destroy(&t->cond);
   uv_close((uv_handle_t *)&t->async, on_closed);
 }

@@ -26,6 +26,12 @@ typedef struct er__sthread er__sthread_t;
 int er__sthread_start(er_loop_t *loop, er_store_t *store, er__sthread_t **out);
 /* Queues r. Loop thread. */
 void er__sthread_post(er__sthread_t *t, er__sreq_t *r);
+/* Keeps the thread out of the store while this thread forks: waits for the
+ * request it runs, if any, to end (a store call: milliseconds, or up to the
+ * store's timeout when it is stuck), and holds it before the next one until
+ * er__sthread_release. Loop thread. NULL: nothing to do. */
+void er__sthread_hold(er__sthread_t *t);
+void er__sthread_release(er__sthread_t *t);
 /* Requests posted whose done() has not run yet. */
 size_t er__sthread_pending(const er__sthread_t *t);
 /* Lets the loop end while the thread idles (its handle stops counting). */

@@ -325,6 +325,7 @@ static int start(er_worker_t *w) {
   w->pool->prefetch = w->opts.prefetch;
   w->pool->store_url = er_client_url(w->client);
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
+  w->pool->io = w->io;
   if ((rc = w->pool->ops->start(w->pool)) < 0) return rc;
   /* The fd belongs to the store thread's handle: the loop only polls it, and
    * stops polling until the thread has read what it says. */

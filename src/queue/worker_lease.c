@@ -4,7 +4,7 @@
  * the renewal is back. */
 #include "queue/worker_internal.h"
 
-#define RENEW_MIN_MS 250 /* a store without precise wake-ups: renew on a wake at most this often */
+#define RENEW_MIN_MS 500 /* a store without precise wake-ups: renew on a wake at most this often */
 
 /* ---- leases ---- */
 

@@ -10,8 +10,10 @@
 #include "queue/worker_internal.h"
 
 #define PAST_DUE_MAX_MS 1000
+#define WAKE_RETRY_MS 100
 
 static void poll_on(er_worker_t *w);
+static void poll_on_later(void *arg) { poll_on(arg); }
 
 /* ---- reading the wake-ups ---- */
 
@@ -44,9 +46,16 @@ static void wake_done(er__sreq_t *r) {
   }
   if (precise && q->wk.control) er__io_renew(w); /* its answer names the revoked tasks */
   if (!precise) er__io_renew_soon(w);
+  bool failed = q->precise && r->rc < 0 && r->rc != ER_ENOTSUP;
   er_wakeups_clear(&q->wk);
   er_free(q);
-  poll_on(w);
+  if (failed) {
+    /* The store is away and its fd may stay readable: look again a little
+     * later rather than at once, round and round. */
+    if (!er_loop_call_later(w->loop, WAKE_RETRY_MS, poll_on_later, w)) poll_on(w);
+  } else {
+    poll_on(w);
+  }
   er__worker_maybe_finish(w);
 }
 
