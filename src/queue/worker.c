@@ -313,7 +313,6 @@ static int start(er_worker_t *w) {
   int rc = er_loop_new(&w->loop, NULL);
   if (rc < 0) return rc;
   uv_loop_t *uv = er_loop_uv(w->loop);
-  if ((rc = er__sthread_start(w->loop, w->store, &w->io)) < 0) return rc;
   w->pool = er__pool_new_hook                 ? er__pool_new_hook(w->opts.pool)
             : w->opts.pool == ER_POOL_THREADS ? er__pool_threads_new()
             : w->opts.pool == ER_POOL_SOLO  ? er__pool_solo_new()
@@ -325,7 +324,9 @@ static int start(er_worker_t *w) {
   w->pool->prefetch = w->opts.prefetch;
   w->pool->store_url = er_client_url(w->client);
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
-  w->pool->io = w->io;
+  /* The first children are forked before the store thread exists: a fork
+   * while another thread is inside the allocator can leave a child with a
+   * lock held forever. Later forks hold the thread still (pool->io). */
   if ((rc = w->pool->ops->start(w->pool)) < 0) return rc;
   /* The fd belongs to the store thread's handle: the loop only polls it, and
    * stops polling until the thread has read what it says. */
@@ -334,6 +335,8 @@ static int start(er_worker_t *w) {
     w->has_wake = true;
     w->wake.data = w;
   }
+  if ((rc = er__sthread_start(w->loop, w->store, &w->io)) < 0) return rc;
+  w->pool->io = w->io;
   uv_timer_t *timers[] = {&w->tick, &w->beat, &w->renew, &w->grace, &w->flush_timer, &w->due_timer};
   for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
     uv_timer_init(uv, timers[i]);
