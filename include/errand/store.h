@@ -21,7 +21,10 @@
  *
  * Threads: a store handle is used by one thread at a time; open one per
  * thread (opening is cheap). Every call blocks; the queue layer runs them on
- * libuv's thread pool when it needs futures.
+ * libuv's thread pool when it needs futures. A worker makes all its store
+ * calls on a store thread of its own, with its own handle, so its loop never
+ * waits on the store: the loop only polls that handle's wakeup fd (a poll
+ * needs no call) and hands each read of it to the store thread.
  *
  * Errors: 0 or a negative ER_E* code; er_store_last_error() gives the detail
  * (for example SQLite's own message) until the next call on that handle.

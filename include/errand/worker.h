@@ -11,9 +11,16 @@
  *
  * Delivery is at least once: tasks are reserved under a lease renewed while
  * they run; a worker that dies loses its leases and any live worker puts those
- * tasks back in the queue when the leases end.
+ * tasks back in the queue when the leases end. A task whose lease this worker
+ * lost is not run (or is stopped) and its outcome is not written.
  *
- * er_worker_run ignores SIGPIPE (as servers do) and installs SIGTERM and
+ * Threads: er_worker_run runs the worker's loop on the calling thread and
+ * makes every store call on a store thread of its own (the loop never waits
+ * on the store); the pools add their own threads or processes.
+ *
+ * er_worker_run ignores SIGPIPE (as servers do), installs the tasklet stack
+ * overflow reporter (er_stack_overflow_handler_install, which hands every
+ * other fault to the handler installed before it), and installs SIGTERM and
  * SIGINT handlers: the first signal stops
  * taking tasks, lets the running ones finish within grace_ms and gives the
  * rest back to the queue; a second gives everything back at once. Nothing is

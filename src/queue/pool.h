@@ -5,6 +5,7 @@
 #define ER_QUEUE_POOL_H
 
 #include "queue/queue_internal.h"
+#include "queue/store_thread.h"
 
 typedef struct er__worker er__worker_t;
 
@@ -15,7 +16,11 @@ typedef struct er__job {
   volatile sig_atomic_t revoked; /* revoke requested (threads, solo, tasklet) */
   bool fenced;                   /* the lease was lost: the outcome will be refused */
   bool submitted;                /* handed to the pool (else still in the backlog) */
-  uint64_t started_ms;           /* monotonic */
+  bool ended;                    /* its outcome is known: no longer running or waiting */
+  bool dead;                     /* freed while pinned: the last unpin frees it */
+  int pins;                      /* store requests that still refer to it */
+  uint64_t started_ms;           /* monotonic: reserved, then started */
+  int64_t started_wall_ms;       /* when it started running, 0 before */
   struct er__job *prev, *next;   /* the worker's running list */
   void *slot;                    /* the pool's own record of where it runs */
   er_worker_t *w;
@@ -44,11 +49,14 @@ struct er__pool {
   int capacity;  /* jobs it takes at once; start() sets it (>= concurrency) */
   const char *store_url;
   int64_t revoke_grace_ms;
+  er__sthread_t *io; /* the worker's store thread: held still while forking */
 };
 
 er__pool_t *er__pool_prefork_new(void);
 er__pool_t *er__pool_threads_new(void);
 er__pool_t *er__pool_solo_new(void);
+/* Fault injection for tests: when set, the worker makes its pool with it. */
+extern er__pool_t *(*er__pool_new_hook)(er_pool_kind_t kind);
 
 /* Called by pools, on the loop thread, when job's outcome (job->out) is known. */
 void er__worker_job_done(er_worker_t *w, er__job_t *job);

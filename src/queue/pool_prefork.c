@@ -30,7 +30,7 @@ typedef struct child {
   int njobs;
   char *buf;
   size_t len, cap;
-  const char *kill_reason; /* why we killed it, for the task's error */
+  er__kill_t kill; /* why we killed it, if we did */
   bool closing;
   bool pool_gone; /* the pool is being destroyed: do not fork again */
 } child_t;
@@ -59,7 +59,9 @@ static int spawn(prefork_t *p, child_t *c) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ER_ESYS;
   pid_t parent = getpid();
+  er__sthread_hold(p->base.io);
   pid_t pid = fork();
+  if (pid > 0 || pid < 0) er__sthread_release(p->base.io);
   if (pid < 0) {
     close(sv[0]);
     close(sv[1]);
@@ -79,7 +81,7 @@ static int spawn(prefork_t *p, child_t *c) {
   c->pid = pid;
   c->fd = sv[0];
   c->len = 0;
-  c->kill_reason = NULL;
+  c->kill = ER__KILL_NONE;
   c->closing = false;
   uv_pipe_init(er_loop_uv(p->base.loop), &c->pipe, 0);
   c->pipe.data = c;
@@ -185,8 +187,9 @@ static void on_child_gone(child_t *c) {
   c->njobs = 0;
   if (j) {
     char msg[512];
-    describe_death(status, c->kill_reason, msg, sizeof msg);
-    j->out.rc = c->kill_reason && strstr(c->kill_reason, "hard") ? ER_ETIMEDOUT : ER_EFAIL;
+    describe_death(status, er__kill_text(c->kill), msg, sizeof msg);
+    j->out.rc = c->kill == ER__KILL_HARD_LIMIT ? ER_ETIMEDOUT : ER_EFAIL;
+    j->out.killed = c->kill;
     j->out.message = er_strdup(msg);
     j->out.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (!c->pool->stopping) er_log(ER_LOG_WARN, "task %s: %s", j->rec->id, msg);
@@ -201,14 +204,14 @@ static void on_child_gone(child_t *c) {
 static void on_hard_limit(uv_timer_t *t) {
   child_t *c = t->data;
   if (!c->njobs) return;
-  c->kill_reason = "hard time limit exceeded";
+  c->kill = ER__KILL_HARD_LIMIT;
   kill(c->pid, SIGKILL);
 }
 
 static void on_revoke_grace(uv_timer_t *t) {
   child_t *c = t->data;
   if (!c->njobs) return;
-  c->kill_reason = "revoked";
+  c->kill = ER__KILL_REVOKE;
   kill(c->pid, SIGKILL);
 }
 
@@ -239,7 +242,10 @@ static int send_to(child_t *c, er__job_t *j) {
   }
   c->jobs[c->njobs++] = j;
   j->slot = c;
-  if (c->njobs == 1) start_head(c);
+  if (c->njobs == 1)
+    start_head(c);
+  else
+    j->started_wall_ms = 0; /* waits in the socket: reserved, not running yet */
   return 0;
 }
 
@@ -250,6 +256,8 @@ static void revoke_head(child_t *c);
 static void start_head(child_t *c) {
   if (!c->njobs) return;
   er__job_t *j = c->jobs[0];
+  j->started_ms = er_now_mono_ms();
+  j->started_wall_ms = er_now_wall_ms();
   int64_t hard = er__eff_hard_ms(j->rec, j->def);
   if (j->revoked)
     revoke_head(c);
@@ -280,6 +288,7 @@ static int submit(er__pool_t *pool, er__job_t *j) {
 
 static int requeue(prefork_t *p, er__job_t *j) {
   if (p->nwaiting == (size_t)pool_capacity(p)) return ER_EBUSY;
+  j->started_wall_ms = 0; /* not running: waits for a child */
   p->waiting[p->nwaiting++] = j;
   return 0;
 }

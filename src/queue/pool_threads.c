@@ -45,7 +45,13 @@ static void *thread_main(void *arg) {
     t.revoked = &j->revoked;
     t.progress = store ? progress : NULL;
     t.progress_ud = store;
-    er__task_run(j->rec, j->def, &t);
+    if (j->revoked) {
+      /* Revoked, or its lease lost, while it waited here: it never starts. */
+      t.out.rc = ER_EREVOKED;
+      t.out.message = er_strdup("revoked before it started");
+    } else {
+      er__task_run(j->rec, j->def, &t);
+    }
     j->out = t.out;
 
     pthread_mutex_lock(&tp->lock);

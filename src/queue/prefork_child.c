@@ -1,6 +1,7 @@
 /* A prefork child: reads one job per line from the worker, runs it, answers
  * with one line. It ignores SIGINT and SIGTERM (the worker decides when
  * children stop) and takes SIGUSR1 as "your task was revoked". */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,12 @@ int er__child_main(int fd, const char *store_url) {
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
+  /* SA_RESTART: a revoke that comes while the child waits for its next job
+   * (it can come that early: the worker learns of revokes at once) must not
+   * end the read as if the worker had gone. */
   struct sigaction sa = {0};
   sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGUSR1, &sa, NULL);
   FILE *in = fdopen(fd, "r");
   FILE *out = fdopen(dup(fd), "w");
@@ -56,14 +61,21 @@ int er__child_main(int fd, const char *store_url) {
   void *pstate[2] = {NULL, (void *)store_url};
   char *line = NULL;
   size_t cap = 0;
-  while (getline(&line, &cap, in) > 0) {
+  for (;;) {
+    errno = 0;
+    if (getline(&line, &cap, in) <= 0) {
+      if (errno == EINTR) {
+        clearerr(in);
+        continue;
+      }
+      break;
+    }
     json_error_t jerr;
     json_t *j = json_loads(line, 0, &jerr);
     er_task_rec_t *rec = j ? er__job_from_json(j) : NULL;
     json_decref(j);
     if (!rec) continue;
     const er_task_def_t *def = er_task_lookup(rec->task);
-    g_revoked = 0;
     er_task_t t;
     er__task_init(&t, rec, def);
     t.revoked = &g_revoked;
@@ -71,6 +83,9 @@ int er__child_main(int fd, const char *store_url) {
     t.progress_ud = pstate;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
+    /* From here a revoke is for the next job: the worker sends one only for
+     * the job at the head of this child's queue. */
+    g_revoked = 0;
     er__outcome_clear(&t.out);
     er_task_rec_free(rec);
   }

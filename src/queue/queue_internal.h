@@ -11,6 +11,15 @@
 #include "errand/task.h"
 #include "errand/worker.h"
 
+/* Why the worker killed an attempt (prefork), a value rather than words. */
+typedef enum er__kill {
+  ER__KILL_NONE = 0,
+  ER__KILL_HARD_LIMIT, /* past its hard time limit: ETIMEDOUT */
+  ER__KILL_REVOKE,     /* revoked, or its lease lost, and the grace period over */
+  ER__KILL_SHUTDOWN    /* the worker stopped at once */
+} er__kill_t;
+const char *er__kill_text(er__kill_t k); /* "hard time limit exceeded", ...; NULL for none */
+
 /* What one attempt came to, before the retry policy is applied. */
 typedef struct er__outcome {
   int rc;            /* 0, or the task's (negative) code */
@@ -19,6 +28,7 @@ typedef struct er__outcome {
   bool retry;        /* er_task_retry was called */
   int64_t countdown_ms; /* its countdown, < 0 for the backoff */
   int signal;        /* the child died by this signal (prefork) */
+  er__kill_t killed; /* the worker killed it, and why */
 } er__outcome_t;
 void er__outcome_clear(er__outcome_t *o);
 

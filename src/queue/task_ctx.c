@@ -11,10 +11,23 @@
 
 /* ---- settings ---- */
 
+/* The record says what the sender asked: -1 the task's default, 0 none, n.
+ * The task's default (er_task_def_t) counts 0 as "unset", hence its own
+ * ER_RETRIES_NONE. */
 int er__eff_max_retries(const er_task_rec_t *r, const er_task_def_t *d) {
-  int m = r->max_retries >= 0 ? r->max_retries : (d ? d->max_retries : 0);
+  if (r->max_retries >= 0) return r->max_retries;
+  int m = d ? d->max_retries : 0;
   if (m == ER_RETRIES_NONE) return 0;
   return m > 0 ? m : 3;
+}
+
+const char *er__kill_text(er__kill_t k) {
+  switch (k) {
+    case ER__KILL_HARD_LIMIT: return "hard time limit exceeded";
+    case ER__KILL_REVOKE: return "revoked";
+    case ER__KILL_SHUTDOWN: return "the worker stopped";
+    default: return NULL;
+  }
 }
 
 int64_t er__eff_soft_ms(const er_task_rec_t *r, const er_task_def_t *d) {
@@ -175,7 +188,7 @@ void er__decide(const er_task_rec_t *r, const er_task_def_t *d, const er__outcom
     c->result = o->result;
     return;
   }
-  if (revoked && (o->rc == ER_EREVOKED || o->signal)) {
+  if (revoked && (o->rc == ER_EREVOKED || o->killed == ER__KILL_REVOKE || o->signal)) {
     c->state = ER_STATE_REVOKED;
     c->error = er__error_json(ER_EREVOKED, "revoked while running", o->signal);
     return;

@@ -201,3 +201,72 @@ void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms) {
   }
   er_store_close(s);
 }
+
+/* ---- Redis stores and worker logs ---- */
+
+bool h_setup_redis(harness_t *h) {
+  memset(h, 0, sizeof *h);
+  snprintf(h->dir, sizeof h->dir, "/tmp/errand-test-XXXXXX");
+  assert_non_null(mkdtemp(h->dir));
+  char cmd[600], url[256] = "";
+  snprintf(cmd, sizeof cmd, "'%s' start '%s' 2>/dev/null", REDIS_SERVER_SH, h->dir);
+  FILE *p = popen(cmd, "r");
+  bool ok = p && fgets(url, sizeof url, p) != NULL;
+  if (p) ok = pclose(p) == 0 && ok;
+  url[strcspn(url, "\n")] = 0;
+  if (!ok || !*url) {
+    h_teardown_redis(h);
+    return false;
+  }
+  snprintf(h->url, sizeof h->url, "%s?prefix=t", url);
+  char msg[256] = "";
+  int rc = er_client_open(h->url, &h->client, msg, sizeof msg);
+  if (rc) fprintf(stderr, "open %s: %s\n", h->url, msg);
+  assert_int_equal(rc, 0);
+  return true;
+}
+
+void h_teardown_redis(harness_t *h) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "'%s' stop '%s'", REDIS_SERVER_SH, h->dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not stop redis-server in %s\n", h->dir);
+  h_teardown(h);
+}
+
+pid_t h_worker_log(harness_t *h, const char *log, bool quiet, const char *pool, int concurrency,
+                   ...) {
+  char conc[16];
+  snprintf(conc, sizeof conc, "%d", concurrency);
+  char *argv[32] = {ERRAND_BIN, "worker", "-A",  TASKS_LIB, "--store", h->url, "--pool",
+                    (char *)pool, "--concurrency", conc};
+  int n = 10;
+  if (quiet) argv[n++] = "--quiet";
+  va_list ap;
+  va_start(ap, concurrency);
+  for (char *a; (a = va_arg(ap, char *)) && n < 31;) argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  int devnull = open("/dev/null", O_WRONLY);
+  int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+  assert_true(fd >= 0);
+  setenv("ERRAND_LOG", "info", 1);
+  pid_t pid = spawn(argv, devnull, fd);
+  unsetenv("ERRAND_LOG");
+  close(fd);
+  close(devnull);
+  return pid;
+}
+
+json_t *h_worker_info(harness_t *h, pid_t pid) {
+  er_store_t *st = NULL;
+  assert_int_equal(er_store_open(h->url, &st, NULL, 0), 0);
+  json_t *all = NULL, *found = NULL;
+  assert_int_equal(er_store_workers(st, er_now_wall_ms(), &all), 0);
+  size_t i;
+  json_t *v;
+  json_array_foreach(all, i, v) if (json_integer_value(json_object_get(v, "pid")) == pid) found =
+      json_incref(v);
+  json_decref(all);
+  er_store_close(st);
+  return found;
+}

@@ -56,4 +56,20 @@ bool h_wait_text(const char *path, const char *needle, int64_t timeout_ms);
 /* Waits up to timeout_ms for at least n live workers in h's store. */
 void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms);
 
+/* ---- Redis stores and worker logs ---- */
+
+/* As h_setup, on a private redis-server started in h->dir (a URL with
+ * prefix "t"). Returns false, having set nothing up, when redis-server is
+ * not installed or does not start (the caller skips). */
+bool h_setup_redis(harness_t *h);
+/* Stops that redis-server, then as h_teardown. */
+void h_teardown_redis(harness_t *h);
+/* As h_worker, with ERRAND_LOG=info and the worker's stderr written to the
+ * file log; quiet false keeps the start-up banner. */
+pid_t h_worker_log(harness_t *h, const char *log, bool quiet, const char *pool, int concurrency,
+                   ...);
+/* The heartbeat info of the worker whose pid is pid (new reference), or NULL
+ * when it is not listed. */
+json_t *h_worker_info(harness_t *h, pid_t pid);
+
 #endif
