@@ -261,15 +261,17 @@ typedef enum er_mut_kind {
                          Result: .version, the new version. */
   ER_MUT_DOC_MERGE,   /* merges the object .value into the document's object
                          (top-level keys replaced, as json_object_update),
-                         creating {} first when absent. Guard .if_version as
-                         DOC_PUT. Result: .version. */
+                         creating {} first when absent; a document that is not
+                         an object: ER_ESTATE. Guard .if_version as DOC_PUT.
+                         Result: .version. */
   ER_MUT_DOC_DEL,     /* deletes (.coll, .key); guard .if_version as DOC_PUT.
                          Deleting an absent document with ER_VERSION_ANY is not
                          an error. */
   ER_MUT_COUNTER_ADD  /* adds .delta to counter (.coll, .key). Guard: when
                          .if_value != ER_COUNTER_ANY the counter must equal it
-                         before the add (else ER_ESTATE). Result: .value, the
-                         counter after the add. A counter that reaches 0 may be
+                         before the add (else ER_ESTATE). A sum outside
+                         +-9.2e18 is ER_EINVAL (on every store). Result:
+                         .value, the counter after the add. A counter that reaches 0 may be
                          removed from the store (it reads as 0 either way). */
 } er_mut_kind_t;
 
@@ -335,8 +337,11 @@ typedef struct er_watch {
   bool control;              /* revokes of running tasks (for workers) */
 } er_watch_t;
 
-/* Sets what this handle watches (copied; replaces the previous set). A handle
- * that never calls it is woken by every change, as before. */
+/* Sets what this handle watches (copied; replaces the previous set; a
+ * finished record already running goes on, or reports finished_overflow).
+ * A handle that never calls it is woken by every change, as before, and
+ * er_store_read_wakeups then reports work, control and finished_overflow
+ * together whenever anything changed. */
 int er_store_watch(er_store_t *s, const er_watch_t *w);
 
 typedef struct er_wakeups {

@@ -71,13 +71,19 @@ void er__rd_args_json(er_rd_args_t *a, const json_t *v, bool opt) {
     return;
   }
   size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+  /* jansson answers 0 when it cannot encode (out of memory): sending "" would
+   * store a record nobody can read back, so the call fails instead. */
   size_t n = json_dumpb(v, NULL, 0, flags);
   size_t off = opt ? 1 : 0;
-  char *d = er_malloc(n + off + 1);
+  char *d = n ? er_malloc(n + off + 1) : NULL;
   if (d) {
     if (opt) d[0] = '+';
-    json_dumpb(v, d + off, n, flags);
-    d[n + off] = 0;
+    if (json_dumpb(v, d + off, n, flags) != n) {
+      er_free(d);
+      d = NULL;
+    } else {
+      d[n + off] = 0;
+    }
   }
   push(a, d, n + off);
 }

@@ -138,6 +138,10 @@ int er__rd_watch(er_store_t *s, const er_watch_t *w) {
       return ER_ENOMEM;
     }
   }
+  /* A watch that already followed finished tasks may have ids not yet read,
+   * and the new subscription is made on a new connection: what was published
+   * in between is unknown, so the next read says "re-check everything". */
+  bool kept_finished = rd->watching && rd->w_finished && w->finished;
   er__rd_watch_free(rd);
   rd->w_queues = qs;
   rd->w_nqueues = w->nqueues;
@@ -148,7 +152,7 @@ int er__rd_watch(er_store_t *s, const er_watch_t *w) {
   int rc = er__rd_resubscribe(rd, rd->timeout_ms);
   /* The record of finished ids starts now (the subscription is confirmed);
    * the first read reports work and control once, as a first look. */
-  rd->got_overflow = false;
+  rd->got_overflow = kept_finished;
   if (rc == ER_EUNAVAILABLE)
     er__store_set_error(s, "redis %s:%d: cannot subscribe for wake-ups (retried later)",
                         rd->host, rd->port);

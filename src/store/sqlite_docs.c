@@ -192,9 +192,10 @@ int er__sq_counter_add(er_sq_t *sq, const er_mut_t *m, er_mut_result_t *res) {
                         (long long)v, (long long)m->if_value);
     return ER_ESTATE;
   }
-  if (__builtin_add_overflow(v, m->delta, &sum)) {
-    er__store_set_error(&sq->base, "counter %s/%s: %lld + %lld overflows", m->coll, m->key,
-                        (long long)v, (long long)m->delta);
+  if (__builtin_add_overflow(v, m->delta, &sum) || sum >= ER__COUNTER_LIMIT ||
+      sum <= -ER__COUNTER_LIMIT) {
+    er__store_set_error(&sq->base, "counter '%s/%s' would pass 9.2e18 (%lld + %lld)", m->coll,
+                        m->key, (long long)v, (long long)m->delta);
     return ER_EINVAL;
   }
   if (sum == 0) {

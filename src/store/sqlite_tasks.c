@@ -287,6 +287,11 @@ static const char SQL_PURGE_NAMES_ALL[] =
     "UPDATE names SET finished_ms = ?2 WHERE finished_ms IS NULL AND name IN "
     "(SELECT name FROM tasks WHERE seq IN (" QUEUED_OF("") ") AND name IS NOT NULL)";
 static const char SQL_PURGE_ALL[] = "DELETE FROM tasks WHERE seq IN (" QUEUED_OF("") ")";
+/* Result waiters of a purged task learn it is gone (as on Redis). */
+static const char SQL_PURGE_LOG_Q[] =
+    "INSERT INTO finished(id) SELECT id FROM tasks WHERE seq IN (" QUEUED_OF(" AND queue = ?1") ")";
+static const char SQL_PURGE_LOG_ALL[] =
+    "INSERT INTO finished(id) SELECT id FROM tasks WHERE seq IN (" QUEUED_OF("") ")";
 
 static int purge_in_tx(er_sq_t *sq, const char *queue, size_t *count) {
   sqlite3_stmt *st;
@@ -297,6 +302,12 @@ static int purge_in_tx(er_sq_t *sq, const char *queue, size_t *count) {
   rc = er__sq_step(sq, st, "purge");
   er__sq_done(st);
   if (rc < 0) return rc;
+  if ((rc = er__sq_prep(sq, queue ? SQL_PURGE_LOG_Q : SQL_PURGE_LOG_ALL, &st))) return rc;
+  if (queue) er__sq_bind_text(st, 1, queue);
+  rc = er__sq_step(sq, st, "purge");
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  if (sqlite3_changes64(sq->db)) er__sq_owe_done(sq);
   if ((rc = er__sq_prep(sq, queue ? SQL_PURGE_Q : SQL_PURGE_ALL, &st))) return rc;
   if (queue) er__sq_bind_text(st, 1, queue);
   rc = er__sq_step(sq, st, "purge");

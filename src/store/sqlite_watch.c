@@ -92,8 +92,10 @@ static const char SQL_FIN_SINCE[] =
  * more than ER_SQ_FINISHED_LIST_MAX, give finished_overflow and no list. */
 static int read_finished(er_sq_t *sq, er_wakeups_t *out) {
   if (!sq->fin_started) {
+    /* watch could not start the record: what finished since is unknown */
     int rc = fin_max(sq, &sq->fin_seen);
     sq->fin_started = rc == 0;
+    out->finished_overflow = sq->fin_started;
     return rc;
   }
   sqlite3_stmt *st;
@@ -140,7 +142,8 @@ int er__sq_read_wakeups(er_store_t *s, er_wakeups_t *out) {
   er_sq_t *sq = er__sq(s);
   er__sq_drain(sq);
   if (!sq->watching) {
-    out->work = out->control = sq->got_work;
+    /* woken by every change, as before: anything may have happened */
+    out->work = out->control = out->finished_overflow = sq->got_work;
   } else if (sq->ifd < 0) {
     /* No inotify: the caller polls, and every poll may find anything. */
     out->work = true;

@@ -7,6 +7,7 @@
 
 #define ER__COLL_MAX 64
 #define ER__DOC_KEY_MAX 512
+#define ER__DOC_LIST_MAX ((size_t)1 << 30)
 
 static int bad(er_store_t *s, const char *what) {
   er__store_set_error(s, "%s", what);
@@ -104,6 +105,8 @@ int er_store_doc_list(er_store_t *s, const char *coll, const char *after, size_t
     *out = json_array();
     return *out ? 0 : ER_ENOMEM;
   }
+  /* Backends count in 32 bits (Redis reads a limit as a Lua number). */
+  if (limit > ER__DOC_LIST_MAX) limit = ER__DOC_LIST_MAX;
   return s->ops->doc_list(s, coll, after ? after : "", limit, out);
 }
 

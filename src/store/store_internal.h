@@ -31,6 +31,10 @@ extern const er__store_backend_t er__redis_backend;
 /* The most tasks one reserve call takes, whatever req->max asks. */
 #define ER__RESERVE_MAX 4096
 
+/* Counters stay strictly within +-this (Redis's Lua reads them as doubles,
+ * exact only near here and below; lua/docs.lua says the same number). */
+#define ER__COUNTER_LIMIT 9200000000000000000LL
+
 /* Writes a one-line message into s->last_error. */
 void er__store_set_error(er_store_t *s, const char *fmt, ...) ER_PRINTF(2, 3);
 /* Writes a one-line message into errmsg (may be NULL). */

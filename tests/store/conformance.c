@@ -706,6 +706,7 @@ int main(int argc, char **argv) {
       T(test_wake_other_process),
       T(test_wait_timeout),
       T(test_multi_process),
+      T(test_complete_oom),
   };
   return cmocka_run_group_tests_name(g_base ? g_base : "store (sqlite, a file per test)", tests,
                                      NULL, NULL);

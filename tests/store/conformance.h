@@ -70,4 +70,7 @@ void test_wake_other_process(void **state);
 void test_wait_timeout(void **state);
 void test_multi_process(void **state);
 
+/* conformance_oom.c */
+void test_complete_oom(void **state);
+
 #endif

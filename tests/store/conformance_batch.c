@@ -175,6 +175,13 @@ static void test_counters(void **state) {
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, NULL), 0);
   assert_int_equal(res.value, 0);
   assert_int_equal(counter(f, coll, "x"), 0);
+  /* the same range on every store: within +-9.2e18, exact */
+  m = counter_add(coll, "y", 9100000000000000000LL, ER_COUNTER_ANY);
+  assert_int_equal(er_store_apply(f->s, &m, 1, &res, NULL), 0);
+  assert_int_equal(counter(f, coll, "y"), 9100000000000000000LL);
+  m.delta = 100000000000000000LL; /* to 9.2e18 */
+  assert_int_equal(er_store_apply(f->s, &m, 1, &res, NULL), ER_EINVAL);
+  assert_int_equal(counter(f, coll, "y"), 9100000000000000000LL);
   er_free(coll);
 }
 
