@@ -13,8 +13,9 @@ static const char SQL_INSERT[] =
 
 /* A live task for a key: waiting, running, or succeeded with its result kept. */
 static const char SQL_KEY_LIVE[] =
-    "SELECT id FROM tasks WHERE key = ?1 AND (queued = 1 OR state = 1 OR "
-    "(state = 3 AND ignore_result = 0 AND (result_expires_ms IS NULL OR result_expires_ms > ?2))) "
+    "SELECT id FROM tasks WHERE key = ?1 AND (queued = 1 OR state = " ER__SQL_STARTED " OR "
+    "(state = " ER__SQL_SUCCESS " AND ignore_result = 0 AND "
+    "(result_expires_ms IS NULL OR result_expires_ms > ?2))) "
     "ORDER BY seq DESC LIMIT 1";
 
 static const char SQL_NAME_GET[] = "SELECT finished_ms FROM names WHERE name = ?1";
@@ -218,7 +219,8 @@ int er__sq_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **o
 
 static const char SQL_STATE[] = "SELECT state, name FROM tasks WHERE id = ?1";
 static const char SQL_REVOKE_QUEUED[] =
-    "UPDATE tasks SET state = 5, queued = 0, ready = 0, finished_ms = ?2, error = ?3, "
+    "UPDATE tasks SET state = " ER__SQL_REVOKED ", queued = 0, ready = 0, finished_ms = ?2, "
+    "error = ?3, "
     "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?2") " WHERE id = ?1";
 static const char SQL_REVOKE_RUNNING[] = "UPDATE tasks SET revoke_requested = 1 WHERE id = ?1";
 

@@ -164,7 +164,8 @@ int er__sq_read_wakeups(er_store_t *s, er_wakeups_t *out) {
 
 static const char SQL_NEXT_ETA[] =
     "SELECT min(eta_ms) FROM tasks WHERE queued = 1 AND ready = 0 AND queue = ?1";
-static const char SQL_NEXT_LEASE_END[] = "SELECT min(lease_until_ms) FROM tasks WHERE state = 1";
+static const char SQL_NEXT_LEASE_END[] =
+    "SELECT min(lease_until_ms) FROM tasks WHERE state = " ER__SQL_STARTED;
 
 static int earliest(er_sq_t *sq, const char *sql, const char *queue, int64_t *due) {
   sqlite3_stmt *st;

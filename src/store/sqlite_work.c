@@ -175,7 +175,8 @@ int er__sq_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***
 /* ---- renew ------------------------------------------------------------------- */
 
 static const char SQL_RENEW[] =
-    "UPDATE tasks SET lease_until_ms = ?3 WHERE id = ?1 AND attempt = ?2 AND state = 1 "
+    "UPDATE tasks SET lease_until_ms = ?3 "
+    "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED " "
     "RETURNING revoke_requested";
 
 static int renew_in_tx(er_sq_t *sq, const char *const *ids, const int *attempts, size_t n,
@@ -210,17 +211,18 @@ static const char SQL_FINISH[] =
     "UPDATE tasks SET state = ?3, queued = 0, finished_ms = ?4, "
     "result = CASE WHEN ignore_result THEN NULL ELSE ?5 END, error = ?6, lease_until_ms = NULL, "
     "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?4") " "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name, queue";
+    "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED " RETURNING name, queue";
 /* RETRY: queued again for retry_eta_ms (ready at once when that is due),
  * counting a retry. */
 static const char SQL_RETRY[] =
-    "UPDATE tasks SET state = 2, queued = 1, ready = ?3 <= ?4, eta_ms = ?3, "
+    "UPDATE tasks SET state = " ER__SQL_RETRY ", queued = 1, ready = ?3 <= ?4, eta_ms = ?3, "
     "retries = retries + 1, error = ?6, worker = NULL, lease_until_ms = NULL "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name, queue";
+    "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED " RETURNING name, queue";
 /* PENDING: a worker gives the task back (shutdown); no retry is counted. */
 static const char SQL_GIVE_BACK[] =
-    "UPDATE tasks SET state = 0, queued = 1, ready = 1, worker = NULL, lease_until_ms = NULL "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1 RETURNING name, queue";
+    "UPDATE tasks SET state = " ER__SQL_PENDING ", queued = 1, ready = 1, worker = NULL, "
+    "lease_until_ms = NULL "
+    "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED " RETURNING name, queue";
 
 /* One outcome; the three statements share their parameters: ?1 id, ?2
  * attempt, ?3 state or retry eta, ?4 now, ?5 result, ?6 error. */
@@ -286,7 +288,7 @@ int er__sq_complete(er_store_t *s, const er_completion_t *cs, size_t n, bool *fe
 
 static const char SQL_PROGRESS[] =
     "UPDATE tasks SET progress = ?3, progress_msg = ?4 "
-    "WHERE id = ?1 AND attempt = ?2 AND state = 1";
+    "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED;
 
 int er__sq_progress(er_store_t *s, const char *id, int attempt, double progress,
                     const char *msg) {
@@ -314,13 +316,16 @@ int er__sq_progress(er_store_t *s, const char *id, int attempt, double progress,
 
 /* A running task revoked while its worker vanished ends REVOKED... */
 static const char SQL_LEASE_REVOKED[] =
-    "UPDATE tasks SET state = 5, finished_ms = ?1, lease_until_ms = NULL, error = ?2, "
+    "UPDATE tasks SET state = " ER__SQL_REVOKED ", finished_ms = ?1, lease_until_ms = NULL, "
+    "error = ?2, "
     "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?1") " "
-    "WHERE state = 1 AND lease_until_ms < ?1 AND revoke_requested = 1 RETURNING name, id";
+    "WHERE state = " ER__SQL_STARTED " AND lease_until_ms < ?1 AND revoke_requested = 1 "
+    "RETURNING name, id";
 /* ...any other goes back to the queue, without counting a retry. */
 static const char SQL_LEASE_REQUEUE[] =
-    "UPDATE tasks SET state = 0, queued = 1, ready = 1, worker = NULL, lease_until_ms = NULL "
-    "WHERE state = 1 AND lease_until_ms < ?1 RETURNING queue";
+    "UPDATE tasks SET state = " ER__SQL_PENDING ", queued = 1, ready = 1, worker = NULL, "
+    "lease_until_ms = NULL "
+    "WHERE state = " ER__SQL_STARTED " AND lease_until_ms < ?1 RETURNING queue";
 /* Bounded, so that one call never holds the write lock for long. */
 static const char SQL_RESULTS_EXPIRE[] =
     "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE result_expires_ms <= ?1 "

@@ -31,6 +31,18 @@ extern const er__store_backend_t er__redis_backend;
 /* The most tasks one reserve call takes, whatever req->max asks. */
 #define ER__RESERVE_MAX 4096
 
+/* The task states as SQL text, for the statements' static strings (Lua gets
+ * its constants generated from the enum: src/store/redis_lua.c). */
+#define ER__SQL_PENDING "0"
+#define ER__SQL_STARTED "1"
+#define ER__SQL_RETRY "2"
+#define ER__SQL_SUCCESS "3"
+#define ER__SQL_FAILURE "4"
+#define ER__SQL_REVOKED "5"
+_Static_assert(ER_STATE_PENDING == 0 && ER_STATE_STARTED == 1 && ER_STATE_RETRY == 2 &&
+                   ER_STATE_SUCCESS == 3 && ER_STATE_FAILURE == 4 && ER_STATE_REVOKED == 5,
+               "the ER__SQL_* texts follow er_task_state_t");
+
 /* Counters stay strictly within +-this (Redis's Lua reads them as doubles,
  * exact only near here and below; lua/docs.lua says the same number). */
 #define ER__COUNTER_LIMIT 9200000000000000000LL
