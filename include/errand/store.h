@@ -83,7 +83,7 @@ typedef struct er_task_rec {
   int64_t started_ms, finished_ms;
   int attempt;     /* reservations so far; fences completions */
   int retries;     /* retries used (lease expiries do not count) */
-  int max_retries; /* -1: the task's default */
+  int max_retries; /* -1: the task's default; 0: no retries; n: n */
   int64_t soft_limit_ms, hard_limit_ms; /* 0: the task's default */
   int64_t result_ttl_ms;                /* 0: the task's default; -1: forever */
   bool ignore_result;
