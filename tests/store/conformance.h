@@ -55,6 +55,9 @@ void assert_json_eq(const json_t *a, const json_t *b);
 void reap(pid_t pid);
 er_task_rec_t *mk_on(const fx_t *f, const char *queue);
 er_task_rec_t *running_on(er_store_t *s, const fx_t *f, const char *queue);
+/* Mutations for er_store_apply. */
+er_mut_t mut_doc_put(const char *coll, const char *key, json_t *v, int64_t if_version);
+er_mut_t mut_counter_add(const char *coll, const char *key, int64_t delta, int64_t if_value);
 
 /* conformance_more.c */
 void test_result_ttl(void **state);

@@ -25,16 +25,6 @@ static void need_wakeups(fx_t *f) {
   er_wakeups_clear(&wk);
 }
 
-static er_mut_t doc_put(const char *coll, const char *key, json_t *v, int64_t if_version) {
-  return (er_mut_t){.kind = ER_MUT_DOC_PUT, .coll = coll, .key = key, .value = v,
-                    .if_version = if_version};
-}
-
-static er_mut_t counter_add(const char *coll, const char *key, int64_t delta, int64_t if_value) {
-  return (er_mut_t){.kind = ER_MUT_COUNTER_ADD, .coll = coll, .key = key, .delta = delta,
-                    .if_value = if_value};
-}
-
 static int64_t counter(fx_t *f, const char *coll, const char *key) {
   int64_t v = -12345;
   assert_int_equal(er_store_counter_get(f->s, coll, key, &v), 0);
@@ -57,7 +47,7 @@ static void test_docs(void **state) {
   need_apply(f);
   char *coll = tagged(f, "c");
   json_t *v1 = json_pack("{s:i, s:s}", "a", 1, "b", "x"), *v2 = json_pack("[i, i]", 1, 2);
-  er_mut_t m = doc_put(coll, "k", v1, ER_VERSION_ABSENT);
+  er_mut_t m = mut_doc_put(coll, "k", v1, ER_VERSION_ABSENT);
   er_mut_result_t res;
   size_t failed = 99;
   assert_int_equal(need(er_store_apply(f->s, &m, 1, &res, &failed)), 0);
@@ -71,13 +61,13 @@ static void test_docs(void **state) {
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, &failed), ER_EEXIST);
   assert_int_equal(failed, 0);
   /* a version guard: right, wrong, absent */
-  m = doc_put(coll, "k", v2, 1);
+  m = mut_doc_put(coll, "k", v2, 1);
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, NULL), 0);
   assert_int_equal(res.version, 2);
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, &failed), ER_ESTATE);
-  m = doc_put(coll, "nope", v2, 3);
+  m = mut_doc_put(coll, "nope", v2, 3);
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, &failed), ER_ENOENT);
-  m = doc_put(coll, "k", v1, ER_VERSION_ANY);
+  m = mut_doc_put(coll, "k", v1, ER_VERSION_ANY);
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, NULL), 0);
   assert_int_equal(res.version, 3);
   /* merge: top-level keys replaced; created as {} when absent */
@@ -130,7 +120,7 @@ static void test_doc_list(void **state) {
   const char *keys[] = {"b", "a", "d", "c", "ab"};
   for (int i = 0; i < 5; i++) {
     json_t *v = json_integer(i);
-    er_mut_t m = doc_put(coll, keys[i], v, ER_VERSION_ANY);
+    er_mut_t m = mut_doc_put(coll, keys[i], v, ER_VERSION_ANY);
     assert_int_equal(need(er_store_apply(f->s, &m, 1, NULL, NULL)), 0);
     if (i == 0) assert_int_equal(er_store_apply(f->s, &m, 1, NULL, NULL), 0); /* b at 2 */
     json_decref(v);
@@ -162,12 +152,12 @@ static void test_counters(void **state) {
   int64_t v = -1;
   assert_int_equal(need(er_store_counter_get(f->s, coll, "x", &v)), 0);
   assert_int_equal(v, 0);
-  er_mut_t m = counter_add(coll, "x", -3, ER_COUNTER_ANY);
+  er_mut_t m = mut_counter_add(coll, "x", -3, ER_COUNTER_ANY);
   er_mut_result_t res;
   assert_int_equal(need(er_store_apply(f->s, &m, 1, &res, NULL)), 0);
   assert_int_equal(res.value, -3);
   assert_int_equal(counter(f, coll, "x"), -3);
-  m = counter_add(coll, "x", 3, 5);
+  m = mut_counter_add(coll, "x", 3, 5);
   size_t failed = 9;
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, &failed), ER_ESTATE);
   assert_int_equal(failed, 0);
@@ -176,7 +166,7 @@ static void test_counters(void **state) {
   assert_int_equal(res.value, 0);
   assert_int_equal(counter(f, coll, "x"), 0);
   /* the same range on every store: within +-9.2e18, exact */
-  m = counter_add(coll, "y", 9100000000000000000LL, ER_COUNTER_ANY);
+  m = mut_counter_add(coll, "y", 9100000000000000000LL, ER_COUNTER_ANY);
   assert_int_equal(er_store_apply(f->s, &m, 1, &res, NULL), 0);
   assert_int_equal(counter(f, coll, "y"), 9100000000000000000LL);
   m.delta = 100000000000000000LL; /* to 9.2e18 */
@@ -195,10 +185,10 @@ static void test_all_or_nothing(void **state) {
   json_t *v = json_string("v");
   er_task_rec_t *r = mk(f, "t");
   er_mut_t muts[] = {
-      doc_put(coll, "a", v, ER_VERSION_ABSENT),
-      counter_add(coll, "c", 5, ER_COUNTER_ANY),
+      mut_doc_put(coll, "a", v, ER_VERSION_ABSENT),
+      mut_counter_add(coll, "c", 5, ER_COUNTER_ANY),
       {.kind = ER_MUT_ENQUEUE, .rec = r},
-      doc_put(coll, "b", v, 3), /* absent: ENOENT */
+      mut_doc_put(coll, "b", v, 3), /* absent: ENOENT */
   };
   er_mut_result_t res[5];
   size_t failed = 0;
@@ -208,8 +198,8 @@ static void test_all_or_nothing(void **state) {
   assert_int_equal(counter(f, coll, "c"), 0);
   assert_int_equal(get_rc(f, r->id), ER_ENOENT);
   /* without the bad guard: all of it, each later one seeing the earlier */
-  muts[3] = doc_put(coll, "a", v, 1);
-  er_mut_t more[] = {muts[0], muts[1], muts[2], muts[3], counter_add(coll, "c", 2, 5)};
+  muts[3] = mut_doc_put(coll, "a", v, 1);
+  er_mut_t more[] = {muts[0], muts[1], muts[2], muts[3], mut_counter_add(coll, "c", 2, 5)};
   assert_int_equal(er_store_apply(f->s, more, 5, res, &failed), 0);
   assert_int_equal(failed, 5);
   assert_int_equal(res[0].version, 1);
@@ -256,7 +246,7 @@ static void test_batch_tasks(void **state) {
       {.kind = ER_MUT_COMPLETE,
        .completion = {r->id, a->attempt, ER_STATE_SUCCESS, result, NULL, 0, now_ms()}},
       {.kind = ER_MUT_TASK_GUARD, .id = r->id, .state = ER_STATE_SUCCESS},
-      counter_add(coll, "done", 1, ER_COUNTER_ANY),
+      mut_counter_add(coll, "done", 1, ER_COUNTER_ANY),
   };
   assert_int_equal(er_store_apply(f->s, done, 3, NULL, NULL), 0);
   er_task_rec_t *got = get(f, r->id);
@@ -266,7 +256,7 @@ static void test_batch_tasks(void **state) {
   assert_int_equal(counter(f, coll, "done"), 1);
   /* a fenced completion fails the batch */
   size_t failed = 0;
-  done[2] = counter_add(coll, "done", 1, ER_COUNTER_ANY);
+  done[2] = mut_counter_add(coll, "done", 1, ER_COUNTER_ANY);
   er_mut_t again[] = {done[2], done[0]};
   assert_int_equal(er_store_apply(f->s, again, 2, NULL, &failed), ER_EFENCED);
   assert_int_equal(failed, 1);

@@ -183,3 +183,13 @@ er_task_rec_t *running_on(er_store_t *s, const fx_t *f, const char *queue) {
   er_free(got);
   return r;
 }
+
+er_mut_t mut_doc_put(const char *coll, const char *key, json_t *v, int64_t if_version) {
+  return (er_mut_t){.kind = ER_MUT_DOC_PUT, .coll = coll, .key = key, .value = v,
+                    .if_version = if_version};
+}
+
+er_mut_t mut_counter_add(const char *coll, const char *key, int64_t delta, int64_t if_value) {
+  return (er_mut_t){.kind = ER_MUT_COUNTER_ADD, .coll = coll, .key = key, .delta = delta,
+                    .if_value = if_value};
+}

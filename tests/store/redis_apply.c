@@ -27,16 +27,6 @@ static er_task_state_t state_of(er_store_t *s, const char *id) {
   return st;
 }
 
-static er_mut_t doc_put(const char *coll, const char *key, json_t *v, int64_t if_version) {
-  return (er_mut_t){.kind = ER_MUT_DOC_PUT, .coll = coll, .key = key, .value = v,
-                    .if_version = if_version};
-}
-
-static er_mut_t ctr_add(const char *coll, const char *key, int64_t delta, int64_t if_value) {
-  return (er_mut_t){.kind = ER_MUT_COUNTER_ADD, .coll = coll, .key = key, .delta = delta,
-                    .if_value = if_value};
-}
-
 static int64_t counter(er_store_t *s, const char *coll, const char *key) {
   int64_t v = -1;
   assert_int_equal(er_store_counter_get(s, coll, key, &v), 0);
@@ -56,8 +46,8 @@ static void test_all_or_nothing(void **state) {
       {.kind = ER_MUT_ENQUEUE, .rec = e},
       {.kind = ER_MUT_COMPLETE,
        .completion = {run->id, run->attempt, ER_STATE_SUCCESS, res, NULL, 0, er_now_wall_ms()}},
-      doc_put("c", "d1", v, ER_VERSION_ABSENT),
-      ctr_add("c", "n", 5, ER_COUNTER_ANY),
+      mut_doc_put("c", "d1", v, ER_VERSION_ABSENT),
+      mut_counter_add("c", "n", 5, ER_COUNTER_ANY),
       {.kind = ER_MUT_TASK_GUARD, .id = "no-such-task", .state = ER_STATE_UNKNOWN},
   };
   size_t failed = 99;
@@ -110,7 +100,7 @@ static void test_documents(void **state) {
   json_t *patch = json_loads("{\"b\":\"x:y\",\"a\":{\"n\":[1,{}]}}", 0, NULL);
   er_mut_result_t r[3];
   size_t failed;
-  er_mut_t put = doc_put("c", "k", v1, ER_VERSION_ABSENT);
+  er_mut_t put = mut_doc_put("c", "k", v1, ER_VERSION_ABSENT);
   assert_int_equal(er_store_apply(s, &put, 1, r, &failed), 0);
   assert_int_equal(r[0].version, 1);
   assert_int_equal(er_store_apply(s, &put, 1, r, &failed), ER_EEXIST);
@@ -131,22 +121,22 @@ static void test_documents(void **state) {
   json_decref(want);
 
   /* within one batch: a later guard sees the earlier writes */
-  er_mut_t seq[] = {doc_put("c", "new", v1, ER_VERSION_ABSENT), doc_put("c", "new", v1, 1),
+  er_mut_t seq[] = {mut_doc_put("c", "new", v1, ER_VERSION_ABSENT), mut_doc_put("c", "new", v1, 1),
                     {.kind = ER_MUT_DOC_MERGE, .coll = "c", .key = "new", .value = patch,
                      .if_version = 2}};
   assert_int_equal(er_store_apply(s, seq, 3, r, &failed), 0);
   assert_int_equal(r[0].version, 1);
   assert_int_equal(r[1].version, 2);
   assert_int_equal(r[2].version, 3);
-  er_mut_t dup[] = {doc_put("c", "dup", v1, ER_VERSION_ABSENT),
-                    doc_put("c", "dup", v1, ER_VERSION_ABSENT)};
+  er_mut_t dup[] = {mut_doc_put("c", "dup", v1, ER_VERSION_ABSENT),
+                    mut_doc_put("c", "dup", v1, ER_VERSION_ABSENT)};
   assert_int_equal(er_store_apply(s, dup, 2, r, &failed), ER_EEXIST);
   assert_int_equal(failed, 1);
   assert_int_equal(er_store_doc_get(s, "c", "dup", NULL, NULL), ER_ENOENT);
 
   /* merging into a value that is not an object is refused */
   json_t *arr = json_array();
-  er_mut_t not_obj[] = {doc_put("c", "arr", arr, ER_VERSION_ANY),
+  er_mut_t not_obj[] = {mut_doc_put("c", "arr", arr, ER_VERSION_ANY),
                         {.kind = ER_MUT_DOC_MERGE, .coll = "c", .key = "arr", .value = patch,
                          .if_version = ER_VERSION_ANY}};
   assert_int_equal(er_store_apply(s, not_obj, 2, r, &failed), ER_ESTATE);
@@ -189,9 +179,9 @@ static void test_doc_list(void **state) {
   fx_t *f = *state;
   er_store_t *s = f->s;
   json_t *one = json_integer(1);
-  er_mut_t m[] = {doc_put("L", "b", one, ER_VERSION_ANY), doc_put("L", "a", one, ER_VERSION_ANY),
-                  doc_put("L", "c", one, ER_VERSION_ANY), doc_put("L", "a:b", one, ER_VERSION_ANY),
-                  doc_put("x:y", "z", one, ER_VERSION_ANY), doc_put("x", "y:z", one, ER_VERSION_ANY)};
+  er_mut_t m[] = {mut_doc_put("L", "b", one, ER_VERSION_ANY), mut_doc_put("L", "a", one, ER_VERSION_ANY),
+                  mut_doc_put("L", "c", one, ER_VERSION_ANY), mut_doc_put("L", "a:b", one, ER_VERSION_ANY),
+                  mut_doc_put("x:y", "z", one, ER_VERSION_ANY), mut_doc_put("x", "y:z", one, ER_VERSION_ANY)};
   assert_int_equal(er_store_apply(s, m, 6, NULL, NULL), 0);
   list_keys(s, "L", NULL, 2, "a a:b");
   list_keys(s, "L", "a:b", 2, "b c");
@@ -212,33 +202,33 @@ static void test_counters(void **state) {
   er_store_t *s = f->s;
   er_mut_result_t r[2];
   size_t failed;
-  er_mut_t a = ctr_add("k", "n", 5, ER_COUNTER_ANY);
+  er_mut_t a = mut_counter_add("k", "n", 5, ER_COUNTER_ANY);
   assert_int_equal(er_store_apply(s, &a, 1, r, &failed), 0);
   assert_int_equal(r[0].value, 5);
-  a = ctr_add("k", "n", 3, 4);
+  a = mut_counter_add("k", "n", 3, 4);
   assert_int_equal(er_store_apply(s, &a, 1, r, &failed), ER_ESTATE);
   assert_int_equal(counter(s, "k", "n"), 5);
-  er_mut_t two[] = {ctr_add("k", "n", 2, 5), ctr_add("k", "n", -7, 7)};
+  er_mut_t two[] = {mut_counter_add("k", "n", 2, 5), mut_counter_add("k", "n", -7, 7)};
   assert_int_equal(er_store_apply(s, two, 2, r, &failed), 0);
   assert_int_equal(r[0].value, 7);
   assert_int_equal(r[1].value, 0);
   assert_int_equal(counter(s, "k", "n"), 0);
-  er_mut_t bad[] = {ctr_add("k", "n", 2, 0), ctr_add("k", "n", 1, 0)};
+  er_mut_t bad[] = {mut_counter_add("k", "n", 2, 0), mut_counter_add("k", "n", 1, 0)};
   assert_int_equal(er_store_apply(s, bad, 2, r, &failed), ER_ESTATE);
   assert_int_equal(failed, 1);
   assert_int_equal(counter(s, "k", "n"), 0);
   /* exact beyond a double's 53 bits */
   const int64_t big = ((int64_t)1 << 62) + 1;
-  a = ctr_add("k", "big", big, ER_COUNTER_ANY);
+  a = mut_counter_add("k", "big", big, ER_COUNTER_ANY);
   assert_int_equal(er_store_apply(s, &a, 1, r, &failed), 0);
   assert_int_equal(r[0].value, big);
   assert_int_equal(counter(s, "k", "big"), big);
-  a = ctr_add("k", "big", 2, big);
+  a = mut_counter_add("k", "big", 2, big);
   assert_int_equal(er_store_apply(s, &a, 1, r, &failed), 0);
   assert_int_equal(r[0].value, big + 2);
   /* past the limit: refused before anything is written */
-  er_mut_t over[] = {ctr_add("k", "other", 1, ER_COUNTER_ANY),
-                     ctr_add("k", "big", INT64_MAX / 2 + 1, ER_COUNTER_ANY)};
+  er_mut_t over[] = {mut_counter_add("k", "other", 1, ER_COUNTER_ANY),
+                     mut_counter_add("k", "big", INT64_MAX / 2 + 1, ER_COUNTER_ANY)};
   assert_int_equal(er_store_apply(s, over, 2, r, &failed), ER_EINVAL);
   assert_int_equal(failed, 1);
   assert_int_equal(counter(s, "k", "other"), 0);
