@@ -6,6 +6,9 @@
  *     and their outcomes are written after;
  *   - revoking a running task reaches it within the revoke grace period,
  *     not at the next lease renewal;
+ *   - a prefork child applies a revoke to the job it was sent for only, not
+ *     to the job after (a revoke that came late) nor before (one that came
+ *     early);
  *   - a reserved task whose lease was lost (the worker was stopped, the task
  *     taken by another attempt) is dropped without running;
  *   - a task its pool cannot take goes back to the queue (a worker in this
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -153,6 +157,90 @@ static void revoke_redis(void **s) {
     skip();
   }
   revoke_reaches_the_running_task();
+}
+
+/* ---- revokes in a prefork child, job by job ---- */
+
+int er__child_main(int fd, const char *store_url); /* prefork_child.c */
+int er__child_revoke(pid_t pid, int seq);
+
+/* Runs for args[0] ms, looking at er_task_check on the way. */
+static int revoke_probe(er_task_t *t, json_t **result) {
+  uint64_t end = er_now_mono_ms() + (uint64_t)json_integer_value(json_array_get(er_task_args(t), 0));
+  do {
+    int rc = er_task_check(t);
+    if (rc) return rc;
+    usleep(5000);
+  } while (er_now_mono_ms() < end);
+  *result = json_true();
+  return 0;
+}
+ER_TASK("revoke_probe", revoke_probe)
+
+/* Writes job number n (its id "job-n") running for ms; returns its answer's rc. */
+static void child_send(FILE *to, int n, int ms) {
+  fprintf(to,
+          "{\"id\":\"job-%d\",\"task\":\"revoke_probe\",\"attempt\":1,\"retries\":0,"
+          "\"args\":[%d],\"kwargs\":{},\"context\":null,\"soft\":0,\"max_retries\":0}\n",
+          n, ms);
+  fflush(to);
+}
+
+static int child_answer(FILE *from, int n) {
+  char line[4096];
+  assert_non_null(fgets(line, sizeof line, from));
+  json_t *a = json_loads(line, 0, NULL);
+  assert_non_null(a);
+  char id[32];
+  snprintf(id, sizeof id, "job-%d", n);
+  assert_string_equal(json_string_value(json_object_get(a, "id")), id);
+  int rc = (int)json_integer_value(json_object_get(a, "rc"));
+  json_decref(a);
+  return rc;
+}
+
+static void prefork_revokes_name_their_job(void **s) {
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  pid_t c = g_child = fork();
+  assert_true(c >= 0);
+  if (c == 0) {
+    close(sv[0]);
+    _exit(er__child_main(sv[1], H.url));
+  }
+  close(sv[1]);
+  FILE *to = fdopen(sv[0], "w"), *from = fdopen(dup(sv[0]), "r");
+  assert_non_null(to);
+  assert_non_null(from);
+
+  /* Late: a revoke for job 1 that comes after it answered. */
+  child_send(to, 1, 0);
+  assert_int_equal(child_answer(from, 1), 0);
+  assert_int_equal(er__child_revoke(c, 1), 0);
+  usleep(100000); /* let it land while the child waits for job 2 */
+  child_send(to, 2, 200);
+  assert_int_equal(child_answer(from, 2), 0);
+
+  /* Early: a revoke for job 3 before it is written stops job 3 (not 2). */
+  assert_int_equal(er__child_revoke(c, 3), 0);
+  usleep(100000);
+  child_send(to, 3, 20000);
+  assert_int_equal(child_answer(from, 3), ER_EREVOKED);
+
+  /* While it runs, and the job after is not touched. */
+  child_send(to, 4, 20000);
+  child_send(to, 5, 200);
+  usleep(100000);
+  assert_int_equal(er__child_revoke(c, 4), 0);
+  assert_int_equal(child_answer(from, 4), ER_EREVOKED);
+  assert_int_equal(child_answer(from, 5), 0);
+
+  fclose(to);
+  fclose(from);
+  int status = 0;
+  assert_int_equal(waitpid(c, &status, 0), c);
+  g_child = -1;
+  assert_true(WIFEXITED(status));
 }
 
 /* ---- a lost lease ---- */
@@ -393,6 +481,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(stalled_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(revoke_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(revoke_redis, setup_redis, teardown_redis),
+      cmocka_unit_test_setup_teardown(prefork_revokes_name_their_job, setup, teardown),
       cmocka_unit_test_setup_teardown(lease_lost_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(lease_lost_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(a_task_the_pool_refuses_goes_back, setup, teardown),
