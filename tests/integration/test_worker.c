@@ -12,7 +12,8 @@
  *   - a reserved task whose lease was lost (the worker was stopped, the task
  *     taken by another attempt) is dropped without running;
  *   - a task its pool cannot take goes back to the queue (a worker in this
- *     process, its pool refusing a task by fault injection);
+ *     process, its pool refusing a task by fault injection), and a pool
+ *     that refuses everything for a while is not asked again at once;
  *   - ER_RETRIES_NONE on a send means no retries;
  *   - the worker logs one line per task event, lists its tasks at start-up
  *     and shows its running and reserved tasks in its heartbeat. */
@@ -342,10 +343,16 @@ ER_TASK("in_process_add", in_process_add)
 static const er__pool_ops_t *g_solo_ops;
 static er__pool_ops_t g_refusing_ops;
 static int g_refused;
+static uint64_t g_refuse_ms, g_refuse_from; /* refuse everything for that long */
 
-/* The solo pool, refusing the first task it is given. */
+/* The solo pool, refusing the first task it is given, or every task for
+ * g_refuse_ms from the first. */
 static int refusing_submit(er__pool_t *p, er__job_t *j) {
-  if (!g_refused++) return ER_EBUSY;
+  if (!g_refused++) {
+    g_refuse_from = er_now_mono_ms();
+    return ER_EBUSY;
+  }
+  if (er_now_mono_ms() - g_refuse_from < g_refuse_ms) return ER_EBUSY;
   return g_solo_ops->submit(p, j);
 }
 
@@ -358,12 +365,12 @@ static er__pool_t *refusing_pool(er_pool_kind_t kind) {
   return p;
 }
 
-static void a_task_the_pool_refuses_goes_back(void **s) {
-  er_id_t id;
-  h_send(&H, "in_process_add", "[41]", NULL, &id);
+/* Runs a worker in a child process on the refusing pool; returns its pid. */
+static pid_t refused_worker(uint64_t refuse_ms) {
   pid_t w = g_child = fork();
   assert_true(w >= 0);
   if (w == 0) {
+    g_refuse_ms = refuse_ms;
     er__pool_new_hook = refusing_pool;
     er_worker_opts_t o = {.store_url = H.url, .pool = ER_POOL_SOLO, .concurrency = 1,
                           .quiet = true};
@@ -373,11 +380,34 @@ static void a_task_the_pool_refuses_goes_back(void **s) {
     er_worker_free(wk);
     _exit(0);
   }
+  return w;
+}
+
+static void a_task_the_pool_refuses_goes_back(void **s) {
+  er_id_t id;
+  h_send(&H, "in_process_add", "[41]", NULL, &id);
+  pid_t w = refused_worker(0);
   er_task_rec_t *r = h_wait(&H, id.text, 10000);
   assert_int_equal(r->state, ER_STATE_SUCCESS);
   assert_int_equal(json_integer_value(r->result), 42);
   assert_int_equal(r->attempt, 2); /* the refused attempt, then the one that ran */
   assert_int_equal(r->retries, 0); /* not a retry: the task did nothing wrong */
+  er_task_rec_free(r);
+  g_child = -1;
+  assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+}
+
+/* A pool that refuses everything for a while: the worker backs off instead
+ * of taking the task back and being refused as fast as the store answers. */
+static void a_refusing_pool_is_not_hammered(void **s) {
+  er_id_t id;
+  h_send(&H, "in_process_add", "[1]", NULL, &id);
+  pid_t w = refused_worker(1000);
+  er_task_rec_t *r = h_wait(&H, id.text, 15000);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  print_message("ran at attempt %d\n", r->attempt);
+  assert_true(r->attempt >= 2);
+  assert_true(r->attempt < 20);
   er_task_rec_free(r);
   g_child = -1;
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
@@ -485,6 +515,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(lease_lost_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(lease_lost_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(a_task_the_pool_refuses_goes_back, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_refusing_pool_is_not_hammered, setup, teardown),
       cmocka_unit_test_setup_teardown(retries_none_means_none, setup, teardown),
       cmocka_unit_test_setup_teardown(logs_banner_and_heartbeat, setup, teardown),
   };
