@@ -484,6 +484,9 @@ static void logs_banner_and_heartbeat(void **s) {
   assert_int_equal(json_array_size(reserved), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(reserved, 0), "id")),
                       waiting.text);
+  /* The counts agree with the lists. */
+  assert_int_equal(json_integer_value(json_object_get(info, "active")), 1);
+  assert_int_equal(json_integer_value(json_object_get(info, "reserved")), 1);
   json_decref(info);
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
 
