@@ -294,7 +294,12 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   const char *const *qs = opts->queues && opts->nqueues ? opts->queues : dflt;
   w->nqueues = opts->queues && opts->nqueues ? opts->nqueues : 1;
   w->queues = er_calloc(w->nqueues, sizeof *w->queues);
-  for (size_t i = 0; w->queues && i < w->nqueues; i++) w->queues[i] = er_strdup(qs[i]);
+  bool ok = w->queues != NULL;
+  for (size_t i = 0; ok && i < w->nqueues; i++) ok = (w->queues[i] = er_strdup(qs[i])) != NULL;
+  if (!ok) {
+    er_worker_free(w);
+    return ER_ENOMEM;
+  }
   gethostname(w->hostname, sizeof w->hostname - 1);
   er_id_t rid;
   er_id_new(&rid);

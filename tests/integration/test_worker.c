@@ -14,6 +14,7 @@
  *   - a task its pool cannot take goes back to the queue (a worker in this
  *     process, its pool refusing a task by fault injection), and a pool
  *     that refuses everything for a while is not asked again at once;
+ *   - er_worker_new out of memory answers an error and leaks nothing;
  *   - ER_RETRIES_NONE on a send means no retries;
  *   - the worker logs one line per task event, lists its tasks at start-up
  *     and shows its running and reserved tasks in its heartbeat. */
@@ -413,6 +414,64 @@ static void a_refusing_pool_is_not_hammered(void **s) {
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
 }
 
+/* ---- making a worker, out of memory ---- */
+
+static long g_alloc_calls, g_alloc_fail_at, g_alloc_live;
+static bool g_alloc_failed;
+
+static void *failing_malloc(size_t n) {
+  if (++g_alloc_calls == g_alloc_fail_at) {
+    g_alloc_failed = true;
+    return NULL;
+  }
+  void *p = malloc(n);
+  if (p) g_alloc_live++;
+  return p;
+}
+
+static void *failing_realloc(void *p, size_t n) {
+  if (++g_alloc_calls == g_alloc_fail_at) {
+    g_alloc_failed = true;
+    return NULL;
+  }
+  void *q = realloc(p, n);
+  if (q && !p) g_alloc_live++;
+  return q;
+}
+
+static void failing_free(void *p) {
+  if (p) g_alloc_live--;
+  free(p);
+}
+
+/* Each allocation er_worker_new makes, failed in turn: it answers an error
+ * (never a worker short of its queues) and gives back all it took. */
+static void worker_new_out_of_memory(void **s) {
+  static const er_allocator_t failing = {failing_malloc, failing_realloc, failing_free};
+  const char *queues[] = {"a", "b", "c"};
+  er_worker_opts_t o = {.store_url = H.url, .queues = queues, .nqueues = 3, .quiet = true};
+  for (long n = 1;; n++) {
+    g_alloc_calls = g_alloc_live = 0;
+    g_alloc_fail_at = n;
+    g_alloc_failed = false;
+    er_set_allocator(&failing);
+    er_worker_t *wk = NULL;
+    int rc = er_worker_new(&o, &wk, NULL, 0);
+    er_worker_free(wk);
+    er_set_allocator(NULL);
+    if (!g_alloc_failed) {
+      assert_int_equal(rc, 0);
+      print_message("er_worker_new makes %ld allocations\n", n - 1);
+      break;
+    }
+    if (rc == 0) print_message("allocation %ld failed, yet er_worker_new succeeded\n", n);
+    assert_int_not_equal(rc, 0);
+    assert_null(wk);
+    assert_int_equal(g_alloc_live, 0);
+    assert_true(n < 100000);
+  }
+}
+
 /* ---- retries ---- */
 
 static void retries_none_means_none(void **s) {
@@ -519,6 +578,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(lease_lost_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(a_task_the_pool_refuses_goes_back, setup, teardown),
       cmocka_unit_test_setup_teardown(a_refusing_pool_is_not_hammered, setup, teardown),
+      cmocka_unit_test_setup_teardown(worker_new_out_of_memory, setup, teardown),
       cmocka_unit_test_setup_teardown(retries_none_means_none, setup, teardown),
       cmocka_unit_test_setup_teardown(logs_banner_and_heartbeat, setup, teardown),
   };
