@@ -384,34 +384,35 @@ static pid_t refused_worker(uint64_t refuse_ms) {
   return w;
 }
 
-static void a_task_the_pool_refuses_goes_back(void **s) {
+/* Sends in_process_add(41) to a worker on the refusing pool; answers the
+ * task's record once it succeeded, the worker stopped. */
+static er_task_rec_t *refused_then_run(uint64_t refuse_ms) {
   er_id_t id;
   h_send(&H, "in_process_add", "[41]", NULL, &id);
-  pid_t w = refused_worker(0);
-  er_task_rec_t *r = h_wait(&H, id.text, 10000);
+  pid_t w = refused_worker(refuse_ms);
+  er_task_rec_t *r = h_wait(&H, id.text, 15000);
   assert_int_equal(r->state, ER_STATE_SUCCESS);
   assert_int_equal(json_integer_value(r->result), 42);
-  assert_int_equal(r->attempt, 2); /* the refused attempt, then the one that ran */
   assert_int_equal(r->retries, 0); /* not a retry: the task did nothing wrong */
-  er_task_rec_free(r);
   g_child = -1;
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+  return r;
+}
+
+static void a_task_the_pool_refuses_goes_back(void **s) {
+  er_task_rec_t *r = refused_then_run(0);
+  assert_int_equal(r->attempt, 2); /* the refused attempt, then the one that ran */
+  er_task_rec_free(r);
 }
 
 /* A pool that refuses everything for a while: the worker backs off instead
  * of taking the task back and being refused as fast as the store answers. */
 static void a_refusing_pool_is_not_hammered(void **s) {
-  er_id_t id;
-  h_send(&H, "in_process_add", "[1]", NULL, &id);
-  pid_t w = refused_worker(1000);
-  er_task_rec_t *r = h_wait(&H, id.text, 15000);
-  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  er_task_rec_t *r = refused_then_run(1000);
   print_message("ran at attempt %d\n", r->attempt);
   assert_true(r->attempt >= 2);
   assert_true(r->attempt < 20);
   er_task_rec_free(r);
-  g_child = -1;
-  assert_true(WIFEXITED(h_stop(w, SIGTERM)));
 }
 
 /* ---- making a worker, out of memory ---- */
@@ -419,21 +420,22 @@ static void a_refusing_pool_is_not_hammered(void **s) {
 static long g_alloc_calls, g_alloc_fail_at, g_alloc_live;
 static bool g_alloc_failed;
 
+/* Counts a call; true for the one to fail. */
+static bool fail_this_one(void) {
+  if (++g_alloc_calls != g_alloc_fail_at) return false;
+  g_alloc_failed = true;
+  return true;
+}
+
 static void *failing_malloc(size_t n) {
-  if (++g_alloc_calls == g_alloc_fail_at) {
-    g_alloc_failed = true;
-    return NULL;
-  }
+  if (fail_this_one()) return NULL;
   void *p = malloc(n);
   if (p) g_alloc_live++;
   return p;
 }
 
 static void *failing_realloc(void *p, size_t n) {
-  if (++g_alloc_calls == g_alloc_fail_at) {
-    g_alloc_failed = true;
-    return NULL;
-  }
+  if (fail_this_one()) return NULL;
   void *q = realloc(p, n);
   if (q && !p) g_alloc_live++;
   return q;
