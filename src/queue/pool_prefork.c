@@ -4,6 +4,7 @@
  * aborts or is killed (hard time limit, revocation) closes its socket: the
  * worker reaps it, fails its task naming the signal, and forks a new one. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,9 @@ typedef struct child {
    * the socket (up to the prefetch, at most MAX_DEPTH) so the child goes on
    * while the worker is busy with the store. */
   er__job_t *jobs[MAX_DEPTH];
+  int seqs[MAX_DEPTH]; /* each job's number in the child, for its revoke */
   int njobs;
+  int seq; /* the number of the last job written to this child */
   char *buf;
   size_t len, cap;
   er__kill_t kill; /* why we killed it, if we did */
@@ -45,7 +48,11 @@ typedef struct prefork {
   bool stopping;
 } prefork_t;
 
-int er__child_main(int fd, const char *store_url); /* prefork_child.c */
+/* prefork_child.c */
+int er__child_main(int fd, const char *store_url);
+int er__child_next_seq(int seq);
+void er__child_revoke_set(sigset_t *set);
+int er__child_revoke(pid_t pid, int seq);
 
 static int pool_capacity(const prefork_t *p) { return p->n * p->depth; }
 static int requeue(prefork_t *p, er__job_t *j);
@@ -59,9 +66,15 @@ static int spawn(prefork_t *p, child_t *c) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ER_ESYS;
   pid_t parent = getpid();
+  sigset_t revoke, mask;
+  er__child_revoke_set(&revoke);
+  pthread_sigmask(SIG_BLOCK, &revoke, &mask);
   er__sthread_hold(p->base.io);
   pid_t pid = fork();
-  if (pid > 0 || pid < 0) er__sthread_release(p->base.io);
+  if (pid > 0 || pid < 0) {
+    er__sthread_release(p->base.io);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+  }
   if (pid < 0) {
     close(sv[0]);
     close(sv[1]);
@@ -81,6 +94,7 @@ static int spawn(prefork_t *p, child_t *c) {
   c->pid = pid;
   c->fd = sv[0];
   c->len = 0;
+  c->seq = 0;
   c->kill = ER__KILL_NONE;
   c->closing = false;
   uv_pipe_init(er_loop_uv(p->base.loop), &c->pipe, 0);
@@ -105,7 +119,9 @@ static void take_answer(child_t *c, const char *line) {
     return;
   }
   uv_timer_stop(&c->timer);
-  memmove(c->jobs, c->jobs + 1, (size_t)--c->njobs * sizeof *c->jobs);
+  c->njobs--;
+  memmove(c->jobs, c->jobs + 1, (size_t)c->njobs * sizeof *c->jobs);
+  memmove(c->seqs, c->seqs + 1, (size_t)c->njobs * sizeof *c->seqs);
   start_head(c);
   j->out.rc = (int)json_integer_value(json_object_get(a, "rc"));
   json_t *res = json_object_get(a, "result");
@@ -240,6 +256,8 @@ static int send_to(child_t *c, er__job_t *j) {
     er_free(req);
     return ER_EIO;
   }
+  c->seq = er__child_next_seq(c->seq);
+  c->seqs[c->njobs] = c->seq;
   c->jobs[c->njobs++] = j;
   j->slot = c;
   if (c->njobs == 1)
@@ -308,7 +326,8 @@ static void child_ready(child_t *c) {
 }
 
 static void revoke_head(child_t *c) {
-  kill(c->pid, SIGUSR1); /* er_task_check now says ER_EREVOKED */
+  /* er_task_check now says ER_EREVOKED, in that job only */
+  er__child_revoke(c->pid, c->seqs[0]);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_revoke_grace, (uint64_t)c->pool->base.revoke_grace_ms, 0);
 }

@@ -1,7 +1,10 @@
 /* A prefork child: reads one job per line from the worker, runs it, answers
  * with one line. It ignores SIGINT and SIGTERM (the worker decides when
- * children stop) and takes SIGUSR1 as "your task was revoked". */
+ * children stop) and takes REVOKE_SIGNAL, carrying a job's number, as
+ * "that job was revoked". */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +13,38 @@
 
 #include "queue/queue_internal.h"
 
-static volatile sig_atomic_t g_revoked;
+/* Jobs are numbered in the order the worker writes them (from 1, both sides
+ * count every line), and a revoke names its job's number: a revoke that comes
+ * late, after the job it was meant for has answered, or early, before its
+ * job is read, cannot land on another job. g_cur is the running job's
+ * number; g_revoked_seq the number of the last job revoked; g_revoked what
+ * the running task sees. The worker only revokes the job it sees at the head
+ * of this child's queue, newest last, and a real-time signal queues in
+ * order, so one remembered number is enough. */
+static volatile sig_atomic_t g_revoked, g_cur, g_revoked_seq;
 
-static void on_usr1(int sig) { g_revoked = 1; }
+/* A real-time signal: those queue, where a second SIGUSR1 sent while the
+ * first is pending would be lost, and with it the newer job's number. */
+#define REVOKE_SIGNAL SIGRTMIN
+
+int er__child_next_seq(int seq) { return seq == INT_MAX ? 1 : seq + 1; }
+
+void er__child_revoke_set(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, REVOKE_SIGNAL);
+}
+
+int er__child_revoke(pid_t pid, int seq) {
+  union sigval v = {.sival_int = seq};
+  return sigqueue(pid, REVOKE_SIGNAL, v);
+}
+
+static void on_revoke(int sig, siginfo_t *si, void *uc) {
+  (void)sig, (void)uc;
+  if (si->si_code != SI_QUEUE) return;
+  g_revoked_seq = si->si_value.sival_int;
+  if (g_revoked_seq == g_cur) g_revoked = 1;
+}
 
 /* ud is {er_store_t *store, const char *url}: the store is opened on the
  * first progress report, since most tasks never make one. */
@@ -52,15 +84,21 @@ int er__child_main(int fd, const char *store_url) {
    * (it can come that early: the worker learns of revokes at once) must not
    * end the read as if the worker had gone. */
   struct sigaction sa = {0};
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, NULL);
+  sa.sa_sigaction = on_revoke;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
+  sigaction(REVOKE_SIGNAL, &sa, NULL);
+  /* The worker forks with the signal blocked, so that a revoke sent before
+   * the handler was in place waits for it instead of killing the child. */
+  sigset_t set;
+  er__child_revoke_set(&set);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
   FILE *in = fdopen(fd, "r");
   FILE *out = fdopen(dup(fd), "w");
   if (!in || !out) return 1;
   void *pstate[2] = {NULL, (void *)store_url};
   char *line = NULL;
   size_t cap = 0;
+  int seq = 0;
   for (;;) {
     errno = 0;
     if (getline(&line, &cap, in) <= 0) {
@@ -70,6 +108,13 @@ int er__child_main(int fd, const char *store_url) {
       }
       break;
     }
+    /* The handler sets g_revoked only for g_cur: move g_cur on first (a late
+     * revoke for the last job then leaves g_revoked alone), clear the flag,
+     * then take a revoke for this job that came before it was read. */
+    seq = er__child_next_seq(seq);
+    g_cur = seq;
+    g_revoked = 0;
+    if (g_revoked_seq == seq) g_revoked = 1;
     json_error_t jerr;
     json_t *j = json_loads(line, 0, &jerr);
     er_task_rec_t *rec = j ? er__job_from_json(j) : NULL;
@@ -83,9 +128,6 @@ int er__child_main(int fd, const char *store_url) {
     t.progress_ud = pstate;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
-    /* From here a revoke is for the next job: the worker sends one only for
-     * the job at the head of this child's queue. */
-    g_revoked = 0;
     er__outcome_clear(&t.out);
     er_task_rec_free(rec);
   }

@@ -128,18 +128,33 @@ static int run_tasklet_task(void *arg) {
 
 /* ---- taking work ---- */
 
+#define REFUSE_BACKOFF_MIN_MS 100
+#define REFUSE_BACKOFF_MAX_MS 1000
+
+bool er__worker_backing_off(const er_worker_t *w) {
+  return w->refused_until_ms && er_now_mono_ms() < w->refused_until_ms;
+}
+
 static void submit_job(er_worker_t *w, er__job_t *j) {
   w->nslots_used++;
   j->submitted = true;
   j->started_wall_ms = er_now_wall_ms();
-  if (w->pool->ops->submit(w->pool, j) < 0) {
-    /* Not the task's fault: it goes back to the queue for this or another
-     * worker, with no retry counted, instead of failing for good. */
-    w->nslots_used--;
-    j->submitted = false;
-    er__worker_unlink(w, j);
-    er__io_give_back(w, &j, 1, "the pool could not take it");
+  if (w->pool->ops->submit(w->pool, j) == 0) {
+    w->refuse_backoff_ms = 0;
+    return;
   }
+  /* Not the task's fault: it goes back to the queue for this or another
+   * worker, with no retry counted, instead of failing for good. */
+  w->nslots_used--;
+  j->submitted = false;
+  er__worker_unlink(w, j);
+  er__io_give_back(w, &j, 1, "the pool could not take it");
+  /* The give-back wakes this worker too: without a pause it would take the
+   * task again at once, be refused again, and so on as fast as the store
+   * answers. The tick tries again once the back-off is over. */
+  w->refuse_backoff_ms = w->refuse_backoff_ms ? w->refuse_backoff_ms * 2 : REFUSE_BACKOFF_MIN_MS;
+  if (w->refuse_backoff_ms > REFUSE_BACKOFF_MAX_MS) w->refuse_backoff_ms = REFUSE_BACKOFF_MAX_MS;
+  w->refused_until_ms = er_now_mono_ms() + w->refuse_backoff_ms;
 }
 
 static int backlog_push(er_worker_t *w, er__job_t *j) {
@@ -191,7 +206,8 @@ static void end_revoked(er_worker_t *w, er__job_t *j) {
 
 /* Hands backlog jobs to the pool while it has free slots. */
 void er__worker_start_backlog(er_worker_t *w) {
-  while (!w->stopping && w->nslots_used < (size_t)w->pool->capacity) {
+  while (!w->stopping && w->nslots_used < (size_t)w->pool->capacity &&
+         !er__worker_backing_off(w)) {
     er__job_t *j = backlog_shift(w);
     if (!j) return;
     if (j->fenced)
@@ -248,7 +264,7 @@ void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec) {
       er__worker_job_done(w, j);
     return;
   }
-  if (w->nslots_used < (size_t)w->pool->capacity && !w->bl_len) {
+  if (w->nslots_used < (size_t)w->pool->capacity && !w->bl_len && !er__worker_backing_off(w)) {
     submit_job(w, j);
   } else if (backlog_push(w, j) < 0) {
     er__worker_unlink(w, j);
@@ -278,7 +294,12 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   const char *const *qs = opts->queues && opts->nqueues ? opts->queues : dflt;
   w->nqueues = opts->queues && opts->nqueues ? opts->nqueues : 1;
   w->queues = er_calloc(w->nqueues, sizeof *w->queues);
-  for (size_t i = 0; w->queues && i < w->nqueues; i++) w->queues[i] = er_strdup(qs[i]);
+  bool ok = w->queues != NULL;
+  for (size_t i = 0; ok && i < w->nqueues; i++) ok = (w->queues[i] = er_strdup(qs[i])) != NULL;
+  if (!ok) {
+    er_worker_free(w);
+    return ER_ENOMEM;
+  }
   gethostname(w->hostname, sizeof w->hostname - 1);
   er_id_t rid;
   er_id_new(&rid);
@@ -301,6 +322,7 @@ void er__worker_tick(er_worker_t *w) {
     w->last_maintain_ms = now;
     er__io_maintain(w);
   }
+  er__worker_start_backlog(w); /* what waited out a refusal's back-off */
   er__io_fill(w);
 }
 

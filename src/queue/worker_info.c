@@ -95,12 +95,14 @@ static json_t *job_list(er_worker_t *w, bool active) {
 json_t *er__worker_info(er_worker_t *w) {
   json_t *qs = json_array();
   for (size_t i = 0; qs && i < w->nqueues; i++) json_array_append_new(qs, json_string(w->queues[i]));
+  /* The counts are the lists' lengths: one test decides what runs and what
+   * waits (a prefork child's next jobs count as reserved, not active). */
+  json_t *active = job_list(w, true), *reserved = job_list(w, false);
   return json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "id",
                    w->id, "hostname", w->hostname, "pid", (int)getpid(), "queues", qs,
                    "concurrency", w->opts.concurrency, "pool", er_pool_name(w->opts.pool),
-                   "active", (json_int_t)(w->nslots_used + w->ntasklets), "reserved",
-                   (json_int_t)w->bl_len, "processed", (json_int_t)w->processed, "failed",
+                   "active", (json_int_t)json_array_size(active), "reserved",
+                   (json_int_t)json_array_size(reserved), "processed", (json_int_t)w->processed, "failed",
                    (json_int_t)w->failed, "started_ms", (json_int_t)w->started_ms, "registered",
-                   registered(), "active_tasks", job_list(w, true), "reserved_tasks",
-                   job_list(w, false));
+                   registered(), "active_tasks", active, "reserved_tasks", reserved);
 }

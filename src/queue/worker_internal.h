@@ -52,6 +52,9 @@ struct er_worker {
   int has_due; /* er_store_next_due */
   int64_t due_ms;          /* what the due timer is set for (wall), 0 none */
   int64_t past_due_delay;  /* backs off while what is due cannot be taken */
+  /* After the pool refused a task: nothing is reserved or handed to it until
+   * refused_until (monotonic); the back-off doubles, reset by a submit taken. */
+  uint64_t refused_until_ms, refuse_backoff_ms;
   uint64_t last_renew_ms;  /* monotonic */
   int stopping;            /* 0 running, 1 warm shutdown, 2 at once */
   uint64_t last_maintain_ms;
@@ -67,6 +70,8 @@ static inline bool er__in_backlog(const er__job_t *j) {
 }
 
 /* worker.c */
+/* The pool refused a task a moment ago: take and hand it nothing for now. */
+bool er__worker_backing_off(const er_worker_t *w);
 void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec);
 void er__worker_job_free(er__job_t *j);
 void er__worker_unlink(er_worker_t *w, er__job_t *j);

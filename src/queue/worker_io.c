@@ -70,7 +70,7 @@ static void reserve_done(er__sreq_t *r) {
 /* Reserves more when what is reserved falls to half the prefetch target, so
  * that a store round trip serves many tasks. */
 void er__io_fill(er_worker_t *w) {
-  if (w->stopping) return;
+  if (w->stopping || er__worker_backing_off(w)) return;
   if (w->reserving) {
     w->fill_again = true;
     return;

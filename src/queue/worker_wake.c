@@ -15,6 +15,12 @@
 static void poll_on(er_worker_t *w);
 static void poll_on_later(void *arg) { poll_on(arg); }
 
+/* Looks at the wake-up fd again a little later rather than at once: it may
+ * stay readable while what failed still fails, round and round. */
+static void poll_on_soon(er_worker_t *w) {
+  if (!er_loop_call_later(w->loop, WAKE_RETRY_MS, poll_on_later, w)) poll_on(w);
+}
+
 /* ---- reading the wake-ups ---- */
 
 typedef struct {
@@ -50,9 +56,7 @@ static void wake_done(er__sreq_t *r) {
   er_wakeups_clear(&q->wk);
   er_free(q);
   if (failed) {
-    /* The store is away and its fd may stay readable: look again a little
-     * later rather than at once, round and round. */
-    if (!er_loop_call_later(w->loop, WAKE_RETRY_MS, poll_on_later, w)) poll_on(w);
+    poll_on_soon(w); /* the store is away */
   } else {
     poll_on(w);
   }
@@ -66,7 +70,10 @@ static void on_wake(uv_poll_t *h, int status, int events) {
   w->wake_on = false;
   if (w->reading_wakeups) return;
   wake_t *q = er__io_req_new(sizeof *q, wake_run, wake_done);
-  if (!q) return;
+  if (!q) {
+    poll_on_soon(w); /* out of memory: not deaf from now on */
+    return;
+  }
   q->w = w;
   q->precise = w->precise == 1;
   w->reading_wakeups = true;

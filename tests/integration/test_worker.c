@@ -6,10 +6,15 @@
  *     and their outcomes are written after;
  *   - revoking a running task reaches it within the revoke grace period,
  *     not at the next lease renewal;
+ *   - a prefork child applies a revoke to the job it was sent for only, not
+ *     to the job after (a revoke that came late) nor before (one that came
+ *     early);
  *   - a reserved task whose lease was lost (the worker was stopped, the task
  *     taken by another attempt) is dropped without running;
  *   - a task its pool cannot take goes back to the queue (a worker in this
- *     process, its pool refusing a task by fault injection);
+ *     process, its pool refusing a task by fault injection), and a pool
+ *     that refuses everything for a while is not asked again at once;
+ *   - er_worker_new out of memory answers an error and leaks nothing;
  *   - ER_RETRIES_NONE on a send means no retries;
  *   - the worker logs one line per task event, lists its tasks at start-up
  *     and shows its running and reserved tasks in its heartbeat. */
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,6 +161,90 @@ static void revoke_redis(void **s) {
   revoke_reaches_the_running_task();
 }
 
+/* ---- revokes in a prefork child, job by job ---- */
+
+int er__child_main(int fd, const char *store_url); /* prefork_child.c */
+int er__child_revoke(pid_t pid, int seq);
+
+/* Runs for args[0] ms, looking at er_task_check on the way. */
+static int revoke_probe(er_task_t *t, json_t **result) {
+  uint64_t end = er_now_mono_ms() + (uint64_t)json_integer_value(json_array_get(er_task_args(t), 0));
+  do {
+    int rc = er_task_check(t);
+    if (rc) return rc;
+    usleep(5000);
+  } while (er_now_mono_ms() < end);
+  *result = json_true();
+  return 0;
+}
+ER_TASK("revoke_probe", revoke_probe)
+
+/* Writes job number n (its id "job-n") running for ms; returns its answer's rc. */
+static void child_send(FILE *to, int n, int ms) {
+  fprintf(to,
+          "{\"id\":\"job-%d\",\"task\":\"revoke_probe\",\"attempt\":1,\"retries\":0,"
+          "\"args\":[%d],\"kwargs\":{},\"context\":null,\"soft\":0,\"max_retries\":0}\n",
+          n, ms);
+  fflush(to);
+}
+
+static int child_answer(FILE *from, int n) {
+  char line[4096];
+  assert_non_null(fgets(line, sizeof line, from));
+  json_t *a = json_loads(line, 0, NULL);
+  assert_non_null(a);
+  char id[32];
+  snprintf(id, sizeof id, "job-%d", n);
+  assert_string_equal(json_string_value(json_object_get(a, "id")), id);
+  int rc = (int)json_integer_value(json_object_get(a, "rc"));
+  json_decref(a);
+  return rc;
+}
+
+static void prefork_revokes_name_their_job(void **s) {
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  pid_t c = g_child = fork();
+  assert_true(c >= 0);
+  if (c == 0) {
+    close(sv[0]);
+    _exit(er__child_main(sv[1], H.url));
+  }
+  close(sv[1]);
+  FILE *to = fdopen(sv[0], "w"), *from = fdopen(dup(sv[0]), "r");
+  assert_non_null(to);
+  assert_non_null(from);
+
+  /* Late: a revoke for job 1 that comes after it answered. */
+  child_send(to, 1, 0);
+  assert_int_equal(child_answer(from, 1), 0);
+  assert_int_equal(er__child_revoke(c, 1), 0);
+  usleep(100000); /* let it land while the child waits for job 2 */
+  child_send(to, 2, 200);
+  assert_int_equal(child_answer(from, 2), 0);
+
+  /* Early: a revoke for job 3 before it is written stops job 3 (not 2). */
+  assert_int_equal(er__child_revoke(c, 3), 0);
+  usleep(100000);
+  child_send(to, 3, 20000);
+  assert_int_equal(child_answer(from, 3), ER_EREVOKED);
+
+  /* While it runs, and the job after is not touched. */
+  child_send(to, 4, 20000);
+  child_send(to, 5, 200);
+  usleep(100000);
+  assert_int_equal(er__child_revoke(c, 4), 0);
+  assert_int_equal(child_answer(from, 4), ER_EREVOKED);
+  assert_int_equal(child_answer(from, 5), 0);
+
+  fclose(to);
+  fclose(from);
+  int status = 0;
+  assert_int_equal(waitpid(c, &status, 0), c);
+  g_child = -1;
+  assert_true(WIFEXITED(status));
+}
+
 /* ---- a lost lease ---- */
 
 static bool in_log(const char *log, const char *what, const char *id) {
@@ -254,10 +344,16 @@ ER_TASK("in_process_add", in_process_add)
 static const er__pool_ops_t *g_solo_ops;
 static er__pool_ops_t g_refusing_ops;
 static int g_refused;
+static uint64_t g_refuse_ms, g_refuse_from; /* refuse everything for that long */
 
-/* The solo pool, refusing the first task it is given. */
+/* The solo pool, refusing the first task it is given, or every task for
+ * g_refuse_ms from the first. */
 static int refusing_submit(er__pool_t *p, er__job_t *j) {
-  if (!g_refused++) return ER_EBUSY;
+  if (!g_refused++) {
+    g_refuse_from = er_now_mono_ms();
+    return ER_EBUSY;
+  }
+  if (er_now_mono_ms() - g_refuse_from < g_refuse_ms) return ER_EBUSY;
   return g_solo_ops->submit(p, j);
 }
 
@@ -270,12 +366,12 @@ static er__pool_t *refusing_pool(er_pool_kind_t kind) {
   return p;
 }
 
-static void a_task_the_pool_refuses_goes_back(void **s) {
-  er_id_t id;
-  h_send(&H, "in_process_add", "[41]", NULL, &id);
+/* Runs a worker in a child process on the refusing pool; returns its pid. */
+static pid_t refused_worker(uint64_t refuse_ms) {
   pid_t w = g_child = fork();
   assert_true(w >= 0);
   if (w == 0) {
+    g_refuse_ms = refuse_ms;
     er__pool_new_hook = refusing_pool;
     er_worker_opts_t o = {.store_url = H.url, .pool = ER_POOL_SOLO, .concurrency = 1,
                           .quiet = true};
@@ -285,14 +381,97 @@ static void a_task_the_pool_refuses_goes_back(void **s) {
     er_worker_free(wk);
     _exit(0);
   }
-  er_task_rec_t *r = h_wait(&H, id.text, 10000);
+  return w;
+}
+
+/* Sends in_process_add(41) to a worker on the refusing pool; answers the
+ * task's record once it succeeded, the worker stopped. */
+static er_task_rec_t *refused_then_run(uint64_t refuse_ms) {
+  er_id_t id;
+  h_send(&H, "in_process_add", "[41]", NULL, &id);
+  pid_t w = refused_worker(refuse_ms);
+  er_task_rec_t *r = h_wait(&H, id.text, 15000);
   assert_int_equal(r->state, ER_STATE_SUCCESS);
   assert_int_equal(json_integer_value(r->result), 42);
-  assert_int_equal(r->attempt, 2); /* the refused attempt, then the one that ran */
   assert_int_equal(r->retries, 0); /* not a retry: the task did nothing wrong */
-  er_task_rec_free(r);
   g_child = -1;
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+  return r;
+}
+
+static void a_task_the_pool_refuses_goes_back(void **s) {
+  er_task_rec_t *r = refused_then_run(0);
+  assert_int_equal(r->attempt, 2); /* the refused attempt, then the one that ran */
+  er_task_rec_free(r);
+}
+
+/* A pool that refuses everything for a while: the worker backs off instead
+ * of taking the task back and being refused as fast as the store answers. */
+static void a_refusing_pool_is_not_hammered(void **s) {
+  er_task_rec_t *r = refused_then_run(1000);
+  print_message("ran at attempt %d\n", r->attempt);
+  assert_true(r->attempt >= 2);
+  assert_true(r->attempt < 20);
+  er_task_rec_free(r);
+}
+
+/* ---- making a worker, out of memory ---- */
+
+static long g_alloc_calls, g_alloc_fail_at, g_alloc_live;
+static bool g_alloc_failed;
+
+/* Counts a call; true for the one to fail. */
+static bool fail_this_one(void) {
+  if (++g_alloc_calls != g_alloc_fail_at) return false;
+  g_alloc_failed = true;
+  return true;
+}
+
+static void *failing_malloc(size_t n) {
+  if (fail_this_one()) return NULL;
+  void *p = malloc(n);
+  if (p) g_alloc_live++;
+  return p;
+}
+
+static void *failing_realloc(void *p, size_t n) {
+  if (fail_this_one()) return NULL;
+  void *q = realloc(p, n);
+  if (q && !p) g_alloc_live++;
+  return q;
+}
+
+static void failing_free(void *p) {
+  if (p) g_alloc_live--;
+  free(p);
+}
+
+/* Each allocation er_worker_new makes, failed in turn: it answers an error
+ * (never a worker short of its queues) and gives back all it took. */
+static void worker_new_out_of_memory(void **s) {
+  static const er_allocator_t failing = {failing_malloc, failing_realloc, failing_free};
+  const char *queues[] = {"a", "b", "c"};
+  er_worker_opts_t o = {.store_url = H.url, .queues = queues, .nqueues = 3, .quiet = true};
+  for (long n = 1;; n++) {
+    g_alloc_calls = g_alloc_live = 0;
+    g_alloc_fail_at = n;
+    g_alloc_failed = false;
+    er_set_allocator(&failing);
+    er_worker_t *wk = NULL;
+    int rc = er_worker_new(&o, &wk, NULL, 0);
+    er_worker_free(wk);
+    er_set_allocator(NULL);
+    if (!g_alloc_failed) {
+      assert_int_equal(rc, 0);
+      print_message("er_worker_new makes %ld allocations\n", n - 1);
+      break;
+    }
+    if (rc == 0) print_message("allocation %ld failed, yet er_worker_new succeeded\n", n);
+    assert_int_not_equal(rc, 0);
+    assert_null(wk);
+    assert_int_equal(g_alloc_live, 0);
+    assert_true(n < 100000);
+  }
 }
 
 /* ---- retries ---- */
@@ -366,6 +545,9 @@ static void logs_banner_and_heartbeat(void **s) {
   assert_int_equal(json_array_size(reserved), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(reserved, 0), "id")),
                       waiting.text);
+  /* The counts agree with the lists. */
+  assert_int_equal(json_integer_value(json_object_get(info, "active")), 1);
+  assert_int_equal(json_integer_value(json_object_get(info, "reserved")), 1);
   json_decref(info);
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
 
@@ -393,9 +575,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(stalled_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(revoke_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(revoke_redis, setup_redis, teardown_redis),
+      cmocka_unit_test_setup_teardown(prefork_revokes_name_their_job, setup, teardown),
       cmocka_unit_test_setup_teardown(lease_lost_sqlite, setup, teardown),
       cmocka_unit_test_setup_teardown(lease_lost_redis, setup_redis, teardown_redis),
       cmocka_unit_test_setup_teardown(a_task_the_pool_refuses_goes_back, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_refusing_pool_is_not_hammered, setup, teardown),
+      cmocka_unit_test_setup_teardown(worker_new_out_of_memory, setup, teardown),
       cmocka_unit_test_setup_teardown(retries_none_means_none, setup, teardown),
       cmocka_unit_test_setup_teardown(logs_banner_and_heartbeat, setup, teardown),
   };
