@@ -108,7 +108,9 @@ static void raw(const char *path, long n) {
 
 static er_task_rec_t *mk(long i, int64_t eta, int prio) {
   er_task_rec_t *r = er_task_rec_new();
-  snprintf(r->id, sizeof r->id, "0190f000-0000-7000-%04x-%012ld", (unsigned)prio, i);
+  /* 12 digits: the id's last group (i stays far below 10^12) */
+  snprintf(r->id, sizeof r->id, "0190f000-0000-7000-%04x-%012lld", (unsigned)prio % 0x10000,
+           (long long)(i % 1000000000000LL));
   r->task = strdup("noop");
   r->queue = strdup("default");
   r->priority = prio;
