@@ -109,8 +109,8 @@ static void raw(const char *path, long n) {
 static er_task_rec_t *mk(long i, int64_t eta, int prio) {
   er_task_rec_t *r = er_task_rec_new();
   /* 12 digits: the id's last group (i stays far below 10^12) */
-  snprintf(r->id, sizeof r->id, "0190f000-0000-7000-%04x-%012lld", (unsigned)prio % 0x10000,
-           (long long)(i % 1000000000000LL));
+  snprintf(r->id, sizeof r->id, "0190f000-0000-7000-%04x-%012llu", (unsigned)prio % 0x10000,
+           (unsigned long long)i % 1000000000000ULL);
   r->task = strdup("noop");
   r->queue = strdup("default");
   r->priority = prio;
