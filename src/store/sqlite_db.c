@@ -63,7 +63,7 @@ int er__sq_step(er_sq_t *sq, sqlite3_stmt *st, const char *what) {
 }
 
 int er__sq_query_i64(er_sq_t *sq, const char *sql, const char *what, int64_t *out) {
-  sqlite3_stmt *st;
+  sqlite3_stmt *st = NULL;
   int rc = er__sq_prep(sq, sql, &st);
   if (rc) return rc;
   rc = er__sq_step(sq, st, what);
