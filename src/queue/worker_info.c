@@ -40,7 +40,7 @@ void er__worker_banner(er_worker_t *w) {
   json_t *v;
   fprintf(stderr, "tasks (%zu):", json_array_size(names));
   json_array_foreach(names, i, v) fprintf(stderr, "%s%s", i ? ", " : " ", json_string_value(v));
-  fprintf(stderr, "\n");
+  fprintf(stderr, "%s\n", json_array_size(names) ? "" : " none");
   json_decref(names);
 }
 
