@@ -45,7 +45,7 @@ static void *thread_main(void *arg) {
     t.revoked = &j->revoked;
     t.progress = store ? progress : NULL;
     t.progress_ud = store;
-    if (j->revoked) {
+    if (__atomic_load_n(&j->revoked, __ATOMIC_RELAXED)) {
       /* Revoked, or its lease lost, while it waited here: it never starts. */
       t.out.rc = ER_EREVOKED;
       t.out.message = er_strdup("revoked before it started");

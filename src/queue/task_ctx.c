@@ -63,7 +63,8 @@ int er_task_progress(er_task_t *t, double fraction, const char *msg) {
 }
 
 int er_task_check(er_task_t *t) {
-  if (t->revoked && *t->revoked) return ER_EREVOKED;
+  /* set by the worker's loop thread (or a signal) while this one runs */
+  if (t->revoked && __atomic_load_n(t->revoked, __ATOMIC_RELAXED)) return ER_EREVOKED;
   if (t->soft_deadline_ms && er_now_mono_ms() >= t->soft_deadline_ms) return ER_ETIMEDOUT;
   return 0;
 }

@@ -232,7 +232,8 @@ void er__worker_apply_flags(er_worker_t *w, er__job_t *j, bool revoked, bool fen
     revoked = true; /* running: stop it as a revoke would; its outcome is dropped */
   }
   if (!revoked || j->revoked) return;
-  j->revoked = 1;
+  /* a threads-pool thread reads it while the task runs (er_task_check) */
+  __atomic_store_n(&j->revoked, 1, __ATOMIC_RELAXED);
   if (j->submitted)
     w->pool->ops->revoke(w->pool, j);
   else if (er__in_backlog(j)) {
