@@ -79,16 +79,23 @@ static char *slurp(int fd) {
   return buf;
 }
 
-int h_cli(harness_t *h, char **out, char **err, ...) {
-  char *argv[32] = {ERRAND_BIN};
-  int n = 1;
-  va_list ap;
-  va_start(ap, err);
+/* argv for the errand command: the NULL-ended args of ap, then --store h's
+ * URL. */
+static void cli_argv(harness_t *h, char *argv[32], va_list ap) {
+  int n = 0;
+  argv[n++] = ERRAND_BIN;
   for (char *a; (a = va_arg(ap, char *)) && n < 28;) argv[n++] = a;
-  va_end(ap);
   argv[n++] = "--store";
   argv[n++] = h->url;
   argv[n] = NULL;
+}
+
+int h_cli(harness_t *h, char **out, char **err, ...) {
+  char *argv[32];
+  va_list ap;
+  va_start(ap, err);
+  cli_argv(h, argv, ap);
+  va_end(ap);
   /* Options after positional arguments are fine: getopt permutes. */
   char tmpl_o[] = "/tmp/errand-cli-out-XXXXXX", tmpl_e[] = "/tmp/errand-cli-err-XXXXXX";
   int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
@@ -149,15 +156,11 @@ er_task_state_t h_state(harness_t *h, const char *id) {
 }
 
 pid_t h_cli_start(harness_t *h, const char *log, ...) {
-  char *argv[32] = {ERRAND_BIN};
-  int n = 1;
+  char *argv[32];
   va_list ap;
   va_start(ap, log);
-  for (char *a; (a = va_arg(ap, char *)) && n < 28;) argv[n++] = a;
+  cli_argv(h, argv, ap);
   va_end(ap);
-  argv[n++] = "--store";
-  argv[n++] = h->url;
-  argv[n] = NULL;
   int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
   assert_true(fd >= 0);
   pid_t pid = spawn(argv, fd, fd);
