@@ -50,6 +50,7 @@ typedef struct er_sq {
   char *path;
   int busy_ms;
   bool sync_full;
+  unsigned mode; /* permission bits for files we create: the db, the bells */
   er_sq_stmt_t *stmts;
   size_t nstmts, capstmts;
   /* wake-ups (sqlite_wake.c) */
@@ -226,6 +227,14 @@ void er__sq_owe_clear(er_sq_t *sq);
 uint64_t er__sq_queue_hash(const char *queue);
 void er__sq_bell_path(const er_sq_t *sq, const char *suffix, uint64_t hash, char *out,
                       size_t size);
+/* Creates PATH (never through a symlink) with exactly MODE: an fd, or -1
+ * with errno (EEXIST when it exists; it is then left as it is). */
+int er__sq_create_new(const char *path, int flags, unsigned mode);
+/* Opens a bell into *out (O_NOFOLLOW; CREATE: made with sq->mode when
+ * missing). *out is -1 when it cannot be opened (0 returned: the caller
+ * copes); ER_EINVAL with last_error when it is a symlink, not a regular file
+ * or not owned by our euid: something planted it. */
+int er__sq_open_bell(er_sq_t *sq, const char *path, int flags, bool create, int *out);
 /* Reads pending inotify events into the handle's flags; true when one is for
  * a bell this handle listens to. */
 bool er__sq_drain(er_sq_t *sq);

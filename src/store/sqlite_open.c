@@ -1,8 +1,10 @@
 /* Opening and closing the SQLite store: the URL's path and options, the
  * connection's pragmas, the file checks and schema, and the backend's vtable. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/sqlite_internal.h"
 
@@ -21,6 +23,27 @@ static char *url_path(const char *url) {
   return path;
 }
 
+/* ?mode=0640: octal permission bits for the files the store creates; the
+ * owner must keep read and write. Default 0600: args, results and context
+ * are private. */
+static int parse_mode(er_sq_t *sq, const char *url, char *errmsg, size_t size) {
+  size_t len;
+  const char *v = er__store_url_opt(url, "mode", &len);
+  sq->mode = 0600;
+  if (!v) return 0;
+  unsigned m = 0;
+  size_t i = 0;
+  while (i < len && i < 5 && v[i] >= '0' && v[i] <= '7') m = m * 8 + (unsigned)(v[i++] - '0');
+  if (!len || i != len || m > 0777 || (m & 0600) != 0600) {
+    er__errmsg(errmsg, size,
+               "store URL option mode=%.*s: want octal permission bits with owner rw, e.g. 0640",
+               (int)(len > 40 ? 40 : len), v);
+    return ER_EINVAL;
+  }
+  sq->mode = m;
+  return 0;
+}
+
 static int parse_options(er_sq_t *sq, const char *url, char *errmsg, size_t size) {
   int64_t busy;
   int rc = er__store_url_int(url, "busy_ms", 5000, 0, INT32_MAX, &busy, errmsg, size);
@@ -35,7 +58,16 @@ static int parse_options(er_sq_t *sq, const char *url, char *errmsg, size_t size
                (int)(len > 40 ? 40 : len), v);
     return ER_EINVAL;
   }
-  return 0;
+  return parse_mode(sq, url, errmsg, size);
+}
+
+/* The database is made here, before SQLite sees it, so that it gets
+ * sq->mode rather than SQLite's 0644 less the umask; SQLite gives its -wal
+ * and -shm the database file's mode. An existing file is left as it is. */
+static void create_db(er_sq_t *sq) {
+  if (strcmp(sq->path, ":memory:") == 0) return;
+  int fd = er__sq_create_new(sq->path, O_RDWR, sq->mode);
+  if (fd >= 0) close(fd); /* else exists, or SQLite reports why it cannot open */
 }
 
 /* The connection's settings. WAL lets readers run beside the one writer and
@@ -100,6 +132,7 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
     rc = ER_EINVAL;
     goto fail;
   }
+  create_db(sq);
   int src = sqlite3_open_v2(sq->path, &sq->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (src != SQLITE_OK) {
@@ -166,6 +199,6 @@ static const er_store_ops_t g_ops = {
     .next_due = er__sq_next_due,
 };
 
-static const char *const g_options[] = {"sync", "busy_ms", NULL};
+static const char *const g_options[] = {"sync", "busy_ms", "mode", NULL};
 
 const er__store_backend_t er__sqlite_backend = {&g_ops, g_options};

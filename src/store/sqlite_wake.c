@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +52,8 @@ int er__sq_wake_init(er_sq_t *sq) {
   if (!(sq->bell_name = er_malloc(n))) return ER_ENOMEM;
   snprintf(sq->bell_name, n, "%s-bell", base);
   snprintf(bell, sizeof bell, "%s-bell", sq->path);
-  sq->bell_fd = open(bell, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int rc = er__sq_open_bell(sq, bell, O_RDWR, true, &sq->bell_fd);
+  if (rc) return rc;
   sq->ifd = sq->bell_fd >= 0 ? inotify_init1(IN_NONBLOCK | IN_CLOEXEC) : -1;
   if (sq->ifd >= 0 &&
       (sq->dir_wd = inotify_add_watch(sq->ifd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO)) < 0) {
@@ -62,6 +64,33 @@ int er__sq_wake_init(er_sq_t *sq) {
     er_log(ER_LOG_DEBUG, "store %s: no inotify or doorbell (%s); waiting for changes by polling",
            sq->path, strerror(errno));
   return 0;
+}
+
+int er__sq_create_new(const char *path, int flags, unsigned mode) {
+  int fd = open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+  /* The umask may have taken bits away; the option asked for exactly these.
+   * A failed fchmod leaves fewer bits, never more. */
+  if (fd >= 0) (void)fchmod(fd, (mode_t)mode);
+  return fd;
+}
+
+/* O_NONBLOCK: a FIFO planted as a bell must not block the open; a regular
+ * file ignores it. */
+int er__sq_open_bell(er_sq_t *sq, const char *path, int flags, bool create, int *out) {
+  *out = -1;
+  int fd = create ? er__sq_create_new(path, flags | O_NONBLOCK, sq->mode) : -1;
+  if (fd < 0 && (!create || errno == EEXIST))
+    fd = open(path, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno != ELOOP) return 0; /* no bell: the caller copes */
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
+    *out = fd;
+    return 0;
+  }
+  if (fd >= 0) close(fd);
+  er__store_set_error(&sq->base,
+                      "doorbell %s is not a regular file owned by this user; refusing it", path);
+  return ER_EINVAL;
 }
 
 uint64_t er__sq_queue_hash(const char *queue) {
@@ -112,7 +141,11 @@ static void ring_fd(er_sq_t *sq, int fd) {
 static int open_bell(er_sq_t *sq, const char *suffix, uint64_t hash) {
   char path[PATH_MAX];
   er__sq_bell_path(sq, suffix, hash, path, sizeof path);
-  return open(path, O_WRONLY | O_CLOEXEC);
+  int fd;
+  /* Past the commit nothing can fail: a refused bell is only not rung. */
+  if (er__sq_open_bell(sq, path, O_WRONLY, false, &fd))
+    er_log(ER_LOG_WARN, "store %s: %s", sq->path, sq->base.last_error);
+  return fd;
 }
 
 static void ring_queue(er_sq_t *sq, uint64_t h) {

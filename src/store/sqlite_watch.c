@@ -21,7 +21,8 @@ static int add_bell(er_sq_t *sq, const char *suffix, uint64_t hash, er_sq_bell_k
                     er_sq_wd_t *out) {
   char path[PATH_MAX];
   er__sq_bell_path(sq, suffix, hash, path, sizeof path);
-  int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+  int fd, rc = er__sq_open_bell(sq, path, O_RDONLY, true, &fd);
+  if (rc) return rc;
   if (fd >= 0) close(fd);
   int wd = fd >= 0 ? inotify_add_watch(sq->ifd, path, IN_MODIFY) : -1;
   if (wd < 0) {

@@ -296,12 +296,138 @@ static void test_promotion_rings(void **state) {
   er_store_close(w);
 }
 
+static void write_file(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+static void assert_file_is(const char *path, const char *text) {
+  char buf[64] = {0};
+  FILE *fp = fopen(path, "r");
+  assert_non_null(fp);
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = 0;
+  assert_string_equal(buf, text);
+}
+
+static unsigned mode_of(const char *path) {
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return st.st_mode & 07777;
+}
+
+/* A symlink planted at PATH-bell would have us write through it into any file
+ * we can write: the open refuses it, naming the file, and leaves the victim. */
+static void test_bell_symlink_refused(void **state) {
+  fx_t *f = *state;
+  char path[256], url[300], victim[256], bell[300], err[256] = "";
+  db_path(f, "victim", victim, sizeof victim);
+  db_path(f, "planted.db", path, sizeof path);
+  write_file(victim, "precious");
+  snprintf(bell, sizeof bell, "%s-bell", path);
+  assert_int_equal(symlink(victim, bell), 0);
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  er_store_t *s = NULL;
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_EINVAL);
+  assert_null(s);
+  assert_non_null(strstr(err, bell));
+  assert_file_is(victim, "precious");
+  /* a FIFO is refused too, and without blocking the open */
+  assert_int_equal(unlink(bell), 0);
+  assert_int_equal(mkfifo(bell, 0600), 0);
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_EINVAL);
+  assert_int_equal(unlink(bell), 0);
+  assert_int_equal(er_store_open(url, &s, err, sizeof err), 0);
+  er_store_close(s);
+}
+
+/* Planted precise bells: a ringer does not write through them (the commit
+ * still succeeds), and a watcher refuses to watch them. */
+static void test_precise_bell_symlink_refused(void **state) {
+  fx_t *f = *state;
+  char victim[256], bell[512];
+  db_path(f, "victim", victim, sizeof victim);
+  write_file(victim, "precious");
+  er_sq_t *sq = er__sq(f->s);
+  er__sq_bell_path(sq, NULL, er__sq_queue_hash(f->queue), bell, sizeof bell);
+  assert_int_equal(symlink(victim, bell), 0);
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_free(r);
+  assert_file_is(victim, "precious");
+  er_store_t *w = open_with(f, "");
+  const char *qs[] = {f->queue};
+  er_watch_t ws = {qs, 1, false, false};
+  assert_int_equal(er_store_watch(w, &ws), ER_EINVAL);
+  assert_non_null(strstr(er_store_last_error(w), bell));
+  er_store_close(w);
+  assert_file_is(victim, "precious");
+}
+
+/* New files are private (0600) whatever the umask allows, or ?mode=; SQLite
+ * gives -wal and -shm the database's mode; an existing file keeps its own. */
+static void check_modes(fx_t *f, const char *name, const char *opts, unsigned want) {
+  char path[256], url[300], other[300];
+  db_path(f, name, path, sizeof path);
+  snprintf(url, sizeof url, "sqlite:%s%s", path, opts);
+  er_store_t *s = NULL;
+  assert_int_equal(er_store_open(url, &s, NULL, 0), 0);
+  const char *qs[] = {f->queue};
+  er_watch_t ws = {qs, 1, true, true};
+  assert_int_equal(er_store_watch(s, &ws), 0);
+  er_task_rec_t *r = mk(f, "t");
+  assert_int_equal(er_store_enqueue(s, &r, 1, 0, NULL), 0);
+  er_task_rec_free(r);
+  assert_int_equal(mode_of(path), want);
+  const char *suffixes[] = {"-wal", "-shm", "-bell", "-bell-done", "-bell-ctl"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+    snprintf(other, sizeof other, "%s%s", path, suffixes[i]);
+    assert_int_equal(mode_of(other), want);
+  }
+  er__sq_bell_path(er__sq(s), NULL, er__sq_queue_hash(f->queue), other, sizeof other);
+  assert_int_equal(mode_of(other), want);
+  er_store_close(s);
+}
+
+static void test_file_modes(void **state) {
+  fx_t *f = *state;
+  mode_t old = umask(022);
+  check_modes(f, "private.db", "", 0600);
+  check_modes(f, "shared.db", "?mode=0640", 0640);
+  /* the option is exact: the umask does not take group read away */
+  umask(077);
+  check_modes(f, "exact.db", "?mode=0640", 0640);
+  umask(022);
+  char path[256], url[300], err[256];
+  db_path(f, "existing.db", path, sizeof path);
+  write_file(path, "");
+  assert_int_equal(chmod(path, 0604), 0);
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  er_store_t *s = NULL;
+  assert_int_equal(er_store_open(url, &s, NULL, 0), 0);
+  er_store_close(s);
+  assert_int_equal(mode_of(path), 0604);
+  const char *bad[] = {"8", "0644x", "", "01600", "0400", "-600", "0o600", "064000"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(url, sizeof url, "sqlite:%s?mode=%s", path, bad[i]);
+    err[0] = 0;
+    assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_EINVAL);
+    assert_non_null(strstr(err, "mode="));
+    assert_null(strchr(err, '\n'));
+  }
+  umask(old);
+}
+
 int main(void) {
   g_base = NULL; /* a file per test */
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_migrate_v1),        T(test_flat_with_tasks_for_later), T(test_counts_match),
-      T(test_finished_overflow), T(test_promotion_rings),
+      T(test_finished_overflow), T(test_promotion_rings),    T(test_bell_symlink_refused),
+      T(test_precise_bell_symlink_refused), T(test_file_modes),
   };
   return cmocka_run_group_tests_name("store (sqlite only)", tests, NULL, NULL);
 }
