@@ -38,6 +38,12 @@ bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out);
 bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms);
 
 /* Output formatting (format.c). */
+/* A buffer for cli_esc: longer names end in "...". */
+#define CLI_ESC_SIZE 512
+/* s with control characters (< 0x20, 0x7f) written as \n, \t or \xNN, so a
+ * name cannot break lines or send terminal escapes. buf holds size >= 4
+ * bytes (CLI_ESC_SIZE); returns buf. */
+char *cli_esc(const char *s, char *buf, size_t size);
 /* ms since the epoch as ISO 8601 UTC with milliseconds:
  * 2026-12-02T11:40:00.123Z. Returns buf. */
 char *cli_iso_time(int64_t ms, char buf[32]);

@@ -36,10 +36,12 @@ void cli_error(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  /* One line, whatever the message holds. */
+  /* One line, whatever the message holds, and no terminal escapes from the
+   * names it quotes. */
   for (char *p = buf; *p; p++)
     if (*p == '\n') *p = ' ';
-  fprintf(stderr, "errand: %s\n", buf);
+  char shown[4 * sizeof buf];
+  fprintf(stderr, "errand: %s\n", cli_esc(buf, shown, sizeof shown));
 }
 
 int cli_exit_for(int rc) {
