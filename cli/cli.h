@@ -19,12 +19,17 @@ enum {
 
 /* Every command's --help ends with this line. */
 #define CLI_STORE_HELP \
-  "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n"
+  "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n" \
+  "      --store-file PATH  the store URL from PATH's first line (keeps a password\n" \
+  "                      out of ps)\n"
 
 /* Prints "errand: <message>" on one line to stderr. */
 void cli_error(const char *fmt, ...) ER_PRINTF(1, 2);
 /* Maps a library error code to an exit code. */
 int cli_exit_for(int rc);
+/* The URL in path's first line (its newline stripped), for --store-file; a
+ * static buffer. NULL after printing the error (the caller exits 2). */
+const char *cli_store_file(const char *path);
 /* Opens a client on url (NULL: default), printing the error. */
 er_client_t *cli_open(const char *url);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */

@@ -12,6 +12,7 @@
 static int small_opts(int argc, char **argv, const char *usage, const char **store,
                       const char **key, int *code) {
   static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                       {"store-file", required_argument, 0, 'S'},
                                        {"key", required_argument, 0, 'K'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -19,6 +20,11 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     if (c == 's') {
       *store = optarg;
+    } else if (c == 'S') {
+      if (!(*store = cli_store_file(optarg))) {
+        *code = EXIT_USAGE;
+        return -1;
+      }
     } else if (c == 'K' && key) {
       *key = optarg;
     } else if (c == 'h') {

@@ -369,6 +369,43 @@ static void store_password_is_never_printed(void **s) {
   memcpy(H.url, saved, sizeof saved);
 }
 
+/* Runs "errand ARGS" through the shell (h_cli always adds --store, which
+ * would win over --store-file); returns the exit code and both outputs. */
+static int run_shell(const char *args, char **out) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", ERRAND_BIN, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t cap = 65536, n = 0;
+  *out = calloc(1, cap);
+  while (n + 1 < cap && fgets(*out + n, (int)(cap - n), p)) n += strlen(*out + n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void store_file_gives_the_url(void **s) {
+  er_send_opts_t o = {.queue = "filed"};
+  h_send(&H, "sleep", "[1]", &o, NULL);
+  char path[300], args[700];
+  snprintf(path, sizeof path, "%s/store-url", H.dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\nignored second line\n", H.url);
+  fclose(f);
+  char *out;
+  snprintf(args, sizeof args, "inspect --store-file '%s'", path);
+  int rc = run_shell(args, &out);
+  if (rc != 0 || !strstr(out, "  filed ")) fail_msg("exit %d:\n%s", rc, out);
+  free(out);
+  snprintf(args, sizeof args, "status --key nope --store-file '%s'", path);
+  assert_int_equal(run_shell(args, &out), 4);
+  free(out);
+  snprintf(args, sizeof args, "send sleep --store-file '%s/absent'", H.dir);
+  assert_int_equal(run_shell(args, &out), 2);
+  assert_one_error_line(out, "--store-file");
+  free(out);
+}
+
 /* Calls fn(flag, ud) for each "--flag" in text. */
 static void each_flag(const char *text, void (*fn)(const char *flag, void *ud), void *ud) {
   for (const char *p = text; (p = strstr(p, "--"));) {
@@ -441,6 +478,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(help_and_docs_list_the_same_options, setup, teardown),
       cmocka_unit_test_setup_teardown(names_are_printed_escaped, setup, teardown),
       cmocka_unit_test_setup_teardown(store_password_is_never_printed, setup, teardown),
+      cmocka_unit_test_setup_teardown(store_file_gives_the_url, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
