@@ -19,12 +19,17 @@ enum {
 
 /* Every command's --help ends with this line. */
 #define CLI_STORE_HELP \
-  "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n"
+  "      --store URL     the store (default $ERRAND_STORE, else sqlite:errand.db)\n" \
+  "      --store-file PATH  the store URL from PATH's first line (keeps a password\n" \
+  "                      out of ps)\n"
 
 /* Prints "errand: <message>" on one line to stderr. */
 void cli_error(const char *fmt, ...) ER_PRINTF(1, 2);
 /* Maps a library error code to an exit code. */
 int cli_exit_for(int rc);
+/* The URL in path's first line (its newline stripped), for --store-file; a
+ * static buffer. NULL after printing the error (the caller exits 2). */
+const char *cli_store_file(const char *path);
 /* Opens a client on url (NULL: default), printing the error. */
 er_client_t *cli_open(const char *url);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */
@@ -38,6 +43,12 @@ bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out);
 bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms);
 
 /* Output formatting (format.c). */
+/* A buffer for cli_esc: longer names end in "...". */
+#define CLI_ESC_SIZE 512
+/* s with control characters (< 0x20, 0x7f) written as \n, \t or \xNN, so a
+ * name cannot break lines or send terminal escapes. buf holds size >= 4
+ * bytes (CLI_ESC_SIZE); returns buf. */
+char *cli_esc(const char *s, char *buf, size_t size);
 /* ms since the epoch as ISO 8601 UTC with milliseconds:
  * 2026-12-02T11:40:00.123Z. Returns buf. */
 char *cli_iso_time(int64_t ms, char buf[32]);

@@ -12,6 +12,7 @@
 static int small_opts(int argc, char **argv, const char *usage, const char **store,
                       const char **key, int *code) {
   static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                       {"store-file", required_argument, 0, 'S'},
                                        {"key", required_argument, 0, 'K'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -19,6 +20,11 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     if (c == 's') {
       *store = optarg;
+    } else if (c == 'S') {
+      if (!(*store = cli_store_file(optarg))) {
+        *code = EXIT_USAGE;
+        return -1;
+      }
     } else if (c == 'K' && key) {
       *key = optarg;
     } else if (c == 'h') {
@@ -130,18 +136,20 @@ int cmd_purge(int argc, char **argv) {
   er_client_t *c = cli_open(store);
   if (!c) return EXIT_STORE;
   size_t n = 0;
+  char b[CLI_ESC_SIZE];
   int rc = er_purge(c, argv[i], &n);
   if (rc < 0)
     cli_error("%s", er_client_last_error(c));
   else
-    printf("purged %zu tasks from queue '%s'\n", n, argv[i]);
+    printf("purged %zu tasks from queue '%s'\n", n, cli_esc(argv[i], b, sizeof b));
   er_client_close(c);
   return cli_exit_for(rc);
 }
 
-/* A heartbeat is whatever a worker wrote: a missing string prints as "?". */
-static const char *str_or_what(const json_t *v) {
-  return json_is_string(v) ? json_string_value(v) : "?";
+/* A heartbeat is whatever a worker wrote: a missing string prints as "?",
+ * a string escaped into buf (CLI_ESC_SIZE). */
+static const char *str_or_what(const json_t *v, char *buf) {
+  return json_is_string(v) ? cli_esc(json_string_value(v), buf, CLI_ESC_SIZE) : "?";
 }
 
 /* Prints names, a JSON array of strings, as "a, b, c". */
@@ -149,7 +157,8 @@ static void print_names(const char *label, const json_t *names) {
   printf("    %s:", label);
   size_t i;
   json_t *n;
-  json_array_foreach(names, i, n) printf("%s %s", i ? "," : "", str_or_what(n));
+  char b[CLI_ESC_SIZE];
+  json_array_foreach(names, i, n) printf("%s %s", i ? "," : "", str_or_what(n, b));
   printf("%s\n", json_array_size(names) ? "" : " (none)");
 }
 
@@ -158,9 +167,10 @@ static void print_tasks(const char *label, const json_t *tasks, int64_t now) {
   printf("    %s:%s\n", label, json_array_size(tasks) ? "" : " (none)");
   size_t i;
   json_t *t;
+  char b1[CLI_ESC_SIZE], b2[CLI_ESC_SIZE];
   json_array_foreach(tasks, i, t) {
-    printf("      %s %s", str_or_what(json_object_get(t, "id")),
-           str_or_what(json_object_get(t, "task")));
+    printf("      %s %s", str_or_what(json_object_get(t, "id"), b1),
+           str_or_what(json_object_get(t, "task"), b2));
     json_t *started = json_object_get(t, "started_ms");
     if (json_is_integer(started)) {
       char at[32], d[32];
@@ -174,9 +184,9 @@ static void print_tasks(const char *label, const json_t *tasks, int64_t now) {
 /* One worker of er_store_workers: the counters its heartbeat carries, then
  * what it serves and holds when its heartbeat says (older workers do not). */
 static void print_worker(const json_t *w, int64_t now) {
-  char d[32];
+  char d[32], b1[CLI_ESC_SIZE], b2[CLI_ESC_SIZE];
   printf("  %s  pool=%s concurrency=%lld active=%lld processed=%lld",
-         str_or_what(json_object_get(w, "id")), str_or_what(json_object_get(w, "pool")),
+         str_or_what(json_object_get(w, "id"), b1), str_or_what(json_object_get(w, "pool"), b2),
          (long long)json_integer_value(json_object_get(w, "concurrency")),
          (long long)json_integer_value(json_object_get(w, "active")),
          (long long)json_integer_value(json_object_get(w, "processed")));
@@ -216,13 +226,16 @@ int cmd_inspect(int argc, char **argv) {
     cli_error("inspect: %s", er_store_last_error(s));
     code = EXIT_STORE;
   } else {
-    printf("store %s\n\nqueues:\n", er_store_url(s));
+    char shown[512];
+    er_url_redact(er_store_url(s), shown, sizeof shown);
+    printf("store %s\n\nqueues:\n", shown);
     const char *qname;
     json_t *counts;
     json_t *queues = json_object_get(stats, "queues");
     if (!json_object_size(queues)) printf("  (none)\n");
     json_object_foreach(queues, qname, counts) {
-      printf("  %-20s", qname);
+      char b[CLI_ESC_SIZE];
+      printf("  %-20s", cli_esc(qname, b, sizeof b));
       const char *state;
       json_t *n;
       json_object_foreach(counts, state, n) printf(" %s=%lld", state, (long long)json_integer_value(n));

@@ -50,7 +50,8 @@ int cmd_send(int argc, char **argv) {
       {"priority", required_argument, 0, 'p'}, {"if-absent", no_argument, 0, 'i'},
       {"context", required_argument, 0, 'x'}, {"wait", no_argument, 0, 'w'},
       {"timeout", required_argument, 0, 't'}, {"store", required_argument, 0, 's'},
-      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+      {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   const char *args_s = NULL, *kwargs_s = NULL, *ctx_s = NULL, *store = NULL;
   er_send_opts_t so = {0};
   bool wait = false;
@@ -76,6 +77,9 @@ int cmd_send(int argc, char **argv) {
         if (!cli_seconds_opt("--timeout", optarg, &timeout)) return EXIT_USAGE;
         break;
       case 's': store = optarg; break;
+      case 'S':
+        if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
+        break;
       case 'h': fputs(send_usage, stdout); return EXIT_OK;
       default: fputs(send_usage, stderr); return EXIT_USAGE;
     }
@@ -130,7 +134,8 @@ int cmd_result(int argc, char **argv) {
   static const struct option opts[] = {
       {"key", required_argument, 0, 'K'},   {"wait", no_argument, 0, 'w'},
       {"timeout", required_argument, 0, 't'}, {"store", required_argument, 0, 's'},
-      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+      {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   const char *key = NULL, *store = NULL;
   bool wait = false;
   int64_t timeout = -1;
@@ -143,6 +148,9 @@ int cmd_result(int argc, char **argv) {
         if (!cli_seconds_opt("--timeout", optarg, &timeout)) return EXIT_USAGE;
         break;
       case 's': store = optarg; break;
+      case 'S':
+        if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
+        break;
       case 'h': fputs(result_usage, stdout); return EXIT_OK;
       default: fputs(result_usage, stderr); return EXIT_USAGE;
     }

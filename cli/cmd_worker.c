@@ -44,7 +44,8 @@ int cmd_worker(int argc, char **argv) {
       {"store", required_argument, 0, 's'}, {"lease", required_argument, 0, 'L'},
       {"grace", required_argument, 0, 'g'}, {"quiet", no_argument, 0, 'q'},
       {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
-      {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+      {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   char *queues[MAX_QUEUES];
   size_t nq = 0;
@@ -81,6 +82,9 @@ int cmd_worker(int argc, char **argv) {
         break;
       }
       case 's': wo.store_url = optarg; break;
+      case 'S':
+        if (!(wo.store_url = cli_store_file(optarg))) return EXIT_USAGE;
+        break;
       case 'L':
         if (!cli_seconds_opt("--lease", optarg, &wo.lease_ms)) return EXIT_USAGE;
         break;

@@ -1,9 +1,34 @@
 /* How the command writes times, durations and JSON for people to read. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
+
+char *cli_esc(const char *s, char *buf, size_t size) {
+  /* Names come from whoever sent the task or wrote the heartbeat: a raw
+   * newline would forge output lines, an ESC would drive the terminal. */
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    char e[8] = {(char)*p, 0};
+    if (*p == '\n')
+      strcpy(e, "\\n");
+    else if (*p == '\t')
+      strcpy(e, "\\t");
+    else if (*p < 0x20 || *p == 0x7f)
+      snprintf(e, sizeof e, "\\x%02x", *p);
+    size_t n = strlen(e);
+    if (o + n + 4 > size) { /* room for "..." and the NUL */
+      memcpy(buf + o, "...", 4);
+      return buf;
+    }
+    memcpy(buf + o, e, n);
+    o += n;
+  }
+  buf[o] = 0;
+  return buf;
+}
 
 char *cli_iso_time(int64_t ms, char buf[32]) {
   time_t secs = (time_t)(ms / 1000);

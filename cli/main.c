@@ -24,7 +24,7 @@ static const char usage[] =
     "  purge    remove a queue's waiting tasks: errand purge QUEUE\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
-    "and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
+    "or --store-file PATH (the URL from PATH's first line), and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
     "\n"
     "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input;\n"
     "3 store error; 4 no such task; 5 not finished (or --timeout passed: send --wait\n"
@@ -36,10 +36,12 @@ void cli_error(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  /* One line, whatever the message holds. */
+  /* One line, whatever the message holds, and no terminal escapes from the
+   * names it quotes. */
   for (char *p = buf; *p; p++)
     if (*p == '\n') *p = ' ';
-  fprintf(stderr, "errand: %s\n", buf);
+  char shown[4 * sizeof buf];
+  fprintf(stderr, "errand: %s\n", cli_esc(buf, shown, sizeof shown));
 }
 
 int cli_exit_for(int rc) {
@@ -57,6 +59,24 @@ int cli_exit_for(int rc) {
     case ER_ETIMEDOUT: return EXIT_NOT_READY;
     default: return EXIT_STORE;
   }
+}
+
+const char *cli_store_file(const char *path) {
+  static char url[4096];
+  FILE *f = fopen(path, "r");
+  bool ok = f && fgets(url, sizeof url, f);
+  int err = f ? (ferror(f) ? errno : 0) : errno;
+  if (f) fclose(f);
+  if (!ok) {
+    cli_error("--store-file %s: %s", path, err ? strerror(err) : "no URL in its first line");
+    return NULL;
+  }
+  url[strcspn(url, "\r\n")] = 0;
+  if (!*url) {
+    cli_error("--store-file %s: no URL in its first line", path);
+    return NULL;
+  }
+  return url;
 }
 
 er_client_t *cli_open(const char *url) {

@@ -17,7 +17,9 @@ static void draw(double progress, const char *msg) {
   char bar[31];
   for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
   bar[30] = 0;
-  fprintf(stderr, "\r[%s] %3d%% %-40.40s", bar, (int)(progress * 100 + 0.5), msg);
+  char m[CLI_ESC_SIZE];
+  fprintf(stderr, "\r[%s] %3d%% %-40.40s", bar, (int)(progress * 100 + 0.5),
+          cli_esc(msg, m, sizeof m));
   fflush(stderr);
 }
 

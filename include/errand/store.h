@@ -112,7 +112,17 @@ typedef struct er_store er_store_t;
 int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg_size);
 void er_store_close(er_store_t *s); /* accepts NULL */
 const char *er_store_last_error(const er_store_t *s);
+/* The URL as given to er_store_open, password included: print it only
+ * through er_url_redact. */
 const char *er_store_url(const er_store_t *s);
+/* Copies url into out (size bytes, always NUL-terminated when size > 0) with
+ * the password of its userinfo replaced by "***": redis://:pw@h:1/0 gives
+ * redis://:***@h:1/0, redis://user:pw@h gives redis://user:***@h, and a
+ * userinfo without a colon (redis://pw@h) is hidden whole. A URL without
+ * userinfo is copied as is. Pure, thread-safe, works on malformed URLs too.
+ * 0, ER_EINVAL for a NULL url or out or a zero size, ER_ETOOBIG when out was
+ * too small (out then holds a truncated copy, never a password). */
+int er_url_redact(const char *url, char *out, size_t size);
 /* The resolved default URL: $ERRAND_STORE or sqlite:errand.db. Static. */
 const char *er_store_default_url(void);
 size_t er_store_max_payload(const er_store_t *s);

@@ -34,7 +34,9 @@ void er__worker_banner(er_worker_t *w) {
   fprintf(stderr, "errand worker %s: %s pool, concurrency %d, queues", w->id,
           er_pool_name(w->opts.pool), w->opts.concurrency);
   for (size_t i = 0; i < w->nqueues; i++) fprintf(stderr, "%s%s", i ? "," : " ", w->queues[i]);
-  fprintf(stderr, ", store %s\n", er_client_url(w->client));
+  char shown[512];
+  er_url_redact(er_client_url(w->client), shown, sizeof shown);
+  fprintf(stderr, ", store %s\n", shown);
   json_t *names = registered();
   size_t i;
   json_t *v;

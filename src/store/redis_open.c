@@ -44,7 +44,9 @@ static void unescape(char *s) {
 }
 
 static int bad_url(const char *url, const char *why, char *errmsg, size_t size) {
-  er__errmsg(errmsg, size, "store URL '%s': %s (want redis://[:PASSWORD@]HOST:PORT[/DB])", url,
+  char shown[512];
+  er_url_redact(url, shown, sizeof shown);
+  er__errmsg(errmsg, size, "store URL '%s': %s (want redis://[:PASSWORD@]HOST:PORT[/DB])", shown,
              why);
   return ER_EINVAL;
 }

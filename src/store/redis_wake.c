@@ -233,7 +233,9 @@ int er__rd_wakeup_fd(er_store_t *s) {
     rd->epfd = epoll_create1(EPOLL_CLOEXEC);
     rd->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (rd->epfd < 0 || rd->evfd < 0) {
-      er_log(ER_LOG_WARN, "store %s: no wake-up fd (%s); waiting by polling", s->url,
+      char shown[512];
+      er_url_redact(s->url, shown, sizeof shown);
+      er_log(ER_LOG_WARN, "store %s: no wake-up fd (%s); waiting by polling", shown,
              strerror(errno));
       er__rd_wake_close(rd);
       return -1;

@@ -50,6 +50,29 @@ size_t er__json_size(const json_t *v) {
 
 /* ---- URLs ------------------------------------------------------------------ */
 
+int er_url_redact(const char *url, char *out, size_t size) {
+  if (!url || !out || !size) return ER_EINVAL;
+  /* The userinfo ends at the LAST '@' before the query: a password with an
+   * unescaped '@' or '/' is still hidden whole, even if the URL is bad. */
+  const char *auth = strstr(url, "//");
+  const char *at = NULL;
+  if (auth) {
+    auth += 2;
+    for (const char *p = auth; *p && *p != '?'; p++)
+      if (*p == '@') at = p;
+  }
+  int n;
+  if (!at) {
+    n = snprintf(out, size, "%s", url);
+  } else {
+    /* "user:pw@" keeps the user; "pw@" (no colon) may be a bare password. */
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    const char *keep_end = colon ? colon + 1 : auth;
+    n = snprintf(out, size, "%.*s***%s", (int)(keep_end - url), url, at);
+  }
+  return n >= 0 && (size_t)n < size ? 0 : ER_ETOOBIG;
+}
+
 const char *er_store_default_url(void) {
   const char *e = getenv("ERRAND_STORE");
   return e && *e ? e : "sqlite:errand.db";
@@ -112,7 +135,9 @@ static int check_options(const char *url, const er__store_backend_t *b, char *er
     size_t seg = strcspn(q, "&");
     size_t nl = strcspn(q, "=&");
     if (seg && !in_list(g_common_options, q, nl) && !in_list(b->options, q, nl)) {
-      er__errmsg(errmsg, size, "unknown option '%.*s' in store URL '%s'", (int)nl, q, url);
+      char shown[512];
+      er_url_redact(url, shown, sizeof shown);
+      er__errmsg(errmsg, size, "unknown option '%.*s' in store URL '%s'", (int)nl, q, shown);
       return ER_EINVAL;
     }
     q = q[seg] ? q + seg : NULL;
@@ -146,18 +171,20 @@ int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg
     return ER_EINTERNAL;
   }
   if (!b) {
+    char shown[512];
+    er_url_redact(url, shown, sizeof shown);
     if (strncasecmp(url, "rediss:", 7) == 0)
       er__errmsg(errmsg, errmsg_size,
                  "store URL '%s': TLS (rediss://) is not supported; use redis://, through a "
                  "TLS tunnel if the network needs one",
-                 url);
+                 shown);
     else if (strncasecmp(url, "redis:", 6) == 0)
       er__errmsg(errmsg, errmsg_size,
                  "store URL '%s': this errand was built without the redis store (use sqlite:PATH)",
-                 url);
+                 shown);
     else
       er__errmsg(errmsg, errmsg_size,
-                 "unknown store URL '%s' (use sqlite:PATH or redis://HOST:PORT)", url);
+                 "unknown store URL '%s' (use sqlite:PATH or redis://HOST:PORT)", shown);
     return ER_EINVAL;
   }
   int64_t tomb, maxp;

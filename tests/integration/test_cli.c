@@ -301,6 +301,111 @@ static void inspect_shows_what_workers_run_hold_and_serve(void **s) {
   er_store_close(st);
 }
 
+#define NASTY "\n\x1b[2J"
+#define NASTY_SHOWN "\\n\\x1b[2J"
+
+/* No raw newline inside a line we expect, and no terminal escape at all. */
+static void assert_no_raw(const char *text) {
+  if (strchr(text, 0x1b)) fail_msg("raw ESC in:\n%s", text);
+}
+
+static void names_are_printed_escaped(void **s) {
+  er_send_opts_t o = {.queue = "q" NASTY, .key = "k" NASTY, .name = "n" NASTY};
+  er_id_t id;
+  h_send(&H, "sleep", "[1]", &o, &id);
+  er_store_t *st;
+  assert_int_equal(er_store_open(H.url, &st, NULL, 0), 0);
+  beat(st, json_pack("{s:s, s:s, s:i, s:i, s:i, s:[s], s:[s], s:[{s:s, s:s}]}", "id",
+                     "w" NASTY ":1", "pool", "solo" NASTY, "concurrency", 1, "active", 0,
+                     "processed", 0, "queues", "q" NASTY, "registered", "t" NASTY,
+                     "reserved_tasks", "id", "r" NASTY, "task", "t" NASTY));
+  er_store_close(st);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(h_cli(&H, &out, &err, "inspect", NULL), 0);
+  assert_no_raw(out);
+  static const char *const want[] = {"  q" NASTY_SHOWN " ",
+                                     "  w" NASTY_SHOWN ":1  pool=solo" NASTY_SHOWN " ",
+                                     "    queues: q" NASTY_SHOWN "\n",
+                                     "    registered: t" NASTY_SHOWN "\n",
+                                     "      r" NASTY_SHOWN " t" NASTY_SHOWN "\n"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (!strstr(out, want[i])) fail_msg("no '%s' in inspect's:\n%s", want[i], out);
+  free(out);
+  free(err);
+  /* status prints JSON, whose strings escape control characters. */
+  assert_int_equal(h_cli(&H, &out, &err, "status", "--key", "k" NASTY, NULL), 0);
+  assert_no_raw(out);
+  if (!strstr(out, "\"key\": \"k\\n\\u001")) fail_msg("status printed:\n%s", out);
+  free(out);
+  free(err);
+  /* Errors quote names too. */
+  assert_int_equal(h_cli(&H, &out, &err, "status", id.text, "--key", "k" NASTY, NULL), 2);
+  assert_no_raw(err);
+  free(out);
+  free(err);
+  assert_int_equal(h_cli(&H, &out, &err, "purge", "q" NASTY, NULL), 0);
+  assert_no_raw(out);
+  assert_non_null(strstr(out, "queue 'q" NASTY_SHOWN "'\n"));
+  free(out);
+  free(err);
+}
+
+/* A store password shows nowhere: not in an open error, not in inspect. */
+static void store_password_is_never_printed(void **s) {
+  static const char *const urls[] = {"redis://:secret@127.0.0.1:1/0?timeout_ms=200",
+                                     "redis://:secret@127.0.0.1:1/x",
+                                     "redis://u:secret@127.0.0.1:1?nope=1"};
+  char saved[sizeof H.url];
+  memcpy(saved, H.url, sizeof saved);
+  for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+    snprintf(H.url, sizeof H.url, "%s", urls[i]);
+    char *out = NULL, *err = NULL;
+    int rc = h_cli(&H, &out, &err, "inspect", NULL);
+    if (rc == 0 || strstr(out, "secret") || strstr(err, "secret"))
+      fail_msg("%s: exit %d: %s%s", urls[i], rc, out, err);
+    free(out);
+    free(err);
+  }
+  memcpy(H.url, saved, sizeof saved);
+}
+
+/* Runs "errand ARGS" through the shell (h_cli always adds --store, which
+ * would win over --store-file); returns the exit code and both outputs. */
+static int run_shell(const char *args, char **out) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", ERRAND_BIN, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t cap = 65536, n = 0;
+  *out = calloc(1, cap);
+  while (n + 1 < cap && fgets(*out + n, (int)(cap - n), p)) n += strlen(*out + n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void store_file_gives_the_url(void **s) {
+  er_send_opts_t o = {.queue = "filed"};
+  h_send(&H, "sleep", "[1]", &o, NULL);
+  char path[300], args[700];
+  snprintf(path, sizeof path, "%s/store-url", H.dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\nignored second line\n", H.url);
+  fclose(f);
+  char *out;
+  snprintf(args, sizeof args, "inspect --store-file '%s'", path);
+  int rc = run_shell(args, &out);
+  if (rc != 0 || !strstr(out, "  filed ")) fail_msg("exit %d:\n%s", rc, out);
+  free(out);
+  snprintf(args, sizeof args, "status --key nope --store-file '%s'", path);
+  assert_int_equal(run_shell(args, &out), 4);
+  free(out);
+  snprintf(args, sizeof args, "send sleep --store-file '%s/absent'", H.dir);
+  assert_int_equal(run_shell(args, &out), 2);
+  assert_one_error_line(out, "--store-file");
+  free(out);
+}
+
 /* Calls fn(flag, ud) for each "--flag" in text. */
 static void each_flag(const char *text, void (*fn)(const char *flag, void *ud), void *ud) {
   for (const char *p = text; (p = strstr(p, "--"));) {
@@ -371,6 +476,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(inspect_shows_what_workers_run_hold_and_serve, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(help_and_docs_list_the_same_options, setup, teardown),
+      cmocka_unit_test_setup_teardown(names_are_printed_escaped, setup, teardown),
+      cmocka_unit_test_setup_teardown(store_password_is_never_printed, setup, teardown),
+      cmocka_unit_test_setup_teardown(store_file_gives_the_url, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,6 +107,48 @@ static void test_urls(void **state) {
   assert_non_null(strstr(err, "TLS"));
 }
 
+/* A bad URL's error names the URL, never its password. */
+static void test_url_errors_redacted(void **state) {
+  (void)state;
+  static const struct {
+    const char *url, *shown;
+  } cases[] = {
+      {"redis://:hunter2@127.0.0.1:0", "redis://:***@127.0.0.1:0"},
+      {"redis://bob:hunter2@127.0.0.1:6379?nope=1", "redis://bob:***@127.0.0.1:6379?nope=1"},
+      {"rediss://:hunter2@127.0.0.1:6379", "rediss://:***@127.0.0.1:6379"},
+      {"redis://:hun@ter2@127.0.0.1:6379/x", "redis://:***@127.0.0.1:6379/x"},
+  };
+  char err[256];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    er_store_t *s = NULL;
+    assert_int_equal(er_store_open(cases[i].url, &s, err, sizeof err), ER_EINVAL);
+    if (strstr(err, "hunter2") || strstr(err, "ter2") || !strstr(err, cases[i].shown))
+      fail_msg("%s: %s", cases[i].url, err);
+  }
+}
+
+static void test_url_redact(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"redis://:pw@h:1/0", "redis://:***@h:1/0"},
+      {"redis://user:pw@h:1", "redis://user:***@h:1"},
+      {"redis://pw@h", "redis://***@h"},
+      {"redis://h:1/0?prefix=a@b", "redis://h:1/0?prefix=a@b"},
+      {"redis://:p/w@h", "redis://:***@h"},
+      {"sqlite:/tmp/x@y.db", "sqlite:/tmp/x@y.db"},
+  };
+  char out[64];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(er_url_redact(cases[i][0], out, sizeof out), 0);
+    assert_string_equal(out, cases[i][1]);
+  }
+  char small[12];
+  assert_int_equal(er_url_redact("redis://:secretpw@host", small, sizeof small), ER_ETOOBIG);
+  assert_string_equal(small, "redis://:**");
+  assert_int_equal(er_url_redact(NULL, out, sizeof out), ER_EINVAL);
+  assert_int_equal(er_url_redact("x", out, 0), ER_EINVAL);
+}
+
 /* Nothing listens there: the open fails within its timeout, saying so. */
 static void test_unreachable(void **state) {
   (void)state;
@@ -237,8 +279,9 @@ static void test_auth(void **state) {
   cmd_ok(c, "CONFIG SET requirepass %s", "s3cr:t@x");
   char url[300], err[256];
   er_store_t *s = NULL;
-  snprintf(url, sizeof url, "redis://:wrong@%s:%d/0?prefix=auth&timeout_ms=500", g_host, g_port);
+  snprintf(url, sizeof url, "redis://:Zq9-pw@%s:%d/0?prefix=auth&timeout_ms=500", g_host, g_port);
   int rc = er_store_open(url, &s, err, sizeof err);
+  assert_null(strstr(err, "Zq9-pw"));
   snprintf(url, sizeof url, "redis://:s3cr%%3At%%40x@%s:%d/0?prefix=auth", g_host, g_port);
   int rc2 = er_store_open(url, &s, NULL, 0);
   cmd_ok(c, "CONFIG SET requirepass %s", "");
@@ -278,6 +321,7 @@ int main(int argc, char **argv) {
   snprintf(g_url, sizeof g_url, "redis://%s:%d/0", g_host, g_port);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_urls),          cmocka_unit_test(test_unreachable),
+      cmocka_unit_test(test_url_errors_redacted), cmocka_unit_test(test_url_redact),
       cmocka_unit_test(test_layout),        cmocka_unit_test(test_script_flush),
       cmocka_unit_test(test_connection_killed), cmocka_unit_test(test_auth),
       cmocka_unit_test(test_database),
