@@ -85,4 +85,25 @@ static inline void count_live_blocks(bool on) {
   er_set_allocator(on ? &counting : NULL);
 }
 
+/* A future callback that counts its calls in the int at arg. */
+static inline void note_cb(er_future_t *f, void *arg) {
+  (void)f;
+  (*(int *)arg)++;
+}
+
+/* Tasklet bodies shared by test_tasklet.c and test_tasklet_toplevel.c. */
+static inline int t2(void *arg) { return er_return_int((int64_t)(intptr_t)arg); }
+
+static inline int t3(void *arg) {
+  /* Suspends once before returning (ndb's t3 is a plain function; here the
+   * difference matters, so both kinds are used). */
+  er_sleep(0);
+  return er_return_int((int64_t)(intptr_t)arg);
+}
+
+static inline int fails_later(void *arg) {
+  er_sleep((uint64_t)(intptr_t)arg);
+  return er_fail(ER_EIO, "hello %d", 42);
+}
+
 #endif
