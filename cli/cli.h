@@ -3,6 +3,8 @@
 #ifndef ERRAND_CLI_H
 #define ERRAND_CLI_H
 
+#include <getopt.h>
+
 #include <errand.h>
 #include <errand/client.h>
 #include <errand/worker.h>
@@ -30,17 +32,35 @@ int cli_exit_for(int rc);
 /* The URL in path's first line (its newline stripped), for --store-file; a
  * static buffer. NULL after printing the error (the caller exits 2). */
 const char *cli_store_file(const char *path);
-/* Opens a client on url (NULL: default), printing the error. */
-er_client_t *cli_open(const char *url);
+/* The exit code for a store that did not open with rc: 2 for a malformed
+ * URL (ER_EINVAL), else 3. */
+int cli_open_exit(int rc);
+/* Opens a client on url (NULL: default); on failure prints the store's
+ * message as one line, sets *code (cli_open_exit) and returns NULL. */
+er_client_t *cli_open(const char *url, int *code);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */
 json_t *cli_json_arg(const char *what, const char *text);
+/* Reading the command line (opts.c). */
+/* getopt_long with one-line errors: an unknown option or a missing value
+ * prints "errand: unknown option '--x'; see 'errand CMD --help'" (CMD is
+ * argv[0]) and returns '?'. shortopts must begin with ':'. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 /* Parses a decimal integer in [min, max] into *out; prints "OPT takes an
- * integer ..." and returns false for anything else (junk, overflow, range). */
+ * integer ..." for junk, "OPT: S is out of range (MIN..MAX)" past the range
+ * (overflow included), and returns false. */
 bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out);
-/* Parses seconds (digits, an optional fraction) into *ms; prints "OPT takes
- * seconds" and returns false for anything else (sign, NaN, inf, junk, past
- * 1e9 s). */
-bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms);
+/* Parses seconds (digits, an optional fraction) into *ms, which must land in
+ * [min_ms, max_ms]; prints "OPT takes seconds" (sign, NaN, inf, junk) or
+ * "OPT: S is out of range (MIN..MAX seconds)" and returns false. */
+bool cli_seconds_opt(const char *opt, const char *s, int64_t min_ms, int64_t max_ms,
+                     int64_t *ms);
+/* Parses a UTC time as status prints it, 2026-12-02T11:40:00[.123]Z (1970 to
+ * 9999), into ms since the epoch; prints the error and returns false. */
+bool cli_time_opt(const char *opt, const char *s, int64_t *ms);
+
+/* The most seconds a countdown, expiry or --timeout takes (about 31 years):
+ * far enough for any schedule, and now + it never overflows. */
+#define CLI_MAX_SECONDS_MS 1000000000000LL
 
 /* Output formatting (format.c). */
 /* A buffer for cli_esc: longer names end in "...". */
@@ -52,6 +72,9 @@ char *cli_esc(const char *s, char *buf, size_t size);
 /* ms since the epoch as ISO 8601 UTC with milliseconds:
  * 2026-12-02T11:40:00.123Z. Returns buf. */
 char *cli_iso_time(int64_t ms, char buf[32]);
+/* How long before now then was: 0 for a time to come, and no overflow for
+ * any then (a store's value, not to be trusted). */
+int64_t cli_ago(int64_t now, int64_t then);
 /* A duration in human units: "250 ms", "1.5 s", "2 min 3 s", "1 h 5 min",
  * "3 d 4 h". Returns buf. */
 char *cli_duration(int64_t ms, char buf[32]);

@@ -17,7 +17,7 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
     if (c == 's') {
       *store = optarg;
     } else if (c == 'S') {
@@ -31,8 +31,8 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
       fputs(usage, stdout);
       *code = EXIT_OK;
       return -1;
-    } else {
-      fputs(usage, stderr);
+    } else { /* cli_getopt said what was wrong, but not of --key */
+      if (c == 'K') cli_error("unknown option '--key'; see 'errand %s --help'", argv[0]);
       *code = EXIT_USAGE;
       return -1;
     }
@@ -81,8 +81,8 @@ int cmd_status(int argc, char **argv) {
     cli_error("status needs an ID or --key K (see errand status --help)");
     return EXIT_USAGE;
   }
-  er_client_t *c = cli_open(store);
-  if (!c) return EXIT_STORE;
+  er_client_t *c = cli_open(store, &code);
+  if (!c) return code;
   er_task_rec_t *r;
   int rc = er_status(c, key ? NULL : argv[i], key, &r);
   if (rc < 0) {
@@ -113,8 +113,8 @@ int cmd_revoke(int argc, char **argv) {
     cli_error("revoke needs one task ID");
     return EXIT_USAGE;
   }
-  er_client_t *c = cli_open(store);
-  if (!c) return EXIT_STORE;
+  er_client_t *c = cli_open(store, &code);
+  if (!c) return code;
   int rc = er_revoke(c, argv[i]);
   if (rc < 0) cli_error("%s", er_client_last_error(c));
   er_client_close(c);
@@ -133,8 +133,8 @@ int cmd_purge(int argc, char **argv) {
     cli_error("purge needs one queue name");
     return EXIT_USAGE;
   }
-  er_client_t *c = cli_open(store);
-  if (!c) return EXIT_STORE;
+  er_client_t *c = cli_open(store, &code);
+  if (!c) return code;
   size_t n = 0;
   char b[CLI_ESC_SIZE];
   int rc = er_purge(c, argv[i], &n);
@@ -175,7 +175,7 @@ static void print_tasks(const char *label, const json_t *tasks, int64_t now) {
     if (json_is_integer(started)) {
       char at[32], d[32];
       printf("  started %s (%s ago)", cli_iso_time(json_integer_value(started), at),
-             cli_duration(now - json_integer_value(started), d));
+             cli_duration(cli_ago(now, json_integer_value(started)), d));
     }
     printf("\n");
   }
@@ -192,9 +192,9 @@ static void print_worker(const json_t *w, int64_t now) {
          (long long)json_integer_value(json_object_get(w, "processed")));
   json_t *started = json_object_get(w, "started_ms");
   if (json_is_integer(started))
-    printf("  up %s", cli_duration(now - json_integer_value(started), d));
+    printf("  up %s", cli_duration(cli_ago(now, json_integer_value(started)), d));
   printf(", beat %s ago\n",
-         cli_duration(now - json_integer_value(json_object_get(w, "heartbeat_ms")), d));
+         cli_duration(cli_ago(now, json_integer_value(json_object_get(w, "heartbeat_ms"))), d));
   print_names("queues", json_object_get(w, "queues"));
   json_t *f;
   if (json_is_array(f = json_object_get(w, "registered"))) print_names("registered", f);
@@ -216,7 +216,7 @@ int cmd_inspect(int argc, char **argv) {
   int rc = er_store_open(store, &s, msg, sizeof msg);
   if (rc < 0) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
-    return EXIT_STORE;
+    return cli_open_exit(rc);
   }
   json_t *stats = NULL, *workers = NULL;
   int64_t now = er_now_wall_ms();

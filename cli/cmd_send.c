@@ -1,5 +1,4 @@
 /* errand send and errand result: sending a task and reading its outcome. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +24,33 @@ int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, js
   return cli_exit_for(rc);
 }
 
+/* --expires: seconds after sending, or a UTC time. An expiry already past
+ * (0 s, or a past time) is passed on as negative, so that the task ends
+ * expired; 0 would mean "never expires". */
+static bool expires_opt(const char *s, int64_t *expires_ms) {
+  int64_t ms;
+  if (strchr(s, 'T')) {
+    if (!cli_time_opt("--expires", s, &ms)) return false;
+    ms -= er_now_wall_ms();
+  } else if (!cli_seconds_opt("--expires", s, 0, CLI_MAX_SECONDS_MS, &ms)) {
+    return false;
+  }
+  *expires_ms = ms ? ms : -1;
+  return true;
+}
+
 static const char send_usage[] =
     "usage: errand send TASK [options]\n"
     "Sends TASK and prints its id; with --wait, its result as JSON.\n"
     "      --args JSON     positional arguments, a JSON array\n"
     "      --kwargs JSON   keyword arguments, a JSON object\n"
     "      --context JSON  the caller's data for the task, a JSON object\n"
-    "      --countdown S   run no sooner than S seconds from now\n"
+    "      --countdown S   run no sooner than S seconds from now (0 to 1000000000)\n"
+    "      --eta TIME      run no sooner than TIME, a UTC time like\n"
+    "                      2026-12-02T11:40:00Z; a past TIME runs now\n"
+    "      --expires S|TIME  revoked (error \"expired\") if not started within S\n"
+    "                      seconds (0 to 1000000000) or by TIME; 0 or a past TIME:\n"
+    "                      expired at once\n"
     "      --key K         a polling key: status and result take --key K\n"
     "      --name N        a unique name: refused while a task by that name is known\n"
     "      --if-absent     with --key: a live task for K is returned, not added\n"
@@ -39,7 +58,8 @@ static const char send_usage[] =
     "      --priority P    an integer, higher runs first (default 0)\n"
     "      --wait          wait and print the result (a progress bar on a terminal);\n"
     "                      warns when no live worker serves the queue\n"
-    "      --timeout S     with --wait: give up after S seconds, print the id, exit 5\n"
+    "      --timeout S     with --wait: give up after S seconds (0 to 1000000000),\n"
+    "                      print the id, exit 5\n"
     CLI_STORE_HELP;
 
 int cmd_send(int argc, char **argv) {
@@ -51,20 +71,26 @@ int cmd_send(int argc, char **argv) {
       {"context", required_argument, 0, 'x'}, {"wait", no_argument, 0, 'w'},
       {"timeout", required_argument, 0, 't'}, {"store", required_argument, 0, 's'},
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+      {"eta", required_argument, 0, 'e'},     {"expires", required_argument, 0, 'E'},
       {0, 0, 0, 0}};
-  const char *args_s = NULL, *kwargs_s = NULL, *ctx_s = NULL, *store = NULL;
+  const char *args_s = NULL, *kwargs_s = NULL, *ctx_s = NULL, *store = NULL, *expires = NULL;
   er_send_opts_t so = {0};
   bool wait = false;
   int64_t timeout = -1;
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
     switch (c) {
       case 'a': args_s = optarg; break;
       case 'k': kwargs_s = optarg; break;
       case 'x': ctx_s = optarg; break;
       case 'C':
-        if (!cli_seconds_opt("--countdown", optarg, &so.countdown_ms)) return EXIT_USAGE;
+        if (!cli_seconds_opt("--countdown", optarg, 0, CLI_MAX_SECONDS_MS, &so.countdown_ms))
+          return EXIT_USAGE;
         break;
+      case 'e':
+        if (!cli_time_opt("--eta", optarg, &so.eta_ms)) return EXIT_USAGE;
+        break;
+      case 'E': expires = optarg; break;
       case 'K': so.key = optarg; break;
       case 'n': so.name = optarg; break;
       case 'Q': so.queue = optarg; break;
@@ -74,20 +100,26 @@ int cmd_send(int argc, char **argv) {
       case 'i': so.if_absent = true; break;
       case 'w': wait = true; break;
       case 't':
-        if (!cli_seconds_opt("--timeout", optarg, &timeout)) return EXIT_USAGE;
+        if (!cli_seconds_opt("--timeout", optarg, 0, CLI_MAX_SECONDS_MS, &timeout))
+          return EXIT_USAGE;
         break;
       case 's': store = optarg; break;
       case 'S':
         if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
         break;
       case 'h': fputs(send_usage, stdout); return EXIT_OK;
-      default: fputs(send_usage, stderr); return EXIT_USAGE;
+      default: return EXIT_USAGE; /* cli_getopt said why */
     }
   }
   if (optind != argc - 1) {
     cli_error("send needs exactly one task name (see errand send --help)");
     return EXIT_USAGE;
   }
+  if (so.countdown_ms && so.eta_ms) {
+    cli_error("give --countdown or --eta, not both");
+    return EXIT_USAGE;
+  }
+  if (expires && !expires_opt(expires, &so.expires_ms)) return EXIT_USAGE;
   json_t *args = NULL, *kwargs = NULL, *ctx = NULL;
   int code = EXIT_USAGE;
   if ((args_s && !(args = cli_json_arg("--args", args_s))) ||
@@ -95,11 +127,8 @@ int cmd_send(int argc, char **argv) {
       (ctx_s && !(ctx = cli_json_arg("--context", ctx_s))))
     goto out;
   so.context = ctx;
-  er_client_t *cl = cli_open(store);
-  if (!cl) {
-    code = EXIT_STORE;
-    goto out;
-  }
+  er_client_t *cl = cli_open(store, &code);
+  if (!cl) goto out;
   er_id_t id;
   int rc = er_send(cl, argv[optind], args, kwargs, &so, &id);
   if (rc < 0) {
@@ -127,7 +156,8 @@ static const char result_usage[] =
     "      --key K         the newest task sent with --key K\n"
     "      --wait          wait for it (a progress bar on a terminal); warns when\n"
     "                      no live worker serves the task's queue\n"
-    "      --timeout S     with --wait: give up after S seconds (exit 5)\n"
+    "      --timeout S     with --wait: give up after S seconds (0 to 1000000000;\n"
+    "                      exit 5)\n"
     CLI_STORE_HELP;
 
 int cmd_result(int argc, char **argv) {
@@ -140,29 +170,30 @@ int cmd_result(int argc, char **argv) {
   bool wait = false;
   int64_t timeout = -1;
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
     switch (c) {
       case 'K': key = optarg; break;
       case 'w': wait = true; break;
       case 't':
-        if (!cli_seconds_opt("--timeout", optarg, &timeout)) return EXIT_USAGE;
+        if (!cli_seconds_opt("--timeout", optarg, 0, CLI_MAX_SECONDS_MS, &timeout))
+          return EXIT_USAGE;
         break;
       case 's': store = optarg; break;
       case 'S':
         if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
         break;
       case 'h': fputs(result_usage, stdout); return EXIT_OK;
-      default: fputs(result_usage, stderr); return EXIT_USAGE;
+      default: return EXIT_USAGE; /* cli_getopt said why */
     }
   }
   if ((optind == argc) == (key == NULL) || argc - optind > 1) {
     cli_error("result needs an ID or --key K (see errand result --help)");
     return EXIT_USAGE;
   }
-  er_client_t *cl = cli_open(store);
-  if (!cl) return EXIT_STORE;
-  er_id_t id;
   int code;
+  er_client_t *cl = cli_open(store, &code);
+  if (!cl) return code;
+  er_id_t id;
   if (key && er_id_for_key(cl, key, &id) < 0) {
     cli_error("%s", er_client_last_error(cl));
     code = EXIT_NOT_FOUND;

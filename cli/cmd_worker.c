@@ -1,5 +1,4 @@
 /* errand worker: loads task libraries and runs a worker until signalled. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +10,19 @@ static const char usage[] =
     "usage: errand worker -A LIB [-A LIB]... [options]\n"
     "  -A, --app LIB       load a shared library of tasks (repeatable); without it\n"
     "                      the worker knows no task and fails every one it takes\n"
-    "  -Q, --queues LIST   queues to consume, by priority (default: default)\n"
+    "  -Q, --queues LIST   queues to consume, by priority (default: default; at\n"
+    "                      most 64)\n"
     "  -c, --concurrency N tasks at once, 1 to 4096 (default: the number of CPUs)\n"
     "  -P, --pool P        prefork (default), threads or solo\n"
     "      --prefetch N    tasks reserved per slot, running or waiting, 1 to 1000\n"
     "                      (default 4)\n"
-    "      --lease S       lease length in seconds (default 30)\n"
-    "      --grace S       warm shutdown wait in seconds (default 30)\n"
+    "      --lease S       lease length in seconds, 0.1 to 86400 (default 30)\n"
+    "      --grace S       warm shutdown wait in seconds, 0.001 to 86400 (default 30)\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
     CLI_STORE_HELP
     "SIGTERM or SIGINT: finish running tasks, give the rest back; twice: at once.\n";
-
-#define MAX_QUEUES 64
 
 /* The level named s: the names ERRAND_LOG takes, in any case, and
  * "warning" (Celery's name for warn). */
@@ -47,10 +45,10 @@ int cmd_worker(int argc, char **argv) {
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
-  char *queues[MAX_QUEUES];
+  char *queues[ER_WORKER_MAX_QUEUES];
   size_t nq = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "A:Q:c:P:l:h", opts, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, ":A:Q:c:P:l:h", opts)) != -1) {
     switch (c) {
       case 'A': {
         char msg[1024];
@@ -62,15 +60,13 @@ int cmd_worker(int argc, char **argv) {
       }
       case 'Q':
         for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
-          if (nq == MAX_QUEUES) {
-            cli_error("--queues takes at most %d queues", MAX_QUEUES);
-            return EXIT_USAGE;
-          }
-          queues[nq++] = tok;
+          if (nq < ER_WORKER_MAX_QUEUES) queues[nq] = tok;
+          nq++; /* counted on, to say how many were given */
         }
         break;
       case 'c':
-        if (!cli_int_opt("--concurrency", optarg, 1, 4096, &wo.concurrency)) return EXIT_USAGE;
+        if (!cli_int_opt("--concurrency", optarg, 1, ER_WORKER_MAX_CONCURRENCY, &wo.concurrency))
+          return EXIT_USAGE;
         break;
       case 'P': {
         int p = er_pool_from_name(optarg);
@@ -86,14 +82,18 @@ int cmd_worker(int argc, char **argv) {
         if (!(wo.store_url = cli_store_file(optarg))) return EXIT_USAGE;
         break;
       case 'L':
-        if (!cli_seconds_opt("--lease", optarg, &wo.lease_ms)) return EXIT_USAGE;
+        if (!cli_seconds_opt("--lease", optarg, ER_WORKER_MIN_LEASE_MS, ER_WORKER_MAX_LEASE_MS,
+                             &wo.lease_ms))
+          return EXIT_USAGE;
         break;
-      case 'g':
-        if (!cli_seconds_opt("--grace", optarg, &wo.grace_ms)) return EXIT_USAGE;
+      case 'g': /* 0 would mean the default, 30 s */
+        if (!cli_seconds_opt("--grace", optarg, 1, ER_WORKER_MAX_GRACE_MS, &wo.grace_ms))
+          return EXIT_USAGE;
         break;
       case 'q': wo.quiet = true; break;
       case 'p':
-        if (!cli_int_opt("--prefetch", optarg, 1, 1000, &wo.prefetch)) return EXIT_USAGE;
+        if (!cli_int_opt("--prefetch", optarg, 1, ER_WORKER_MAX_PREFETCH, &wo.prefetch))
+          return EXIT_USAGE;
         break;
       case 'l': {
         int level = log_level_from_name(optarg);
@@ -105,8 +105,12 @@ int cmd_worker(int argc, char **argv) {
         break;
       }
       case 'h': fputs(usage, stdout); return EXIT_OK;
-      default: fputs(usage, stderr); return EXIT_USAGE;
+      default: return EXIT_USAGE; /* cli_getopt said why */
     }
+  }
+  if (nq > ER_WORKER_MAX_QUEUES) {
+    cli_error("-Q: %zu queues given, at most %d supported", nq, ER_WORKER_MAX_QUEUES);
+    return EXIT_USAGE;
   }
   wo.queues = (const char *const *)queues;
   wo.nqueues = nq;
@@ -115,7 +119,7 @@ int cmd_worker(int argc, char **argv) {
   int rc = er_worker_new(&wo, &w, msg, sizeof msg);
   if (rc < 0) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
-    return cli_exit_for(rc);
+    return cli_open_exit(rc);
   }
   size_t ntasks = 0;
   er_task_foreach(count_task, &ntasks);

@@ -42,6 +42,13 @@ char *cli_iso_time(int64_t ms, char buf[32]) {
   return buf;
 }
 
+int64_t cli_ago(int64_t now, int64_t then) {
+  /* then comes from a heartbeat anyone may have written: INT64_MIN must not
+   * overflow the subtraction. */
+  if (then >= now) return 0;
+  return then < now - INT64_MAX / 2 ? INT64_MAX / 2 : now - then;
+}
+
 char *cli_duration(int64_t ms, char buf[32]) {
   if (ms < 0) ms = 0;
   int64_t tenths = (ms + 50) / 100, s = ms / 1000;

@@ -79,12 +79,19 @@ const char *cli_store_file(const char *path) {
   return url;
 }
 
-er_client_t *cli_open(const char *url) {
+int cli_open_exit(int rc) {
+  /* A URL that does not parse is the user's input (2); a store that does
+   * not answer, a file that cannot be opened or read, is the store's (3). */
+  return rc == ER_EINVAL ? EXIT_USAGE : EXIT_STORE;
+}
+
+er_client_t *cli_open(const char *url, int *code) {
   er_client_t *c;
   char msg[512] = "";
   int rc = er_client_open(url, &c, msg, sizeof msg);
   if (rc < 0) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
+    *code = cli_open_exit(rc);
     return NULL;
   }
   return c;
@@ -97,43 +104,6 @@ json_t *cli_json_arg(const char *what, const char *text) {
   return j;
 }
 
-bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out) {
-  /* atoi took "high" as 0 and "7abc" as 7: every character is checked, then
-   * the range (strtoll reports overflow in errno). */
-  const char *d = s + (*s == '-' || *s == '+');
-  bool digits = *d != 0;
-  for (const char *p = d; *p; p++) digits = digits && *p >= '0' && *p <= '9';
-  errno = 0;
-  long long v = digits ? strtoll(s, NULL, 10) : 0;
-  if (!digits || errno || v < min || v > max) {
-    cli_error("%s takes an integer from %d to %d, not '%s'", opt, min, max, s);
-    return false;
-  }
-  *out = (int)v;
-  return true;
-}
-
-bool cli_seconds_opt(const char *opt, const char *s, int64_t *ms) {
-  /* Plain decimals only: strtod would also take signs, spaces, hex, "nan"
-   * and "inf", none of which is a number of seconds. */
-  size_t ndig = 0, ndot = 0;
-  for (const char *p = s; *p; p++) {
-    if (*p >= '0' && *p <= '9')
-      ndig++;
-    else if (*p == '.')
-      ndot++;
-    else
-      ndot = 2;
-  }
-  double v = ndig && ndot < 2 ? strtod(s, NULL) : -1;
-  if (!(v >= 0 && v <= 1e9)) {
-    cli_error("%s takes seconds (like 30 or 1.5), not '%s'", opt, s);
-    return false;
-  }
-  *ms = (int64_t)(v * 1000.0 + 0.5);
-  return true;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
@@ -142,6 +112,10 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "--version")) {
     printf("errand %s\n", ER_VERSION_STRING);
     return 0;
+  }
+  if (argv[1][0] == '-') {
+    cli_error("unknown option '%.*s'; see 'errand --help'", (int)strcspn(argv[1], "="), argv[1]);
+    return EXIT_USAGE;
   }
   static const struct {
     const char *name;

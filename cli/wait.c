@@ -13,6 +13,9 @@
 
 /* Shows "[#####.....]  50% message" on stderr. */
 static void draw(double progress, const char *msg) {
+  /* The record's progress is whatever was stored: past 1 it would overrun
+   * the bar, and a huge double does not convert to int. */
+  if (!(progress <= 1.0)) progress = 1.0;
   int filled = (int)(progress * 30 + 0.5);
   char bar[31];
   for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';

@@ -46,24 +46,42 @@ int er_pool_from_name(const char *s);
 
 typedef struct er_worker er_worker_t;
 
+/* The options' ranges: er_worker_new refuses anything outside them. */
+#define ER_WORKER_MAX_QUEUES 64
+#define ER_WORKER_MAX_CONCURRENCY 4096
+#define ER_WORKER_MAX_PREFETCH 1000
+#define ER_WORKER_MIN_LEASE_MS 100
+#define ER_WORKER_MAX_LEASE_MS 86400000      /* a day */
+#define ER_WORKER_MIN_HEARTBEAT_MS 100
+#define ER_WORKER_MAX_HEARTBEAT_MS 3600000   /* an hour */
+#define ER_WORKER_MAX_GRACE_MS 86400000      /* grace_ms and revoke_grace_ms: a day */
+
 typedef struct er_worker_opts {
   const char *store_url;      /* NULL: $ERRAND_STORE, else sqlite:errand.db */
-  const char *const *queues;  /* consumed in this order of priority; NULL: {"default"} */
+  const char *const *queues;  /* consumed in this order of priority; NULL: {"default"};
+                                 at most ER_WORKER_MAX_QUEUES non-empty names */
   size_t nqueues;
-  int concurrency;            /* tasks at once; 0: the number of CPUs */
+  int concurrency;            /* tasks at once, 1..ER_WORKER_MAX_CONCURRENCY; 0: the
+                                 number of CPUs (at most the maximum) */
   er_pool_kind_t pool;
-  int64_t lease_ms;           /* 0: 30000 */
-  int64_t heartbeat_ms;       /* 0: 2000 */
-  int64_t grace_ms;           /* warm shutdown wait; 0: 30000 */
-  int64_t revoke_grace_ms;    /* a revoked running task is killed after; 0: 2000 */
+  int64_t lease_ms;           /* ER_WORKER_MIN_LEASE_MS..ER_WORKER_MAX_LEASE_MS; 0: 30000 */
+  int64_t heartbeat_ms;       /* ER_WORKER_MIN_HEARTBEAT_MS..ER_WORKER_MAX_HEARTBEAT_MS;
+                                 0: 2000 */
+  int64_t grace_ms;           /* warm shutdown wait, 1..ER_WORKER_MAX_GRACE_MS; 0: 30000 */
+  int64_t revoke_grace_ms;    /* a revoked running task is killed after,
+                                 1..ER_WORKER_MAX_GRACE_MS; 0: 2000 */
   int prefetch;               /* tasks reserved per slot, running or waiting (Celery's
-                                 prefetch multiplier); 0: 4. 1 for long tasks, so a
-                                 busy worker holds none back from idle ones */
+                                 prefetch multiplier), 1..ER_WORKER_MAX_PREFETCH; 0: 4.
+                                 1 for long tasks, so a busy worker holds none back
+                                 from idle ones */
   bool quiet;                 /* no start-up banner on stderr */
 } er_worker_opts_t;
 
-/* Makes a worker; nothing runs until er_worker_run. Errors as
- * er_store_open; errmsg (may be NULL) gets the reason. */
+/* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg
+ * naming the option, for an option out of its range above (negative numbers,
+ * too many queues, a NULL or empty queue name, an unknown pool); otherwise
+ * errors as er_store_open (ER_EINVAL for a malformed store URL).
+ * errmsg (may be NULL) gets the reason. */
 int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
                   size_t errmsg_size);
 /* Runs until stopped (a signal, or er_worker_stop). Returns 0. */

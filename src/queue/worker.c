@@ -280,16 +280,12 @@ er__pool_t *(*er__pool_new_hook)(er_pool_kind_t kind);
 int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
                   size_t errmsg_size) {
   *out = NULL;
+  er_worker_opts_t o;
+  int rc = er__worker_opts_resolve(opts, &o, errmsg, errmsg_size);
+  if (rc < 0) return rc;
   er_worker_t *w = er_calloc(1, sizeof *w);
   if (!w) return ER_ENOMEM;
-  w->opts = *opts;
-  if (w->opts.concurrency <= 0) w->opts.concurrency = (int)sysconf(_SC_NPROCESSORS_ONLN);
-  if (w->opts.concurrency <= 0) w->opts.concurrency = 1;
-  if (!w->opts.lease_ms) w->opts.lease_ms = 30000;
-  if (!w->opts.heartbeat_ms) w->opts.heartbeat_ms = 2000;
-  if (!w->opts.grace_ms) w->opts.grace_ms = 30000;
-  if (!w->opts.revoke_grace_ms) w->opts.revoke_grace_ms = 2000;
-  if (w->opts.prefetch <= 0) w->opts.prefetch = 4;
+  w->opts = o;
   w->precise = w->has_due = -1;
   static const char *const dflt[] = {"default"};
   const char *const *qs = opts->queues && opts->nqueues ? opts->queues : dflt;
@@ -305,7 +301,7 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   er_id_t rid;
   er_id_new(&rid);
   snprintf(w->id, sizeof w->id, "%s:%d:%.8s", w->hostname, (int)getpid(), rid.text + 28);
-  int rc = er_client_open(opts->store_url, &w->client, errmsg, errmsg_size);
+  rc = er_client_open(opts->store_url, &w->client, errmsg, errmsg_size);
   if (rc == 0) rc = er_store_open(er_client_url(w->client), &w->store, errmsg, errmsg_size);
   if (rc < 0) {
     er_worker_free(w);

@@ -84,6 +84,12 @@ void er__worker_update_rate(er_worker_t *w, size_t n);
 void er__worker_tick(er_worker_t *w);
 void er__worker_on_renew(uv_timer_t *h);
 
+/* worker_opts.c */
+/* *out = *in with the defaults filled in; ER_EINVAL (errmsg, may be NULL,
+ * says which option) for one out of its range in errand/worker.h. */
+int er__worker_opts_resolve(const er_worker_opts_t *in, er_worker_opts_t *out, char *errmsg,
+                            size_t size);
+
 /* worker_stop.c */
 void er__worker_on_signal(uv_signal_t *h, int signum);
 void er__worker_on_stop_async(uv_async_t *h);

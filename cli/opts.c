@@ -1,0 +1,123 @@
+/* Reading the command line: options, and numbers and times strictly, each in
+ * its documented range (docs/cli.md). A number past its range is refused,
+ * never wrapped or clamped: a countdown of 2^63 s multiplied to ms and added
+ * to now would otherwise come out in the past. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts) {
+  /* getopt's own messages name the command as the program ("send:
+   * unrecognized option") and the usage followed: one line instead, saying
+   * where the options are listed. */
+  opterr = 0;
+  int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+  if (c != '?' && c != ':') return c;
+  /* A long option is named by the word given (optopt holds its short code
+   * when it lacks its value); a short one by optopt (the word may be a
+   * cluster, "-qZ"). */
+  char shortname[3] = {'-', (char)optopt, 0};
+  const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+  const char *arg = !strncmp(word, "--", 2) || !optopt ? word : shortname;
+  int len = (int)strcspn(arg, "="); /* "--bogus=1" names --bogus */
+  if (c == ':')
+    cli_error("option '%.*s' needs a value; see 'errand %s --help'", len, arg, argv[0]);
+  else
+    cli_error("unknown option '%.*s'; see 'errand %s --help'", len, arg, argv[0]);
+  return '?';
+}
+
+bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out) {
+  /* atoi took "high" as 0 and "7abc" as 7: every character is checked, then
+   * the range (strtoll reports overflow in errno). */
+  const char *d = s + (*s == '-' || *s == '+');
+  bool digits = *d != 0;
+  for (const char *p = d; *p; p++) digits = digits && *p >= '0' && *p <= '9';
+  if (!digits) {
+    cli_error("%s takes an integer from %d to %d, not '%s'", opt, min, max, s);
+    return false;
+  }
+  errno = 0;
+  long long v = strtoll(s, NULL, 10);
+  if (errno || v < min || v > max) {
+    cli_error("%s: %s is out of range (%d..%d)", opt, s, min, max);
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+/* ms as seconds, as few digits as it takes: 100 -> "0.1", 30000 -> "30". */
+static const char *secs_text(int64_t ms, char buf[32]) {
+  int n = snprintf(buf, 32, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+  while (buf[n - 1] == '0') buf[--n] = 0;
+  if (buf[n - 1] == '.') buf[n - 1] = 0;
+  return buf;
+}
+
+bool cli_seconds_opt(const char *opt, const char *s, int64_t min_ms, int64_t max_ms,
+                     int64_t *ms) {
+  /* Plain decimals only: strtod would also take signs, spaces, hex, "nan"
+   * and "inf", none of which is a number of seconds. */
+  size_t ndig = 0, ndot = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p >= '0' && *p <= '9')
+      ndig++;
+    else if (*p == '.')
+      ndot++;
+    else
+      ndot = 2;
+  }
+  if (!ndig || ndot > 1) {
+    cli_error("%s takes seconds (like 30 or 1.5), not '%s'", opt, s);
+    return false;
+  }
+  /* Compared as a double first: any count of digits fits one (at worst as
+   * inf), where the ms as an integer could overflow. */
+  double v = strtod(s, NULL) * 1000.0 + 0.5;
+  if (!(v >= (double)min_ms && v < (double)max_ms + 1.0)) {
+    char lo[32], hi[32];
+    cli_error("%s: %s is out of range (%s..%s seconds)", opt, s, secs_text(min_ms, lo),
+              secs_text(max_ms, hi));
+    return false;
+  }
+  *ms = (int64_t)v;
+  return true;
+}
+
+bool cli_time_opt(const char *opt, const char *s, int64_t *ms) {
+  /* The form status prints: YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z, in UTC. */
+  static const char form[] = "dddd-dd-ddTdd:dd:dd";
+  size_t n = strlen(form);
+  bool ok = strlen(s) > n;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = form[i] == 'd' ? s[i] >= '0' && s[i] <= '9' : s[i] == form[i];
+  int frac = 0, fdig = 0;
+  const char *p = s + n;
+  if (ok && *p == '.')
+    for (p++; *p >= '0' && *p <= '9' && fdig < 3; p++, fdig++) frac = frac * 10 + (*p - '0');
+  ok = ok && (p == s + n || fdig > 0) && p[0] == 'Z' && !p[1];
+  struct tm tm = {0};
+  if (ok) {
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    tm.tm_hour = atoi(s + 11);
+    tm.tm_min = atoi(s + 14);
+    tm.tm_sec = atoi(s + 17);
+    /* timegm normalises Feb 30 into March: the fields must survive. */
+    struct tm back;
+    time_t t = timegm(&tm);
+    ok = tm.tm_year >= 70 && gmtime_r(&t, &back) && back.tm_mday == atoi(s + 8) &&
+         back.tm_mon == atoi(s + 5) - 1 && back.tm_hour == atoi(s + 11) &&
+         back.tm_min == atoi(s + 14) && back.tm_sec == atoi(s + 17);
+    while (fdig < 3) frac *= 10, fdig++;
+    if (ok) *ms = (int64_t)t * 1000 + frac;
+  }
+  if (!ok) cli_error("%s takes a UTC time like 2026-12-02T11:40:00Z (from 1970), not '%s'", opt, s);
+  return ok;
+}
