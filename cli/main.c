@@ -15,8 +15,9 @@ static const char usage[] =
     "           [--concurrency N] [--pool prefork|threads|solo] [--prefetch N]\n"
     "           [--lease S] [--grace S] [--loglevel L] [--quiet]\n"
     "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON]\n"
-    "           [--context JSON] [--countdown S] [--key K] [--name N] [--if-absent]\n"
-    "           [--queue Q] [--priority P] [--wait [--timeout S]]\n"
+    "           [--context JSON] [--countdown S] [--eta TIME] [--expires S|TIME]\n"
+    "           [--key K] [--name N] [--if-absent] [--queue Q] [--priority P]\n"
+    "           [--wait [--timeout S]]\n"
     "  status   a task's state: errand status ID | --key K\n"
     "  result   a task's result: errand result ID | --key K [--wait [--timeout S]]\n"
     "  revoke   revoke a task: errand revoke ID\n"
@@ -26,9 +27,9 @@ static const char usage[] =
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
     "or --store-file PATH (the URL from PATH's first line), and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
     "\n"
-    "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input;\n"
-    "3 store error; 4 no such task; 5 not finished (or --timeout passed: send --wait\n"
-    "then prints the task's id).\n";
+    "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input (a\n"
+    "malformed store URL too); 3 the store cannot be opened or used; 4 no such task;\n"
+    "5 not finished (or --timeout passed: send --wait then prints the task's id).\n";
 
 void cli_error(const char *fmt, ...) {
   char buf[1024];

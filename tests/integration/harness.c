@@ -97,6 +97,10 @@ int h_cli(harness_t *h, char **out, char **err, ...) {
   cli_argv(h, argv, ap);
   va_end(ap);
   /* Options after positional arguments are fine: getopt permutes. */
+  return h_run(out, err, argv);
+}
+
+int h_run(char **out, char **err, char *const argv[]) {
   char tmpl_o[] = "/tmp/errand-cli-out-XXXXXX", tmpl_e[] = "/tmp/errand-cli-err-XXXXXX";
   int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
   unlink(tmpl_o);

@@ -32,6 +32,8 @@ int h_stop(pid_t pid, int sig);
  * exit code and, if out is not NULL, its stdout (and err its stderr) as new
  * strings. */
 int h_cli(harness_t *h, char **out, char **err, ...);
+/* Runs argv (argv[0] a path, NULL-ended) as h_cli does, adding nothing. */
+int h_run(char **out, char **err, char *const argv[]);
 
 /* Sends task with args given as JSON text; returns the id (static buffer
  * per call site is the caller's: pass id). */
