@@ -58,12 +58,19 @@ int cmd_worker(int argc, char **argv) {
         }
         break;
       }
-      case 'Q':
+      case 'Q': {
+        size_t before = nq;
+        char *all = optarg; /* strtok cuts it up */
         for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
           if (nq < ER_WORKER_MAX_QUEUES) queues[nq] = tok;
           nq++; /* counted on, to say how many were given */
         }
+        if (nq == before) { /* "" or ",": not the default queue in disguise */
+          cli_error("-Q takes queue names separated by commas, not '%s'", all);
+          return EXIT_USAGE;
+        }
         break;
+      }
       case 'c':
         if (!cli_int_opt("--concurrency", optarg, 1, ER_WORKER_MAX_CONCURRENCY, &wo.concurrency))
           return EXIT_USAGE;

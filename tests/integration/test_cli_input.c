@@ -192,6 +192,9 @@ static void queues_past_the_limit_are_an_error(void **s) {
               "errand: -Q: 65 queues given, at most 64 supported\n");
   expect_one_line(run("worker", "-Q", list, "--store", NO_STORE, NULL), 3,
                   "unable to open");
+  /* No name at all is not the default queue. */
+  expect_line(run("worker", "-Q", ",", "--store", NO_STORE, NULL), 2,
+              "errand: -Q takes queue names separated by commas, not ','\n");
 }
 
 static void worker_new_refuses_options_out_of_range(void **s) {
