@@ -60,13 +60,13 @@ int cmd_worker(int argc, char **argv) {
       }
       case 'Q': {
         size_t before = nq;
-        char *all = optarg; /* strtok cuts it up */
         for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
           if (nq < ER_WORKER_MAX_QUEUES) queues[nq] = tok;
           nq++; /* counted on, to say how many were given */
         }
-        if (nq == before) { /* "" or ",": not the default queue in disguise */
-          cli_error("-Q takes queue names separated by commas, not '%s'", all);
+        if (nq == before) { /* "" or ",": not the default queue in disguise (and
+                               strtok, finding no name, cut nothing) */
+          cli_error("-Q takes queue names separated by commas, not '%s'", optarg);
           return EXIT_USAGE;
         }
         break;
