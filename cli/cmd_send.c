@@ -25,8 +25,9 @@ int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, js
 }
 
 /* --expires: seconds after sending, or a UTC time. An expiry already past
- * (0 s, or a past time) is passed on as negative, so that the task ends
- * expired; 0 would mean "never expires". */
+ * (0 s, or a past time) becomes 1 ms after sending, the soonest the library
+ * takes (0 means "never expires", a negative time is refused): the task can
+ * never start, and the first reserve ends it REVOKED as expired. */
 static bool expires_opt(const char *s, int64_t *expires_ms) {
   int64_t ms;
   if (strchr(s, 'T')) {
@@ -35,7 +36,7 @@ static bool expires_opt(const char *s, int64_t *expires_ms) {
   } else if (!cli_seconds_opt("--expires", s, 0, CLI_MAX_SECONDS_MS, &ms)) {
     return false;
   }
-  *expires_ms = ms ? ms : -1;
+  *expires_ms = ms > 0 ? ms : 1;
   return true;
 }
 
@@ -50,7 +51,7 @@ static const char send_usage[] =
     "                      2026-12-02T11:40:00Z; a past TIME runs now\n"
     "      --expires S|TIME  revoked (error \"expired\") if not started within S\n"
     "                      seconds (0 to 1000000000) or by TIME; 0 or a past TIME:\n"
-    "                      expired at once\n"
+    "                      never runs (a worker's first look ends it)\n"
     "      --key K         a polling key: status and result take --key K\n"
     "      --name N        a unique name: refused while a task by that name is known\n"
     "      --if-absent     with --key: a live task for K is returned, not added\n"
