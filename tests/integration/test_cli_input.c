@@ -111,13 +111,14 @@ static void numbers_past_their_range_are_refused_with_the_range(void **s) {
               "errand: --countdown: 9223372036854775807 is out of range (0..1000000000 seconds)\n");
   expect_line(run("send", "add", "--expires", "1000000000.5", "--store", NO_STORE, NULL),
               2, "errand: --expires: 1000000000.5 is out of range (0..1000000000 seconds)\n");
-  expect_line(run("result", "x", "--wait", "--timeout", "99999999999999999999999", NULL),
+  expect_line(run("result", "x", "--wait", "--timeout", "99999999999999999999999", "--store",
+                  NO_STORE, NULL),
               2,
               "errand: --timeout: 99999999999999999999999 is out of range (0..1000000000 seconds)\n");
-  expect_line(run("send", "add", "--priority", "2147483648", NULL), 2,
+  expect_line(run("send", "add", "--priority", "2147483648", "--store", NO_STORE, NULL), 2,
               "errand: --priority: 2147483648 is out of range (-2147483648..2147483647)\n");
-  /* Workers on a store that does not open: what main took (0 as the default
-   * lease or grace) exits 3 there, not 2. */
+  /* Workers on a store that does not open: an option wrongly taken (0 as
+   * "the default lease") would reach the store and exit 3, not 2. */
   expect_line(run("worker", "--prefetch", "1001", "--store", NO_STORE, NULL), 2,
               "errand: --prefetch: 1001 is out of range (1..1000)\n");
   expect_line(run("worker", "-c", "99999999999999999999", "--store", NO_STORE, NULL), 2,
