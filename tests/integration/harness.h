@@ -72,4 +72,21 @@ pid_t h_worker_log(harness_t *h, const char *log, bool quiet, const char *pool, 
  * when it is not listed. */
 json_t *h_worker_info(harness_t *h, pid_t pid);
 
+/* ---- a redis-server run by the test (harness_redis.c) ---- */
+
+/* Finds redis-server on PATH; false when it is not installed. */
+bool h_redis_find(void);
+/* A loopback TCP port free at the time of the call. */
+int h_free_port(void);
+/* Starts redis-server (found by h_redis_find) in dir on bind:port, AOF on with
+ * appendfsync always, optionally inside network namespace netns (through `ip
+ * netns exec`, which execs: the pid is the server's) and with a password.
+ * Waits until it answers when it is on the loopback here; -1 when it exited
+ * first (the port was taken meanwhile). */
+pid_t h_redis_start(const char *dir, const char *bind, int port, const char *netns,
+                    const char *password);
+/* Sends sig to the server started by h_redis_start and waits for it (pid <= 0:
+ * nothing). */
+void h_redis_kill(pid_t pid, int sig);
+
 #endif
