@@ -53,6 +53,9 @@ pid_t h_cli_start(harness_t *h, const char *log, ...);
 char *h_read_file(const char *path);
 /* Waits up to timeout_ms for the file at path to contain needle. */
 bool h_wait_text(const char *path, const char *needle, int64_t timeout_ms);
+/* How many tasks in h's store are in state (a state name, as the store's
+ * stats count them), or -1 when the store cannot be read now. */
+long h_count_state(harness_t *h, const char *state);
 /* Waits up to timeout_ms for at least n live workers in h's store. */
 void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms);
 

@@ -217,17 +217,7 @@ static rec_t *read_runs(const char *path, size_t *n) {
   return v;
 }
 
-static long count_state(const char *state) {
-  er_store_t *s;
-  if (er_store_open(H.url, &s, NULL, 0)) return -1;
-  json_t *stats = NULL;
-  long n = -1;
-  if (er_store_stats(s, &stats) == 0)
-    n = (long)json_integer_value(json_object_get(json_object_get(stats, "total"), state));
-  json_decref(stats);
-  er_store_close(s);
-  return n;
-}
+static long count_state(const char *state) { return h_count_state(&H, state); }
 
 /* Waits (up to deadline) for each acknowledged task's result, checks it,
  * and keeps the attempt that stored it. */
@@ -378,13 +368,9 @@ static int teardown(void **state) {
     if (g_senders[k] > 0) h_stop(g_senders[k], SIGKILL), g_senders[k] = 0;
   for (int i = 0; i < N_WORKERS; i++)
     if (g_workers[i] > 0) h_stop(g_workers[i], SIGKILL), g_workers[i] = 0;
-  er_client_close(H.client);
-  H.client = NULL;
   h_redis_kill(g_redis, SIGKILL);
   g_redis = -1;
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", H.dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", H.dir);
+  h_teardown(&H); /* the client, the directory */
   return 0;
 }
 

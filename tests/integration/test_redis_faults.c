@@ -99,18 +99,7 @@ static int teardown(void **state) {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static long count_state(const char *state) {
-  er_store_t *s;
-  int rc = er_store_open(H.url, &s, NULL, 0);
-  if (rc) return -1;
-  json_t *stats = NULL;
-  long n = -1;
-  if (er_store_stats(s, &stats) == 0)
-    n = (long)json_integer_value(json_object_get(json_object_get(stats, "total"), state));
-  json_decref(stats);
-  er_store_close(s);
-  return n;
-}
+static long count_state(const char *state) { return h_count_state(&H, state); }
 
 static uint64_t mono_ms(void) { return er_now_mono_ms(); }
 
