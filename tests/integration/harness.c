@@ -192,6 +192,18 @@ bool h_wait_text(const char *path, const char *needle, int64_t timeout_ms) {
   }
 }
 
+long h_count_state(harness_t *h, const char *state) {
+  er_store_t *s;
+  if (er_store_open(h->url, &s, NULL, 0)) return -1;
+  json_t *stats = NULL;
+  long n = -1;
+  if (er_store_stats(s, &stats) == 0)
+    n = (long)json_integer_value(json_object_get(json_object_get(stats, "total"), state));
+  json_decref(stats);
+  er_store_close(s);
+  return n;
+}
+
 void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms) {
   er_store_t *s;
   assert_int_equal(er_store_open(h->url, &s, NULL, 0), 0);

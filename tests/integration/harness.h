@@ -55,6 +55,9 @@ pid_t h_cli_start(harness_t *h, const char *log, ...);
 char *h_read_file(const char *path);
 /* Waits up to timeout_ms for the file at path to contain needle. */
 bool h_wait_text(const char *path, const char *needle, int64_t timeout_ms);
+/* How many tasks in h's store are in state (a state name, as the store's
+ * stats count them), or -1 when the store cannot be read now. */
+long h_count_state(harness_t *h, const char *state);
 /* Waits up to timeout_ms for at least n live workers in h's store. */
 void h_wait_workers(harness_t *h, size_t n, int64_t timeout_ms);
 
@@ -73,5 +76,22 @@ pid_t h_worker_log(harness_t *h, const char *log, bool quiet, const char *pool, 
 /* The heartbeat info of the worker whose pid is pid (new reference), or NULL
  * when it is not listed. */
 json_t *h_worker_info(harness_t *h, pid_t pid);
+
+/* ---- a redis-server run by the test (harness_redis.c) ---- */
+
+/* Finds redis-server on PATH; false when it is not installed. */
+bool h_redis_find(void);
+/* A loopback TCP port free at the time of the call. */
+int h_free_port(void);
+/* Starts redis-server (found by h_redis_find) in dir on bind:port, AOF on with
+ * appendfsync always, optionally inside network namespace netns (through `ip
+ * netns exec`, which execs: the pid is the server's) and with a password.
+ * Waits until it answers when it is on the loopback here; -1 when it exited
+ * first (the port was taken meanwhile). */
+pid_t h_redis_start(const char *dir, const char *bind, int port, const char *netns,
+                    const char *password);
+/* Sends sig to the server started by h_redis_start and waits for it (pid <= 0:
+ * nothing). */
+void h_redis_kill(pid_t pid, int sig);
 
 #endif

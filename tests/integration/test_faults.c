@@ -27,16 +27,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-static long count_state(const char *state) {
-  er_store_t *s;
-  assert_int_equal(er_store_open(H.url, &s, NULL, 0), 0);
-  json_t *stats;
-  assert_int_equal(er_store_stats(s, &stats), 0);
-  long n = (long)json_integer_value(json_object_get(json_object_get(stats, "total"), state));
-  json_decref(stats);
-  er_store_close(s);
-  return n;
-}
+static long count_state(const char *state) { return h_count_state(&H, state); }
 
 #define N_TASKS 10000
 

@@ -53,90 +53,6 @@ static int stop_worker(pid_t pid, int sig) {
   return h_stop(pid, sig);
 }
 static int g_port;
-static char g_redis_bin[512];
-
-/* ---- redis-server ----------------------------------------------------------- */
-
-static bool find_redis(void) {
-  const char *path = getenv("PATH");
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path ? path : "/usr/bin:/bin");
-  for (char *save, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-    snprintf(g_redis_bin, sizeof g_redis_bin, "%s/redis-server", d);
-    if (access(g_redis_bin, X_OK) == 0) return true;
-  }
-  return false;
-}
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* True when a server on 127.0.0.1:port answers PING with PONG. */
-static bool answers(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  bool ok = false;
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
-    char buf[16] = {0};
-    ok = read(fd, buf, sizeof buf - 1) > 0 && strncmp(buf, "+PONG", 5) == 0;
-  }
-  close(fd);
-  return ok;
-}
-
-/* Starts redis-server in dir, on bind:port, optionally inside network
- * namespace netns (through `ip netns exec`, which execs: the pid is the
- * server's). Waits until it answers when it is on the loopback here. */
-static pid_t redis_start(const char *dir, const char *bind, int port, const char *netns,
-                         const char *password) {
-  char portbuf[16], log[300];
-  snprintf(portbuf, sizeof portbuf, "%d", port);
-  snprintf(log, sizeof log, "%s/redis.log", dir);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    char *args[] = {"ip",         "netns",          "exec",     (char *)netns,
-                    g_redis_bin,  "--port",         portbuf,    "--bind",
-                    (char *)bind, "--dir",          (char *)dir, "--save",
-                    "",           "--appendonly",   "yes",      "--appendfsync",
-                    "always",     "--daemonize",    "no",       NULL, NULL, NULL};
-    if (password) {
-      args[19] = "--requirepass";
-      args[20] = (char *)password;
-    }
-    if (netns) execvp("ip", args);
-    else execv(g_redis_bin, args + 4);
-    _exit(127);
-  }
-  if (!netns) {
-    for (int i = 0; i < 400 && !answers(port); i++) {
-      if (waitpid(pid, NULL, WNOHANG) == pid) return -1; /* the port was taken meanwhile */
-      usleep(10000);
-    }
-    assert_true(answers(port));
-  }
-  return pid;
-}
-
-static void redis_kill(pid_t pid, int sig) {
-  if (pid <= 0) return;
-  kill(pid, sig);
-  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-  }
-}
 
 static bool g_no_redis;
 
@@ -151,13 +67,13 @@ static bool g_no_redis;
 
 static int setup(void **state) {
   memset(&H, 0, sizeof H);
-  g_no_redis = !find_redis();
+  g_no_redis = !h_redis_find();
   if (g_no_redis) return 0;
   snprintf(H.dir, sizeof H.dir, "/tmp/errand-redis-XXXXXX");
   assert_non_null(mkdtemp(H.dir));
   for (int tries = 0; g_redis < 0 && tries < 5; tries++) {
-    g_port = free_port();
-    g_redis = redis_start(H.dir, "127.0.0.1", g_port, NULL, NULL);
+    g_port = h_free_port();
+    g_redis = h_redis_start(H.dir, "127.0.0.1", g_port, NULL, NULL);
   }
   assert_true(g_redis > 0);
   /* A short timeout: calls during an outage give up after a second. */
@@ -173,7 +89,7 @@ static int teardown(void **state) {
   while (g_nworkers) h_stop(g_workers[--g_nworkers], SIGKILL);
   er_client_close(H.client);
   H.client = NULL;
-  redis_kill(g_redis, SIGKILL);
+  h_redis_kill(g_redis, SIGKILL);
   g_redis = -1;
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", H.dir);
@@ -183,18 +99,7 @@ static int teardown(void **state) {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static long count_state(const char *state) {
-  er_store_t *s;
-  int rc = er_store_open(H.url, &s, NULL, 0);
-  if (rc) return -1;
-  json_t *stats = NULL;
-  long n = -1;
-  if (er_store_stats(s, &stats) == 0)
-    n = (long)json_integer_value(json_object_get(json_object_get(stats, "total"), state));
-  json_decref(stats);
-  er_store_close(s);
-  return n;
-}
+static long count_state(const char *state) { return h_count_state(&H, state); }
 
 static uint64_t mono_ms(void) { return er_now_mono_ms(); }
 
@@ -293,7 +198,7 @@ static void kill9_redis_mid_run_loses_nothing_acknowledged(void **s) {
   for (int i = 0; i < N_SENDS; i++) {
     if (i == N_SENDS / 3) {
       /* The crash: nothing acknowledged may be lost (AOF, fsync always). */
-      redis_kill(g_redis, SIGKILL);
+      h_redis_kill(g_redis, SIGKILL);
       g_redis = -1;
       print_message("redis-server killed after %d acknowledged sends\n", nacked);
       /* A call during the outage fails within its timeout (1 s here). */
@@ -310,7 +215,7 @@ static void kill9_redis_mid_run_loses_nothing_acknowledged(void **s) {
         assert_true(el < 2500);
         refused++;
       }
-      g_redis = redis_start(H.dir, "127.0.0.1", g_port, NULL, NULL);
+      g_redis = h_redis_start(H.dir, "127.0.0.1", g_port, NULL, NULL);
       assert_true(g_redis > 0);
       print_message("redis-server restarted on port %d with its AOF\n", g_port);
     }
@@ -539,7 +444,7 @@ static void workers_in_other_network_namespaces(void **s) {
   print_message("redis-server in %s at %s.1, workers in %s (%s.2) and %s (%s.3), client in %s "
                 "(%s.4)\n",
                 g_ns[0], g_net, g_ns[1], g_net, g_ns[2], g_net, g_ns[3], g_net);
-  pid_t rs = redis_start(H.dir, bind, 6379, g_ns[0], pass);
+  pid_t rs = h_redis_start(H.dir, bind, 6379, g_ns[0], pass);
   pid_t wa = ns_worker(g_ns[1], url), wb = ns_worker(g_ns[2], url);
   pid_t cl = fork();
   assert_true(cl >= 0);
@@ -549,7 +454,7 @@ static void workers_in_other_network_namespaces(void **s) {
   }
   h_stop(wa, SIGTERM);
   h_stop(wb, SIGTERM);
-  redis_kill(rs, SIGTERM);
+  h_redis_kill(rs, SIGTERM);
   ns_teardown();
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     fail_msg("the client in its namespace failed (status %d)", WEXITSTATUS(st));
