@@ -45,7 +45,7 @@ struct er__unknown {
   /* store thread */
   json_t *seen;          /* {queue: {name: until_ms}}: live workers' names */
   int64_t read_ms;       /* when the heartbeats were last read (wall) */
-  char read_error[160];  /* why they could not be, for the log */
+  char read_error[160];  /* why they could not be: give back, fail nothing */
 };
 
 typedef struct {
@@ -165,11 +165,11 @@ static void decide_run(er__sreq_t *r, er_store_t *s) {
       remember(u, ws, w->id, 2 * 3 * every, now);
     } else {
       snprintf(u->read_error, sizeof u->read_error, "%s", er_store_last_error(s));
+      /* said once per look, not once per decision */
+      snprintf(q->why, sizeof q->why, "; the heartbeats cannot be read: %s", u->read_error);
     }
     json_decref(ws);
   }
-  if (u->read_error[0])
-    snprintf(q->why, sizeof q->why, "; the heartbeats cannot be read: %s", u->read_error);
   for (size_t i = 0; i < q->n; i++) {
     const er_task_rec_t *rec = q->recs[i];
     er_completion_t *c = &q->cs[i];
