@@ -77,6 +77,25 @@ static void wait_listed(harness_t *h, pid_t pid, char *id, size_t size) {
   fail_msg("worker %d never sent a heartbeat", (int)pid);
 }
 
+/* Worker A, with the examples' tasks ("add"), and worker B, with
+ * other_tasks.c ("mul"), each listed once started; their logs in h's dir. */
+typedef struct {
+  pid_t a, b;
+  char log_a[300], log_b[300], id_a[160], id_b[160];
+} pair_t;
+
+static void start_a(harness_t *h, pair_t *p, const char *q) {
+  snprintf(p->log_a, sizeof p->log_a, "%s/a.log", h->dir);
+  p->a = start_worker(h, p->log_a, TASKS_LIB, q);
+  wait_listed(h, p->a, p->id_a, sizeof p->id_a);
+}
+
+static void start_b(harness_t *h, pair_t *p) {
+  snprintf(p->log_b, sizeof p->log_b, "%s/b.log", h->dir);
+  p->b = start_worker(h, p->log_b, OTHER_LIB, "q");
+  wait_listed(h, p->b, p->id_b, sizeof p->id_b);
+}
+
 /* Sends n tasks named task with args [i, 2] on queue q. */
 static er_id_t *send_n(harness_t *h, const char *task, const char *q, size_t n) {
   er_id_t *ids = calloc(n, sizeof *ids);
@@ -126,22 +145,18 @@ static size_t count_text(const char *path, const char *needle) {
  * once A goes on, every add succeeds on A. B's give-backs are bounded by its
  * budget (128 a second), not one per task as fast as the store answers. */
 static void two_workers(harness_t *h) {
-  char log_a[300], log_b[300], id_a[160], id_b[160];
-  snprintf(log_a, sizeof log_a, "%s/a.log", h->dir);
-  snprintf(log_b, sizeof log_b, "%s/b.log", h->dir);
-  pid_t a = start_worker(h, log_a, TASKS_LIB, "q");
-  wait_listed(h, a, id_a, sizeof id_a);
-  kill(a, SIGSTOP);
+  pair_t p;
+  start_a(h, &p, "q");
+  kill(p.a, SIGSTOP);
   er_id_t *adds = send_n(h, "add", "q", 2000);
   er_id_t *muls = send_n(h, "mul", "q", 100);
   uint64_t t0 = er_now_mono_ms();
-  pid_t b = start_worker(h, log_b, OTHER_LIB, "q");
-  wait_listed(h, b, id_b, sizeof id_b);
-  assert_true(h_wait_text(log_b, "task 'add' " GIVE_BACK_WARNING, 30000));
+  start_b(h, &p);
+  assert_true(h_wait_text(p.log_b, "task 'add' " GIVE_BACK_WARNING, 30000));
   usleep(300000);
-  kill(a, SIGCONT);
-  long back_b = check_success(h, adds, 2000, id_a, 0);
-  long back_a = check_success(h, muls, 100, id_b, 1);
+  kill(p.a, SIGCONT);
+  long back_b = check_success(h, adds, 2000, p.id_a, 0);
+  long back_a = check_success(h, muls, 100, p.id_b, 1);
   double secs = (double)(er_now_mono_ms() - t0) / 1000.0;
   /* The budget, and one reservation past it. */
   long bound = (long)(GIVE_BACK_RATE * (1 + secs)) + RESERVE_BATCH;
@@ -152,9 +167,9 @@ static void two_workers(harness_t *h) {
     fail_msg("given back: %ld adds, %ld muls in %.1f s (at most %ld each)", back_b, back_a, secs,
              bound);
   assert_true(back_b > 0);
-  assert_int_equal(count_text(log_b, GIVE_BACK_WARNING), 1); /* one line per name */
-  assert_int_equal(count_text(log_b, "unknown task"), 0);
-  assert_int_equal(count_text(log_a, "unknown task"), 0);
+  assert_int_equal(count_text(p.log_b, GIVE_BACK_WARNING), 1); /* one line per name */
+  assert_int_equal(count_text(p.log_b, "unknown task"), 0);
+  assert_int_equal(count_text(p.log_a, "unknown task"), 0);
   free(adds);
   free(muls);
 }
@@ -180,13 +195,9 @@ static void test_two_workers_redis(void **state) {
 static void test_none_has_it(void **state) {
   harness_t h;
   h_setup(&h, NULL);
-  char log_a[300], log_b[300], id_a[160], id_b[160];
-  snprintf(log_a, sizeof log_a, "%s/a.log", h.dir);
-  snprintf(log_b, sizeof log_b, "%s/b.log", h.dir);
-  pid_t a = start_worker(&h, log_a, TASKS_LIB, "elsewhere");
-  wait_listed(&h, a, id_a, sizeof id_a);
-  pid_t b = start_worker(&h, log_b, OTHER_LIB, "q");
-  wait_listed(&h, b, id_b, sizeof id_b);
+  pair_t p;
+  start_a(&h, &p, "elsewhere");
+  start_b(&h, &p);
   er_id_t *adds = send_n(&h, "add", "q", 200);
   er_id_t *muls = send_n(&h, "mul", "q", 20);
   for (size_t i = 0; i < 200; i++) {
@@ -198,8 +209,8 @@ static void test_none_has_it(void **state) {
     assert_int_equal(r->attempt, 1); /* failed at once, never given back */
     er_task_rec_free(r);
   }
-  assert_int_equal(check_success(&h, muls, 20, id_b, 1), 0);
-  assert_int_equal(count_text(log_b, GIVE_BACK_WARNING), 0);
+  assert_int_equal(check_success(&h, muls, 20, p.id_b, 1), 0);
+  assert_int_equal(count_text(p.log_b, GIVE_BACK_WARNING), 0);
   stop_cleanly();
   free(adds);
   free(muls);
@@ -214,39 +225,27 @@ static void test_none_has_it(void **state) {
 static void test_restart_counts_as_live(void **state) {
   harness_t h;
   h_setup(&h, NULL);
-  char log_a[300], log_b[300], id_a[160], id_b[160];
-  snprintf(log_a, sizeof log_a, "%s/a.log", h.dir);
-  snprintf(log_b, sizeof log_b, "%s/b.log", h.dir);
-  pid_t a = start_worker(&h, log_a, TASKS_LIB, "q");
-  wait_listed(&h, a, id_a, sizeof id_a);
-  kill(a, SIGSTOP); /* its last heartbeat, the first, is older than now */
+  pair_t p;
+  start_a(&h, &p, "q");
+  kill(p.a, SIGSTOP); /* its last heartbeat, the first, is older than now */
   uint64_t listed = er_now_mono_ms();
   er_id_t *adds = send_n(&h, "add", "q", 300);
-  pid_t b = start_worker(&h, log_b, OTHER_LIB, "q");
-  wait_listed(&h, b, id_b, sizeof id_b);
-  assert_true(h_wait_text(log_b, "task 'add' " GIVE_BACK_WARNING, 30000));
+  start_b(&h, &p);
+  assert_true(h_wait_text(p.log_b, "task 'add' " GIVE_BACK_WARNING, 30000));
   /* A goes, holding nothing (it never ran): its heartbeat is removed as a
    * clean stop removes it */
-  stop_worker(a, SIGKILL);
+  stop_worker(p.a, SIGKILL);
   er_store_t *st;
   assert_int_equal(er_store_open(h.url, &st, NULL, 0), 0);
-  assert_int_equal(er_store_worker_gone(st, id_a), 0);
+  assert_int_equal(er_store_worker_gone(st, p.id_a), 0);
   er_store_close(st);
-  assert_null(h_worker_info(&h, a));
+  assert_null(h_worker_info(&h, p.a));
   /* past one expiry (6 s) after A's last heartbeat, B looking at the
    * heartbeats (every 2 s) all along, A unlisted */
   while (er_now_mono_ms() < listed + 7500) usleep(50000);
-  pid_t a2 = start_worker(&h, log_a, TASKS_LIB, "q");
-  wait_listed(&h, a2, id_a, sizeof id_a);
-  for (size_t i = 0; i < 300; i++) {
-    er_task_rec_t *r = h_wait(&h, adds[i].text, 60000);
-    if (r->state != ER_STATE_SUCCESS) {
-      char *e = r->error ? json_dumps(r->error, 0) : NULL;
-      fail_msg("task %s is %s: %s", r->id, er_state_name(r->state), e ? e : "");
-    }
-    er_task_rec_free(r);
-  }
-  assert_int_equal(count_text(log_b, "unknown task"), 0);
+  start_a(&h, &p, "q"); /* the restart: it runs them all */
+  check_success(&h, adds, 300, p.id_a, 0);
+  assert_int_equal(count_text(p.log_b, "unknown task"), 0);
   stop_cleanly();
   free(adds);
   h_teardown(&h);
