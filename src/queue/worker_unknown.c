@@ -39,13 +39,13 @@ struct er__unknown {
   bool deciding;      /* a decision in flight */
   double budget;      /* give-backs allowed now; reserving waits while <= 0 */
   uint64_t budget_ms; /* when it was last topped up (monotonic) */
-  json_t *warned;          /* name -> tasks given back since the last report */
-  json_t *warned_failed;   /* names failed as unknown everywhere */
-  uint64_t report_ms;
+  json_t *warned;        /* name -> tasks given back since the last report */
+  json_t *warned_failed; /* names failed as unknown everywhere */
+  uint64_t report_ms;    /* when the last count was logged */
   /* store thread */
-  json_t *seen;          /* {queue: {name: until_ms}}: live workers' names */
-  int64_t read_ms;       /* when the heartbeats were last read (wall) */
-  char read_error[160];  /* why they could not be: give back, fail nothing */
+  json_t *seen;         /* {queue: {name: until_ms}}: live workers' names */
+  int64_t read_ms;      /* when the heartbeats were last read (wall) */
+  char read_error[160]; /* why they could not be: give back, fail nothing */
 };
 
 typedef struct {
@@ -180,7 +180,8 @@ static void decide_run(er__sreq_t *r, er_store_t *s) {
       q->given_back++;
     } else {
       char msg[512];
-      snprintf(msg, sizeof msg, "unknown task '%s': no live worker serving queue '%s' has registered it",
+      snprintf(msg, sizeof msg,
+               "unknown task '%s': no live worker serving queue '%s' has registered it",
                rec->task ? rec->task : "", rec->queue ? rec->queue : "");
       c->state = ER_STATE_FAILURE;
       c->error = er__error_json(ER_EUNKNOWN_TASK, msg, 0);
@@ -223,14 +224,14 @@ static void log_given_back(er_worker_t *w, const decide_t *q) {
     if (!c) continue;
     total += c;
     if (len < sizeof names)
-      len += (size_t)snprintf(names + len, sizeof names - len, "%s%s: %lld", len ? ", " : "", name,
-                              (long long)c);
+      len += (size_t)snprintf(names + len, sizeof names - len, "%s%s: %lld", len ? ", " : "",
+                              name, (long long)c);
     json_integer_set(count, 0);
   }
   er__human_ms((int64_t)(now - u->report_ms), took, sizeof took);
   if (total)
-    er_log(ER_LOG_WARN, "worker %s: gave back %lld more tasks not registered here in %s (%s)", w->id,
-           (long long)total, took, names);
+    er_log(ER_LOG_WARN, "worker %s: gave back %lld more tasks not registered here in %s (%s)",
+           w->id, (long long)total, took, names);
   u->report_ms = now;
 }
 
