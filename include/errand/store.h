@@ -178,7 +178,10 @@ typedef struct er_completion {
                             stops), counting no retry */
   json_t *result;        /* SUCCESS (borrowed; may be NULL) */
   json_t *error;         /* FAILURE/RETRY (borrowed) */
-  int64_t retry_eta_ms;  /* RETRY: when to run again */
+  int64_t retry_eta_ms;  /* RETRY: when to run again. PENDING: not due before
+                            then when that is later than the task's eta (a
+                            worker that lacks the task gives it back for a
+                            while); 0 leaves the eta as it was */
   int64_t now_ms;
 } er_completion_t;
 

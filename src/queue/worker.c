@@ -243,6 +243,11 @@ void er__worker_apply_flags(er_worker_t *w, er__job_t *j, bool revoked, bool fen
 }
 
 void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec) {
+  const er_task_def_t *def = er_task_lookup(rec->task);
+  if (!def) {
+    er__unknown_add(w, rec); /* given back, or failed: worker_unknown.c */
+    return;
+  }
   er__job_t *j = er_calloc(1, sizeof *j);
   if (!j) {
     er_task_rec_free(rec); /* the lease ends and the task comes back */
@@ -250,7 +255,7 @@ void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec) {
   }
   j->rec = rec;
   j->w = w;
-  j->def = er_task_lookup(rec->task);
+  j->def = def;
   j->started_ms = er_now_mono_ms();
   if (!rec->context) rec->context = json_object();
   link_job(w, j);
@@ -430,5 +435,6 @@ void er_worker_free(er_worker_t *w) {
   er_free(w->done);
   er_free(w->done_jobs);
   er_free(w->backlog);
+  er__unknown_free(w->unknown);
   er_free(w);
 }

@@ -60,6 +60,7 @@ struct er_worker {
   uint64_t last_maintain_ms;
   int64_t started_ms;
   uint64_t processed, failed;
+  struct er__unknown *unknown;  /* tasks not registered here (worker_unknown.c) */
   double rate;                  /* tasks finished per second, smoothed */
   uint64_t rate_ms, rate_count; /* the current measuring window */
 };
@@ -113,6 +114,19 @@ void er__io_watch(er_worker_t *w);
 void er__io_give_back(er_worker_t *w, er__job_t **jobs, size_t n, const char *why);
 void er__io_progress(er_worker_t *w, const char *id, int attempt, double p, const char *msg);
 void er__io_push_completion(er_worker_t *w, er__job_t *j, const er_completion_t *c);
+
+/* worker_unknown.c: tasks this worker has not registered go back to the
+ * queue for live workers that have them, or fail when none has. */
+typedef struct er__unknown er__unknown_t;
+/* Takes rec (a task not registered here) until er__unknown_flush. */
+void er__unknown_add(er_worker_t *w, er_task_rec_t *rec);
+/* After a reservation: decides what becomes of the tasks er__unknown_add
+ * took, on the store thread. */
+void er__unknown_flush(er_worker_t *w);
+/* True while no reservation should be made: a decision is in flight, or the
+ * worker gave back more than its budget allows for now. */
+bool er__unknown_holding(const er_worker_t *w);
+void er__unknown_free(er__unknown_t *u); /* accepts NULL */
 
 /* worker_info.c */
 json_t *er__worker_info(er_worker_t *w);

@@ -57,6 +57,7 @@ static void reserve_done(er__sreq_t *r) {
     give_back_recs(w, q->recs, q->n); /* reserved as the worker began to stop */
   } else {
     for (size_t i = 0; i < q->n; i++) er__worker_dispatch(w, q->recs[i]);
+    er__unknown_flush(w); /* those not registered here */
     er_free(q->recs);
     /* A full batch: there may be more. */
     if (q->n == q->req.max) w->fill_again = true;
@@ -70,7 +71,7 @@ static void reserve_done(er__sreq_t *r) {
 /* Reserves more when what is reserved falls to half the prefetch target, so
  * that a store round trip serves many tasks. */
 void er__io_fill(er_worker_t *w) {
-  if (w->stopping || er__worker_backing_off(w)) return;
+  if (w->stopping || er__worker_backing_off(w) || er__unknown_holding(w)) return;
   if (w->reserving) {
     w->fill_again = true;
     return;

@@ -218,10 +218,12 @@ static const char SQL_RETRY[] =
     "UPDATE tasks SET state = " ER__SQL_RETRY ", queued = 1, ready = ?3 <= ?4, eta_ms = ?3, "
     "retries = retries + 1, error = ?6, worker = NULL, lease_until_ms = NULL "
     "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED " RETURNING name, queue";
-/* PENDING: a worker gives the task back (shutdown); no retry is counted. */
+/* PENDING: a worker gives the task back (shutdown, or a task it lacks); no
+ * retry is counted. A retry_eta_ms later than the task's eta delays it until
+ * then (ready at once when that is due). */
 static const char SQL_GIVE_BACK[] =
-    "UPDATE tasks SET state = " ER__SQL_PENDING ", queued = 1, ready = 1, worker = NULL, "
-    "lease_until_ms = NULL "
+    "UPDATE tasks SET state = " ER__SQL_PENDING ", queued = 1, ready = max(eta_ms, ?3) <= ?4, "
+    "eta_ms = max(eta_ms, ?3), worker = NULL, lease_until_ms = NULL "
     "WHERE id = ?1 AND attempt = ?2 AND state = " ER__SQL_STARTED " RETURNING name, queue";
 
 /* One outcome; the three statements share their parameters: ?1 id, ?2
@@ -237,9 +239,9 @@ int er__sq_complete_one(er_sq_t *sq, const er_completion_t *c, bool *fenced) {
   int b = 0;
   b |= er__sq_bind_text(st, 1, c->id);
   b |= sqlite3_bind_int(st, 2, c->attempt);
+  b |= sqlite3_bind_int64(st, 3, retry || back ? c->retry_eta_ms : (int64_t)c->state);
+  b |= sqlite3_bind_int64(st, 4, c->now_ms);
   if (!back) {
-    b |= sqlite3_bind_int64(st, 3, retry ? c->retry_eta_ms : (int64_t)c->state);
-    b |= sqlite3_bind_int64(st, 4, c->now_ms);
     if (c->state == ER_STATE_SUCCESS) b |= er__sq_bind_json(st, 5, c->result);
     if (c->state == ER_STATE_REVOKED && !err) b = SQLITE_NOMEM;
     b |= er__sq_bind_json(st, 6, err);

@@ -53,7 +53,8 @@ static void unknown_task_fails_loudly(void **s) {
   json_t *res = NULL, *err = NULL;
   assert_int_equal(er_result(H.client, id.text, NULL, 10000, &res, &err), ER_EFAIL);
   assert_string_equal(json_string_value(json_object_get(err, "message")),
-                      "unknown task 'no_such_task'");
+                      "unknown task 'no_such_task': no live worker serving queue 'default' "
+                      "has registered it");
   json_decref(err);
   h_stop(w, SIGTERM);
 }

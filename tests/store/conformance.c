@@ -668,6 +668,53 @@ static void test_give_back(void **state) {
   er_task_rec_free(r);
 }
 
+/* A worker that lacks a task gives it back for a while: it is not due before
+ * the time given, then comes after what was queued before that time; no
+ * retry is counted. A time before the task's own eta changes nothing. */
+static void test_give_back_later(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "t"), *o = mk(f, "t");
+  int64_t t = r->eta_ms;
+  o->eta_ms = t + 100; /* queued for later */
+  assert_int_equal(enq(f, r), 0);
+  assert_int_equal(enq(f, o), 0);
+  er_task_rec_t *a = reserve1(f, t, 60000);
+  assert_string_equal(a->id, r->id);
+  assert_false(complete1(f, r->id, a->attempt, ER_STATE_PENDING, NULL, NULL, t + 1, t + 500));
+  er_task_rec_t *g = get(f, r->id);
+  assert_int_equal(g->state, ER_STATE_PENDING);
+  assert_int_equal(g->retries, 0);
+  assert_int_equal(g->eta_ms, t + 500);
+  assert_null(g->worker);
+  er_task_rec_free(g);
+  const char *qs[] = {f->queue};
+  int64_t due = 0;
+  int rc = er_store_next_due(f->s, qs, 1, &due);
+  if (rc != ER_ENOTSUP) {
+    assert_int_equal(rc, 0);
+    assert_int_equal(due, t + 100); /* o's eta, the earliest */
+  }
+  er_task_rec_t **got = NULL;
+  assert_int_equal(reserve_at(f, 5, t + 499, 60000, &got), 1); /* o alone */
+  assert_string_equal(got[0]->id, o->id);
+  er_task_rec_free_array(got, 1);
+  er_task_rec_t *b = reserve1(f, t + 500, 60000);
+  assert_string_equal(b->id, r->id);
+  assert_int_equal(b->attempt, a->attempt + 1);
+  /* an earlier time than the eta: due as it was */
+  assert_false(complete1(f, r->id, b->attempt, ER_STATE_PENDING, NULL, NULL, t + 501, t + 200));
+  g = get(f, r->id);
+  assert_int_equal(g->eta_ms, t + 500);
+  er_task_rec_free(g);
+  er_task_rec_t *c = reserve1(f, t + 502, 60000);
+  assert_string_equal(c->id, r->id);
+  er_task_rec_free(a);
+  er_task_rec_free(b);
+  er_task_rec_free(c);
+  er_task_rec_free(o);
+  er_task_rec_free(r);
+}
+
 int main(int argc, char **argv) {
   g_base = argc > 1 ? argv[1] : getenv("ERRAND_TEST_STORE");
   if (g_base && !*g_base) g_base = NULL;
@@ -694,6 +741,7 @@ int main(int argc, char **argv) {
       T(test_revoke_requested_lease_lost),
       T(test_retry),
       T(test_give_back),
+      T(test_give_back_later),
       T(test_result_ttl),
       T(test_purge),
       T(test_stats),

@@ -25,7 +25,8 @@ end
 
 -- Writes the checked outcome at o for task t (as done_check returned it):
 -- SUCCESS, FAILURE and REVOKED finish the task; RETRY queues it again at its
--- retry eta, one more retry counted; PENDING gives it back to its queue. (No
+-- retry eta, one more retry counted; PENDING gives it back to its queue, not
+-- due before a retry_eta_ms later than its eta (a worker that lacks it). (No
 -- earlier mutation of the script changed the task: a second outcome for it
 -- is fenced.)
 local function done_write(o, t)
@@ -42,6 +43,9 @@ local function done_write(o, t)
       sets[3], sets[4], sets[5], sets[6] = 'eta_ms', I(eta), 'retries', I(tonumber(t.retries) + 1)
       if err then sets[#sets + 1] = 'error' sets[#sets + 1] = err
       else dels[#dels + 1] = 'error' end
+    elseif N(o + 6) > eta then
+      eta = N(o + 6)
+      sets[3], sets[4] = 'eta_ms', I(eta)
     end
     local m = place_f(id, q, tonumber(t.priority), eta, tonumber(t.seq), now)
     if m then sets[#sets + 1] = 'qm' sets[#sets + 1] = m end
