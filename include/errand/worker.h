@@ -60,6 +60,9 @@ typedef struct er_worker_opts {
                                  prefetch multiplier); 0: 4. 1 for long tasks, so a
                                  busy worker holds none back from idle ones */
   bool quiet;                 /* no start-up banner on stderr */
+  size_t max_result_bytes;    /* a task's result, as compact JSON, at most this many
+                                 bytes, else the task fails (ER_ETOOBIG); 0: 16 MiB,
+                                 or the store's max_payload when that is larger */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. Errors as

@@ -1,0 +1,292 @@
+/* Results a worker cannot take, in every pool: a worker in a process of its
+ * own (forked from this test, so it has the tasks below) on a real SQLite
+ * file, one slot, so that "the next task runs" proves the slot was freed.
+ *
+ *   - a string result with a NUL byte is carried intact through a prefork
+ *     child's pipe;
+ *   - a result nested 100,000 deep fails its task (it is checked, and freed,
+ *     without recursion, so neither the child nor a thread overflows);
+ *   - a result past the size limit fails its task naming the size and the
+ *     limit; one under a raised limit crosses the pipe whole;
+ *   - a prefork child that answers with garbage, or with half a line, and
+ *     exits fails its task, and a new child takes the next. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "harness.h"
+#include "queue/result_check.h"
+
+static harness_t H;
+static pid_t g_worker = -1;
+
+static int setup(void **state) {
+  h_setup(&H, NULL);
+  return 0;
+}
+
+static int teardown(void **state) {
+  if (g_worker > 0) h_stop(g_worker, SIGKILL);
+  g_worker = -1;
+  h_teardown(&H);
+  return 0;
+}
+
+/* ---- the tasks ---- */
+
+static int add1(er_task_t *t, json_t **result) {
+  *result = json_integer(json_integer_value(json_array_get(er_task_args(t), 0)) + 1);
+  return 0;
+}
+ER_TASK("add1", add1)
+
+static int nul_result(er_task_t *t, json_t **result) {
+  *result = json_stringn("a\0b", 3);
+  return 0;
+}
+ER_TASK("nul_result", nul_result)
+
+/* [[[...[1]...]]], args[0] deep, built from the inside out (jansson would
+ * recurse through it to build it any other way). */
+static int deep_result(er_task_t *t, json_t **result) {
+  json_int_t depth = json_integer_value(json_array_get(er_task_args(t), 0));
+  json_t *v = json_integer(1);
+  for (json_int_t i = 0; i < depth; i++) {
+    json_t *a = json_array();
+    json_array_append_new(a, v);
+    v = a;
+  }
+  *result = v;
+  return 0;
+}
+ER_TASK("deep_result", deep_result)
+ER_TASK("deep_result_tasklet", deep_result, .tasklet = true)
+
+/* A string of args[0] bytes: args[0] + 2 bytes of JSON. */
+static int big_result(er_task_t *t, json_t **result) {
+  size_t n = (size_t)json_integer_value(json_array_get(er_task_args(t), 0));
+  char *s = malloc(n);
+  if (!s) return ER_ENOMEM;
+  memset(s, 'x', n);
+  *result = json_stringn_nocheck(s, n);
+  free(s);
+  return 0;
+}
+ER_TASK("big_result", big_result)
+ER_TASK("big_result_tasklet", big_result, .tasklet = true)
+
+/* A prefork child gone wrong: writes args[0] on its answer socket (the only
+ * socket a child has) where its answer should be, then exits. */
+static int bad_answer(er_task_t *t, json_t **result) {
+  const char *text = json_string_value(json_array_get(er_task_args(t), 0));
+  for (int fd = 3; fd < 1024; fd++) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+      if (write(fd, text, strlen(text)) < 0) break;
+      _exit(3);
+    }
+  }
+  return er_task_fail(t, ER_EFAIL, "no answer socket found");
+}
+ER_TASK("bad_answer", bad_answer)
+
+/* ---- a worker in a process of its own ---- */
+
+static pid_t start_worker(er_pool_kind_t pool, size_t max_result_bytes) {
+  pid_t w = g_worker = fork();
+  assert_true(w >= 0);
+  if (w == 0) {
+    er_worker_opts_t o = {.store_url = H.url,
+                          .pool = pool,
+                          .concurrency = 1,
+                          .prefetch = 1,
+                          .max_result_bytes = max_result_bytes,
+                          .quiet = true};
+    er_worker_t *wk = NULL;
+    if (er_worker_new(&o, &wk, NULL, 0) < 0) _exit(1);
+    er_worker_run(wk);
+    er_worker_free(wk);
+    _exit(0);
+  }
+  return w;
+}
+
+static void stop_worker(void) {
+  assert_true(WIFEXITED(h_stop(g_worker, SIGTERM)));
+  g_worker = -1;
+}
+
+/* Sends task(args) and waits for it; its record. */
+static er_task_rec_t *run(const char *task, const char *args) {
+  er_id_t id;
+  h_send(&H, task, args, NULL, &id);
+  return h_wait(&H, id.text, 60000);
+}
+
+/* The task failed with an error message containing want. */
+static void assert_failed_with(er_task_rec_t *r, const char *want) {
+  assert_int_equal(r->state, ER_STATE_FAILURE);
+  const char *msg = json_string_value(json_object_get(r->error, "message"));
+  assert_non_null(msg);
+  if (!strstr(msg, want)) fail_msg("error '%s' lacks '%s'", msg, want);
+  er_task_rec_free(r);
+}
+
+/* add1 runs on the one slot after whatever happened before. */
+static void assert_slot_free(void) {
+  er_task_rec_t *r = run("add1", "[41]");
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  assert_int_equal(json_integer_value(r->result), 42);
+  er_task_rec_free(r);
+}
+
+/* ---- a NUL byte ---- */
+
+/* Read from the file itself: what the store wrote, whatever it reads back. */
+static char *stored_result(const char *id, int *state) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/errand.db", H.dir);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "SELECT state, result FROM tasks WHERE id = ?1", -1, &st, NULL),
+      SQLITE_OK);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  char *text = NULL;
+  *state = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    *state = sqlite3_column_int(st, 0);
+    const char *t = (const char *)sqlite3_column_text(st, 1);
+    text = t ? strdup(t) : NULL;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return text;
+}
+
+static void nul_in_a_result_is_carried(void **s) {
+  start_worker(ER_POOL_PREFORK, 0);
+  er_id_t id;
+  h_send(&H, "nul_result", NULL, NULL, &id);
+  char *text = NULL;
+  int state = -1;
+  for (int i = 0; i < 3000 && state != ER_STATE_SUCCESS && state != ER_STATE_FAILURE; i++) {
+    free(text);
+    usleep(10000);
+    text = stored_result(id.text, &state);
+  }
+  assert_int_equal(state, ER_STATE_SUCCESS);
+  assert_non_null(text);
+  assert_string_equal(text, "\"a\\u0000b\"");
+  free(text);
+  assert_slot_free();
+  stop_worker();
+}
+
+/* ---- too deep ---- */
+
+static void too_deep(er_pool_kind_t pool, const char *task) {
+  start_worker(pool, 0);
+  char want[64];
+  snprintf(want, sizeof want, "result nested deeper than %d", ER__RESULT_MAX_DEPTH);
+  assert_failed_with(run(task, "[100000]"), want);
+  /* Just past the limit is as refused; at the limit, taken. */
+  char args[32];
+  snprintf(args, sizeof args, "[%d]", ER__RESULT_MAX_DEPTH + 1);
+  assert_failed_with(run(task, args), want);
+  snprintf(args, sizeof args, "[%d]", ER__RESULT_MAX_DEPTH);
+  er_task_rec_t *r = run(task, args);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  er_task_rec_free(r);
+  assert_slot_free();
+  stop_worker();
+}
+
+static void too_deep_prefork(void **s) { too_deep(ER_POOL_PREFORK, "deep_result"); }
+static void too_deep_threads(void **s) { too_deep(ER_POOL_THREADS, "deep_result"); }
+static void too_deep_solo(void **s) { too_deep(ER_POOL_SOLO, "deep_result"); }
+static void too_deep_tasklet(void **s) { too_deep(ER_POOL_PREFORK, "deep_result_tasklet"); }
+
+/* ---- too large ---- */
+
+#define LIMIT (1u << 20)
+
+static void too_large(er_pool_kind_t pool, const char *task) {
+  start_worker(pool, LIMIT);
+  char args[32], want[200];
+  /* 2 MiB of x: 2 MiB + 2 bytes of JSON. */
+  snprintf(args, sizeof args, "[%u]", 2 * LIMIT);
+  snprintf(want, sizeof want,
+           "result too large: %u bytes (limit %u; set --max-result-size / "
+           "opts.max_result_bytes)",
+           2 * LIMIT + 2, LIMIT);
+  assert_failed_with(run(task, args), want);
+  /* At the limit exactly: taken, and whole. */
+  snprintf(args, sizeof args, "[%u]", LIMIT - 2);
+  er_task_rec_t *r = run(task, args);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  assert_int_equal(json_string_length(r->result), LIMIT - 2);
+  er_task_rec_free(r);
+  snprintf(args, sizeof args, "[%u]", LIMIT - 1);
+  snprintf(want, sizeof want, "result too large: %u bytes (limit %u;", LIMIT + 1, LIMIT);
+  assert_failed_with(run(task, args), want);
+  assert_slot_free();
+  stop_worker();
+}
+
+static void too_large_prefork(void **s) { too_large(ER_POOL_PREFORK, "big_result"); }
+static void too_large_threads(void **s) { too_large(ER_POOL_THREADS, "big_result"); }
+static void too_large_solo(void **s) { too_large(ER_POOL_SOLO, "big_result"); }
+static void too_large_tasklet(void **s) { too_large(ER_POOL_SOLO, "big_result_tasklet"); }
+
+/* Without a limit set: 16 MiB, the store's max_payload being less. */
+static void default_limit(void **s) {
+  start_worker(ER_POOL_PREFORK, 0);
+  char args[32], want[200];
+  snprintf(args, sizeof args, "[%u]", 16u << 20);
+  snprintf(want, sizeof want, "result too large: %u bytes (limit %u;", (16u << 20) + 2, 16u << 20);
+  assert_failed_with(run("big_result", args), want);
+  assert_slot_free();
+  stop_worker();
+}
+
+/* ---- a child that answers wrong ---- */
+
+static void garbage_answer(void **s) {
+  start_worker(ER_POOL_PREFORK, 0);
+  assert_failed_with(run("bad_answer", "[\"this is not JSON\\n\"]"),
+                     "worker child sent an unreadable answer");
+  assert_slot_free();
+  /* Half a line, then gone: the child's death is what the task hears. */
+  assert_failed_with(run("bad_answer", "[\"{\\\"id\\\":\\\"\"]"),
+                     "worker child exited with status 3");
+  assert_slot_free();
+  stop_worker();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(nul_in_a_result_is_carried, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_deep_prefork, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_deep_threads, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_deep_solo, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_deep_tasklet, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_large_prefork, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_large_threads, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_large_solo, setup, teardown),
+      cmocka_unit_test_setup_teardown(too_large_tasklet, setup, teardown),
+      cmocka_unit_test_setup_teardown(default_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(garbage_answer, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
