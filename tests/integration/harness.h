@@ -72,4 +72,9 @@ pid_t h_worker_log(harness_t *h, const char *log, bool quiet, const char *pool, 
  * when it is not listed. */
 json_t *h_worker_info(harness_t *h, pid_t pid);
 
+/* A worker made with opts (its store_url set to h's) run in a forked copy of
+ * this process, so it has the tasks this test registered; its stdout and
+ * stderr become out_fd and err_fd (-1: kept). Stop it with h_stop. */
+pid_t h_worker_fork(harness_t *h, er_worker_opts_t opts, int out_fd, int err_fd);
+
 #endif

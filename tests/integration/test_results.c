@@ -101,23 +101,13 @@ ER_TASK("bad_answer", bad_answer)
 
 /* ---- a worker in a process of its own ---- */
 
-static pid_t start_worker(er_pool_kind_t pool, size_t max_result_bytes) {
-  pid_t w = g_worker = fork();
-  assert_true(w >= 0);
-  if (w == 0) {
-    er_worker_opts_t o = {.store_url = H.url,
-                          .pool = pool,
-                          .concurrency = 1,
-                          .prefetch = 1,
-                          .max_result_bytes = max_result_bytes,
-                          .quiet = true};
-    er_worker_t *wk = NULL;
-    if (er_worker_new(&o, &wk, NULL, 0) < 0) _exit(1);
-    er_worker_run(wk);
-    er_worker_free(wk);
-    _exit(0);
-  }
-  return w;
+static void start_worker(er_pool_kind_t pool, size_t max_result_bytes) {
+  er_worker_opts_t o = {.pool = pool,
+                        .concurrency = 1,
+                        .prefetch = 1,
+                        .max_result_bytes = max_result_bytes,
+                        .quiet = true};
+  g_worker = h_worker_fork(&H, o, -1, -1);
 }
 
 static void stop_worker(void) {
