@@ -1,5 +1,6 @@
 /* errand worker: loads task libraries and runs a worker until signalled. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ static const char usage[] =
     "                      (default 4)\n"
     "      --lease S       lease length in seconds (default 30)\n"
     "      --grace S       warm shutdown wait in seconds (default 30)\n"
+    "      --max-result-size BYTES  a larger result fails its task (default 16 MiB,\n"
+    "                      or the store's max_payload if larger)\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -45,6 +48,7 @@ int cmd_worker(int argc, char **argv) {
       {"grace", required_argument, 0, 'g'}, {"quiet", no_argument, 0, 'q'},
       {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+      {"max-result-size", required_argument, 0, 'R'},
       {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   char *queues[MAX_QUEUES];
@@ -92,6 +96,12 @@ int cmd_worker(int argc, char **argv) {
         if (!cli_seconds_opt("--grace", optarg, &wo.grace_ms)) return EXIT_USAGE;
         break;
       case 'q': wo.quiet = true; break;
+      case 'R': {
+        int bytes;
+        if (!cli_int_opt("--max-result-size", optarg, 1, INT_MAX, &bytes)) return EXIT_USAGE;
+        wo.max_result_bytes = (size_t)bytes;
+        break;
+      }
       case 'p':
         if (!cli_int_opt("--prefetch", optarg, 1, 1000, &wo.prefetch)) return EXIT_USAGE;
         break;

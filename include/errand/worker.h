@@ -9,6 +9,13 @@
  *   solo     on the worker's loop thread, one at a time.
  * Tasklet tasks run as tasklets on the worker's loop in every pool.
  *
+ * Results: a task's result larger than max_result_bytes (as compact JSON) or
+ * nested deeper than 2000 fails the task (ER_ETOOBIG, the reason in its
+ * error's message) in every pool; NUL bytes in strings are carried intact.
+ * Output: a prefork child's stdout and stderr go to the worker's log (warn
+ * level), line by line, named by the task, rate-limited, dropped rather
+ * than block; threads and solo tasks write to the worker's own fds.
+ *
  * Delivery is at least once: tasks are reserved under a lease renewed while
  * they run; a worker that dies loses its leases and any live worker puts those
  * tasks back in the queue when the leases end. A task whose lease this worker

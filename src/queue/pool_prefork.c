@@ -48,6 +48,7 @@ typedef struct child {
   size_t skipped; /* bytes of an answer too long to keep, dropped so far */
   er__kill_t kill; /* why we killed it, if we did */
   bool closing;
+  bool abandoned; /* it answered wrong: killed, and what it holds goes to others */
   bool pool_gone; /* the pool is being destroyed: do not fork again */
 } child_t;
 
@@ -125,7 +126,7 @@ static int spawn(prefork_t *p, child_t *c) {
   c->len = c->scanned = c->skipped = 0;
   c->seq = 0;
   c->kill = ER__KILL_NONE;
-  c->closing = false;
+  c->closing = c->abandoned = false;
   uv_loop_t *uv = er_loop_uv(p->base.loop);
   uv_pipe_init(uv, &c->pipe, 0);
   c->pipe.data = c;
@@ -154,12 +155,17 @@ static er__job_t *pop_head(child_t *c) {
   return j;
 }
 
-/* The head job fails with rc and msg: its answer could not be read. */
+/* The head job fails with rc and msg: its answer could not be read. The
+ * child is no longer trusted to answer in step: it is killed, the jobs
+ * behind go to other children (on_child_gone), and none is written to it. */
 static void fail_head(child_t *c, int rc, const char *msg) {
   er__job_t *j = pop_head(c);
   j->out.rc = rc;
   j->out.message = er_strdup(msg);
   er_log(ER_LOG_WARN, "task %s[%s]: %s", j->rec->task, j->rec->id, msg);
+  c->abandoned = true;
+  uv_timer_stop(&c->timer);
+  kill(c->pid, SIGKILL);
   er__worker_job_done(c->pool->base.w, j);
 }
 
@@ -321,12 +327,14 @@ static void on_child_gone(child_t *c) {
   uv_timer_stop(&c->timer);
   int status = 0;
   while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
-  er__job_t *j = c->njobs ? c->jobs[0] : NULL;
+  /* An abandoned child's jobs are not failed for its death: they go to
+   * another child. */
+  er__job_t *j = c->njobs && !c->abandoned ? c->jobs[0] : NULL;
   /* What it wrote before it died is the running job's. */
   for (int k = 0; k < 2; k++) er__out_drain(&c->out[k]);
   er__out_note(&c->out[0]);
   /* Jobs behind the one that ran never started: another child takes them. */
-  for (int i = 1; i < c->njobs; i++) requeue(c->pool, c->jobs[i]);
+  for (int i = j ? 1 : 0; i < c->njobs; i++) requeue(c->pool, c->jobs[i]);
   c->njobs = 0;
   if (j) {
     char msg[512];
@@ -414,7 +422,7 @@ static child_t *pick(prefork_t *p) {
   child_t *best = NULL;
   for (int i = 0; i < p->n; i++) {
     child_t *c = p->children[i];
-    if (c->closing || c->njobs >= p->depth) continue;
+    if (c->closing || c->abandoned || c->njobs >= p->depth) continue;
     if (!best || c->njobs < best->njobs) best = c;
     if (!c->njobs) break;
   }

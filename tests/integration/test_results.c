@@ -8,6 +8,7 @@
  *     without recursion, so neither the child nor a thread overflows);
  *   - a result past the size limit fails its task naming the size and the
  *     limit; one under a raised limit crosses the pipe whole;
+ *   - `errand worker --max-result-size` sets the limit;
  *   - a prefork child that answers with garbage, or with half a line, and
  *     exits fails its task, and a new child takes the next. */
 #include <setjmp.h>
@@ -250,6 +251,20 @@ static void default_limit(void **s) {
   stop_worker();
 }
 
+/* `errand worker --max-result-size`: "5" is 1 byte, "50" is 2. */
+static void the_command_takes_a_limit(void **s) {
+  g_worker = h_worker(&H, "prefork", 1, "--max-result-size", "1", NULL);
+  er_task_rec_t *r = run("add", "[2, 3]");
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  er_task_rec_free(r);
+  assert_failed_with(run("add", "[20, 30]"), "result too large: 2 bytes (limit 1;");
+  stop_worker();
+  char *err = NULL;
+  assert_int_equal(h_cli(&H, NULL, &err, "worker", "--max-result-size", "0", NULL), 2);
+  assert_non_null(strstr(err, "--max-result-size takes an integer"));
+  free(err);
+}
+
 /* ---- a child that answers wrong ---- */
 
 static void garbage_answer(void **s) {
@@ -276,6 +291,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(too_large_solo, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_tasklet, setup, teardown),
       cmocka_unit_test_setup_teardown(default_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(the_command_takes_a_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(garbage_answer, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
