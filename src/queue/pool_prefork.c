@@ -20,55 +20,13 @@
 #include "queue/pool.h"
 #include "queue/prefork.h"
 
-#define MAX_DEPTH 8
-/* An answer is the result plus a few fields (a message is at most 1 KiB):
- * a line longer than the result limit and this is not one. */
-#define ANSWER_SLACK 65536
-#define BUF_KEEP 131072 /* a reader's buffer shrinks back to this after a big answer */
-
-typedef struct child {
-  struct prefork *pool;
-  pid_t pid;
-  int fd;
-  uv_pipe_t pipe;
-  uv_timer_t timer; /* the running job's hard time limit, then revocation grace */
-  er__out_t out[2]; /* its stdout and stderr */
-  er__out_rate_t rate;
-  int open; /* handles not closed yet (the timer, pipe, out[]): freed at 0 */
-  /* Jobs written to the child, in order: jobs[0] runs, the next ones wait in
-   * the socket (up to the prefetch, at most MAX_DEPTH) so the child goes on
-   * while the worker is busy with the store. */
-  er__job_t *jobs[MAX_DEPTH];
-  int seqs[MAX_DEPTH]; /* each job's number in the child, for its revoke */
-  int njobs;
-  int seq; /* the number of the last job written to this child */
-  char *buf;
-  size_t len, cap;
-  size_t scanned; /* bytes at the start of buf known to hold no newline */
-  size_t skipped; /* bytes of an answer too long to keep, dropped so far */
-  er__kill_t kill; /* why we killed it, if we did */
-  bool closing;
-  bool abandoned; /* it answered wrong: killed, and what it holds goes to others */
-  bool pool_gone; /* the pool is being destroyed: do not fork again */
-} child_t;
-
-typedef struct prefork {
-  er__pool_t base;
-  child_t **children;
-  int n;
-  int depth;           /* jobs written to a child at once: the prefetch, at most MAX_DEPTH */
-  er__job_t **waiting; /* jobs with no child to take them yet (one was replaced) */
-  size_t nwaiting;
-  bool stopping;
-} prefork_t;
+/* the pool's private types (child_t, prefork_t) are in prefork.h */
 
 static int pool_capacity(const prefork_t *p) { return p->n * p->depth; }
 static int requeue(prefork_t *p, er__job_t *j);
 
 /* ---- spawning ---- */
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void close_fds(const int *fds, int n) {
   for (int i = 0; i < n; i++) close(fds[i]);
@@ -131,155 +89,11 @@ static int spawn(prefork_t *p, child_t *c) {
   uv_pipe_init(uv, &c->pipe, 0);
   c->pipe.data = c;
   uv_pipe_open(&c->pipe, c->fd);
-  uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+  uv_read_start((uv_stream_t *)&c->pipe, er__prefork_on_alloc, er__prefork_on_read);
   er__out_start(&c->out[0], uv, fds[2]);
   er__out_start(&c->out[1], uv, fds[4]);
   c->open += 3;
   return 0;
-}
-
-/* ---- the child's answers ---- */
-
-static void start_head(child_t *c);
-
-/* The job at the head of c's queue is over: its output so far is its own. */
-static er__job_t *pop_head(child_t *c) {
-  er__job_t *j = c->jobs[0];
-  for (int k = 0; k < 2; k++) er__out_drain(&c->out[k]);
-  er__out_note(&c->out[0]);
-  uv_timer_stop(&c->timer);
-  c->njobs--;
-  memmove(c->jobs, c->jobs + 1, (size_t)c->njobs * sizeof *c->jobs);
-  memmove(c->seqs, c->seqs + 1, (size_t)c->njobs * sizeof *c->seqs);
-  start_head(c);
-  return j;
-}
-
-/* The head job fails with rc and msg: its answer could not be read. The
- * child is no longer trusted to answer in step: it is killed, the jobs
- * behind go to other children (on_child_gone), and none is written to it. */
-static void fail_head(child_t *c, int rc, const char *msg) {
-  er__job_t *j = pop_head(c);
-  j->out.rc = rc;
-  j->out.message = er_strdup(msg);
-  er_log(ER_LOG_WARN, "task %s[%s]: %s", j->rec->task, j->rec->id, msg);
-  c->abandoned = true;
-  uv_timer_stop(&c->timer);
-  kill(c->pid, SIGKILL);
-  er__worker_job_done(c->pool->base.w, j);
-}
-
-/* One line from the child (len bytes, NUL-terminated): the answer for the
- * job at the head of its queue. A line without an id comes from a child
- * that could not read its job; one with another job's id is stale (logged,
- * dropped). */
-static void take_answer(child_t *c, const char *line, size_t len) {
-  if (!c->njobs) {
-    er_log(ER_LOG_ERROR, "prefork: unexpected line from child %d", (int)c->pid);
-    return;
-  }
-  er__job_t *j = c->jobs[0];
-  json_error_t jerr;
-  /* A NUL in a result's string is carried as \u0000: read it back intact. */
-  json_t *a = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
-  if (!json_is_object(a)) {
-    char msg[300];
-    snprintf(msg, sizeof msg, "worker child sent an unreadable answer: %s",
-             a ? "not an object" : jerr.text);
-    json_decref(a);
-    fail_head(c, ER_EPARSE, msg);
-    return;
-  }
-  const char *id = json_string_value(json_object_get(a, "id"));
-  if (id && strcmp(id, j->rec->id) != 0) {
-    er_log(ER_LOG_ERROR, "prefork: child %d answered for task %s, not %s", (int)c->pid, id,
-           j->rec->id);
-    json_decref(a);
-    return;
-  }
-  pop_head(c);
-  j->out.rc = (int)json_integer_value(json_object_get(a, "rc"));
-  if (j->out.rc > 0) j->out.rc = ER_EFAIL;
-  json_t *res = json_object_get(a, "result");
-  if (j->out.rc == 0) j->out.result = json_incref(res ? res : json_null());
-  const char *msg = json_string_value(json_object_get(a, "message"));
-  if (msg) j->out.message = er_strdup(msg);
-  j->out.retry = json_is_true(json_object_get(a, "retry"));
-  j->out.countdown_ms = json_integer_value(json_object_get(a, "countdown"));
-  json_decref(a);
-  er__worker_job_done(c->pool->base.w, j);
-}
-
-/* A line longer than any answer, n bytes, dropped as it came. */
-static void answer_too_long(child_t *c, size_t n) {
-  if (!c->njobs) return;
-  char msg[300];
-  snprintf(msg, sizeof msg,
-           "worker child sent an answer of %zu bytes, more than a result of %zu bytes needs "
-           "(set --max-result-size / opts.max_result_bytes)",
-           n, c->pool->base.max_result);
-  fail_head(c, ER_ETOOBIG, msg);
-}
-
-static size_t line_max(const child_t *c) {
-  size_t m = c->pool->base.max_result;
-  return m > SIZE_MAX - ANSWER_SLACK ? SIZE_MAX : m + ANSWER_SLACK;
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  child_t *c = h->data;
-  if (c->cap - c->len < 65536) {
-    size_t cap = c->cap ? c->cap * 2 : BUF_KEEP;
-    char *b = er_realloc(c->buf, cap);
-    if (b) {
-      c->buf = b;
-      c->cap = cap;
-    }
-  }
-  *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
-}
-
-static void on_child_gone(child_t *c);
-static void child_ready(child_t *c);
-
-/* Each byte is looked at once (a big answer comes in many reads: scanning
- * the whole buffer again on each made an 80 MiB result take seconds), and
- * what a line needs is kept only up to line_max. */
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  child_t *c = s->data;
-  if (nread < 0) {
-    on_child_gone(c);
-    return;
-  }
-  c->len += (size_t)nread;
-  size_t start = 0, pos = c->scanned;
-  char *nl;
-  while (!c->closing && (nl = memchr(c->buf + pos, '\n', c->len - pos))) {
-    size_t end = (size_t)(nl - c->buf);
-    *nl = '\0';
-    if (c->skipped) {
-      answer_too_long(c, c->skipped + (end - start));
-      c->skipped = 0;
-    } else {
-      take_answer(c, c->buf + start, end - start);
-    }
-    start = pos = end + 1;
-  }
-  size_t rest = c->len - start;
-  if (c->skipped || rest > line_max(c)) {
-    c->skipped += rest;
-    start = c->len;
-    rest = 0;
-  }
-  memmove(c->buf, c->buf + start, rest);
-  c->len = c->scanned = rest;
-  if (c->cap > BUF_KEEP && c->len < BUF_KEEP / 2) {
-    char *b = er_realloc(c->buf, BUF_KEEP);
-    if (b) {
-      c->buf = b;
-      c->cap = BUF_KEEP;
-    }
-  }
 }
 
 static void describe_death(int status, const char *reason, char *buf, size_t size) {
@@ -293,6 +107,8 @@ static void describe_death(int status, const char *reason, char *buf, size_t siz
              reason ? "; " : "", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   }
 }
+
+static void child_ready(child_t *c);
 
 /* One of c's handles closed. With the pool gone the last frees it; else,
  * once the dead child's socket and pipes are closed (the timer stays), a
@@ -320,7 +136,7 @@ static void close_streams(child_t *c) {
 }
 
 /* The child's socket closed: it died. Reap it, fail its task, replace it. */
-static void on_child_gone(child_t *c) {
+void er__prefork_child_gone(child_t *c) {
   if (c->closing) return;
   c->closing = true;
   uv_read_stop((uv_stream_t *)&c->pipe);
@@ -395,7 +211,7 @@ static int send_to(child_t *c, er__job_t *j) {
   c->jobs[c->njobs++] = j;
   j->slot = c;
   if (c->njobs == 1)
-    start_head(c);
+    er__prefork_start_head(c);
   else
     j->started_wall_ms = 0; /* waits in the socket: reserved, not running yet */
   return 0;
@@ -405,7 +221,7 @@ static int send_to(child_t *c, er__job_t *j) {
  * tell): its hard time limit runs from now, and a revoke that came while it
  * waited takes effect. */
 static void revoke_head(child_t *c);
-static void start_head(child_t *c) {
+void er__prefork_start_head(child_t *c) {
   if (!c->njobs) return;
   er__job_t *j = c->jobs[0];
   j->started_ms = er_now_mono_ms();
@@ -487,7 +303,7 @@ static void child_label(void *ud, char *buf, size_t size) {
 static int start(er__pool_t *pool) {
   prefork_t *p = (prefork_t *)pool;
   p->n = pool->concurrency;
-  p->depth = pool->prefetch < MAX_DEPTH ? pool->prefetch : MAX_DEPTH;
+  p->depth = pool->prefetch < ER__PREFORK_MAX_DEPTH ? pool->prefetch : ER__PREFORK_MAX_DEPTH;
   if (p->depth < 1) p->depth = 1;
   pool->capacity = pool_capacity(p);
   p->children = er_calloc((size_t)p->n, sizeof *p->children);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "queue/pool.h"
+
 /* ---- the child (prefork_child.c) ---- */
 
 /* Serves jobs read from fd until it closes; results over max_result bytes
@@ -64,5 +66,53 @@ void er__out_drain(er__out_t *o);
 void er__out_note(er__out_t *o);
 /* Stops reading and closes; cb as uv_close's. */
 void er__out_close(er__out_t *o, uv_close_cb cb);
+
+/* ---- the pool (pool_prefork.c) and its children's answers (prefork_answer.c) ---- */
+
+#define ER__PREFORK_MAX_DEPTH 8
+
+typedef struct child {
+  struct prefork *pool;
+  pid_t pid;
+  int fd;
+  uv_pipe_t pipe;
+  uv_timer_t timer; /* the running job's hard time limit, then revocation grace */
+  er__out_t out[2]; /* its stdout and stderr */
+  er__out_rate_t rate;
+  int open; /* handles not closed yet (the timer, pipe, out[]): freed at 0 */
+  /* Jobs written to the child, in order: jobs[0] runs, the next ones wait in
+   * the socket (up to the prefetch, at most ER__PREFORK_MAX_DEPTH) so the
+   * child goes on while the worker is busy with the store. */
+  er__job_t *jobs[ER__PREFORK_MAX_DEPTH];
+  int seqs[ER__PREFORK_MAX_DEPTH]; /* each job's number in the child, for its revoke */
+  int njobs;
+  int seq; /* the number of the last job written to this child */
+  char *buf;
+  size_t len, cap;
+  size_t scanned; /* bytes at the start of buf known to hold no newline */
+  size_t skipped; /* bytes of an answer too long to keep, dropped so far */
+  er__kill_t kill; /* why we killed it, if we did */
+  bool closing;
+  bool abandoned; /* it answered wrong: killed, and what it holds goes to others */
+  bool pool_gone; /* the pool is being destroyed: do not fork again */
+} child_t;
+
+typedef struct prefork {
+  er__pool_t base;
+  child_t **children;
+  int n;
+  int depth; /* jobs written to a child at once: the prefetch, at most ER__PREFORK_MAX_DEPTH */
+  er__job_t **waiting; /* jobs with no child to take them yet (one was replaced) */
+  size_t nwaiting;
+  bool stopping;
+} prefork_t;
+
+/* The job at the head of c's queue has started (pool_prefork.c). */
+void er__prefork_start_head(child_t *c);
+/* c's socket closed or failed: reap it, fail or hand on its jobs, replace it. */
+void er__prefork_child_gone(child_t *c);
+/* The reader of c's answer socket (prefork_answer.c). */
+void er__prefork_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void er__prefork_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 #endif

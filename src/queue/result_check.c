@@ -77,7 +77,8 @@ int er__result_check(const json_t *v, size_t limit, char *why, size_t why_size) 
           rc = ER_ENOMEM;
           break;
         }
-        stack[sp++] = (frame_t){next, 0, json_is_object(next) ? json_object_iter((json_t *)next) : NULL};
+        void *it = json_is_object(next) ? json_object_iter((json_t *)next) : NULL;
+        stack[sp++] = (frame_t){next, 0, it};
         size += 2; /* [] or {} */
       } else {
         size += scalar_size(next);
