@@ -247,6 +247,42 @@ static void nul_in_a_result_is_carried(void **s) {
   stop_worker();
 }
 
+/* ---- the size, counted without encoding ---- */
+
+/* What the check counts is what jansson writes: each value passes at its
+ * compact size and fails one byte under it. */
+static void result_sizes_are_jansson_s(void **s) {
+  static const char *const texts[] = {
+      "10", "-12345678901234", "0.1", "1e300", "-2.5e-7", "true", "false", "null", "\"\"",
+      "\"q\\\"b\\\\s\\n\\t\\r\\b\\f\\u0001\\u001f\\u007f/\u00e9\u4e2d\"", "[]", "{}",
+      "[1,[2,[3,{}]],\"x\"]", "{\"a\":1,\"k\\\"\\n\\u0002\":[true,null],\"\":{\"z\":\"\"}}"};
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+    json_t *v = json_loads(texts[i], JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    size_t size = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    char why[200] = "";
+    if (er__result_check(v, size, why, sizeof why) != 0) fail_msg("%s: %s", texts[i], why);
+    assert_int_equal(er__result_check(v, size - 1, why, sizeof why), ER_ETOOBIG);
+    char want[64];
+    snprintf(want, sizeof want, "result too large: %zu bytes (limit %zu;", size, size - 1);
+    if (!strstr(why, want)) fail_msg("%s: '%s', not '%s'", texts[i], why, want);
+    json_decref(v);
+  }
+  /* A value that shares its parts: 2^40 leaves as JSON, judged at once. */
+  json_t *v = json_array();
+  json_array_append_new(v, json_integer(1));
+  for (int i = 0; i < 40; i++) {
+    json_t *a = json_array();
+    json_array_append(a, v);
+    json_array_append_new(a, v);
+    v = a;
+  }
+  char why[200];
+  assert_int_equal(er__result_check(v, 1000, why, sizeof why), ER_ETOOBIG);
+  assert_non_null(strstr(why, "result too large: more than 16000 bytes (limit 1000;"));
+  json_decref(v);
+}
+
 /* ---- too deep ---- */
 
 static void too_deep(er_pool_kind_t pool, const char *task) {
@@ -413,6 +449,7 @@ static void a_worker_nobody_reads_does_not_block(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(result_sizes_are_jansson_s),
       cmocka_unit_test_setup_teardown(nul_in_a_result_is_carried, setup, teardown),
       cmocka_unit_test_setup_teardown(too_deep_prefork, setup, teardown),
       cmocka_unit_test_setup_teardown(too_deep_threads, setup, teardown),
