@@ -21,6 +21,8 @@ static const char usage[] =
     "      --grace S       warm shutdown wait in seconds (default 30)\n"
     "      --max-result-size BYTES  a larger result fails its task (default 16 MiB,\n"
     "                      or the store's max_payload if larger)\n"
+    "      --task-output FILE  append what prefork tasks print to FILE instead of\n"
+    "                      the log\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -48,7 +50,7 @@ int cmd_worker(int argc, char **argv) {
       {"grace", required_argument, 0, 'g'}, {"quiet", no_argument, 0, 'q'},
       {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
-      {"max-result-size", required_argument, 0, 'R'},
+      {"max-result-size", required_argument, 0, 'R'}, {"task-output", required_argument, 0, 'T'},
       {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   char *queues[MAX_QUEUES];
@@ -96,6 +98,7 @@ int cmd_worker(int argc, char **argv) {
         if (!cli_seconds_opt("--grace", optarg, &wo.grace_ms)) return EXIT_USAGE;
         break;
       case 'q': wo.quiet = true; break;
+      case 'T': wo.task_output = optarg; break;
       case 'R': {
         int bytes;
         if (!cli_int_opt("--max-result-size", optarg, 1, INT_MAX, &bytes)) return EXIT_USAGE;

@@ -70,6 +70,8 @@ typedef struct er_worker_opts {
   size_t max_result_bytes;    /* a task's result, as compact JSON, at most this many
                                  bytes, else the task fails (ER_ETOOBIG); 0: 16 MiB,
                                  or the store's max_payload when that is larger */
+  const char *task_output;    /* prefork: what tasks print is appended to this file
+                                 (created 0644) instead of the log; NULL: the log */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. Errors as

@@ -50,6 +50,7 @@ struct er__pool {
   const char *store_url;
   int64_t revoke_grace_ms;
   size_t max_result; /* a result's limit in bytes (er__result_limit): set on each er_task_t */
+  const char *task_output; /* prefork: the file for what tasks print; NULL: the log */
   er__sthread_t *io; /* the worker's store thread: held still while forking */
 };
 

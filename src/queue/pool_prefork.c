@@ -7,6 +7,7 @@
  * allows) fails the task it was for. A child's stdout and stderr are pipes
  * the worker reads into its log (prefork_output.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,6 +67,7 @@ static int spawn(prefork_t *p, child_t *c) {
     close(fds[0]);
     close(fds[2]);
     close(fds[4]);
+    if (p->out_fd >= 0) close(p->out_fd);
     for (int i = 0; i < p->n; i++) {
       child_t *o = p->children[i];
       if (!o || o == c || o->fd < 0) continue;
@@ -309,14 +311,20 @@ static int start(er__pool_t *pool) {
   p->children = er_calloc((size_t)p->n, sizeof *p->children);
   p->waiting = er_calloc((size_t)pool->capacity, sizeof *p->waiting);
   if (!p->children || !p->waiting) return ER_ENOMEM;
+  if (pool->task_output &&
+      (p->out_fd = open(pool->task_output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+    er_log(ER_LOG_ERROR, "cannot open the task output file %s: %s", pool->task_output,
+           strerror(errno));
+    return ER_ESYS;
+  }
   for (int i = 0; i < p->n; i++) {
     child_t *c = er_calloc(1, sizeof *c);
     if (!c) return ER_ENOMEM;
     c->pool = p;
     c->fd = -1;
     for (int k = 0; k < 2; k++)
-      c->out[k] = (er__out_t){.fd = -1, .stream = k ? "stderr" : "stdout", .rate = &c->rate,
-                              .label = child_label, .ud = c};
+      c->out[k] = (er__out_t){.fd = -1, .stream = k ? "stderr" : "stdout", .sink = p->out_fd,
+                              .rate = &c->rate, .label = child_label, .ud = c};
     uv_timer_init(er_loop_uv(pool->loop), &c->timer);
     c->timer.data = c;
     c->open = 1;
@@ -348,6 +356,7 @@ static void destroy(er__pool_t *pool, bool now) {
   }
   er_free(p->children);
   er_free(p->waiting);
+  if (p->out_fd >= 0) close(p->out_fd);
   er_free(p);
 }
 
@@ -355,6 +364,8 @@ static const er__pool_ops_t prefork_ops = {"prefork", start, submit, revoke_job,
 
 er__pool_t *er__pool_prefork_new(void) {
   prefork_t *p = er_calloc(1, sizeof *p);
-  if (p) p->base.ops = &prefork_ops;
-  return p ? &p->base : NULL;
+  if (!p) return NULL;
+  p->base.ops = &prefork_ops;
+  p->out_fd = -1;
+  return &p->base;
 }

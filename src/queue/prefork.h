@@ -41,6 +41,7 @@ typedef struct er__out {
   uv_pipe_t pipe;
   int fd;             /* the worker's end; -1 when closed */
   const char *stream; /* "stdout" or "stderr" */
+  int sink;           /* a file the lines are appended to; -1: the log */
   char line[ER__OUT_LINE_MAX];
   size_t len;
   bool cut; /* the line was too long: what is left of it is skipped */
@@ -105,6 +106,7 @@ typedef struct prefork {
   er__job_t **waiting; /* jobs with no child to take them yet (one was replaced) */
   size_t nwaiting;
   bool stopping;
+  int out_fd; /* the task output file (opts.task_output), or -1 */
 } prefork_t;
 
 /* The job at the head of c's queue has started (pool_prefork.c). */

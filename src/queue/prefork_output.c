@@ -5,10 +5,12 @@
  * level, like Celery's redirected stdout), prefixed with the task, cut at
  * ER__OUT_LINE_MAX, control characters escaped, at most ER__OUT_LINES_PER_S
  * a second per child; what is over the rate, or would block the log (its
- * stderr full), is dropped and counted, and the count logged later. */
+ * stderr full), is dropped and counted, and the count logged later. With a
+ * task output file (opts.task_output) the lines are appended there instead. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <string.h>
@@ -33,18 +35,36 @@ void er__out_child_setup(int out_fd, int err_fd) {
 
 /* Whether a line written to the log now would not block. The log writes to
  * stderr (er_log); a full pipe or a stopped terminal there says no. */
-static bool log_ready(void) {
+static bool log_ready(const er__out_t *o) {
+  if (o->sink >= 0) return true; /* a file */
   struct pollfd p = {.fd = STDERR_FILENO, .events = POLLOUT};
   return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
 }
 
+/* One line to the log, or appended to the task output file in one write. */
+ER_PRINTF(2, 3) static void say(const er__out_t *o, const char *fmt, ...) {
+  char line[1100];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (o->sink < 0) {
+    er_log(ER_LOG_WARN, "%s", line);
+    return;
+  }
+  size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+  line[len++] = '\n';
+  if (write(o->sink, line, len) < 0) {} /* a full disk: the line is lost */
+}
+
 void er__out_note(er__out_t *o) {
   er__out_rate_t *r = o->rate;
-  if (!r->dropped || !log_ready()) return;
+  if (!r->dropped || !log_ready(o)) return;
   char who[300];
   o->label(o->ud, who, sizeof who);
-  er_log(ER_LOG_WARN, "%s: %llu lines of output dropped (over %d lines/s, or the log was full)",
-         who, (unsigned long long)r->dropped, ER__OUT_LINES_PER_S);
+  say(o, "%s: %llu lines of output dropped (over %d lines/s, or the log was full)", who,
+      (unsigned long long)r->dropped, ER__OUT_LINES_PER_S);
   r->dropped = 0;
 }
 
@@ -57,7 +77,7 @@ static void emit(er__out_t *o, bool cut) {
     r->lines = 0;
     er__out_note(o);
   }
-  if (r->lines >= ER__OUT_LINES_PER_S || !log_ready()) {
+  if (r->lines >= ER__OUT_LINES_PER_S || !log_ready(o)) {
     r->dropped++;
     return;
   }
@@ -74,7 +94,7 @@ static void emit(er__out_t *o, bool cut) {
   text[n] = 0;
   char who[300];
   o->label(o->ud, who, sizeof who);
-  er_log(ER_LOG_WARN, "%s %s: %s%s", who, o->stream, text, cut ? " [line cut]" : "");
+  say(o, "%s %s: %s%s", who, o->stream, text, cut ? " [line cut]" : "");
 }
 
 /* Splits n bytes of output into lines. */

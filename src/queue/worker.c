@@ -350,6 +350,7 @@ static int start(er_worker_t *w) {
   w->pool->store_url = er_client_url(w->client);
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
   w->pool->max_result = er__result_limit(w->opts.max_result_bytes, er_store_max_payload(w->store));
+  w->pool->task_output = w->opts.task_output;
   /* The first children are forked before the store thread exists: a fork
    * while another thread is inside the allocator can leave a child with a
    * lock held forever. Later forks hold the thread still (pool->io). */

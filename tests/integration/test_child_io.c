@@ -15,6 +15,7 @@
  *   - a prefork task's stdout and stderr lines reach the worker's log, each
  *     with the task's name and id, a last line without its newline too, a
  *     long line cut, control characters escaped;
+ *   - or to a file of their own (opts.task_output);
  *   - a task printing 10 MB ends, the tasks beside it go on, and what is
  *     over the rate is dropped with a note saying how much;
  *   - a worker whose stdout and stderr are a pipe nobody reads still runs
@@ -409,6 +410,28 @@ static void output_reaches_the_log(void **s) {
   free(log);
 }
 
+/* opts.task_output: the lines go to that file, not to the log. */
+static void output_to_a_file(void **s) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/tasks.out", H.dir);
+  int log = open(g_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+  assert_true(log >= 0);
+  er_worker_opts_t o = {.concurrency = 1, .task_output = path, .quiet = true};
+  g_worker = h_worker_fork(&H, o, log, log);
+  close(log);
+  er_id_t id;
+  h_send(&H, "say", NULL, NULL, &id);
+  assert_succeeds(&id);
+  stop_worker();
+  char *text = h_read_file(path);
+  assert_logged(text, "say", &id, "stdout: hello from say\n");
+  assert_logged(text, "say", &id, "stderr: a warning from say\n");
+  free(text);
+  text = h_read_file(g_log);
+  assert_null(strstr(text, "hello from say"));
+  free(text);
+}
+
 static void a_flood_is_dropped_with_a_note(void **s) {
   start_printing_worker(2, -1);
   er_id_t big, small[5];
@@ -463,6 +486,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(the_command_takes_a_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(garbage_answer, setup, teardown),
       cmocka_unit_test_setup_teardown(output_reaches_the_log, setup, teardown),
+      cmocka_unit_test_setup_teardown(output_to_a_file, setup, teardown),
       cmocka_unit_test_setup_teardown(a_flood_is_dropped_with_a_note, setup, teardown),
       cmocka_unit_test_setup_teardown(a_worker_nobody_reads_does_not_block, setup, teardown),
   };
