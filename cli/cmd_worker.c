@@ -1,4 +1,5 @@
 /* errand worker: loads task libraries and runs a worker until signalled. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@ static const char usage[] =
     "                      (default 4)\n"
     "      --lease S       lease length in seconds, 0.1 to 86400 (default 30)\n"
     "      --grace S       warm shutdown wait in seconds, 0.001 to 86400 (default 30)\n"
+    "      --max-result-size BYTES  a larger result fails its task (default 16 MiB,\n"
+    "                      or the store's max_payload if larger)\n"
+    "      --task-output FILE  append what prefork tasks print to FILE instead of\n"
+    "                      the log\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -43,6 +48,7 @@ int cmd_worker(int argc, char **argv) {
       {"grace", required_argument, 0, 'g'}, {"quiet", no_argument, 0, 'q'},
       {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+      {"max-result-size", required_argument, 0, 'R'}, {"task-output", required_argument, 0, 'T'},
       {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   char *queues[ER_WORKER_MAX_QUEUES];
@@ -98,6 +104,13 @@ int cmd_worker(int argc, char **argv) {
           return EXIT_USAGE;
         break;
       case 'q': wo.quiet = true; break;
+      case 'T': wo.task_output = optarg; break;
+      case 'R': {
+        int bytes;
+        if (!cli_int_opt("--max-result-size", optarg, 1, INT_MAX, &bytes)) return EXIT_USAGE;
+        wo.max_result_bytes = (size_t)bytes;
+        break;
+      }
       case 'p':
         if (!cli_int_opt("--prefetch", optarg, 1, ER_WORKER_MAX_PREFETCH, &wo.prefetch))
           return EXIT_USAGE;

@@ -16,11 +16,16 @@
  * A task returns 0 with *result set to a new JSON reference (NULL means null),
  * or a negative code: `return er_task_fail(t, ER_EINVAL, "no such user %s", u);`
  * or `return er_task_retry(t, 5000, ER_EUNAVAILABLE, "the mail server is down");`.
+ * A result larger than the worker's limit (er_worker_opts_t.max_result_bytes,
+ * 16 MiB by default) as compact JSON, or nested deeper than 2000, fails the
+ * task with ER_ETOOBIG instead; the worker frees it.
  *
  * Threads: a task runs on a worker's pool: in a child process (prefork), on a
  * worker thread (threads), on the worker's loop thread (solo), or as a tasklet
  * on the loop (tasklet tasks, with .tasklet = true, in any pool). The er_task_t
- * is valid only during the call and only on that thread.
+ * is valid only during the call and only on that thread. What a prefork task
+ * prints goes to the worker's log (see errand/worker.h); other pools' tasks
+ * write to the worker's own stdout and stderr.
  */
 #ifndef ERRAND_TASK_H
 #define ERRAND_TASK_H

@@ -9,6 +9,13 @@
  *   solo     on the worker's loop thread, one at a time.
  * Tasklet tasks run as tasklets on the worker's loop in every pool.
  *
+ * Results: a task's result larger than max_result_bytes (as compact JSON) or
+ * nested deeper than 2000 fails the task (ER_ETOOBIG, the reason in its
+ * error's message) in every pool; NUL bytes in strings are carried intact.
+ * Output: a prefork child's stdout and stderr go to the worker's log (warn
+ * level), line by line, named by the task, rate-limited, dropped rather
+ * than block; threads and solo tasks write to the worker's own fds.
+ *
  * Delivery is at least once: tasks are reserved under a lease renewed while
  * they run; a worker that dies loses its leases and any live worker puts those
  * tasks back in the queue when the leases end. A task whose lease this worker
@@ -75,6 +82,11 @@ typedef struct er_worker_opts {
                                  1 for long tasks, so a busy worker holds none back
                                  from idle ones */
   bool quiet;                 /* no start-up banner on stderr */
+  size_t max_result_bytes;    /* a task's result, as compact JSON, at most this many
+                                 bytes, else the task fails (ER_ETOOBIG); 0: 16 MiB,
+                                 or the store's max_payload when that is larger */
+  const char *task_output;    /* prefork: what tasks print is appended to this file
+                                 (created 0644) instead of the log; NULL: the log */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg

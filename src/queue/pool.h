@@ -49,6 +49,8 @@ struct er__pool {
   int capacity;  /* jobs it takes at once; start() sets it (>= concurrency) */
   const char *store_url;
   int64_t revoke_grace_ms;
+  size_t max_result; /* a result's limit in bytes (er__result_limit): set on each er_task_t */
+  const char *task_output; /* prefork: the file for what tasks print; NULL: the log */
   er__sthread_t *io; /* the worker's store thread: held still while forking */
 };
 

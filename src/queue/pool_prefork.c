@@ -2,8 +2,12 @@
  * they have its task libraries. The worker writes a job as one JSON line on a
  * socket; the child runs it and answers with one line. A child that crashes,
  * aborts or is killed (hard time limit, revocation) closes its socket: the
- * worker reaps it, fails its task naming the signal, and forks a new one. */
+ * worker reaps it, fails its task naming the signal, and forks a new one. An
+ * answer the worker cannot read (not JSON, longer than the result limit
+ * allows) fails the task it was for. A child's stdout and stderr are pipes
+ * the worker reads into its log (prefork_output.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,56 +19,33 @@
 #include <unistd.h>
 
 #include "queue/pool.h"
+#include "queue/prefork.h"
 
-#define MAX_DEPTH 8
-
-typedef struct child {
-  struct prefork *pool;
-  pid_t pid;
-  int fd;
-  uv_pipe_t pipe;
-  uv_timer_t timer; /* the running job's hard time limit, then revocation grace */
-  /* Jobs written to the child, in order: jobs[0] runs, the next ones wait in
-   * the socket (up to the prefetch, at most MAX_DEPTH) so the child goes on
-   * while the worker is busy with the store. */
-  er__job_t *jobs[MAX_DEPTH];
-  int seqs[MAX_DEPTH]; /* each job's number in the child, for its revoke */
-  int njobs;
-  int seq; /* the number of the last job written to this child */
-  char *buf;
-  size_t len, cap;
-  er__kill_t kill; /* why we killed it, if we did */
-  bool closing;
-  bool pool_gone; /* the pool is being destroyed: do not fork again */
-} child_t;
-
-typedef struct prefork {
-  er__pool_t base;
-  child_t **children;
-  int n;
-  int depth;           /* jobs written to a child at once: the prefetch, at most MAX_DEPTH */
-  er__job_t **waiting; /* jobs with no child to take them yet (one was replaced) */
-  size_t nwaiting;
-  bool stopping;
-} prefork_t;
-
-/* prefork_child.c */
-int er__child_main(int fd, const char *store_url);
-int er__child_next_seq(int seq);
-void er__child_revoke_set(sigset_t *set);
-int er__child_revoke(pid_t pid, int seq);
+/* the pool's private types (child_t, prefork_t) are in prefork.h */
 
 static int pool_capacity(const prefork_t *p) { return p->n * p->depth; }
 static int requeue(prefork_t *p, er__job_t *j);
 
 /* ---- spawning ---- */
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void close_fds(const int *fds, int n) {
+  for (int i = 0; i < n; i++) close(fds[i]);
+}
 
 static int spawn(prefork_t *p, child_t *c) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ER_ESYS;
+  /* the answer socket, then stdout's and stderr's pipes: the worker's end
+   * first in each pair */
+  int fds[6];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return ER_ESYS;
+  if (er__out_pipe(fds + 2) < 0) {
+    close_fds(fds, 2);
+    return ER_ESYS;
+  }
+  if (er__out_pipe(fds + 4) < 0) {
+    close_fds(fds, 4);
+    return ER_ESYS;
+  }
   pid_t parent = getpid();
   sigset_t revoke, mask;
   er__child_revoke_set(&revoke);
@@ -76,96 +57,45 @@ static int spawn(prefork_t *p, child_t *c) {
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
   }
   if (pid < 0) {
-    close(sv[0]);
-    close(sv[1]);
+    close_fds(fds, 6);
     return ER_ESYS;
   }
   if (pid == 0) {
     /* Die with the worker, even if it is killed with -9. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
-    close(sv[0]);
-    for (int i = 0; i < p->n; i++)
-      if (p->children[i] && p->children[i] != c && p->children[i]->fd >= 0)
-        close(p->children[i]->fd);
-    _exit(er__child_main(sv[1], p->base.store_url));
+    close(fds[0]);
+    close(fds[2]);
+    close(fds[4]);
+    if (p->out_fd >= 0) close(p->out_fd);
+    for (int i = 0; i < p->n; i++) {
+      child_t *o = p->children[i];
+      if (!o || o == c || o->fd < 0) continue;
+      close(o->fd);
+      for (int k = 0; k < 2; k++)
+        if (o->out[k].fd >= 0) close(o->out[k].fd);
+    }
+    er__out_child_setup(fds[3], fds[5]);
+    _exit(er__child_run(fds[1], p->base.store_url, p->base.max_result));
   }
-  close(sv[1]);
+  close(fds[1]);
+  close(fds[3]);
+  close(fds[5]);
   c->pid = pid;
-  c->fd = sv[0];
-  c->len = 0;
+  c->fd = fds[0];
+  c->len = c->scanned = c->skipped = 0;
   c->seq = 0;
   c->kill = ER__KILL_NONE;
-  c->closing = false;
-  uv_pipe_init(er_loop_uv(p->base.loop), &c->pipe, 0);
+  c->closing = c->abandoned = false;
+  uv_loop_t *uv = er_loop_uv(p->base.loop);
+  uv_pipe_init(uv, &c->pipe, 0);
   c->pipe.data = c;
   uv_pipe_open(&c->pipe, c->fd);
-  uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+  uv_read_start((uv_stream_t *)&c->pipe, er__prefork_on_alloc, er__prefork_on_read);
+  er__out_start(&c->out[0], uv, fds[2]);
+  er__out_start(&c->out[1], uv, fds[4]);
+  c->open += 3;
   return 0;
-}
-
-/* ---- the child's answers ---- */
-
-static void start_head(child_t *c);
-
-static void take_answer(child_t *c, const char *line) {
-  er__job_t *j = c->njobs ? c->jobs[0] : NULL;
-  json_error_t jerr;
-  json_t *a = json_loads(line, 0, &jerr);
-  const char *id = a ? json_string_value(json_object_get(a, "id")) : NULL;
-  if (!j || !id || strcmp(id, j->rec->id) != 0) {
-    er_log(ER_LOG_ERROR, "prefork: unexpected line from child %d", (int)c->pid);
-    json_decref(a);
-    return;
-  }
-  uv_timer_stop(&c->timer);
-  c->njobs--;
-  memmove(c->jobs, c->jobs + 1, (size_t)c->njobs * sizeof *c->jobs);
-  memmove(c->seqs, c->seqs + 1, (size_t)c->njobs * sizeof *c->seqs);
-  start_head(c);
-  j->out.rc = (int)json_integer_value(json_object_get(a, "rc"));
-  json_t *res = json_object_get(a, "result");
-  if (j->out.rc == 0) j->out.result = json_incref(res ? res : json_null());
-  const char *msg = json_string_value(json_object_get(a, "message"));
-  if (msg) j->out.message = er_strdup(msg);
-  j->out.retry = json_is_true(json_object_get(a, "retry"));
-  j->out.countdown_ms = json_integer_value(json_object_get(a, "countdown"));
-  json_decref(a);
-  er__worker_job_done(c->pool->base.w, j);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  child_t *c = h->data;
-  if (c->cap - c->len < 65536) {
-    size_t cap = c->cap ? c->cap * 2 : 131072;
-    char *b = er_realloc(c->buf, cap);
-    if (b) {
-      c->buf = b;
-      c->cap = cap;
-    }
-  }
-  *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
-}
-
-static void on_child_gone(child_t *c);
-static void child_ready(child_t *c);
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  child_t *c = s->data;
-  if (nread < 0) {
-    on_child_gone(c);
-    return;
-  }
-  c->len += (size_t)nread;
-  size_t start = 0;
-  for (size_t i = 0; i < c->len; i++) {
-    if (c->buf[i] != '\n') continue;
-    c->buf[i] = '\0';
-    take_answer(c, c->buf + start);
-    start = i + 1;
-  }
-  memmove(c->buf, c->buf + start, c->len - start);
-  c->len -= start;
 }
 
 static void describe_death(int status, const char *reason, char *buf, size_t size) {
@@ -180,26 +110,49 @@ static void describe_death(int status, const char *reason, char *buf, size_t siz
   }
 }
 
-static void on_pipe_closed(uv_handle_t *h) {
-  child_t *c = h->data;
-  if (c->pool_gone) return;
-  if (spawn(c->pool, c) < 0)
+static void child_ready(child_t *c);
+
+/* One of c's handles closed. With the pool gone the last frees it; else,
+ * once the dead child's socket and pipes are closed (the timer stays), a
+ * new child takes its place. */
+static void handle_closed(child_t *c) {
+  if (--c->open > (c->pool_gone ? 0 : 1)) return;
+  if (c->pool_gone) {
+    er_free(c->buf);
+    er_free(c);
+  } else if (spawn(c->pool, c) < 0) {
     er_log(ER_LOG_ERROR, "prefork: cannot fork a new child: %s", strerror(errno));
-  else
+  } else {
     child_ready(c);
+  }
+}
+
+static void on_pipe_closed(uv_handle_t *h) { handle_closed(h->data); }
+static void on_out_closed(uv_handle_t *h) { handle_closed(((er__out_t *)h->data)->ud); }
+
+/* Closes the child's socket and pipes (their fds are closed with them). */
+static void close_streams(child_t *c) {
+  c->fd = -1;
+  uv_close((uv_handle_t *)&c->pipe, on_pipe_closed);
+  for (int k = 0; k < 2; k++) er__out_close(&c->out[k], on_out_closed);
 }
 
 /* The child's socket closed: it died. Reap it, fail its task, replace it. */
-static void on_child_gone(child_t *c) {
+void er__prefork_child_gone(child_t *c) {
   if (c->closing) return;
   c->closing = true;
   uv_read_stop((uv_stream_t *)&c->pipe);
   uv_timer_stop(&c->timer);
   int status = 0;
   while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
-  er__job_t *j = c->njobs ? c->jobs[0] : NULL;
+  /* An abandoned child's jobs are not failed for its death: they go to
+   * another child. */
+  er__job_t *j = c->njobs && !c->abandoned ? c->jobs[0] : NULL;
+  /* What it wrote before it died is the running job's. */
+  for (int k = 0; k < 2; k++) er__out_drain(&c->out[k]);
+  er__out_note(&c->out[0]);
   /* Jobs behind the one that ran never started: another child takes them. */
-  for (int i = 1; i < c->njobs; i++) requeue(c->pool, c->jobs[i]);
+  for (int i = j ? 1 : 0; i < c->njobs; i++) requeue(c->pool, c->jobs[i]);
   c->njobs = 0;
   if (j) {
     char msg[512];
@@ -210,8 +163,7 @@ static void on_child_gone(child_t *c) {
     j->out.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (!c->pool->stopping) er_log(ER_LOG_WARN, "task %s: %s", j->rec->id, msg);
   }
-  c->fd = -1;
-  uv_close((uv_handle_t *)&c->pipe, on_pipe_closed);
+  close_streams(c);
   if (j) er__worker_job_done(c->pool->base.w, j);
 }
 
@@ -261,7 +213,7 @@ static int send_to(child_t *c, er__job_t *j) {
   c->jobs[c->njobs++] = j;
   j->slot = c;
   if (c->njobs == 1)
-    start_head(c);
+    er__prefork_start_head(c);
   else
     j->started_wall_ms = 0; /* waits in the socket: reserved, not running yet */
   return 0;
@@ -271,7 +223,7 @@ static int send_to(child_t *c, er__job_t *j) {
  * tell): its hard time limit runs from now, and a revoke that came while it
  * waited takes effect. */
 static void revoke_head(child_t *c);
-static void start_head(child_t *c) {
+void er__prefork_start_head(child_t *c) {
   if (!c->njobs) return;
   er__job_t *j = c->jobs[0];
   j->started_ms = er_now_mono_ms();
@@ -288,7 +240,7 @@ static child_t *pick(prefork_t *p) {
   child_t *best = NULL;
   for (int i = 0; i < p->n; i++) {
     child_t *c = p->children[i];
-    if (c->closing || c->njobs >= p->depth) continue;
+    if (c->closing || c->abandoned || c->njobs >= p->depth) continue;
     if (!best || c->njobs < best->njobs) best = c;
     if (!c->njobs) break;
   }
@@ -341,22 +293,41 @@ static void revoke_job(er__pool_t *pool, er__job_t *j) {
 
 /* ---- life ---- */
 
+/* Who wrote a line of output: the task the child runs, else the child. */
+static void child_label(void *ud, char *buf, size_t size) {
+  child_t *c = ud;
+  if (c->njobs)
+    snprintf(buf, size, "task %s[%s]", c->jobs[0]->rec->task, c->jobs[0]->rec->id);
+  else
+    snprintf(buf, size, "worker child %d", (int)c->pid);
+}
+
 static int start(er__pool_t *pool) {
   prefork_t *p = (prefork_t *)pool;
   p->n = pool->concurrency;
-  p->depth = pool->prefetch < MAX_DEPTH ? pool->prefetch : MAX_DEPTH;
+  p->depth = pool->prefetch < ER__PREFORK_MAX_DEPTH ? pool->prefetch : ER__PREFORK_MAX_DEPTH;
   if (p->depth < 1) p->depth = 1;
   pool->capacity = pool_capacity(p);
   p->children = er_calloc((size_t)p->n, sizeof *p->children);
   p->waiting = er_calloc((size_t)pool->capacity, sizeof *p->waiting);
   if (!p->children || !p->waiting) return ER_ENOMEM;
+  if (pool->task_output &&
+      (p->out_fd = open(pool->task_output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+    er_log(ER_LOG_ERROR, "cannot open the task output file %s: %s", pool->task_output,
+           strerror(errno));
+    return ER_ESYS;
+  }
   for (int i = 0; i < p->n; i++) {
     child_t *c = er_calloc(1, sizeof *c);
     if (!c) return ER_ENOMEM;
     c->pool = p;
     c->fd = -1;
+    for (int k = 0; k < 2; k++)
+      c->out[k] = (er__out_t){.fd = -1, .stream = k ? "stderr" : "stdout", .sink = p->out_fd,
+                              .rate = &c->rate, .label = child_label, .ud = c};
     uv_timer_init(er_loop_uv(pool->loop), &c->timer);
     c->timer.data = c;
+    c->open = 1;
     p->children[i] = c;
     int rc = spawn(p, c);
     if (rc < 0) return rc;
@@ -364,13 +335,7 @@ static int start(er__pool_t *pool) {
   return 0;
 }
 
-static void on_child_freed(uv_handle_t *h) {
-  child_t *c = h->data;
-  if (h == (uv_handle_t *)&c->timer) {
-    er_free(c->buf);
-    er_free(c);
-  }
-}
+static void on_timer_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void destroy(er__pool_t *pool, bool now) {
   prefork_t *p = (prefork_t *)pool;
@@ -383,14 +348,15 @@ static void destroy(er__pool_t *pool, bool now) {
       c->closing = true;
       kill(c->pid, SIGKILL);
       while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
-      uv_close((uv_handle_t *)&c->pipe, NULL);
+      close_streams(c);
     }
     c->njobs = 0;
-    /* The timer's close frees the child, after the pipe's (closed first). */
-    uv_close((uv_handle_t *)&c->timer, on_child_freed);
+    /* The last of its handles to close frees the child. */
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
   }
   er_free(p->children);
   er_free(p->waiting);
+  if (p->out_fd >= 0) close(p->out_fd);
   er_free(p);
 }
 
@@ -398,6 +364,8 @@ static const er__pool_ops_t prefork_ops = {"prefork", start, submit, revoke_job,
 
 er__pool_t *er__pool_prefork_new(void) {
   prefork_t *p = er_calloc(1, sizeof *p);
-  if (p) p->base.ops = &prefork_ops;
-  return p ? &p->base : NULL;
+  if (!p) return NULL;
+  p->base.ops = &prefork_ops;
+  p->out_fd = -1;
+  return &p->base;
 }

@@ -43,6 +43,7 @@ static void *thread_main(void *arg) {
     er_task_t t;
     er__task_init(&t, j->rec, j->def);
     t.revoked = &j->revoked;
+    t.max_result = tp->base.max_result;
     t.progress = store ? progress : NULL;
     t.progress_ud = store;
     if (__atomic_load_n(&j->revoked, __ATOMIC_RELAXED)) {

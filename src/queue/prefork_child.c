@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/prefork.h"
 #include "queue/queue_internal.h"
 
 /* Jobs are numbered in the order the worker writes them (from 1, both sides
@@ -55,28 +56,41 @@ static void progress(void *ud, const char *id, int attempt, double p, const char
   er_store_progress(*store, id, attempt, p, msg);
 }
 
+/* Writes a one-line answer. Encoded whole before any of it is written: a
+ * result jansson cannot encode (a string made without checking its UTF-8)
+ * must not leave half a line on the socket. The task's own output is
+ * flushed first, so the worker, reading the answer, finds it all there. */
+static void write_answer(FILE *out, json_t *a) {
+  char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+  if (!text) {
+    json_t *id = a ? json_object_get(a, "id") : NULL;
+    json_t *e = json_pack("{s:O?, s:i, s:s}", "id", id, "rc", ER_EPARSE, "message",
+                          "the task's result cannot be encoded as JSON");
+    text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+  }
+  fflush(stdout);
+  fflush(stderr);
+  if (text) fprintf(out, "%s\n", text);
+  fflush(out);
+  free(text);
+}
+
 static void answer(FILE *out, const er_task_rec_t *rec, const er__outcome_t *o) {
   json_t *a = json_pack("{s:s, s:i}", "id", rec->id, "rc", o->rc);
-  if (!a) return;
-  if (o->rc == 0) json_object_set(a, "result", o->result ? o->result : json_null());
-  if (o->message) json_object_set_new(a, "message", json_string(o->message));
-  if (o->retry) {
+  if (a && o->rc == 0) json_object_set(a, "result", o->result ? o->result : json_null());
+  if (a && o->message) json_object_set_new(a, "message", json_string(o->message));
+  if (a && o->retry) {
     json_object_set_new(a, "retry", json_true());
     json_object_set_new(a, "countdown", json_integer(o->countdown_ms));
   }
-  if (json_dumpf(a, out, JSON_COMPACT) < 0) {
-    /* The result cannot be written (not JSON-encodable): fail the task. */
-    json_decref(a);
-    a = json_pack("{s:s, s:i, s:s}", "id", rec->id, "rc", ER_EPARSE, "message",
-                  "the task's result is not valid JSON");
-    json_dumpf(a, out, JSON_COMPACT);
-  }
-  fputc('\n', out);
-  fflush(out);
+  write_answer(out, a);
   json_decref(a);
 }
 
-int er__child_main(int fd, const char *store_url) {
+int er__child_main(int fd, const char *store_url) { return er__child_run(fd, store_url, 0); }
+
+int er__child_run(int fd, const char *store_url, size_t max_result) {
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -116,16 +130,27 @@ int er__child_main(int fd, const char *store_url) {
     g_revoked = 0;
     if (g_revoked_seq == seq) g_revoked = 1;
     json_error_t jerr;
-    json_t *j = json_loads(line, 0, &jerr);
+    json_t *j = json_loads(line, JSON_ALLOW_NUL, &jerr);
     er_task_rec_t *rec = j ? er__job_from_json(j) : NULL;
     json_decref(j);
-    if (!rec) continue;
+    if (!rec) {
+      /* Answered all the same (without an id: it could not be read), or
+       * the worker would wait for this job forever. */
+      char msg[300];
+      snprintf(msg, sizeof msg, "worker child cannot read its job: %s",
+               j ? "out of memory" : jerr.text);
+      json_t *a = json_pack("{s:i, s:s}", "rc", j ? ER_ENOMEM : ER_EPARSE, "message", msg);
+      write_answer(out, a);
+      json_decref(a);
+      continue;
+    }
     const er_task_def_t *def = er_task_lookup(rec->task);
     er_task_t t;
     er__task_init(&t, rec, def);
     t.revoked = &g_revoked;
     t.progress = progress;
     t.progress_ud = pstate;
+    t.max_result = max_result;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
     er__outcome_clear(&t.out);

@@ -45,6 +45,7 @@ struct er_task {
   uint64_t last_progress_ms;
   er_loop_t *loop;
   er_client_t *client;
+  size_t max_result; /* bytes of the result as compact JSON; 0: the default */
 };
 
 /* Runs rec's task (def may be NULL: unknown task) on the calling thread and

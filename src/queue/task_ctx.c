@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include "queue/queue_internal.h"
+#include "queue/result_check.h"
 
 #define PROGRESS_EVERY_MS 200
 
@@ -126,6 +127,17 @@ void er__task_finish(er_task_t *t, int rc, json_t *result) {
     return;
   }
   if (rc == 0) {
+    /* Judged here, where the task ran, before anything encodes it: every
+     * pool and the tasklet tasks end through this one place. */
+    char why[200];
+    int bad = er__result_check(result, t->max_result, why, sizeof why);
+    if (bad < 0) {
+      er__json_free_deep(result);
+      er_free(t->out.message);
+      t->out.message = er_strdup(why);
+      t->out.rc = bad;
+      return;
+    }
     t->out.rc = 0;
     t->out.result = result ? result : json_null();
     return;

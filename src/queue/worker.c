@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/result_check.h"
 #include "queue/worker_internal.h"
 
 const char *er_pool_name(er_pool_kind_t k) {
@@ -116,6 +117,7 @@ static int run_tasklet_task(void *arg) {
   t.revoked = &j->revoked;
   t.loop = w->loop;
   t.client = w->client;
+  t.max_result = w->pool->max_result;
   t.progress = er__worker_progress;
   t.progress_ud = w;
   json_t *result = NULL;
@@ -348,6 +350,8 @@ static int start(er_worker_t *w) {
   w->pool->prefetch = w->opts.prefetch;
   w->pool->store_url = er_client_url(w->client);
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
+  w->pool->max_result = er__result_limit(w->opts.max_result_bytes, er_store_max_payload(w->store));
+  w->pool->task_output = w->opts.task_output;
   /* The first children are forked before the store thread exists: a fork
    * while another thread is inside the allocator can leave a child with a
    * lock held forever. Later forks hold the thread still (pool->io). */

@@ -289,3 +289,19 @@ json_t *h_worker_info(harness_t *h, pid_t pid) {
   er_store_close(st);
   return found;
 }
+
+pid_t h_worker_fork(harness_t *h, er_worker_opts_t opts, int out_fd, int err_fd) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (out_fd >= 0) dup2(out_fd, 1);
+    if (err_fd >= 0) dup2(err_fd, 2);
+    opts.store_url = h->url;
+    er_worker_t *w = NULL;
+    if (er_worker_new(&opts, &w, NULL, 0) < 0) _exit(1);
+    er_worker_run(w);
+    er_worker_free(w);
+    _exit(0);
+  }
+  return pid;
+}

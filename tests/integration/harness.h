@@ -94,4 +94,9 @@ pid_t h_redis_start(const char *dir, const char *bind, int port, const char *net
  * nothing). */
 void h_redis_kill(pid_t pid, int sig);
 
+/* A worker made with opts (its store_url set to h's) run in a forked copy of
+ * this process, so it has the tasks this test registered; its stdout and
+ * stderr become out_fd and err_fd (-1: kept). Stop it with h_stop. */
+pid_t h_worker_fork(harness_t *h, er_worker_opts_t opts, int out_fd, int err_fd);
+
 #endif
