@@ -360,8 +360,8 @@ static void the_command_takes_a_limit(void **s) {
   assert_failed_with(run("add", "[20, 30]"), "result too large: 2 bytes (limit 1;");
   stop_worker();
   char *err = NULL;
+  assert_int_equal(h_cli(&H, NULL, &err, "worker", "--max-result-size", "0", NULL), 2);
   assert_non_null(strstr(err, "--max-result-size: 0 is out of range"));
-  assert_non_null(strstr(err, "--max-result-size takes an integer"));
   free(err);
 }
 
