@@ -70,7 +70,8 @@ static void wait_all_done(void) {
 static void check_log_once(const char *cause) {
   char *log = h_read_file(LOG);
   if (getenv("ERRAND_TEST_VERBOSE")) fprintf(stderr, "%s", log);
-  if (count(log, WARNED) != 1 || count(log, RECOVERED) != 1 || !strstr(log, cause))
+  if (count(log, "errand warn") != 1 || count(log, WARNED) != 1 || count(log, RECOVERED) != 1 ||
+      !strstr(log, cause))
     fail_msg("want one warning naming '%s' and one recovery; the log:\n%s", cause, log);
   free(log);
 }
