@@ -86,16 +86,21 @@ static sqlite3 *open_db(void) {
 static void locked_store_backs_off_and_warns_once(void **s) {
   pid_t w = h_worker_log(&H, LOG, true, "threads", 2, NULL);
   h_wait_workers(&H, 1, 10000);
+  /* Two tasks that end under the lock: their outcomes wait in the worker. */
+  er_id_t slow[2];
+  for (int i = 0; i < 2; i++) h_send(&H, "sleep", "[1.5]", NULL, &slow[i]);
+  for (int i = 0; i < 2; i++) h_wait_state(&H, slow[i].text, ER_STATE_STARTED, 10000);
   send_all(1000);
   sqlite3 *db = open_db();
   assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-  /* The tasks come due under the lock; reserve, heartbeats and housekeeping
-   * all fail for seconds. */
+  /* The tasks come due under the lock; reserve, outcomes, heartbeats and
+   * housekeeping all fail for seconds. */
   assert_true(h_wait_text(LOG, WARNED, 10000));
   sleep(4);
   assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   wait_all_done();
+  for (int i = 0; i < 2; i++) h_wait_state(&H, slow[i].text, ER_STATE_SUCCESS, 10000);
   assert_true(h_wait_text(LOG, RECOVERED, 10000));
   assert_int_equal(WEXITSTATUS(h_stop(w, SIGTERM)), 0);
   check_log_once("locked");
