@@ -9,7 +9,6 @@
  * changes, and as a reminder each minute), and the end is logged once with
  * how long it lasted. Outcomes wait in the worker meanwhile, never dropped. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "queue/worker_internal.h"
@@ -78,7 +77,8 @@ void er__store_failed(er_worker_t *w, int rc, const char *msg) {
   if (now < b->until_ms) return;
   b->delay_ms = b->delay_ms ? b->delay_ms * 2 : BACKOFF_MIN_MS;
   if (b->delay_ms > BACKOFF_MAX_MS) b->delay_ms = BACKOFF_MAX_MS;
-  uint64_t wait = b->delay_ms / 2 + (uint64_t)rand() % (b->delay_ms / 2 + 1);
+  /* Equal jitter, as a task's retries: half fixed, half random. */
+  uint64_t wait = b->delay_ms / 2 + (uint64_t)(er__jitter() * (double)(b->delay_ms / 2));
   b->until_ms = now + wait;
   if (!b->timer.loop) {
     uv_timer_init(er_loop_uv(w->loop), &b->timer);
