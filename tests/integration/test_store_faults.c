@@ -73,6 +73,11 @@ static void check_log_once(const char *cause) {
   if (count(log, "errand warn") != 1 || count(log, WARNED) != 1 || count(log, RECOVERED) != 1 ||
       !strstr(log, cause))
     fail_msg("want one warning naming '%s' and one recovery; the log:\n%s", cause, log);
+  /* A few seconds of failures cost tens of calls, not one per turn of the
+   * loop (the back-off waits up to 5 s between rounds). */
+  unsigned fails = 0;
+  assert_int_equal(sscanf(strstr(log, RECOVERED), RECOVERED " %u failures", &fails), 1);
+  assert_in_range(fails, 1, 100);
   free(log);
 }
 
