@@ -1,10 +1,8 @@
 /* SQLite plumbing shared by the backend: the per-handle statement cache,
  * error mapping, write transactions with busy retry, binding and reading rows. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "store/sqlite_internal.h"
@@ -127,32 +125,21 @@ int er__sq_busy_handler(void *ud, int count) {
   return 1;
 }
 
-#define FILE_CHECK_MS 1000
-
 /* A database file deleted (or replaced by another) under an open handle goes
- * unnoticed by SQLite, which writes on into the unlinked inode, where no
- * other process will ever read it: tasks taken and results written there are
- * lost. So a write first looks, at most once a second (one stat), whether
- * the path still names the file opened, and refuses with ER_ENOENT if not. */
+ * unnoticed by SQLite in WAL mode, which writes on into the unlinked inode,
+ * where no other process will ever read it: tasks sent, taken and finished
+ * there are lost, though each call said yes. So every write transaction
+ * first asks SQLite whether the file is still at its path
+ * (SQLITE_FCNTL_HAS_MOVED: one stat of the full path it opened, comparing
+ * the inode, whatever the process's working directory now; a microsecond
+ * beside the commit), and refuses with ER_ENOENT from then on if not. */
 static int check_file(er_sq_t *sq) {
-  if (sq->file_gone) goto gone;
-  if (!strcmp(sq->path, ":memory:")) return 0;
-  uint64_t now = er_now_mono_ms();
-  if (sq->file_known && now - sq->file_checked_ms < FILE_CHECK_MS) return 0;
-  sq->file_checked_ms = now;
-  struct stat st;
-  if (stat(sq->path, &st) != 0) {
-    if (errno != ENOENT) return 0; /* cannot tell: SQLite will say */
-    sq->file_gone = true;
-  } else if (!sq->file_known) {
-    sq->file_dev = st.st_dev;
-    sq->file_ino = st.st_ino;
-    sq->file_known = true;
-  } else if (st.st_dev != sq->file_dev || st.st_ino != sq->file_ino) {
-    sq->file_gone = true;
-  }
-  if (!sq->file_gone) return 0;
-gone:
+  int moved = 0;
+  if (!sq->file_gone &&
+      (sqlite3_file_control(sq->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK ||
+       !moved))
+    return 0; /* (a VFS that cannot tell: SQLite will say what goes wrong) */
+  sq->file_gone = true;
   er__store_set_error(&sq->base, "store file %s was deleted (or replaced) while open", sq->path);
   return ER_ENOENT;
 }

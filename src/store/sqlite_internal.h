@@ -15,7 +15,6 @@
 #define ER_SQLITE_INTERNAL_H
 
 #include <sqlite3.h>
-#include <sys/types.h>
 
 #include "store/store_internal.h"
 
@@ -49,12 +48,9 @@ typedef struct er_sq {
   er_store_t base; /* first: er_store_t * and er_sq_t * convert */
   sqlite3 *db;
   char *path;
-  /* The file as first seen, to notice it deleted or replaced under the
-   * handle (sqlite_db.c); gone: noticed, every write refused from then on. */
-  dev_t file_dev;
-  ino_t file_ino;
-  bool file_known, file_gone;
-  uint64_t file_checked_ms;
+  /* The file was deleted or replaced under the handle (sqlite_db.c): every
+   * write is refused from then on. */
+  bool file_gone;
   int busy_ms;
   bool sync_full;
   unsigned mode; /* permission bits for files we create: the db, the bells */

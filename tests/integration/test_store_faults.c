@@ -223,6 +223,11 @@ static void deleted_file_stops_the_worker_with_an_error(void **s) {
   pid_t w = h_worker_log(&H, LOG, true, "threads", 2, NULL);
   h_wait_workers(&H, 1, 10000);
   assert_int_equal(unlink(DB), 0);
+  /* A send on a handle opened before is refused, not written where no one
+   * will ever read it. */
+  er_id_t id;
+  assert_int_equal(er_send(H.client, "add", NULL, NULL, NULL, &id), ER_ENOENT);
+  assert_non_null(strstr(er_client_last_error(H.client), "was deleted"));
   assert_true(h_wait_text(LOG, "was deleted", 15000));
   /* It stops by itself, with an error. */
   int status = -1;
