@@ -108,7 +108,9 @@ static void full_store_refuses_sends_but_drains_and_purges(void **s) {
   /* Full again: a worker drains the queue, results and all. */
   n = fill(ids, MAX);
   assert_true(n > 100);
-  pid_t w = h_worker(&H, "threads", 2, NULL);
+  char log[400];
+  snprintf(log, sizeof log, "%s/worker.log", H.dir);
+  pid_t w = h_worker_log(&H, log, true, "threads", 2, NULL);
   for (int i = 0; i < n; i++) {
     er_task_rec_t *r = h_wait(&H, ids[i].text, 60000);
     assert_int_equal(r->state, ER_STATE_SUCCESS);
@@ -117,6 +119,11 @@ static void full_store_refuses_sends_but_drains_and_purges(void **s) {
   }
   assert_int_equal(WEXITSTATUS(h_stop(w, SIGTERM)), 0);
   assert_int_equal(pending(), 0);
+  /* Nothing the worker asked was refused: no back-off, no warning. */
+  char *text = h_read_file(log);
+  if (strstr(text, "errand warn") || strstr(text, "errand error"))
+    fail_msg("the worker's log:\n%s", text);
+  free(text);
 }
 
 int main(void) {
