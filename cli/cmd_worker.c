@@ -149,7 +149,8 @@ int cmd_worker(int argc, char **argv) {
   rc = er_worker_run(w);
   er_worker_free(w);
   if (rc < 0) {
-    cli_error("worker: %s", er_strerror(rc));
+    cli_error("worker: %s", rc == ER_ENOENT ? "stopped: its store's file was deleted"
+                                             : er_strerror(rc));
     return EXIT_STORE;
   }
   return EXIT_OK;

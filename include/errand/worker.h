@@ -96,7 +96,8 @@ typedef struct er_worker_opts {
  * errmsg (may be NULL) gets the reason. */
 int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
                   size_t errmsg_size);
-/* Runs until stopped (a signal, or er_worker_stop). Returns 0. */
+/* Runs until stopped (a signal, or er_worker_stop). Returns 0, or ER_ENOENT
+ * when it stopped because its store's file was deleted (see docs/queue.md). */
 int er_worker_run(er_worker_t *w);
 /* Asks the worker to stop: warm (finish running tasks) or at once. Any thread. */
 void er_worker_stop(er_worker_t *w, bool now);

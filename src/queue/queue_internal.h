@@ -69,6 +69,8 @@ void er__decide(const er_task_rec_t *r, const er_task_def_t *d, const er__outcom
                 bool revoked, int64_t now_ms, er_completion_t *c);
 /* {"code","name","message"[,"signal"]} */
 json_t *er__error_json(int code, const char *message, int signal);
+/* A random number in [0, 1), for back-offs: different in every process. */
+double er__jitter(void);
 
 /* The prefork child's message format (one JSON object per line). */
 json_t *er__job_to_json(const er_task_rec_t *rec);

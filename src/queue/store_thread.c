@@ -5,6 +5,7 @@
  * outcomes), while the pool's children go on with the tasks they hold.
  * Finished requests go back to the loop through a uv_async, in order. */
 #include <pthread.h>
+#include <stdio.h>
 
 #include "queue/store_thread.h"
 
@@ -36,6 +37,12 @@ static void push(er__sreq_t **head, er__sreq_t **tail, er__sreq_t *r) {
   *tail = r;
 }
 
+/* Runs r; a failure's message is read here, where the store handle is used. */
+static void run_one(er__sthread_t *t, er__sreq_t *r) {
+  r->run(r, t->store);
+  if (r->rc < 0) snprintf(r->err, sizeof r->err, "%s", er_store_last_error(t->store));
+}
+
 static void *thread_main(void *arg) {
   er__sthread_t *t = arg;
   pthread_mutex_lock(&t->lock);
@@ -47,7 +54,7 @@ static void *thread_main(void *arg) {
     if (!t->todo) t->todo_tail = NULL;
     pthread_mutex_unlock(&t->lock);
     pthread_mutex_lock(&t->gate);
-    r->run(r, t->store);
+    run_one(t, r);
     pthread_mutex_unlock(&t->gate);
     pthread_mutex_lock(&t->lock);
     push(&t->done, &t->done_tail, r);
@@ -101,7 +108,7 @@ void er__sthread_post(er__sthread_t *t, er__sreq_t *r) {
   if (t->joined) {
     /* A done() run by er__sthread_free asked for more: the thread is gone,
      * and this thread may use the store now. */
-    r->run(r, t->store);
+    run_one(t, r);
     r->done(r);
     return;
   }

@@ -16,6 +16,7 @@ struct er__sreq {
   void (*run)(er__sreq_t *r, er_store_t *s); /* store thread */
   void (*done)(er__sreq_t *r);               /* loop thread */
   int rc;                                    /* for run to set */
+  char err[200]; /* rc < 0: the store's message (er_store_last_error) */
   er__sreq_t *next;
 };
 

@@ -173,7 +173,7 @@ json_t *er__error_json(int code, const char *message, int signal) {
   return e;
 }
 
-static double jitter(void) {
+double er__jitter(void) {
   uint32_t r = 0;
   if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = (uint32_t)rand();
   return (double)r / 4294967296.0;
@@ -187,7 +187,7 @@ static int64_t backoff_ms(const er_task_def_t *d, int retries) {
   if (delay > cap) delay = cap;
   /* "Equal jitter": half fixed, half random, so retries of many tasks that
    * failed together spread out but none comes back at once. */
-  return delay / 2 + (int64_t)(jitter() * (double)(delay / 2));
+  return delay / 2 + (int64_t)(er__jitter() * (double)(delay / 2));
 }
 
 void er__decide(const er_task_rec_t *r, const er_task_def_t *d, const er__outcome_t *o,

@@ -390,6 +390,9 @@ int er_worker_run(er_worker_t *w) {
   /* A child that dies while a job is being written to it must not take the
    * worker with it: the write fails with EPIPE and the death is handled. */
   signal(SIGPIPE, SIG_IGN);
+  /* Under a file size limit (ulimit -f) a store write past it fails, as on a
+   * full disk, and the worker backs off, instead of dying of SIGXFSZ. */
+  signal(SIGXFSZ, SIG_IGN);
   /* A tasklet task that overflows its stack is named on stderr before the
    * process dies; other faults still reach whatever handled them before. */
   if (er_stack_overflow_handler_install() < 0)
@@ -404,7 +407,7 @@ int er_worker_run(er_worker_t *w) {
   er__sthread_free(w->io); /* nothing is left in it: the loop ended when it was idle */
   w->io = NULL;
   er_store_worker_gone(w->store, w->id);
-  return 0;
+  return w->exit_rc;
 }
 
 static void on_closed(uv_handle_t *h) {}
@@ -428,6 +431,7 @@ void er_worker_free(er_worker_t *w) {
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
       if (hs[i]->loop && !uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
     if (w->has_wake) uv_close((uv_handle_t *)&w->wake, on_closed);
+    er__store_backoff_close(w, on_closed);
     er_client_close(w->client);
     w->client = NULL;
     er_loop_free(w->loop);

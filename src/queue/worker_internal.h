@@ -14,6 +14,18 @@
 #define ER__POLL_TICK_MS 100    /* a store without them: look this often */
 #define ER__MAINTAIN_MS 1000
 
+/* worker_backoff.c: the back-off of the worker's store calls. */
+typedef struct er__backoff {
+  unsigned fails;     /* in a row; 0: the store answers */
+  uint64_t since_ms;  /* the first of them (monotonic) */
+  uint64_t delay_ms;  /* the last wait's scale, doubling */
+  uint64_t until_ms;  /* nothing that can wait is asked before (monotonic) */
+  uint64_t warned_ms; /* the last warning, for the reminder */
+  int rc;
+  char cause[200]; /* what was warned about: a new one is warned again */
+  uv_timer_t timer; /* asks again when the wait is over */
+} er__backoff_t;
+
 struct er_worker {
   er_worker_opts_t opts;
   char **queues;
@@ -61,6 +73,8 @@ struct er_worker {
   int64_t started_ms;
   uint64_t processed, failed;
   struct er__unknown *unknown;  /* tasks not registered here (worker_unknown.c) */
+  er__backoff_t bo; /* the store failing: worker_backoff.c */
+  int exit_rc;      /* what er_worker_run returns: its store's file was deleted */
   double rate;                  /* tasks finished per second, smoothed */
   uint64_t rate_ms, rate_count; /* the current measuring window */
 };
@@ -127,6 +141,19 @@ void er__unknown_flush(er_worker_t *w);
  * worker gave back more than its budget allows for now. */
 bool er__unknown_holding(const er_worker_t *w);
 void er__unknown_free(er__unknown_t *u); /* accepts NULL */
+
+/* worker_backoff.c */
+/* rc says the store failed (full, corrupt, locked, away), not that it refused
+ * what was asked: what failed is kept and asked again. */
+bool er__store_fault(int rc);
+/* A store call failed with rc and the store's message msg: backs off, logs a
+ * new cause once; ER_ENOENT (the store's file was deleted) stops the worker. */
+void er__store_failed(er_worker_t *w, int rc, const char *msg);
+/* A call that writes succeeded: the back-off ends. */
+void er__store_ok(er_worker_t *w);
+/* Backing off: reserve, flush, housekeeping and due times wait. */
+bool er__store_waiting(const er_worker_t *w);
+void er__store_backoff_close(er_worker_t *w, uv_close_cb cb);
 
 /* worker_info.c */
 json_t *er__worker_info(er_worker_t *w);

@@ -13,11 +13,6 @@
 #define MAX_TASKLETS 10000
 #define FLUSH_BATCH 128
 #define FLUSH_DELAY_MS 5
-#define FLUSH_RETRY_MS 200
-
-static bool transient(int rc) {
-  return rc == ER_EUNAVAILABLE || rc == ER_EBUSY || rc == ER_EIO || rc == ER_ENOMEM;
-}
 
 void *er__io_req_new(size_t size, void (*run)(er__sreq_t *, er_store_t *),
                      void (*done)(er__sreq_t *)) {
@@ -52,15 +47,18 @@ static void reserve_done(er__sreq_t *r) {
   er_worker_t *w = q->w;
   w->reserving = false;
   if (r->rc < 0) {
-    er_log(ER_LOG_WARN, "worker %s: reserve failed: %s", w->id, er_strerror(r->rc));
-  } else if (w->stopping) {
-    give_back_recs(w, q->recs, q->n); /* reserved as the worker began to stop */
+    er__store_failed(w, r->rc, r->err); /* fill waits for the back-off */
   } else {
-    for (size_t i = 0; i < q->n; i++) er__worker_dispatch(w, q->recs[i]);
-    er__unknown_flush(w); /* those not registered here */
-    er_free(q->recs);
-    /* A full batch: there may be more. */
-    if (q->n == q->req.max) w->fill_again = true;
+    er__store_ok(w);
+    if (w->stopping) {
+      give_back_recs(w, q->recs, q->n); /* reserved as the worker began to stop */
+    } else {
+      for (size_t i = 0; i < q->n; i++) er__worker_dispatch(w, q->recs[i]);
+      er__unknown_flush(w); /* those not registered here */
+      er_free(q->recs);
+      /* A full batch: there may be more. */
+      if (q->n == q->req.max) w->fill_again = true;
+    }
   }
   er_free(q);
   if (w->fill_again) er__io_fill(w);
@@ -71,7 +69,8 @@ static void reserve_done(er__sreq_t *r) {
 /* Reserves more when what is reserved falls to half the prefetch target, so
  * that a store round trip serves many tasks. */
 void er__io_fill(er_worker_t *w) {
-  if (w->stopping || er__worker_backing_off(w) || er__unknown_holding(w)) return;
+  if (w->stopping || er__worker_backing_off(w) || er__store_waiting(w) || er__unknown_holding(w))
+    return;
   if (w->reserving) {
     w->fill_again = true;
     return;
@@ -149,17 +148,14 @@ static void flush_done(er__sreq_t *r) {
   complete_t *q = (complete_t *)r;
   er_worker_t *w = q->w;
   w->flushing = false;
-  if (transient(r->rc) && w->stopping != 2 && keep(w, q)) {
-    /* The store is away: keep the outcomes and write them a little later.
-     * Each is fenced by its attempt, so one that did get written before the
-     * connection broke is refused the second time, never stored twice. */
-    er_log(ER_LOG_WARN, "worker %s: cannot record %zu outcomes yet (will retry)%s", w->id, q->n,
-           q->why);
-    if (!w->flush_scheduled) {
-      w->flush_scheduled = true;
-      uv_timer_start(&w->flush_timer, on_flush_timer, FLUSH_RETRY_MS, 0);
-    }
+  if (er__store_fault(r->rc) && w->stopping != 2 && keep(w, q)) {
+    /* The store is full, locked or away: keep the outcomes and write them
+     * when the back-off ends (its timer flushes what is kept). Each is fenced
+     * by its attempt, so one that did get written before the connection
+     * broke is refused the second time, never stored twice. */
+    er__store_failed(w, r->rc, r->err);
   } else {
+    if (r->rc == 0) er__store_ok(w);
     /* Refused, or stopping now: nothing was written; the leases will end and
      * the tasks run again. */
     if (r->rc < 0)
@@ -191,6 +187,7 @@ void er__io_flush(er_worker_t *w) {
   w->flush_scheduled = false;
   uv_timer_stop(&w->flush_timer);
   if (!w->ndone || w->flushing) return;
+  if (er__store_waiting(w) && w->stopping != 2) return; /* its timer flushes */
   complete_t *q = er__io_req_new(sizeof *q, complete_run, flush_done);
   if (!q) return;
   q->w = w;

@@ -23,8 +23,6 @@ static void renew_run(er__sreq_t *r, er_store_t *s) {
   renew_t *q = (renew_t *)r;
   q->until = er_now_wall_ms() + q->w->opts.lease_ms;
   r->rc = er_store_renew(s, q->ids, q->attempts, q->n, q->until, q->revoked, q->fenced);
-  if (r->rc < 0)
-    er_log(ER_LOG_WARN, "worker %s: cannot renew leases: %s", q->w->id, er_store_last_error(s));
 }
 
 static void renew_free(renew_t *q) {
@@ -40,6 +38,10 @@ static void renew_done(er__sreq_t *r) {
   renew_t *q = (renew_t *)r;
   er_worker_t *w = q->w;
   w->renewing = false;
+  if (r->rc < 0)
+    er__store_failed(w, r->rc, r->err); /* the leases are renewed again at the next turn */
+  else
+    er__store_ok(w);
   for (size_t i = 0; i < q->n; i++) {
     er__job_t *j = q->jobs[i];
     j->pins--;
@@ -125,7 +127,13 @@ static void beat_run(er__sreq_t *r, er_store_t *s) {
 static void misc_done(er__sreq_t *r) {
   misc_t *q = (misc_t *)r;
   er_worker_t *w = q->w;
-  if (r->run == beat_run) w->beating = false;
+  if (r->run == beat_run) {
+    w->beating = false;
+    if (r->rc < 0)
+      er__store_failed(w, r->rc, r->err);
+    else
+      er__store_ok(w);
+  }
   json_decref(q->info);
   er_free(q->id);
   er_free(q->msg);
@@ -155,6 +163,7 @@ static void maintain_done(er__sreq_t *r) {
   misc_t *q = (misc_t *)r;
   er_worker_t *w = q->w;
   w->maintaining = false;
+  if (r->rc < 0) er__store_failed(w, r->rc, r->err);
   if (r->rc == 0 && q->mc.requeued) {
     er_log(ER_LOG_INFO, "worker %s: %zu tasks whose lease ended went back to the queue", w->id,
            q->mc.requeued);
@@ -164,7 +173,7 @@ static void maintain_done(er__sreq_t *r) {
 }
 
 void er__io_maintain(er_worker_t *w) {
-  if (w->maintaining) return;
+  if (w->maintaining || er__store_waiting(w)) return;
   misc_t *q = er__io_req_new(sizeof *q, maintain_run, maintain_done);
   if (!q) return;
   q->w = w;

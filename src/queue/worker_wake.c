@@ -171,6 +171,8 @@ static void due_done(er__sreq_t *r) {
   w->asking_due = false;
   if (r->rc == ER_ENOTSUP) {
     w->has_due = 0;
+  } else if (r->rc < 0) {
+    er__store_failed(w, r->rc, r->err); /* its timer asks again */
   } else if (r->rc == 0) {
     if (w->has_due != 1 && w->has_wake) {
       /* Due times and wake-ups cover what the fast tick was for. */
@@ -185,7 +187,7 @@ static void due_done(er__sreq_t *r) {
 }
 
 void er__io_next_due(er_worker_t *w) {
-  if (!w->has_due || w->stopping) return;
+  if (!w->has_due || w->stopping || er__store_waiting(w)) return;
   if (w->asking_due) {
     w->due_again = true;
     return;

@@ -358,7 +358,12 @@ static int run_job(er_rd_t *rd, job_t *j, bool idempotent, redisReply **out) {
     }
     const char *msg;
     int code = error_code(r->str, &msg);
-    if (code == ER_EIO || code == ER_EUNAVAILABLE || code == ER_EBUSY || code == ER_ENOMEM ||
+    if (code == ER_ENOMEM && strncmp(r->str, "OOM", 3) == 0)
+      /* maxmemory with noeviction: only what adds tasks is refused (the
+       * scripts that take, finish or remove them run anyway: redis_lua.c) */
+      er__store_set_error(&rd->base, "store is full (Redis maxmemory reached): %s refused",
+                          strcmp(j->what, "enqueue") == 0 ? "send" : j->what);
+    else if (code == ER_EIO || code == ER_EUNAVAILABLE || code == ER_EBUSY || code == ER_ENOMEM ||
         code == ER_EAUTH)
       er__store_set_error(&rd->base, "redis %s: %.200s", j->what, msg);
     else

@@ -13,7 +13,16 @@
  * each. Only the libraries a script uses are in it: Redis runs a script's
  * whole text at every call, and each function and table it makes costs time
  * there (allocation, and the garbage collector's work for it: measured
- * under callgrind, a few thousand instructions a function). */
+ * under callgrind, a few thousand instructions a function).
+ *
+ * Every script starts with a Redis 7 shebang, so that Redis knows before it
+ * runs one whether it may add memory: at maxmemory (noeviction) a script
+ * without one runs until its first write that may grow memory and fails
+ * there, its earlier writes kept. The scripts that take, finish, renew or
+ * remove tasks say allow-oom, so that workers drain a full store and purge
+ * empties it; enqueue and apply, which add, say nothing and are refused whole
+ * before they start. Every key a script touches shares the store's hash tag,
+ * so one slot, as a declared script needs in a cluster. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +47,9 @@ static const struct {
   const char *name; /* for messages */
   const char *body;
   int libs;
+  bool grows; /* adds tasks or documents: refused at maxmemory */
 } g_scripts[ER_RD_NSCRIPTS] = {
-    [ER_RD_ENQUEUE] = {"enqueue", er__rd_lua_enqueue, LIB_ENQ},
+    [ER_RD_ENQUEUE] = {"enqueue", er__rd_lua_enqueue, LIB_ENQ, true},
     [ER_RD_GET] = {"get", er__rd_lua_get, 0},
     [ER_RD_REVOKE] = {"revoke", er__rd_lua_revoke, LIB_FINISH},
     [ER_RD_PURGE] = {"purge", er__rd_lua_purge, LIB_FINISH | LIB_CLEANUP},
@@ -51,7 +61,7 @@ static const struct {
     [ER_RD_HEARTBEAT] = {"heartbeat", er__rd_lua_heartbeat, 0},
     [ER_RD_WORKER_GONE] = {"worker_gone", er__rd_lua_worker_gone, 0},
     [ER_RD_WORKERS] = {"workers", er__rd_lua_workers, 0},
-    [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_ENQ | LIB_DONE | LIB_DOCS},
+    [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_ENQ | LIB_DONE | LIB_DOCS, true},
     [ER_RD_DOCREAD] = {"docread", er__rd_lua_docread, LIB_DOCS},
     [ER_RD_NEXT_DUE] = {"next_due", er__rd_lua_next_due, 0},
 };
@@ -99,7 +109,8 @@ static void build(void) {
   if (constants(consts, sizeof consts) >= sizeof consts) return;
   for (int i = 0; i < ER_RD_NSCRIPTS; i++) {
     int libs = g_scripts[i].libs;
-    const char *parts[] = {consts,
+    const char *parts[] = {g_scripts[i].grows ? "#!lua\n" : "#!lua flags=allow-oom\n",
+                           consts,
                            er__rd_lua_prelude,
                            libs & LIB_FINISH ? er__rd_lua_finish : "",
                            libs & LIB_CLEANUP ? er__rd_lua_cleanup : "",

@@ -130,16 +130,23 @@ static int parse_options(er_rd_t *rd, const char *url, char *errmsg, size_t size
   return 0;
 }
 
-/* Reads the layout version, writing 1 into an empty store. */
+/* Reads the layout version, writing 1 into an empty store. It is read
+ * first: a write, even one that changes nothing, is refused by a server at
+ * maxmemory (noeviction), and a full store must still open (to inspect,
+ * purge and drain it). */
 static int check_version(er_rd_t *rd, char *errmsg, size_t size) {
   const char *key = rd->guard_key;
   const char *set[] = {"SET", key, "1", "NX"};
   const char *get[] = {"GET", key};
   redisReply *r = NULL;
-  int rc = er__rd_command(rd, 4, set, NULL, &r, "open");
-  if (!rc) {
+  int rc = er__rd_command(rd, 2, get, NULL, &r, "open");
+  if (!rc && r->type == REDIS_REPLY_NIL) {
     freeReplyObject(r);
-    rc = er__rd_command(rd, 2, get, NULL, &r, "open");
+    rc = er__rd_command(rd, 4, set, NULL, &r, "open");
+    if (!rc) {
+      freeReplyObject(r);
+      rc = er__rd_command(rd, 2, get, NULL, &r, "open");
+    }
   }
   if (rc) {
     if (rc == ER_EIO && strstr(rd->base.last_error, "WRONGTYPE")) rc = ER_ECORRUPT;

@@ -125,8 +125,29 @@ int er__sq_busy_handler(void *ud, int count) {
   return 1;
 }
 
+/* A database file deleted (or replaced by another) under an open handle goes
+ * unnoticed by SQLite in WAL mode, which writes on into the unlinked inode,
+ * where no other process will ever read it: tasks sent, taken and finished
+ * there are lost, though each call said yes. So every write transaction
+ * first asks SQLite whether the file is still at its path
+ * (SQLITE_FCNTL_HAS_MOVED: one stat of the full path it opened, comparing
+ * the inode, whatever the process's working directory now; a microsecond
+ * beside the commit), and refuses with ER_ENOENT from then on if not. */
+static int check_file(er_sq_t *sq) {
+  int moved = 0;
+  if (!sq->file_gone &&
+      (sqlite3_file_control(sq->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK ||
+       !moved))
+    return 0; /* (a VFS that cannot tell: SQLite will say what goes wrong) */
+  sq->file_gone = true;
+  er__store_set_error(&sq->base, "store file %s was deleted (or replaced) while open", sq->path);
+  return ER_ENOENT;
+}
+
 int er__sq_begin(er_sq_t *sq) {
-  int rc = run_retrying(sq, SQL_BEGIN, "begin");
+  int rc = check_file(sq);
+  if (rc) return rc;
+  rc = run_retrying(sq, SQL_BEGIN, "begin");
   er__sq_owe_clear(sq);
   sq->changes_at_begin = sqlite3_total_changes64(sq->db);
   return rc;

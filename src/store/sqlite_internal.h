@@ -48,6 +48,9 @@ typedef struct er_sq {
   er_store_t base; /* first: er_store_t * and er_sq_t * convert */
   sqlite3 *db;
   char *path;
+  /* The file was deleted or replaced under the handle (sqlite_db.c): every
+   * write is refused from then on. */
+  bool file_gone;
   int busy_ms;
   bool sync_full;
   unsigned mode; /* permission bits for files we create: the db, the bells */
