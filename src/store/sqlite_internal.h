@@ -130,8 +130,11 @@ int er__sq_bind_opt_ms(sqlite3_stmt *st, int idx, int64_t ms);
   "result, error, worker, lease_until_ms, seq"
 #define ER_SQ_TASK_NCOLS 30
 /* A new record from the row at st, columns from col on. *seq (may be NULL)
- * gets the row's seq. */
-int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out, int64_t *seq);
+ * gets the row's seq. A record that cannot be decoded (store_rec.c) is
+ * ER_ECORRUPT when why is NULL; else it is returned, its bad values NULL,
+ * with the reason in why (why->why[0] is 0 for a good record). */
+int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out, int64_t *seq,
+                    er_rec_why_t *why);
 
 /* SQL for when a task finishing at time parameter NOW forgets its result. */
 #define ER_SQ_RESULT_EXPIRES(NOW)                                                   \

@@ -44,8 +44,34 @@ static int by_order(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* A claimed task whose record cannot be decoded ends FAILURE in the claim's
+ * transaction, so it is never leased again and never holds up the tasks
+ * behind it; its error says why (er_status shows it), the finished log wakes
+ * whoever waits on its result, and the counts triggers move it. */
+static const char SQL_POISON[] =
+    "UPDATE tasks SET state = " ER__SQL_FAILURE ", finished_ms = ?2, worker = NULL, "
+    "lease_until_ms = NULL, error = ?3, result = NULL, "
+    "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?2") " "
+    "WHERE id = ?1 AND state = " ER__SQL_STARTED " RETURNING name";
+
+static int poison(er_sq_t *sq, const er_task_rec_t *r, const er_rec_why_t *why, int64_t now) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_POISON, &st);
+  if (rc) return rc;
+  json_t *err = er__rec_poison_error(why);
+  er__sq_bind_text(st, 1, r->id);
+  sqlite3_bind_int64(st, 2, now);
+  rc = err && !er__sq_bind_json(st, 3, err) ? 0 : ER_ENOMEM;
+  json_decref(err);
+  if (!rc) rc = er__sq_step(sq, st, "reserve (failing an undecodable task)");
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  er_log(ER_LOG_WARN, "task %s: %s; failed", r->id, why->why);
+  return er__sq_finished(sq, r->name, r->id, now);
+}
+
 /* Claims up to want tasks of one queue into got[*ngot...]. *rows gets how
- * many rows the claim touched (claimed or expired). */
+ * many rows the claim touched (claimed, expired or failed). */
 static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, size_t want,
                  const json_t *expired_err, claimed_t *got, size_t *ngot, size_t *rows) {
   sqlite3_stmt *st;
@@ -61,8 +87,16 @@ static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, si
   *rows = 0;
   while ((rc = er__sq_step(sq, st, "reserve")) == SQLITE_ROW) {
     claimed_t c;
-    if ((rc = er__sq_read_rec(sq, st, 0, &c.rec, &c.seq))) break;
+    er_rec_why_t why;
+    if ((rc = er__sq_read_rec(sq, st, 0, &c.rec, &c.seq, &why))) break;
     ++*rows;
+    if (why.why[0]) {
+      /* Safe while stepping, as below. */
+      rc = poison(sq, c.rec, &why, req->now_ms);
+      er_task_rec_free(c.rec);
+      if (rc) break;
+      continue;
+    }
     if (c.rec->state == ER_STATE_REVOKED) {
       /* Expired: finished now; its name starts its tombstone. Safe while
        * stepping: RETURNING rows are computed before the first one. */
