@@ -35,7 +35,7 @@ static int reserve_round(er_rd_t *rd, const er_reserve_req_t *req, size_t max,
   er_store_t *s = &rd->base;
   er_rd_args_t a = {0};
   json_t *experr = er__store_error_json(ER_EREVOKED, "expired");
-  json_t *baderr = er__store_error_json(ER_ECORRUPT, "task record cannot be decoded");
+  json_t *baderr = er__rec_poison_error(NULL);
   er__rd_args_i64(&a, req->now_ms);
   er__rd_args_str(&a, req->worker ? req->worker : "");
   er__rd_args_i64(&a, req->now_ms + req->lease_ms);

@@ -90,7 +90,8 @@ bool er__rec_int(const char *s, size_t n, const char *field, int64_t *out, er_re
 /* Notes what a worker cannot run: no task name or queue, an unknown state,
  * args not an array, kwargs or context not an object. */
 void er__rec_check(er_task_rec_t *r, er_rec_why_t *w);
-/* A new error object: ER_ECORRUPT, "task record cannot be decoded: <why>". */
+/* A new error object: ER_ECORRUPT, "task record cannot be decoded: <why>"
+ * (w NULL: without ": <why>", for Lua to complete: finish.lua). */
 json_t *er__rec_poison_error(const er_rec_why_t *w);
 /* For a get of an unusable record: its error becomes the reason, unless it
  * finished with an error of its own (the reserve that failed it wrote it). */

@@ -64,7 +64,8 @@ void er__rec_check(er_task_rec_t *r, er_rec_why_t *w) {
 
 json_t *er__rec_poison_error(const er_rec_why_t *w) {
   char msg[sizeof POISON_PREFIX + sizeof w->why];
-  snprintf(msg, sizeof msg, POISON_PREFIX "%s", w->why);
+  if (w) snprintf(msg, sizeof msg, POISON_PREFIX "%s", w->why);
+  else snprintf(msg, sizeof msg, "%.*s", (int)strlen(POISON_PREFIX) - 2, POISON_PREFIX);
   return er__store_error_json(ER_ECORRUPT, msg);
 }
 

@@ -216,6 +216,35 @@ static void test_poisoned_head_of_queue(void **state) {
   er_task_rec_free(g2);
 }
 
+/* A running task corrupted under its worker: when its lease ends it is not
+ * queued again to fail every reserve (nor does it fail housekeeping): it ends
+ * FAILURE, at the lease's end or at the next reserve. */
+static void test_corrupted_while_running(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "b"), *g = mk(f, "g");
+  assert_int_equal(enq(f, r), 0);
+  int64_t t = now_ms() + 10;
+  er_task_rec_t *run = reserve1(f, t, 1000);
+  assert_string_equal(run->id, r->id);
+  corrupt(f, r->id, "priority", "high", 4);
+  assert_int_equal(enq(f, g), 0);
+  er_maint_counts_t mc;
+  assert_int_equal(er_store_maintain(f->s, t + 5000, &mc), 0);
+  er_task_rec_t *next = reserve1(f, t + 5001, 60000);
+  assert_string_equal(next->id, g->id);
+  assert_poisoned(f, r->id, "priority");
+  /* the attempt that ran it is fenced */
+  assert_true(complete1(f, r->id, run->attempt, ER_STATE_SUCCESS, NULL, NULL, t + 5002, 0));
+  assert_poisoned(f, r->id, "priority");
+  assert_int_equal(stat_of(f, "FAILURE"), 1);
+  assert_int_equal(stat_of(f, "STARTED"), 1);
+  assert_int_equal(stat_of(f, "PENDING"), 0);
+  er_task_rec_free(next);
+  er_task_rec_free(run);
+  er_task_rec_free(g);
+  er_task_rec_free(r);
+}
+
 /* A get of a queued task that cannot be decoded answers with what it can
  * read and the reason as its error, instead of failing the call. */
 static void test_get_undecodable(void **state) {
@@ -246,6 +275,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_poisoned_fail_alone, setup, teardown),
       cmocka_unit_test_setup_teardown(test_poisoned_head_of_queue, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_corrupted_while_running, setup, teardown),
       cmocka_unit_test_setup_teardown(test_get_undecodable, setup, teardown),
   };
   return cmocka_run_group_tests_name(g_base ? g_base : "poison (sqlite, a file per test)", tests,

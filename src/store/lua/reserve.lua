@@ -36,14 +36,8 @@ end
 -- holds, or PENDING when that is unknown (a queue's sets hold only PENDING
 -- and RETRY tasks)
 local function poison(id, h, q, f, why)
-  local e = cjson.decode(baderr)
-  e.message = e.message .. ': ' .. why
   local from = (f[1] == RETRY) and RETRY or PENDING
-  local ttl = f[6]
-  if not (ttl and string.match(ttl, '^%-?%d+$')) then ttl = '0' end
-  finish(id, h, q, from, FAILURE, now, ttl, f[4],
-    {'error', cjson.encode(e), 'revoke_requested', '0', 'progress', '-1'},
-    {'worker', 'progress_msg', 'result'})
+  finish_undecodable(id, h, q, from, now, f[6], f[4], baderr, why)
 end
 local function promote(q)
   local due = redis.call('ZRANGEBYSCORE', DK(q), '-inf', now, 'LIMIT', 0, 1000)
