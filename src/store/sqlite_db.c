@@ -23,8 +23,13 @@ int er__sq_code(int rc) {
 }
 
 int er__sq_fail(er_sq_t *sq, int rc, const char *what) {
-  er__store_set_error(&sq->base, "sqlite %s: %s (%s)", what, sqlite3_errmsg(sq->db),
-                      sqlite3_errstr(rc));
+  char file[200];
+  /* "malformed" at a read past a cut: say that the file was cut */
+  if (er__sq_code(rc) == ER_ECORRUPT && sq->path && er__sq_file_problem(sq->path, file, sizeof file))
+    er__store_set_error(&sq->base, "sqlite %s: %s", what, file);
+  else
+    er__store_set_error(&sq->base, "sqlite %s: %s (%s)", what, sqlite3_errmsg(sq->db),
+                        sqlite3_errstr(rc));
   return er__sq_code(rc);
 }
 

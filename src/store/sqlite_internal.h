@@ -152,6 +152,14 @@ int er__sq_counts_ensure(er_sq_t *sq, const char *queue);
 void er__sq_counts_settle(er_sq_t *sq, bool committed);
 void er__sq_counts_free(er_sq_t *sq);
 
+/* ---- sqlite_open.c ---- */
+
+/* Whether the file at path is cut short ("'PATH': database file is
+ * truncated ...") or not SQLite's ("'PATH' is corrupt (not an SQLite
+ * database)"), from its header and size; the message goes to out. A missing
+ * or empty file is fine (false). */
+bool er__sq_file_problem(const char *path, char *out, size_t size);
+
 /* ---- sqlite_schema.c ---- */
 
 /* The SQL of migration step version (NULL if none): lets a test make a file
