@@ -81,6 +81,16 @@ static int64_t stat_of(fx_t *f, const char *state) {
   return n;
 }
 
+/* The queue's counts by state (RETRY and REVOKED: none). */
+static void assert_counts(fx_t *f, int64_t started, int64_t success, int64_t failure) {
+  assert_int_equal(stat_of(f, "PENDING"), 0);
+  assert_int_equal(stat_of(f, "STARTED"), started);
+  assert_int_equal(stat_of(f, "SUCCESS"), success);
+  assert_int_equal(stat_of(f, "FAILURE"), failure);
+  assert_int_equal(stat_of(f, "RETRY"), 0);
+  assert_int_equal(stat_of(f, "REVOKED"), 0);
+}
+
 /* Task id is FAILURE with a "cannot be decoded" error naming field. */
 static void assert_poisoned(fx_t *f, const char *id, const char *field) {
   er_task_rec_t *r = get(f, id);
@@ -183,11 +193,7 @@ static void test_poisoned_fail_alone(void **state) {
   er_task_rec_free_array(got, 0);
   for (size_t i = 0; i < nbad; i++) assert_poisoned(f, bad[i], field[i]);
 
-  assert_int_equal(stat_of(f, "FAILURE"), (int64_t)nbad);
-  assert_int_equal(stat_of(f, "SUCCESS"), (int64_t)(2 * nbad));
-  assert_int_equal(stat_of(f, "PENDING"), 0);
-  assert_int_equal(stat_of(f, "STARTED"), 0);
-  assert_int_equal(stat_of(f, "RETRY"), 0);
+  assert_counts(f, 0, (int64_t)(2 * nbad), (int64_t)nbad);
 }
 
 /* A poisoned task behind a full batch: reserves of one task at a time reach
@@ -208,9 +214,7 @@ static void test_poisoned_head_of_queue(void **state) {
   assert_string_equal(r->id, g2->id);
   er_task_rec_free(r);
   assert_poisoned(f, bad->id, "args");
-  assert_int_equal(stat_of(f, "STARTED"), 2);
-  assert_int_equal(stat_of(f, "FAILURE"), 1);
-  assert_int_equal(stat_of(f, "PENDING"), 0);
+  assert_counts(f, 2, 0, 1);
   er_task_rec_free(bad);
   er_task_rec_free(g1);
   er_task_rec_free(g2);
@@ -236,9 +240,7 @@ static void test_corrupted_while_running(void **state) {
   /* the attempt that ran it is fenced */
   assert_true(complete1(f, r->id, run->attempt, ER_STATE_SUCCESS, NULL, NULL, t + 5002, 0));
   assert_poisoned(f, r->id, "priority");
-  assert_int_equal(stat_of(f, "FAILURE"), 1);
-  assert_int_equal(stat_of(f, "STARTED"), 1);
-  assert_int_equal(stat_of(f, "PENDING"), 0);
+  assert_counts(f, 1, 0, 1);
   er_task_rec_free(next);
   er_task_rec_free(run);
   er_task_rec_free(g);
