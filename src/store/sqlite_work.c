@@ -52,7 +52,7 @@ static const char SQL_POISON[] =
     "UPDATE tasks SET state = " ER__SQL_FAILURE ", finished_ms = ?2, worker = NULL, "
     "lease_until_ms = NULL, error = ?3, result = NULL, "
     "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?2") " "
-    "WHERE id = ?1 AND state = " ER__SQL_STARTED " RETURNING name";
+    "WHERE id = ?1 AND state = " ER__SQL_STARTED;
 
 static int poison(er_sq_t *sq, const er_task_rec_t *r, const er_rec_why_t *why, int64_t now) {
   sqlite3_stmt *st;
@@ -90,7 +90,7 @@ static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, si
     er_rec_why_t why;
     if ((rc = er__sq_read_rec(sq, st, 0, &c.rec, &c.seq, &why))) break;
     ++*rows;
-    if (why.why[0]) {
+    if (c.rec->state != ER_STATE_REVOKED && why.why[0]) {
       /* Safe while stepping, as below. */
       rc = poison(sq, c.rec, &why, req->now_ms);
       er_task_rec_free(c.rec);
