@@ -5,7 +5,8 @@
  *   sqlite_schema.c  the schema and its migrations
  *   sqlite_db.c      statement cache, errors, transactions, rows
  *   sqlite_tasks.c   enqueue, get, revoke, purge
- *   sqlite_work.c    reserve, renew, complete, progress, maintain
+ *   sqlite_work.c    reserve, renew, complete, progress
+ *   sqlite_maint.c   maintain
  *   sqlite_admin.c   heartbeats, workers, stats
  *   sqlite_apply.c   transition batches (through the per-task enqueue and complete)
  *   sqlite_docs.c    documents and counters
