@@ -99,16 +99,22 @@ int er__rd_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***
   size_t got = 0, nbad = 0;
   int rc;
   /* Failed tasks took places of the batch: take again for them, so that a
-   * poisoned task never costs the ones behind it a turn. */
+   * poisoned task never costs the ones behind it a turn. A later round that
+   * fails leaves the tasks already taken to be handed out. */
+  bool first = true;
   do {
     rc = reserve_round(rd, req, max - got, recs, &got, &nbad);
+    if (rc && !first && got) rc = 0, nbad = 0;
+    first = false;
   } while (!rc && nbad && got < max);
-  if (rc) {
-    /* The tasks stay STARTED under this worker's lease and come back when it
-     * ends. */
+  if (rc || !got) {
+    /* On an error the tasks stay STARTED under this worker's lease and come
+     * back when it ends. */
     er_task_rec_free_array(recs, got);
-    return rc;
+    recs = NULL;
+    got = 0;
   }
+  if (rc) return rc;
   *out = recs;
   *n = got;
   return 0;
