@@ -29,7 +29,8 @@ void er__rec_bad(er_rec_why_t *w, const char *field, const char *fmt, ...) {
 
 json_t *er__rec_json(const char *s, size_t n, const char *field, er_rec_why_t *w) {
   json_error_t e;
-  json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &e);
+  /* ALLOW_NUL: "\u0000" inside a string is valid JSON a sender may store. */
+  json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
   if (!v) er__rec_bad(w, field, "%s", e.text);
   return v;
 }

@@ -247,6 +247,26 @@ static void test_corrupted_while_running(void **state) {
   er_task_rec_free(r);
 }
 
+/* Valid JSON of unusual shapes is no poison: "\u0000" and non-ASCII inside
+ * strings, huge and negative numbers, nulls. */
+static void test_odd_but_valid(void **state) {
+  fx_t *f = *state;
+  er_task_rec_t *r = mk(f, "odd");
+  json_decref(r->args);
+  r->args = json_pack("[s#, s, f, i, n]", "a\0b", 3, "\xc3\xa9\xe2\x80\xa8", 1e300, (json_int_t)-1);
+  json_object_set_new(r->kwargs, "k", json_null());
+  r->context = json_pack("{s:s}", "user", "\xf0\x9f\x98\x80");
+  assert_int_equal(enq(f, r), 0);
+  er_task_rec_t *got = reserve1(f, now_ms() + 10, 60000);
+  assert_string_equal(got->id, r->id);
+  assert_json_eq(got->args, r->args);
+  assert_json_eq(got->kwargs, r->kwargs);
+  assert_json_eq(got->context, r->context);
+  assert_int_equal(json_string_length(json_array_get(got->args, 0)), 3);
+  er_task_rec_free(got);
+  er_task_rec_free(r);
+}
+
 /* A get of a queued task that cannot be decoded answers with what it can
  * read and the reason as its error, instead of failing the call. */
 static void test_get_undecodable(void **state) {
@@ -279,6 +299,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_poisoned_head_of_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupted_while_running, setup, teardown),
       cmocka_unit_test_setup_teardown(test_get_undecodable, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_odd_but_valid, setup, teardown),
   };
   return cmocka_run_group_tests_name(g_base ? g_base : "poison (sqlite, a file per test)", tests,
                                      NULL, NULL);
