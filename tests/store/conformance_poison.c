@@ -294,12 +294,10 @@ static void test_get_undecodable(void **state) {
 int main(int argc, char **argv) {
   g_base = argc > 1 ? argv[1] : getenv("ERRAND_TEST_STORE");
   if (g_base && !*g_base) g_base = NULL;
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_poisoned_fail_alone, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_poisoned_head_of_queue, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_corrupted_while_running, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_get_undecodable, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_odd_but_valid, setup, teardown),
+      T(test_poisoned_fail_alone), T(test_poisoned_head_of_queue), T(test_corrupted_while_running),
+      T(test_get_undecodable),     T(test_odd_but_valid),
   };
   return cmocka_run_group_tests_name(g_base ? g_base : "poison (sqlite, a file per test)", tests,
                                      NULL, NULL);
