@@ -107,7 +107,9 @@ typedef struct er_store er_store_t;
 /* Opens the store named by url (NULL: $ERRAND_STORE, else sqlite:errand.db),
  * creating or migrating its schema. ER_EINVAL for a URL that names no backend,
  * ER_EUNAVAILABLE when it cannot be reached, ER_ECORRUPT for a file that is not
- * an errand store, ER_EBUSY when locked past busy_ms. On failure *out is NULL
+ * an errand store (the message says "database file is truncated" for a file
+ * cut short, "is corrupt (not an SQLite database)" for one that is not
+ * SQLite's), ER_EBUSY when locked past busy_ms. On failure *out is NULL
  * and errmsg (may be NULL) gets a one-line reason. */
 int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg_size);
 void er_store_close(er_store_t *s); /* accepts NULL */
@@ -159,8 +161,13 @@ typedef struct er_reserve_req {
 
 /* Takes up to req->max due tasks (eta <= now, not expired), highest priority
  * first, then oldest, moving them to STARTED under a lease and counting an
- * attempt. Tasks past their expiry are moved to REVOKED instead. *out is a new
- * array of new records (free with er_task_rec_free_array); *n may be 0. */
+ * attempt. Tasks past their expiry are moved to REVOKED instead. A task whose
+ * stored record cannot be decoded (invalid JSON or UTF-8, args not an array,
+ * no task name, a number field that is not one, an unknown state) is moved to
+ * FAILURE with an ER_ECORRUPT error "task record cannot be decoded: FIELD:
+ * REASON", never handed out, and the tasks behind it are taken instead.
+ * *out is a new array of new records (free with er_task_rec_free_array); *n
+ * may be 0. */
 int er_store_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out, size_t *n);
 
 /* Extends the leases of tasks this worker runs. For each, revoked[i] (may be
@@ -196,7 +203,10 @@ int er_store_progress(er_store_t *s, const char *id, int attempt, double progres
 /* ---- Reading ---- */
 
 /* The task by id, or the newest task for key when id is NULL. ER_ENOENT when
- * there is none. *out is a new record. */
+ * there is none. *out is a new record. A record that cannot be decoded is
+ * still returned (0), its undecodable values NULL and, unless it finished
+ * with an error of its own, error set to the reason (ER_ECORRUPT, "task
+ * record cannot be decoded: ..."). */
 int er_store_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **out);
 
 /* ---- Managing ---- */

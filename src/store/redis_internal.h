@@ -204,8 +204,11 @@ void er__rd_args_done(er_rd_args_t *a, const er_completion_t *c);
 int er__rd_run(er_rd_t *rd, er_rd_script_t script, bool idempotent, er_rd_args_t *a,
                redisReply **out);
 
-/* A new record from a flat HGETALL reply. */
-int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out);
+/* A new record from a flat HGETALL reply. A record that cannot be decoded
+ * (store_rec.c) is ER_ECORRUPT when why is NULL; else it is returned, its bad
+ * values NULL, with the reason in why (why->why[0] is 0 for a good one). A
+ * reply without an id is ER_ECORRUPT either way. */
+int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out, er_rec_why_t *why);
 
 /* ---- operations ---- */
 

@@ -15,11 +15,14 @@ int er__rd_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts) {
   er_rd_t *rd = er__rd(s);
   er_rd_args_t a = {0};
   json_t *rerr = er__store_error_json(ER_EREVOKED, "revoked");
+  json_t *baderr = er__rec_poison_error(NULL);
   er__rd_args_i64(&a, now_ms);
   er__rd_args_i64(&a, s->tombstone_ms);
   er__rd_args_i64(&a, MAINT_LIMIT);
   er__rd_args_json(&a, rerr, false);
+  er__rd_args_json(&a, baderr, false);
   json_decref(rerr);
+  json_decref(baderr);
   redisReply *r;
   int rc = er__rd_run(rd, ER_RD_MAINTAIN, false, &a, &r);
   er__rd_args_free(&a);

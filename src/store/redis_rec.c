@@ -154,64 +154,68 @@ static char *dup_n(const char *s, size_t n, bool *oom) {
   return d;
 }
 
-static json_t *parse_json(const char *s, size_t n, bool *bad) {
-  json_t *v = json_loadb(s, n, JSON_DECODE_ANY, NULL);
-  if (!v) *bad = true;
-  return v;
+/* A number field: kept at 0 and noted when it is not a number. */
+static int64_t num(const char *s, size_t n, const char *field, er_rec_why_t *w) {
+  int64_t v = 0;
+  return er__rec_int(s, n, field, &v, w) ? v : 0;
 }
 
-static int64_t to_i64(const char *s) { return strtoll(s, NULL, 10); }
-
-int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out) {
+int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out, er_rec_why_t *why) {
   if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
     er__store_set_error(&rd->base, "redis: a task record of an unexpected shape");
     return ER_ECORRUPT;
   }
   er_task_rec_t *t = er_task_rec_new();
   if (!t) return ER_ENOMEM;
-  bool oom = false, bad = false;
+  bool oom = false;
+  er_rec_why_t local = {{0}}, *w = why ? why : &local;
+  w->why[0] = 0;
+  t->state = ER_STATE_UNKNOWN; /* a record without one is noted */
   for (size_t i = 0; i + 1 < r->elements; i += 2) {
     const redisReply *k = r->element[i], *v = r->element[i + 1];
     if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
     const char *f = k->str, *s = v->str;
     size_t n = v->len;
 #define IS(name) (strcmp(f, name) == 0)
+#define NUM(name) num(s, n, name, w)
     if (IS("id")) snprintf(t->id, sizeof t->id, "%s", s);
     else if (IS("task")) t->task = dup_n(s, n, &oom);
     else if (IS("queue")) t->queue = dup_n(s, n, &oom);
-    else if (IS("priority")) t->priority = (int)to_i64(s);
-    else if (IS("state")) t->state = (er_task_state_t)to_i64(s);
-    else if (IS("args")) t->args = parse_json(s, n, &bad);
-    else if (IS("kwargs")) t->kwargs = parse_json(s, n, &bad);
-    else if (IS("context")) t->context = parse_json(s, n, &bad);
+    else if (IS("priority")) t->priority = (int)NUM("priority");
+    else if (IS("state")) t->state = (er_task_state_t)NUM("state");
+    else if (IS("args")) t->args = er__rec_json(s, n, "args", w);
+    else if (IS("kwargs")) t->kwargs = er__rec_json(s, n, "kwargs", w);
+    else if (IS("context")) t->context = er__rec_json(s, n, "context", w);
     else if (IS("name")) t->name = dup_n(s, n, &oom);
     else if (IS("key")) t->key = dup_n(s, n, &oom);
-    else if (IS("created_ms")) t->created_ms = to_i64(s);
-    else if (IS("eta_ms")) t->eta_ms = to_i64(s);
-    else if (IS("expires_ms")) t->expires_ms = to_i64(s);
-    else if (IS("started_ms")) t->started_ms = to_i64(s);
-    else if (IS("finished_ms")) t->finished_ms = to_i64(s);
-    else if (IS("attempt")) t->attempt = (int)to_i64(s);
-    else if (IS("retries")) t->retries = (int)to_i64(s);
-    else if (IS("max_retries")) t->max_retries = (int)to_i64(s);
-    else if (IS("soft_limit_ms")) t->soft_limit_ms = to_i64(s);
-    else if (IS("hard_limit_ms")) t->hard_limit_ms = to_i64(s);
-    else if (IS("result_ttl_ms")) t->result_ttl_ms = to_i64(s);
-    else if (IS("ignore_result")) t->ignore_result = to_i64(s) != 0;
-    else if (IS("revoke_requested")) t->revoke_requested = to_i64(s) != 0;
+    else if (IS("created_ms")) t->created_ms = NUM("created_ms");
+    else if (IS("eta_ms")) t->eta_ms = NUM("eta_ms");
+    else if (IS("expires_ms")) t->expires_ms = NUM("expires_ms");
+    else if (IS("started_ms")) t->started_ms = NUM("started_ms");
+    else if (IS("finished_ms")) t->finished_ms = NUM("finished_ms");
+    else if (IS("attempt")) t->attempt = (int)NUM("attempt");
+    else if (IS("retries")) t->retries = (int)NUM("retries");
+    else if (IS("max_retries")) t->max_retries = (int)NUM("max_retries");
+    else if (IS("soft_limit_ms")) t->soft_limit_ms = NUM("soft_limit_ms");
+    else if (IS("hard_limit_ms")) t->hard_limit_ms = NUM("hard_limit_ms");
+    else if (IS("result_ttl_ms")) t->result_ttl_ms = NUM("result_ttl_ms");
+    else if (IS("ignore_result")) t->ignore_result = NUM("ignore_result") != 0;
+    else if (IS("revoke_requested")) t->revoke_requested = NUM("revoke_requested") != 0;
     else if (IS("progress")) t->progress = strtod(s, NULL);
     else if (IS("progress_msg")) t->progress_msg = dup_n(s, n, &oom);
-    else if (IS("result")) t->result = parse_json(s, n, &bad);
-    else if (IS("error")) t->error = parse_json(s, n, &bad);
+    else if (IS("result")) t->result = er__rec_json(s, n, "result", w);
+    else if (IS("error")) t->error = er__rec_json(s, n, "error", w);
     else if (IS("worker")) t->worker = dup_n(s, n, &oom);
-    else if (IS("lease_until_ms")) t->lease_until_ms = to_i64(s);
+    else if (IS("lease_until_ms")) t->lease_until_ms = NUM("lease_until_ms");
+#undef NUM
 #undef IS
   }
-  if (oom || bad || !t->id[0]) {
+  if (!oom) er__rec_check(t, w);
+  if (oom || !t->id[0] || (!why && w->why[0])) {
     int rc = oom ? ER_ENOMEM : ER_ECORRUPT;
     if (rc == ER_ECORRUPT)
-      er__store_set_error(&rd->base, "task %s: a stored field does not parse",
-                          t->id[0] ? t->id : "?");
+      er__store_set_error(&rd->base, "task %s: task record cannot be decoded%s%s",
+                          t->id[0] ? t->id : "?", w->why[0] ? ": " : "", w->why);
     er_task_rec_free(t);
     return rc;
   }

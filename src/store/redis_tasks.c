@@ -48,7 +48,11 @@ int er__rd_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **o
   er__rd_args_free(&a);
   if (rc) return rc;
   if (r->type == REDIS_REPLY_ARRAY) {
-    rc = er__rd_read_rec(rd, r, out);
+    /* An undecodable record is still shown, with the reason as its error:
+     * the caller asked about this one task and can tell it apart. */
+    er_rec_why_t why;
+    rc = er__rd_read_rec(rd, r, out, &why);
+    if (!rc) er__rec_lenient(*out, &why);
   } else {
     er__store_set_error(s, "no task with %s '%s'", id ? "id" : "key", id ? id : key);
     rc = ER_ENOENT;

@@ -23,8 +23,13 @@ int er__sq_code(int rc) {
 }
 
 int er__sq_fail(er_sq_t *sq, int rc, const char *what) {
-  er__store_set_error(&sq->base, "sqlite %s: %s (%s)", what, sqlite3_errmsg(sq->db),
-                      sqlite3_errstr(rc));
+  char file[200];
+  /* "malformed" at a read past a cut: say that the file was cut */
+  if (er__sq_code(rc) == ER_ECORRUPT && sq->path && er__sq_file_problem(sq->path, file, sizeof file))
+    er__store_set_error(&sq->base, "sqlite %s: %s", what, file);
+  else
+    er__store_set_error(&sq->base, "sqlite %s: %s (%s)", what, sqlite3_errmsg(sq->db),
+                        sqlite3_errstr(rc));
   return er__sq_code(rc);
 }
 
@@ -218,54 +223,64 @@ static char *col_str(sqlite3_stmt *st, int c, bool *oom) {
   return s;
 }
 
-static json_t *col_json(sqlite3_stmt *st, int c, bool *bad) {
+static json_t *col_json(sqlite3_stmt *st, int c, const char *field, er_rec_why_t *w) {
   const char *t = (const char *)sqlite3_column_text(st, c);
   if (!t) return NULL;
-  json_t *v = json_loadb(t, (size_t)sqlite3_column_bytes(st, c), JSON_DECODE_ANY, NULL);
-  if (!v) *bad = true;
-  return v;
+  return er__rec_json(t, (size_t)sqlite3_column_bytes(st, c), field, w);
 }
 
-int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int c, er_task_rec_t **out, int64_t *seq) {
+/* An integer column; text there (a foreign writer: INTEGER affinity keeps
+ * text that does not look like a number) is noted, not read as 0. */
+static int64_t col_i64(sqlite3_stmt *st, int c, const char *field, er_rec_why_t *w) {
+  int t = sqlite3_column_type(st, c);
+  if (t == SQLITE_TEXT || t == SQLITE_BLOB) er__rec_bad(w, field, "not a number");
+  return sqlite3_column_int64(st, c);
+}
+
+int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int c, er_task_rec_t **out, int64_t *seq,
+                    er_rec_why_t *why) {
   er_task_rec_t *r = er_task_rec_new();
   if (!r) return ER_ENOMEM;
-  bool oom = false, bad = false;
+  bool oom = false;
+  er_rec_why_t local = {{0}}, *w = why ? why : &local;
+  w->why[0] = 0;
   const unsigned char *id = sqlite3_column_text(st, c + 0);
   snprintf(r->id, sizeof r->id, "%s", id ? (const char *)id : "");
   r->task = col_str(st, c + 1, &oom);
   r->queue = col_str(st, c + 2, &oom);
-  r->priority = sqlite3_column_int(st, c + 3);
-  r->state = (er_task_state_t)sqlite3_column_int(st, c + 4);
-  r->args = col_json(st, c + 5, &bad);
-  r->kwargs = col_json(st, c + 6, &bad);
-  r->context = col_json(st, c + 7, &bad);
+  r->priority = (int)col_i64(st, c + 3, "priority", w);
+  r->state = (er_task_state_t)col_i64(st, c + 4, "state", w);
+  r->args = col_json(st, c + 5, "args", w);
+  r->kwargs = col_json(st, c + 6, "kwargs", w);
+  r->context = col_json(st, c + 7, "context", w);
   r->name = col_str(st, c + 8, &oom);
   r->key = col_str(st, c + 9, &oom);
-  r->created_ms = sqlite3_column_int64(st, c + 10);
-  r->eta_ms = sqlite3_column_int64(st, c + 11);
-  r->expires_ms = sqlite3_column_int64(st, c + 12);
-  r->started_ms = sqlite3_column_int64(st, c + 13);
-  r->finished_ms = sqlite3_column_int64(st, c + 14);
-  r->attempt = sqlite3_column_int(st, c + 15);
-  r->retries = sqlite3_column_int(st, c + 16);
-  r->max_retries = sqlite3_column_int(st, c + 17);
-  r->soft_limit_ms = sqlite3_column_int64(st, c + 18);
-  r->hard_limit_ms = sqlite3_column_int64(st, c + 19);
-  r->result_ttl_ms = sqlite3_column_int64(st, c + 20);
-  r->ignore_result = sqlite3_column_int(st, c + 21) != 0;
-  r->revoke_requested = sqlite3_column_int(st, c + 22) != 0;
+  r->created_ms = col_i64(st, c + 10, "created_ms", w);
+  r->eta_ms = col_i64(st, c + 11, "eta_ms", w);
+  r->expires_ms = col_i64(st, c + 12, "expires_ms", w);
+  r->started_ms = col_i64(st, c + 13, "started_ms", w);
+  r->finished_ms = col_i64(st, c + 14, "finished_ms", w);
+  r->attempt = (int)col_i64(st, c + 15, "attempt", w);
+  r->retries = (int)col_i64(st, c + 16, "retries", w);
+  r->max_retries = (int)col_i64(st, c + 17, "max_retries", w);
+  r->soft_limit_ms = col_i64(st, c + 18, "soft_limit_ms", w);
+  r->hard_limit_ms = col_i64(st, c + 19, "hard_limit_ms", w);
+  r->result_ttl_ms = col_i64(st, c + 20, "result_ttl_ms", w);
+  r->ignore_result = col_i64(st, c + 21, "ignore_result", w) != 0;
+  r->revoke_requested = col_i64(st, c + 22, "revoke_requested", w) != 0;
   r->progress = sqlite3_column_double(st, c + 23);
   r->progress_msg = col_str(st, c + 24, &oom);
-  r->result = col_json(st, c + 25, &bad);
-  r->error = col_json(st, c + 26, &bad);
+  r->result = col_json(st, c + 25, "result", w);
+  r->error = col_json(st, c + 26, "error", w);
   r->worker = col_str(st, c + 27, &oom);
-  r->lease_until_ms = sqlite3_column_int64(st, c + 28);
+  r->lease_until_ms = col_i64(st, c + 28, "lease_until_ms", w);
   if (seq) *seq = sqlite3_column_int64(st, c + 29);
-  if (oom || bad) {
+  if (!oom) er__rec_check(r, w);
+  if (oom || (!why && w->why[0])) {
     er_task_rec_free(r);
     if (oom) return ER_ENOMEM;
-    er__store_set_error(&sq->base, "task %s: a stored JSON value does not parse",
-                        id ? (const char *)id : "?");
+    er__store_set_error(&sq->base, "task %s: task record cannot be decoded: %s",
+                        id ? (const char *)id : "?", w->why);
     return ER_ECORRUPT;
   }
   *out = r;

@@ -5,7 +5,8 @@
  *   sqlite_schema.c  the schema and its migrations
  *   sqlite_db.c      statement cache, errors, transactions, rows
  *   sqlite_tasks.c   enqueue, get, revoke, purge
- *   sqlite_work.c    reserve, renew, complete, progress, maintain
+ *   sqlite_work.c    reserve, renew, complete, progress
+ *   sqlite_maint.c   maintain
  *   sqlite_admin.c   heartbeats, workers, stats
  *   sqlite_apply.c   transition batches (through the per-task enqueue and complete)
  *   sqlite_docs.c    documents and counters
@@ -133,8 +134,11 @@ int er__sq_bind_opt_ms(sqlite3_stmt *st, int idx, int64_t ms);
   "result, error, worker, lease_until_ms, seq"
 #define ER_SQ_TASK_NCOLS 30
 /* A new record from the row at st, columns from col on. *seq (may be NULL)
- * gets the row's seq. */
-int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out, int64_t *seq);
+ * gets the row's seq. A record that cannot be decoded (store_rec.c) is
+ * ER_ECORRUPT when why is NULL; else it is returned, its bad values NULL,
+ * with the reason in why (why->why[0] is 0 for a good record). */
+int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out, int64_t *seq,
+                    er_rec_why_t *why);
 
 /* SQL for when a task finishing at time parameter NOW forgets its result. */
 #define ER_SQ_RESULT_EXPIRES(NOW)                                                   \
@@ -151,6 +155,14 @@ int er__sq_counts_ensure(er_sq_t *sq, const char *queue);
 /* At the end of a transaction: keeps (committed) or forgets what it ensured. */
 void er__sq_counts_settle(er_sq_t *sq, bool committed);
 void er__sq_counts_free(er_sq_t *sq);
+
+/* ---- sqlite_open.c ---- */
+
+/* Whether the file at path is cut short ("'PATH': database file is
+ * truncated ...") or not SQLite's ("'PATH' is corrupt (not an SQLite
+ * database)"), from its header and size; the message goes to out. A missing
+ * or empty file is fine (false). */
+bool er__sq_file_problem(const char *path, char *out, size_t size);
 
 /* ---- sqlite_schema.c ---- */
 

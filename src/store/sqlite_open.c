@@ -1,9 +1,11 @@
 /* Opening and closing the SQLite store: the URL's path and options, the
  * connection's pragmas, the file checks and schema, and the backend's vtable. */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/sqlite_internal.h"
@@ -70,6 +72,66 @@ static void create_db(er_sq_t *sq) {
   if (fd >= 0) close(fd); /* else exists, or SQLite reports why it cannot open */
 }
 
+/* ---- a file cut short or not SQLite's -------------------------------------
+ * SQLite calls both "database disk image is malformed" or "file is not a
+ * database", at whichever read first meets the damage, which for a cut file
+ * may be long after open. Its header says more: the magic string, the page
+ * size, and (when valid: its change counter matches version-valid-for) the
+ * number of pages, which a whole file holds. */
+
+static uint32_t be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+bool er__sq_file_problem(const char *path, char *out, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  unsigned char h[100];
+  struct stat sb;
+  ssize_t n = fstat(fd, &sb) == 0 ? pread(fd, h, sizeof h, 0) : -1;
+  close(fd);
+  if (n < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) return false; /* new: fine */
+  if (n < (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0) {
+    bool cut = n > 0 && memcmp(h, "SQLite format 3", (size_t)n < 16 ? (size_t)n : 16) == 0;
+    if (cut) er__errmsg(out, size, "'%s': database file is truncated (%lld bytes)", path,
+                        (long long)sb.st_size);
+    else er__errmsg(out, size, "'%s' is corrupt (not an SQLite database)", path);
+    return true;
+  }
+  uint32_t page = (uint32_t)h[16] << 8 | h[17];
+  if (page == 1) page = 65536;
+  if (page < 512 || page > 65536 || (page & (page - 1))) {
+    er__errmsg(out, size, "'%s' is corrupt (not an SQLite database: page size %u)", path, page);
+    return true;
+  }
+  uint32_t pages = be32(h + 28);
+  bool counted = pages && be32(h + 24) == be32(h + 92);
+  if (sb.st_size % page || (counted && (uint64_t)sb.st_size < (uint64_t)pages * page)) {
+    er__errmsg(out, size, "'%s': database file is truncated (%lld bytes, want %llu)", path,
+               (long long)sb.st_size,
+               counted ? (unsigned long long)pages * page
+                       : ((unsigned long long)sb.st_size / page + 1) * page);
+    return true;
+  }
+  return false;
+}
+
+/* Whether a write may be in progress on the file by another connection: a
+ * checkpoint copying pages from the -wal (it writes page 1, with the new
+ * count, before the pages that grow the file) or a rollback journal's
+ * transaction. Then a short file proves nothing, and open leaves the
+ * diagnosis to the first error. */
+static bool may_be_written(const char *path) {
+  static const char *const ext[] = {"-wal", "-journal"};
+  char p[4096];
+  struct stat sb;
+  for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+    snprintf(p, sizeof p, "%s%s", path, ext[i]);
+    if (stat(p, &sb) == 0 && sb.st_size > 0) return true;
+  }
+  return false;
+}
+
 /* The connection's settings. WAL lets readers run beside the one writer and
  * makes a commit one append to the -wal file; synchronous=NORMAL then loses
  * nothing on a process crash (only on power loss, the last commits), FULL
@@ -133,6 +195,13 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
     goto fail;
   }
   create_db(sq);
+  /* Checked before SQLite reads it (cheap: one header read and a stat), so
+   * that a cut file is refused as such, not used until a read hits the cut. */
+  if (strcmp(sq->path, ":memory:") != 0 && !may_be_written(sq->path) &&
+      er__sq_file_problem(sq->path, errmsg, size)) {
+    rc = ER_ECORRUPT;
+    goto fail;
+  }
   int src = sqlite3_open_v2(sq->path, &sq->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (src != SQLITE_OK) {
@@ -146,6 +215,7 @@ static int sq_open(const char *url, er_store_t **out, char *errmsg, size_t size)
   rc = prepare_file(sq, errmsg, size);
   if (!rc) rc = er__sq_wake_init(sq);
   if (!rc) rc = er__sq_data_version(sq, &sq->dv_seen);
+  if (rc == ER_ECORRUPT) er__sq_file_problem(sq->path, errmsg, size); /* says it better */
   if (rc) {
     if (errmsg && !*errmsg) er__errmsg(errmsg, size, "'%s': %s", sq->path, sq->base.last_error);
     goto fail;

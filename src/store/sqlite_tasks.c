@@ -206,7 +206,11 @@ int er__sq_get(er_store_t *s, const char *id, const char *key, er_task_rec_t **o
   sqlite3_bind_int64(st, 2, er_now_wall_ms());
   rc = er__sq_step(sq, st, "get");
   if (rc == SQLITE_ROW) {
-    rc = er__sq_read_rec(sq, st, 0, out, NULL);
+    /* An undecodable record is still shown, with the reason as its error:
+     * the caller asked about this one task and can tell it apart. */
+    er_rec_why_t why;
+    rc = er__sq_read_rec(sq, st, 0, out, NULL, &why);
+    if (!rc) er__rec_lenient(*out, &why);
   } else if (rc == SQLITE_DONE) {
     er__store_set_error(s, "no task with %s '%s'", id ? "id" : "key", id ? id : key);
     rc = ER_ENOENT;

@@ -1,6 +1,5 @@
-/* The worker's side: reserve under a lease, renew, complete and progress
- * (each fenced by the attempt number), and maintain (lease expiry, result and
- * tombstone expiry). */
+/* The worker's side: reserve under a lease, renew, complete and progress,
+ * each fenced by the attempt number (maintain is in sqlite_maint.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,8 +43,34 @@ static int by_order(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* A claimed task whose record cannot be decoded ends FAILURE in the claim's
+ * transaction, so it is never leased again and never holds up the tasks
+ * behind it; its error says why (er_status shows it), the finished log wakes
+ * whoever waits on its result, and the counts triggers move it. */
+static const char SQL_POISON[] =
+    "UPDATE tasks SET state = " ER__SQL_FAILURE ", finished_ms = ?2, worker = NULL, "
+    "lease_until_ms = NULL, error = ?3, result = NULL, "
+    "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?2") " "
+    "WHERE id = ?1 AND state = " ER__SQL_STARTED;
+
+static int poison(er_sq_t *sq, const er_task_rec_t *r, const er_rec_why_t *why, int64_t now) {
+  sqlite3_stmt *st;
+  int rc = er__sq_prep(sq, SQL_POISON, &st);
+  if (rc) return rc;
+  json_t *err = er__rec_poison_error(why);
+  er__sq_bind_text(st, 1, r->id);
+  sqlite3_bind_int64(st, 2, now);
+  rc = err && !er__sq_bind_json(st, 3, err) ? 0 : ER_ENOMEM;
+  json_decref(err);
+  if (!rc) rc = er__sq_step(sq, st, "reserve (failing an undecodable task)");
+  er__sq_done(st);
+  if (rc < 0) return rc;
+  er_log(ER_LOG_WARN, "task %s: %s; failed", r->id, why->why);
+  return er__sq_finished(sq, r->name, r->id, now);
+}
+
 /* Claims up to want tasks of one queue into got[*ngot...]. *rows gets how
- * many rows the claim touched (claimed or expired). */
+ * many rows the claim touched (claimed, expired or failed). */
 static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, size_t want,
                  const json_t *expired_err, claimed_t *got, size_t *ngot, size_t *rows) {
   sqlite3_stmt *st;
@@ -61,8 +86,16 @@ static int claim(er_sq_t *sq, const er_reserve_req_t *req, const char *queue, si
   *rows = 0;
   while ((rc = er__sq_step(sq, st, "reserve")) == SQLITE_ROW) {
     claimed_t c;
-    if ((rc = er__sq_read_rec(sq, st, 0, &c.rec, &c.seq))) break;
+    er_rec_why_t why;
+    if ((rc = er__sq_read_rec(sq, st, 0, &c.rec, &c.seq, &why))) break;
     ++*rows;
+    if (c.rec->state != ER_STATE_REVOKED && why.why[0]) {
+      /* Safe while stepping, as below. */
+      rc = poison(sq, c.rec, &why, req->now_ms);
+      er_task_rec_free(c.rec);
+      if (rc) break;
+      continue;
+    }
     if (c.rec->state == ER_STATE_REVOKED) {
       /* Expired: finished now; its name starts its tombstone. Safe while
        * stepping: RETURNING rows are computed before the first one. */
@@ -312,90 +345,4 @@ int er__sq_progress(er_store_t *s, const char *id, int attempt, double progress,
     rc = rc < 0 ? rc : 0;
   }
   return er__sq_end(sq, rc);
-}
-
-/* ---- maintain -------------------------------------------------------------------------- */
-
-/* A running task revoked while its worker vanished ends REVOKED... */
-static const char SQL_LEASE_REVOKED[] =
-    "UPDATE tasks SET state = " ER__SQL_REVOKED ", finished_ms = ?1, lease_until_ms = NULL, "
-    "error = ?2, "
-    "result_expires_ms = " ER_SQ_RESULT_EXPIRES("?1") " "
-    "WHERE state = " ER__SQL_STARTED " AND lease_until_ms < ?1 AND revoke_requested = 1 "
-    "RETURNING name, id";
-/* ...any other goes back to the queue, without counting a retry. */
-static const char SQL_LEASE_REQUEUE[] =
-    "UPDATE tasks SET state = " ER__SQL_PENDING ", queued = 1, ready = 1, worker = NULL, "
-    "lease_until_ms = NULL "
-    "WHERE state = " ER__SQL_STARTED " AND lease_until_ms < ?1 RETURNING queue";
-/* Bounded, so that one call never holds the write lock for long. */
-static const char SQL_RESULTS_EXPIRE[] =
-    "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE result_expires_ms <= ?1 "
-    "LIMIT 10000)";
-static const char SQL_TOMBSTONES_EXPIRE[] =
-    "DELETE FROM names WHERE finished_ms IS NOT NULL AND finished_ms <= ?1";
-static const char SQL_WORKERS_EXPIRE[] = "DELETE FROM workers WHERE expires_ms <= ?1";
-/* The finished log keeps its newest entries (a rowid range: no scan). */
-static const char SQL_FINISHED_PRUNE[] =
-    "DELETE FROM finished WHERE seq <= (SELECT max(seq) FROM finished) - ?1";
-
-/* Runs sql with ?1 = a; returns changes in *changes. */
-static int run1(er_sq_t *sq, const char *sql, int64_t a, size_t *changes) {
-  sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, sql, &st);
-  if (rc) return rc;
-  sqlite3_bind_int64(st, 1, a);
-  rc = er__sq_step(sq, st, "maintain");
-  er__sq_done(st);
-  if (rc < 0) return rc;
-  if (changes) *changes = (size_t)sqlite3_changes64(sq->db);
-  return 0;
-}
-
-static int revoke_lost(er_sq_t *sq, int64_t now) {
-  sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_LEASE_REVOKED, &st);
-  if (rc) return rc;
-  json_t *err = er__store_error_json(ER_EREVOKED, "revoked");
-  sqlite3_bind_int64(st, 1, now);
-  rc = err && !er__sq_bind_json(st, 2, err) ? 0 : ER_ENOMEM;
-  json_decref(err);
-  while (!rc && (rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW)
-    rc = er__sq_finished(sq, (const char *)sqlite3_column_text(st, 0),
-                         (const char *)sqlite3_column_text(st, 1), now);
-  er__sq_done(st);
-  return rc < 0 ? rc : 0;
-}
-
-/* Tasks whose worker vanished go back to their queues, whose watchers wake. */
-static int requeue_lost(er_sq_t *sq, int64_t now, size_t *count) {
-  sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_LEASE_REQUEUE, &st);
-  if (rc) return rc;
-  sqlite3_bind_int64(st, 1, now);
-  while (!rc && (rc = er__sq_step(sq, st, "maintain")) == SQLITE_ROW) {
-    ++*count;
-    rc = er__sq_owe_queue(sq, (const char *)sqlite3_column_text(st, 0));
-  }
-  er__sq_done(st);
-  return rc < 0 ? rc : 0;
-}
-
-static int maintain_in_tx(er_sq_t *sq, int64_t now, er_maint_counts_t *c) {
-  int rc = revoke_lost(sq, now);
-  if (!rc) rc = requeue_lost(sq, now, &c->requeued);
-  if (!rc) rc = run1(sq, SQL_RESULTS_EXPIRE, now, &c->expired_results);
-  if (!rc) rc = run1(sq, SQL_TOMBSTONES_EXPIRE, now - sq->base.tombstone_ms, NULL);
-  if (!rc) rc = run1(sq, SQL_WORKERS_EXPIRE, now, NULL);
-  if (!rc) rc = run1(sq, SQL_FINISHED_PRUNE, ER_SQ_FINISHED_KEEP, NULL);
-  return rc;
-}
-
-int er__sq_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts) {
-  er_sq_t *sq = er__sq(s);
-  er_maint_counts_t c = {0, 0};
-  int rc = er__sq_begin(sq);
-  if (!rc) rc = er__sq_end(sq, maintain_in_tx(sq, now_ms, &c));
-  if (!rc && counts) *counts = c;
-  return rc;
 }

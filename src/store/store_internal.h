@@ -74,4 +74,27 @@ void er__stats_add(json_t *counts, const char *state, json_int_t n);
 /* Bytes of v as compact JSON (0 for NULL). */
 size_t er__json_size(const json_t *v);
 
+/* ---- Records that cannot be decoded (store_rec.c) ----
+ * A reader notes the first reason a stored record is unusable ("args: ...")
+ * in an er_rec_why_t and goes on reading: a reserve then fails that task
+ * alone (FAILURE, with er__rec_poison_error) and a get shows the rest. */
+typedef struct er_rec_why {
+  char why[160]; /* "" while the record is fine */
+} er_rec_why_t;
+/* Notes "field: fmt..." unless a reason is noted already. */
+void er__rec_bad(er_rec_why_t *w, const char *field, const char *fmt, ...) ER_PRINTF(3, 4);
+/* s[0..n) as JSON (a new value), or NULL with the parser's reason noted. */
+json_t *er__rec_json(const char *s, size_t n, const char *field, er_rec_why_t *w);
+/* s[0..n) as a decimal integer into *out; false (noted) when it is not one. */
+bool er__rec_int(const char *s, size_t n, const char *field, int64_t *out, er_rec_why_t *w);
+/* Notes what a worker cannot run: no task name or queue, an unknown state,
+ * args not an array, kwargs or context not an object. */
+void er__rec_check(er_task_rec_t *r, er_rec_why_t *w);
+/* A new error object: ER_ECORRUPT, "task record cannot be decoded: <why>"
+ * (w NULL: without ": <why>", for Lua to complete: finish.lua). */
+json_t *er__rec_poison_error(const er_rec_why_t *w);
+/* For a get of an unusable record: its error becomes the reason, unless it
+ * finished with an error of its own (the reserve that failed it wrote it). */
+void er__rec_lenient(er_task_rec_t *r, const er_rec_why_t *w);
+
 #endif

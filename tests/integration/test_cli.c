@@ -458,6 +458,37 @@ static void help_and_docs_list_the_same_options(void **s) {
   free(docs);
 }
 
+/* A store file cut short, or one that is not SQLite's: inspect exits 3 (the
+ * store cannot be opened) with one line that says which. */
+static void damaged_store_file_is_named_so(void **s) {
+  for (int i = 0; i < 200; i++)
+    h_send(&H, "sleep", "[\"a task with some arguments to fill pages of the file\"]", NULL,
+           NULL);
+  er_client_close(H.client); /* the last close checkpoints: the file is whole */
+  H.client = NULL;
+  char args[1200], *out = NULL;
+  snprintf(args, sizeof args, "inspect --store 'sqlite://%s/errand.db'", H.dir);
+  assert_int_equal(run_shell(args, &out), 0);
+  free(out);
+  static const struct {
+    const char *make, *says;
+  } cases[] = {
+      {"head -c 8192 '%s/errand.db' > '%s/bad.db'", "database file is truncated"},
+      {"head -c 10000 '%s/errand.db' > '%s/bad.db'", "database file is truncated"},
+      {"head -c 9000 /dev/urandom > '%s/bad.db' # %s", "is corrupt (not an SQLite database)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char make[1200];
+    snprintf(make, sizeof make, cases[i].make, H.dir, H.dir);
+    assert_int_equal(system(make), 0);
+    snprintf(args, sizeof args, "inspect --store 'sqlite://%s/bad.db'", H.dir);
+    int rc = run_shell(args, &out);
+    if (rc != 3) fail_msg("%s: exit %d, not 3: %s", make, rc, out);
+    assert_one_error_line(out, cases[i].says);
+    free(out);
+  }
+}
+
 int main(void) {
   unsetenv("ERRAND_LOG"); /* the default level is part of what is tested */
   const struct CMUnitTest tests[] = {
@@ -479,6 +510,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(names_are_printed_escaped, setup, teardown),
       cmocka_unit_test_setup_teardown(store_password_is_never_printed, setup, teardown),
       cmocka_unit_test_setup_teardown(store_file_gives_the_url, setup, teardown),
+      cmocka_unit_test_setup_teardown(damaged_store_file_is_named_so, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

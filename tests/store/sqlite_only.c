@@ -3,6 +3,7 @@
  * work SQLite does, not by the clock), and the finished log's overflow.
  * Each test has its own file. */
 #include <jansson.h>
+#include <limits.h>
 
 #include "conformance.h"
 #include "store/sqlite_internal.h"
@@ -421,13 +422,121 @@ static void test_file_modes(void **state) {
   umask(old);
 }
 
+/* Copies the first n bytes of from to to (n 0: all of it). */
+static void copy_head(const char *from, const char *to, long n) {
+  FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+  assert_true(in && out);
+  char buf[4096];
+  size_t got;
+  long left = n ? n : LONG_MAX;
+  while (left > 0 && (got = fread(buf, 1, left < (long)sizeof buf ? (size_t)left : sizeof buf,
+                                  in)) > 0) {
+    assert_int_equal(fwrite(buf, 1, got, out), got);
+    left -= (long)got;
+  }
+  fclose(in);
+  fclose(out);
+}
+
+/* Opening path fails ER_ECORRUPT with a message holding want (and one line). */
+static void assert_open_says(const char *path, const char *want) {
+  char url[300], err[256] = "";
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  er_store_t *s = NULL;
+  int rc = er_store_open(url, &s, err, sizeof err);
+  if (rc != ER_ECORRUPT || !strstr(err, want))
+    fail_msg("open %s: %s '%s', want ECORRUPT '%s'", path, er_err_name(rc), err, want);
+  assert_null(s);
+  assert_null(strchr(err, '\n'));
+}
+
+/* A database cut short (a copy that stopped, a full disk) is reported as
+ * truncated, at a page boundary or inside a page, even where the pages that
+ * open reads are whole; a file that is not SQLite's as corrupt. */
+static void test_truncated_file(void **state) {
+  fx_t *f = *state;
+  json_t *big = json_pack("[s]", "0123456789abcdef0123456789abcdef0123456789abcdef");
+  for (int i = 0; i < 300; i++) {
+    er_task_rec_t *r = mk(f, "t");
+    json_decref(r->args);
+    r->args = json_incref(big);
+    assert_int_equal(enq(f, r), 0);
+    er_task_rec_free(r);
+  }
+  json_decref(big);
+  er_store_close(f->s); /* the last close checkpoints: the file is whole */
+  f->s = NULL;
+  char whole[256], cut[256];
+  db_path(f, "store.db", whole, sizeof whole);
+  struct stat sb;
+  assert_int_equal(stat(whole, &sb), 0);
+  assert_true(sb.st_size > 64 * 1024);
+  const long at[] = {8192, 8192 + 1000, (long)sb.st_size - 4096, (long)sb.st_size - 100, 50};
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+    snprintf(cut, sizeof cut, "%s/cut-%zu.db", f->dir, i);
+    copy_head(whole, cut, at[i]);
+    assert_open_says(cut, "database file is truncated");
+  }
+  /* the whole copy opens, and its tasks are there */
+  snprintf(cut, sizeof cut, "%s/copy.db", f->dir);
+  copy_head(whole, cut, 0);
+  char url[300];
+  snprintf(url, sizeof url, "sqlite:%s", cut);
+  assert_int_equal(er_store_open(url, &f->s, NULL, 0), 0);
+  /* garbage, and a text file */
+  snprintf(cut, sizeof cut, "%s/garbage.db", f->dir);
+  FILE *fp = fopen(cut, "wb");
+  for (int i = 0; i < 8192; i++) fputc((i * 7919) & 0xff, fp);
+  fclose(fp);
+  assert_open_says(cut, "is corrupt (not an SQLite database)");
+  write_file(cut, "just some text\n");
+  assert_open_says(cut, "is corrupt (not an SQLite database)");
+}
+
+/* A cut file beside a -wal (whose writer may be mid-checkpoint, so open does
+ * not judge by size): the first read that meets the cut says it. */
+static void test_truncated_beside_wal(void **state) {
+  fx_t *f = *state;
+  for (int i = 0; i < 300; i++) {
+    er_task_rec_t *r = mk(f, "t");
+    r->key = tagged(f, "k");
+    assert_int_equal(enq(f, r), 0);
+    er_task_rec_free(r);
+  }
+  er_store_close(f->s);
+  f->s = NULL;
+  char whole[256], cut[256], wal[300];
+  db_path(f, "store.db", whole, sizeof whole);
+  snprintf(cut, sizeof cut, "%s/cut.db", f->dir);
+  copy_head(whole, cut, 3 * 4096);
+  snprintf(wal, sizeof wal, "%s-wal", cut);
+  write_file(wal, "not a wal, but not empty either");
+  char url[300], err[256] = "";
+  snprintf(url, sizeof url, "sqlite:%s", cut);
+  int rc = er_store_open(url, &f->s, err, sizeof err);
+  if (rc == 0) {
+    json_t *st = NULL;
+    rc = er_store_stats(f->s, &st);
+    json_decref(st);
+    if (rc == 0) {
+      er_task_rec_t *r = NULL;
+      rc = er_store_get(f->s, NULL, "no-such-key", &r);
+      if (rc == ER_ENOENT) rc = 0;
+    }
+    snprintf(err, sizeof err, "%s", er_store_last_error(f->s));
+  }
+  assert_int_equal(rc, ER_ECORRUPT);
+  if (!strstr(err, "database file is truncated")) fail_msg("message: %s", err);
+}
+
 int main(void) {
   g_base = NULL; /* a file per test */
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_migrate_v1),        T(test_flat_with_tasks_for_later), T(test_counts_match),
       T(test_finished_overflow), T(test_promotion_rings),    T(test_bell_symlink_refused),
-      T(test_precise_bell_symlink_refused), T(test_file_modes),
+      T(test_precise_bell_symlink_refused), T(test_file_modes), T(test_truncated_file),
+      T(test_truncated_beside_wal),
   };
   return cmocka_run_group_tests_name("store (sqlite only)", tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@ end
 
 -- when a result finished at now expires: nil for never (ttl below 0)
 local function result_expiry(ttl, now)
-  ttl = tonumber(ttl or '0')
+  ttl = tonumber(ttl or '0') or 0 -- a foreign value: the default
   if ttl < 0 then return nil end
   if ttl == 0 then ttl = RESULT_TTL_DEFAULT_MS end
   return now + ttl
@@ -44,4 +44,15 @@ local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
   tombstone(name, id, now)
   move(q, from, st)
   WFIN = wake_id(WFIN, id)
+end
+
+-- ends a task whose record cannot be used (an older writer, a foreign
+-- script) FAILURE, from state 'from': its error is baderr (the JSON of
+-- "task record cannot be decoded", from the caller) with ': ' .. why added
+local function finish_undecodable(id, h, q, from, now, ttl, name, baderr, why)
+  local e = cjson.decode(baderr)
+  e.message = e.message .. ': ' .. why
+  finish(id, h, q, from, FAILURE, now, ttl, name,
+    {'error', cjson.encode(e), 'revoke_requested', '0', 'progress', '-1'},
+    {'worker', 'progress_msg', 'result'})
 end

@@ -40,7 +40,7 @@ local function done_write(o, t)
     dels = {'worker', 'lease_until_ms'}
     if st == RETRY then
       eta = N(o + 6)
-      sets[3], sets[4], sets[5], sets[6] = 'eta_ms', I(eta), 'retries', I(tonumber(t.retries) + 1)
+      sets[3], sets[4], sets[5], sets[6] = 'eta_ms', I(eta), 'retries', I((tonumber(t.retries) or 0) + 1)
       if err then sets[#sets + 1] = 'error' sets[#sets + 1] = err
       else dels[#dels + 1] = 'error' end
     elseif N(o + 6) > eta then

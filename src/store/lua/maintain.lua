@@ -1,8 +1,10 @@
--- maintain. ARGV: now, tombstone_ms, limit, the "revoked" error JSON.
+-- maintain. ARGV: now, tombstone_ms, limit, the "revoked" error JSON, the
+-- "cannot be decoded" error JSON.
 -- Tasks whose lease ended go back to their queue (or end REVOKED when a
--- revoke was asked for); expired results and their tasks, expired
+-- revoke was asked for; or FAILURE when their record has no numbers to
+-- queue them by: a foreign writer); expired results and their tasks, expired
 -- tombstones and workers go. Returns {requeued, expired results}.
-local now, tomb, limit, rerr = N(1), N(2), N(3), A(4)
+local now, tomb, limit, rerr, baderr = N(1), N(2), N(3), A(4), A(5)
 local requeued, expired = 0, 0
 local lost = redis.call('ZRANGEBYSCORE', LEASES, '-inf', '(' .. I(now), 'LIMIT', 0, limit)
 local gone = {}
@@ -12,14 +14,19 @@ for _, id in ipairs(lost) do
     'lease_until_ms', 'result_ttl_ms', 'priority', 'eta_ms', 'seq')
   if f[1] ~= STARTED then
     gone[#gone + 1] = id
-  elseif tonumber(f[5] or '0') >= now then
+  elseif (tonumber(f[5] or '0') or 0) >= now then
     redis.call('ZADD', LEASES, tonumber(f[5]), id)
   else
     gone[#gone + 1] = id
+    local prio, eta, seq = tonumber(f[7]), tonumber(f[8]), tonumber(f[9])
     if f[2] == '1' then
       finish(id, h, f[3], STARTED, REVOKED, now, f[6], f[4], {'error', rerr}, {})
+    elseif not (prio and eta and seq) then
+      local field = (not prio and 'priority') or (not eta and 'eta_ms') or 'seq'
+      finish_undecodable(id, h, f[3], STARTED, now, f[6], f[4], baderr,
+        field .. ': not a number')
     else
-      local m = place_f(id, f[3], tonumber(f[7]), tonumber(f[8]), tonumber(f[9]), now)
+      local m = place_f(id, f[3], prio, eta, seq, now)
       if m then redis.call('HSET', h, 'state', PENDING, 'qm', m)
       else redis.call('HSET', h, 'state', PENDING) end
       redis.call('HDEL', h, 'worker', 'lease_until_ms')
