@@ -155,7 +155,7 @@ static char *dup_n(const char *s, size_t n, bool *oom) {
 }
 
 static json_t *parse_json(const char *s, size_t n, bool *bad) {
-  json_t *v = json_loadb(s, n, JSON_DECODE_ANY, NULL);
+  json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   if (!v) *bad = true;
   return v;
 }
