@@ -162,6 +162,18 @@ static json_t *parse_json(const char *s, size_t n, bool *bad) {
 
 static int64_t to_i64(const char *s) { return strtoll(s, NULL, 10); }
 
+/* A reply that names a field twice (no real hash does) must not leak the
+ * first value: the last one wins. */
+static void put_str(char **dst, char *s) {
+  er_free(*dst);
+  *dst = s;
+}
+
+static void put_json(json_t **dst, json_t *v) {
+  json_decref(*dst);
+  *dst = v;
+}
+
 int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out) {
   if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
     er__store_set_error(&rd->base, "redis: a task record of an unexpected shape");
@@ -177,15 +189,15 @@ int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out) {
     size_t n = v->len;
 #define IS(name) (strcmp(f, name) == 0)
     if (IS("id")) snprintf(t->id, sizeof t->id, "%s", s);
-    else if (IS("task")) t->task = dup_n(s, n, &oom);
-    else if (IS("queue")) t->queue = dup_n(s, n, &oom);
+    else if (IS("task")) put_str(&t->task, dup_n(s, n, &oom));
+    else if (IS("queue")) put_str(&t->queue, dup_n(s, n, &oom));
     else if (IS("priority")) t->priority = (int)to_i64(s);
     else if (IS("state")) t->state = (er_task_state_t)to_i64(s);
-    else if (IS("args")) t->args = parse_json(s, n, &bad);
-    else if (IS("kwargs")) t->kwargs = parse_json(s, n, &bad);
-    else if (IS("context")) t->context = parse_json(s, n, &bad);
-    else if (IS("name")) t->name = dup_n(s, n, &oom);
-    else if (IS("key")) t->key = dup_n(s, n, &oom);
+    else if (IS("args")) put_json(&t->args, parse_json(s, n, &bad));
+    else if (IS("kwargs")) put_json(&t->kwargs, parse_json(s, n, &bad));
+    else if (IS("context")) put_json(&t->context, parse_json(s, n, &bad));
+    else if (IS("name")) put_str(&t->name, dup_n(s, n, &oom));
+    else if (IS("key")) put_str(&t->key, dup_n(s, n, &oom));
     else if (IS("created_ms")) t->created_ms = to_i64(s);
     else if (IS("eta_ms")) t->eta_ms = to_i64(s);
     else if (IS("expires_ms")) t->expires_ms = to_i64(s);
@@ -200,10 +212,10 @@ int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out) {
     else if (IS("ignore_result")) t->ignore_result = to_i64(s) != 0;
     else if (IS("revoke_requested")) t->revoke_requested = to_i64(s) != 0;
     else if (IS("progress")) t->progress = strtod(s, NULL);
-    else if (IS("progress_msg")) t->progress_msg = dup_n(s, n, &oom);
-    else if (IS("result")) t->result = parse_json(s, n, &bad);
-    else if (IS("error")) t->error = parse_json(s, n, &bad);
-    else if (IS("worker")) t->worker = dup_n(s, n, &oom);
+    else if (IS("progress_msg")) put_str(&t->progress_msg, dup_n(s, n, &oom));
+    else if (IS("result")) put_json(&t->result, parse_json(s, n, &bad));
+    else if (IS("error")) put_json(&t->error, parse_json(s, n, &bad));
+    else if (IS("worker")) put_str(&t->worker, dup_n(s, n, &oom));
     else if (IS("lease_until_ms")) t->lease_until_ms = to_i64(s);
 #undef IS
   }
