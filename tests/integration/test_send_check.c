@@ -396,6 +396,5 @@ int main(void) {
       cmocka_unit_test_setup_teardown(expiring_before_its_eta_ends_expired_at_expiry, setup,
                                       teardown),
   };
-  if (getenv("T")) cmocka_set_test_filter(getenv("T"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
