@@ -157,7 +157,10 @@ int er_purge(er_client_t *c, const char *queue, size_t *count);
  * Loop thread only; they never block it. The client must outlive the
  * futures (er_client_close cancels those still waiting). */
 
-/* Done with the new id as a JSON string, or with the send's error. */
+/* Done with the new id as a JSON string, or with the send's error. The
+ * send's checks (above ER_SEND_MAX_DEPTH) run at the call, before args,
+ * kwargs and context are copied: a refused send gives a future already failed
+ * with ER_EINVAL or ER_ETOOBIG and the reason. NULL only when out of memory. */
 er_future_t *er_send_async(er_client_t *c, er_loop_t *loop, const char *task, json_t *args,
                            json_t *kwargs, const er_send_opts_t *opts);
 /* Done with the task's result (JSON) on SUCCESS, or an error: ER_EFAIL with

@@ -200,7 +200,9 @@ static char *col_str(sqlite3_stmt *st, int c, bool *oom) {
 static json_t *col_json(sqlite3_stmt *st, int c, bool *bad) {
   const char *t = (const char *)sqlite3_column_text(st, c);
   if (!t) return NULL;
-  json_t *v = json_loadb(t, (size_t)sqlite3_column_bytes(st, c), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+  /* JSON allows \u0000 inside a string: a sender's "a\u0000b" reads back. */
+  json_t *v = json_loadb(t, (size_t)sqlite3_column_bytes(st, c), JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                         NULL);
   if (!v) *bad = true;
   return v;
 }

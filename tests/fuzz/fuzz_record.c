@@ -61,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   er_task_rec_t *r = NULL;
   int rc;
   if (data[0] == 's') rc = fz_sqlite_decode(bind_fields, &f, &r);
-  else if (data[0] == 'r' || data[0] == 'R') rc = fz_redis_decode(f.s, f.len, f.n, data[0] == 'r', &r);
+  else if (data[0] == 'r' || data[0] == 'R')
+    rc = fz_redis_decode(f.s, f.len, f.n, data[0] == 'r', &r);
   else return 0;
   fz_check_answer(rc);
   er_task_rec_free(r);
