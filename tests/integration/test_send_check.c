@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "store_url.h"
+
 static int echo(er_task_t *t, json_t **result) {
   *result = json_pack("[O,O,O]", er_task_args(t), er_task_kwargs(t),
                       er_task_context(t) ? er_task_context(t) : json_null());
@@ -40,20 +42,8 @@ typedef struct fx {
   pthread_t thread;
 } fx_t;
 
-static int g_seq;
-
 static void open_fx(fx_t *f, const char *extra) {
-  const char *base = getenv("ERRAND_TEST_STORE");
-  if (base && strncmp(base, "redis://", 8) == 0) {
-    size_t n = strcspn(base, "?");
-    snprintf(f->url, sizeof f->url, "%.*s?prefix=sendck-%d-%d%s%s", (int)n, base, (int)getpid(),
-             ++g_seq, extra ? "&" : "", extra ? extra : "");
-  } else {
-    snprintf(f->dir, sizeof f->dir, "/tmp/errand-sendck-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->url, sizeof f->url, "sqlite:%s/errand.db%s%s", f->dir, extra ? "?" : "",
-             extra ? extra : "");
-  }
+  test_store_url("sendck", extra, f->dir, sizeof f->dir, f->url, sizeof f->url);
   char msg[256] = "";
   if (er_client_open(f->url, &f->c, msg, sizeof msg)) fail_msg("open %s: %s", f->url, msg);
 }
