@@ -121,7 +121,9 @@ typedef struct er_send_req {
  * counts), and existed[i] (may be NULL) is then true; one without is always
  * added. A store without transition batches (er_store_apply) cannot mix the
  * two among keyed requests: such a batch is refused with ER_ENOTSUP and
- * nothing is sent. */
+ * nothing is sent. A request the send's checks refuse (see er_send) fails
+ * the whole batch, nothing sent, the reason naming it ("send: request 2 of
+ * the batch: args[0]: invalid UTF-8", counting from 0). */
 int er_send_batch(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids);
 int er_send_batch_ex(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids,
                      bool *existed);
