@@ -215,11 +215,13 @@ static void nesting_of_100000_is_refused_not_a_crash(void **state) {
   json_object_set(kw, "x", v);
   refused(f, ER_EINVAL, NULL, "t", NULL, kw, NULL);
   assert_int_equal(strncmp(er_client_last_error(f->c), "send: kwargs.x[0][0]", 20), 0);
-  er_send_req_t reqs[] = {{"t", NULL, NULL, NULL},
+  er_send_req_t reqs[] = {{"t", NULL, NULL, &(er_send_opts_t){.key = "first"}},
                           {"t", NULL, NULL, &(er_send_opts_t){.context = kw}}};
   assert_int_equal(er_send_batch(f->c, reqs, 2, NULL), ER_EINVAL);
   const char *batch = "send: request 1 of the batch: context.x[0][0]";
   assert_int_equal(strncmp(er_client_last_error(f->c), batch, strlen(batch)), 0);
+  er_id_t none;
+  assert_int_equal(er_id_for_key(f->c, "first", &none), ER_ENOENT); /* nothing sent */
   er_loop_t *loop;
   assert_int_equal(er_loop_new(&loop, NULL), 0);
   er_future_t *fut = er_send_async(f->c, loop, "t", v, NULL, NULL);
