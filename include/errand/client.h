@@ -56,8 +56,9 @@ const char *er_client_url(const er_client_t *c);
  * er_client_last_error, e.g. "send: kwargs.x[3]: invalid UTF-8"): every
  * string and object key in args, kwargs and context valid UTF-8, no key with
  * a NUL byte (a NUL inside a string value, JSON's \u0000, is carried intact),
- * nesting at most ER_SEND_MAX_DEPTH deep (args itself is level 1: the depth
- * the stores' JSON parser reads back); task and queue names at most
+ * nesting at most ER_SEND_MAX_DEPTH deep, every value counted (args itself
+ * is level 1, and a number inside 2,048 arrays is level 2,049: the depth the
+ * stores' JSON parser reads back); task and queue names at most
  * ER_SEND_MAX_NAME bytes, name and key at most ER_SEND_MAX_KEY, all valid
  * UTF-8. Their bytes count toward the store's payload limit with args, kwargs
  * and context (ER_ETOOBIG past it). */

@@ -119,6 +119,13 @@ static int fail(const walk_t *w, int rc, const char *what) {
 /* Counts v's own bytes (a lower bound of its compact JSON) against the
  * payload limit and checks its string; a container is pushed. */
 static int visit(walk_t *w, const json_t *v) {
+  /* jansson's parser counts every value's depth, a scalar's too: inside
+   * 2,048 arrays even a 1 is past its limit. */
+  if (w->n >= ER_SEND_MAX_DEPTH) {
+    char what[64];
+    snprintf(what, sizeof what, "nested deeper than %d", ER_SEND_MAX_DEPTH);
+    return fail(w, ER_EINVAL, what);
+  }
   size_t own = 1;
   if (json_is_string(v)) {
     size_t n = json_string_length(v);
@@ -132,11 +139,6 @@ static int visit(walk_t *w, const json_t *v) {
     return fail(w, ER_ETOOBIG, what);
   }
   if (!json_is_array(v) && !json_is_object(v)) return 0;
-  if (w->n >= ER_SEND_MAX_DEPTH) {
-    char what[64];
-    snprintf(what, sizeof what, "nested deeper than %d", ER_SEND_MAX_DEPTH);
-    return fail(w, ER_EINVAL, what);
-  }
   if (w->n == w->cap) {
     size_t cap = w->cap ? w->cap * 2 : 16;
     frame_t *st = er_realloc(w->st, cap * sizeof *st);

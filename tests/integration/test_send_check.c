@@ -200,6 +200,22 @@ static void nesting_up_to_the_parser_limit_reads_back(void **state) {
   assert_non_null(strstr(er_client_last_error(f->c), ": nested deeper than 2048"));
   json_array_clear(over);
   json_decref(over);
+  /* The parser counts a scalar's level too: 2,047 arrays around a number
+   * read back, 2,048 do not. */
+  json_t *inner = ok, *parent = NULL;
+  for (size_t level = 1; level < ER_SEND_MAX_DEPTH; level++)
+    parent = inner, inner = json_array_get(inner, 0);
+  json_array_append_new(inner, json_integer(7));
+  refused(f, ER_EINVAL, NULL, "t", ok, NULL, NULL);
+  assert_non_null(strstr(er_client_last_error(f->c), ": nested deeper than 2048"));
+  json_array_clear(parent);
+  json_array_append_new(parent, json_integer(7));
+  assert_int_equal(depth_of(ok), ER_SEND_MAX_DEPTH - 1);
+  rc = er_send(f->c, "t", ok, NULL, NULL, &id);
+  if (rc) fail_msg("send: %s", er_client_last_error(f->c));
+  assert_int_equal(er_status(f->c, id.text, NULL, &r), 0);
+  assert_int_equal(r->state, ER_STATE_PENDING); /* read back */
+  er_task_rec_free(r);
   free_deep(ok);
 }
 
