@@ -52,18 +52,39 @@ void er_client_close(er_client_t *c);
 const char *er_client_last_error(const er_client_t *c);
 const char *er_client_url(const er_client_t *c);
 
-/* Options of one send; zero means the task's default (or none). */
+/* What a send may carry (else ER_EINVAL, with the reason and where in
+ * er_client_last_error, e.g. "send: kwargs.x[3]: invalid UTF-8"): every
+ * string and object key in args, kwargs and context valid UTF-8, no key with
+ * a NUL byte (a NUL inside a string value, JSON's \u0000, is carried intact),
+ * nesting at most ER_SEND_MAX_DEPTH deep, every value counted (args itself
+ * is level 1, and a number inside 2,048 arrays is level 2,049: the depth the
+ * stores' JSON parser reads back); task and queue names at most
+ * ER_SEND_MAX_NAME bytes, name and key at most ER_SEND_MAX_KEY, all valid
+ * UTF-8. Their bytes count toward the store's payload limit with args, kwargs
+ * and context (ER_ETOOBIG past it). */
+#define ER_SEND_MAX_DEPTH 2048
+#define ER_SEND_MAX_NAME 255
+#define ER_SEND_MAX_KEY 1024
+
+/* Options of one send; zero means the task's default (or none). Negative
+ * times and limits are refused (ER_EINVAL), as is a countdown_ms or
+ * expires_ms that would carry now + it past INT64_MAX. */
 typedef struct er_send_opts {
   const char *queue;      /* default: the task's queue, else "default" */
-  int priority;           /* higher first; default 0 */
+  int priority;           /* higher first; default 0; any int (INT_MIN..INT_MAX):
+                             both stores order the whole range exactly */
   int64_t countdown_ms;   /* run no sooner than this from now */
   int64_t eta_ms;         /* or at this wall-clock time (ms since the epoch) */
-  int64_t expires_ms;     /* revoke if not started this long after sending */
+  int64_t expires_ms;     /* revoke if not started this long after sending.
+                             When that is at or before the eta, the task can
+                             never start: it falls due at its expiry and the
+                             first reserve after that ends it REVOKED (the
+                             expired error), never run, never kept waiting */
   const char *name;       /* App Engine named task: ER_EEXIST / ER_ETOMBSTONED */
   const char *key;        /* the polling key: er_status / er_result by key */
   bool if_absent;         /* with key: return the live task for the key instead */
   bool ignore_result;
-  int64_t result_ttl_ms;  /* -1: forever */
+  int64_t result_ttl_ms;  /* -1: forever; below -1: ER_EINVAL */
   json_t *context;        /* an object the task reads with er_task_context (borrowed) */
   int max_retries;        /* retries after the first attempt: 0 (unset) the
                              task's default; ER_RETRIES_NONE none; n > 0 n.
@@ -76,8 +97,11 @@ typedef struct er_send_opts {
  * means {}), both borrowed. On success *id (may be NULL) gets the task's id:
  * with .if_absent, that of the existing task when there is one, and then
  * *existed (may be NULL) is true. Once this returns 0 the task is durable.
- * ER_EINVAL for args that are not an array or kwargs not an object, ER_ETOOBIG
- * past the store's payload limit, ER_EEXIST / ER_ETOMBSTONED for a taken name. */
+ * ER_EINVAL for args that are not an array or kwargs not an object, or for
+ * anything the rules above ER_SEND_MAX_DEPTH refuse (checked before anything
+ * is encoded, without recursion: a value nested 100,000 deep is refused, not
+ * a crash), ER_ETOOBIG past the store's payload limit, ER_EEXIST /
+ * ER_ETOMBSTONED for a taken name. */
 int er_send(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
             const er_send_opts_t *opts, er_id_t *id);
 int er_send_ex(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
@@ -98,7 +122,9 @@ typedef struct er_send_req {
  * counts), and existed[i] (may be NULL) is then true; one without is always
  * added. A store without transition batches (er_store_apply) cannot mix the
  * two among keyed requests: such a batch is refused with ER_ENOTSUP and
- * nothing is sent. */
+ * nothing is sent. A request the send's checks refuse (see er_send) fails
+ * the whole batch, nothing sent, the reason naming it ("send: request 2 of
+ * the batch: args[0]: invalid UTF-8", counting from 0). */
 int er_send_batch(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids);
 int er_send_batch_ex(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_t *ids,
                      bool *existed);
@@ -134,7 +160,10 @@ int er_purge(er_client_t *c, const char *queue, size_t *count);
  * Loop thread only; they never block it. The client must outlive the
  * futures (er_client_close cancels those still waiting). */
 
-/* Done with the new id as a JSON string, or with the send's error. */
+/* Done with the new id as a JSON string, or with the send's error. The
+ * send's checks (above ER_SEND_MAX_DEPTH) run at the call, before args,
+ * kwargs and context are copied: a refused send gives a future already failed
+ * with ER_EINVAL or ER_ETOOBIG and the reason. NULL only when out of memory. */
 er_future_t *er_send_async(er_client_t *c, er_loop_t *loop, const char *task, json_t *args,
                            json_t *kwargs, const er_send_opts_t *opts);
 /* Done with the task's result (JSON) on SUCCESS, or an error: ER_EFAIL with

@@ -8,7 +8,8 @@
  *   redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P]
  * Options common to all backends:
  *   tombstone_ms  how long a finished named task's name stays taken (default 1 day)
- *   max_payload   bytes of args + kwargs + context accepted per task (default 1 MiB)
+ *   max_payload   bytes of args + kwargs + context (compact JSON) and the task,
+ *                 queue, name and key accepted per task (default 1 MiB)
  * sqlite only:
  *   sync=normal|full   full fsyncs every commit (survives power loss); normal
  *                      (default) survives any process crash.

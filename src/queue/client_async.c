@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "queue/client_internal.h"
+#include "queue/send_check.h"
 
 typedef struct send_job {
   er_client_t *c;
@@ -41,6 +42,13 @@ static int run_send(void *arg, er_future_t *out) {
 
 er_future_t *er_send_async(er_client_t *c, er_loop_t *loop, const char *task, json_t *args,
                            json_t *kwargs, const er_send_opts_t *opts) {
+  /* Checked here first: json_deep_copy recurses, so a value nested too deep
+   * must be refused before it is copied. */
+  char why[384];
+  int rc = er__send_check(task, args, kwargs, opts, er_now_wall_ms(),
+                          er_store_max_payload(c->store), why, sizeof why);
+  if (rc == ER_ENOMEM) return NULL;
+  if (rc < 0) return er_future_new_error(loop, rc, "send: %s", why);
   /* The job owns copies: the caller's strings and values may be gone by the
    * time a pool thread runs it. */
   send_job_t *j = er_calloc(1, sizeof *j);

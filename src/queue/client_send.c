@@ -1,30 +1,26 @@
 /* Sending: a send's options become a store record, and a batch becomes one
  * transaction whose requests each keep their own key rule. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "queue/client_internal.h"
+#include "queue/send_check.h"
 
-/* Builds the record for one send; *rec is new. */
-static int make_rec(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
+/* Builds the record for one send (request i of a batch, or SIZE_MAX for a
+ * single send); *rec is new. Nothing is built that the store could not
+ * encode or a worker read back (send_check.c). */
+static int make_rec(er_client_t *c, size_t i, const char *task, json_t *args, json_t *kwargs,
                     const er_send_opts_t *o, int64_t now, er_task_rec_t **rec) {
   static const er_send_opts_t none;
   if (!o) o = &none;
-  if (!task || !*task) return er__client_fail(c, ER_EINVAL, "send: no task name");
-  if (args && !json_is_array(args))
-    return er__client_fail(c, ER_EINVAL, "send: args must be a JSON array");
-  if (kwargs && !json_is_object(kwargs))
-    return er__client_fail(c, ER_EINVAL, "send: kwargs must be a JSON object");
-  if (o->context && !json_is_object(o->context))
-    return er__client_fail(c, ER_EINVAL, "send: context must be a JSON object");
-  if (o->if_absent && !o->key)
-    return er__client_fail(c, ER_EINVAL, "send: if_absent needs a key");
-  if (o->max_retries < ER_RETRIES_NONE)
-    return er__client_fail(c, ER_EINVAL,
-                           "send: max_retries %d: give n >= 1, 0 for the task's default, "
-                           "or ER_RETRIES_NONE",
-                           o->max_retries);
+  char why[384];
+  int rc = er__send_check(task, args, kwargs, o, now, er_store_max_payload(c->store), why,
+                          sizeof why);
+  if (rc == ER_ENOMEM) return rc;
+  if (rc < 0 && i == SIZE_MAX) return er__client_fail(c, rc, "send: %s", why);
+  if (rc < 0) return er__client_fail(c, rc, "send: request %zu of the batch: %s", i, why);
   er_task_rec_t *r = er_task_rec_new();
   if (!r) return ER_ENOMEM;
   if (er_id_new((er_id_t *)r->id) < 0) {
@@ -41,8 +37,12 @@ static int make_rec(er_client_t *c, const char *task, json_t *args, json_t *kwar
   r->name = o->name ? er_strdup(o->name) : NULL;
   r->key = o->key ? er_strdup(o->key) : NULL;
   r->created_ms = now;
-  r->eta_ms = o->eta_ms > 0 ? o->eta_ms : now + (o->countdown_ms > 0 ? o->countdown_ms : 0);
+  r->eta_ms = o->eta_ms > 0 ? o->eta_ms : now + o->countdown_ms;
   r->expires_ms = o->expires_ms > 0 ? now + o->expires_ms : 0;
+  /* Expiring at or before its eta, the task can never start: due at its
+   * expiry, the first reserve then ends it REVOKED rather than leaving it
+   * scheduled until an eta that can only expire it. */
+  if (r->expires_ms && r->expires_ms <= r->eta_ms) r->eta_ms = r->expires_ms;
   /* The options' zero is "unset" (zero-initialised structs); the record's
    * -1 is the task's default and its 0 means no retries. */
   r->max_retries = o->max_retries == ER_RETRIES_NONE ? 0 : o->max_retries > 0 ? o->max_retries : -1;
@@ -71,7 +71,7 @@ static int enqueue(er_client_t *c, er_task_rec_t **recs, size_t n, int flags, bo
 int er_send_ex(er_client_t *c, const char *task, json_t *args, json_t *kwargs,
                const er_send_opts_t *opts, er_id_t *id, bool *existed) {
   er_task_rec_t *r;
-  int rc = make_rec(c, task, args, kwargs, opts, er_now_wall_ms(), &r);
+  int rc = make_rec(c, SIZE_MAX, task, args, kwargs, opts, er_now_wall_ms(), &r);
   if (rc < 0) return rc;
   bool ex = false;
   rc = enqueue(c, &r, 1, opts && opts->if_absent ? ER_ENQ_IF_ABSENT : 0, &ex);
@@ -155,7 +155,7 @@ int er_send_batch_ex(er_client_t *c, const er_send_req_t *reqs, size_t n, er_id_
   int rc = recs && ex ? 0 : ER_ENOMEM;
   int64_t now = er_now_wall_ms();
   for (size_t i = 0; i < n && rc == 0; i++)
-    rc = make_rec(c, reqs[i].task, reqs[i].args, reqs[i].kwargs, reqs[i].opts, now, &recs[i]);
+    rc = make_rec(c, i, reqs[i].task, reqs[i].args, reqs[i].kwargs, reqs[i].opts, now, &recs[i]);
   if (rc == 0) rc = apply_batch(c, reqs, recs, n, ex);
   if (rc == ER_ENOTSUP) rc = enqueue_batch(c, reqs, recs, n, ex);
   for (size_t i = 0; recs && i < n; i++) {

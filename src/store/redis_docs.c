@@ -132,7 +132,7 @@ static int docread(er_rd_t *rd, const char *what, const char *coll, const char *
 }
 
 static int parse_doc(er_store_t *s, const redisReply *v, json_t **out) {
-  json_t *j = json_loadb(v->str, v->len, JSON_DECODE_ANY, NULL);
+  json_t *j = json_loadb(v->str, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   if (!j) {
     er__store_set_error(s, "redis: a stored document does not parse");
     return ER_ECORRUPT;

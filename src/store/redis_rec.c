@@ -160,6 +160,18 @@ static int64_t num(const char *s, size_t n, const char *field, er_rec_why_t *w) 
   return er__rec_int(s, n, field, &v, w) ? v : 0;
 }
 
+/* A reply that names a field twice (no real hash does) must not leak the
+ * first value: the last one wins. */
+static void put_str(char **dst, char *s) {
+  er_free(*dst);
+  *dst = s;
+}
+
+static void put_json(json_t **dst, json_t *v) {
+  json_decref(*dst);
+  *dst = v;
+}
+
 int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out, er_rec_why_t *why) {
   if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
     er__store_set_error(&rd->base, "redis: a task record of an unexpected shape");
@@ -179,15 +191,15 @@ int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out, er_re
 #define IS(name) (strcmp(f, name) == 0)
 #define NUM(name) num(s, n, name, w)
     if (IS("id")) snprintf(t->id, sizeof t->id, "%s", s);
-    else if (IS("task")) t->task = dup_n(s, n, &oom);
-    else if (IS("queue")) t->queue = dup_n(s, n, &oom);
+    else if (IS("task")) put_str(&t->task, dup_n(s, n, &oom));
+    else if (IS("queue")) put_str(&t->queue, dup_n(s, n, &oom));
     else if (IS("priority")) t->priority = (int)NUM("priority");
     else if (IS("state")) t->state = (er_task_state_t)NUM("state");
-    else if (IS("args")) t->args = er__rec_json(s, n, "args", w);
-    else if (IS("kwargs")) t->kwargs = er__rec_json(s, n, "kwargs", w);
-    else if (IS("context")) t->context = er__rec_json(s, n, "context", w);
-    else if (IS("name")) t->name = dup_n(s, n, &oom);
-    else if (IS("key")) t->key = dup_n(s, n, &oom);
+    else if (IS("args")) put_json(&t->args, er__rec_json(s, n, "args", w));
+    else if (IS("kwargs")) put_json(&t->kwargs, er__rec_json(s, n, "kwargs", w));
+    else if (IS("context")) put_json(&t->context, er__rec_json(s, n, "context", w));
+    else if (IS("name")) put_str(&t->name, dup_n(s, n, &oom));
+    else if (IS("key")) put_str(&t->key, dup_n(s, n, &oom));
     else if (IS("created_ms")) t->created_ms = NUM("created_ms");
     else if (IS("eta_ms")) t->eta_ms = NUM("eta_ms");
     else if (IS("expires_ms")) t->expires_ms = NUM("expires_ms");
@@ -202,10 +214,10 @@ int er__rd_read_rec(er_rd_t *rd, const redisReply *r, er_task_rec_t **out, er_re
     else if (IS("ignore_result")) t->ignore_result = NUM("ignore_result") != 0;
     else if (IS("revoke_requested")) t->revoke_requested = NUM("revoke_requested") != 0;
     else if (IS("progress")) t->progress = strtod(s, NULL);
-    else if (IS("progress_msg")) t->progress_msg = dup_n(s, n, &oom);
-    else if (IS("result")) t->result = er__rec_json(s, n, "result", w);
-    else if (IS("error")) t->error = er__rec_json(s, n, "error", w);
-    else if (IS("worker")) t->worker = dup_n(s, n, &oom);
+    else if (IS("progress_msg")) put_str(&t->progress_msg, dup_n(s, n, &oom));
+    else if (IS("result")) put_json(&t->result, er__rec_json(s, n, "result", w));
+    else if (IS("error")) put_json(&t->error, er__rec_json(s, n, "error", w));
+    else if (IS("worker")) put_str(&t->worker, dup_n(s, n, &oom));
     else if (IS("lease_until_ms")) t->lease_until_ms = NUM("lease_until_ms");
 #undef NUM
 #undef IS

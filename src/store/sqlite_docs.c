@@ -25,7 +25,9 @@ static const char SQL_COUNTER_DEL[] = "DELETE FROM counters WHERE coll = ?1 AND 
 static int col_value(er_sq_t *sq, sqlite3_stmt *st, int c, const char *coll, const char *key,
                      json_t **out) {
   const char *t = (const char *)sqlite3_column_text(st, c);
-  *out = t ? json_loadb(t, (size_t)sqlite3_column_bytes(st, c), JSON_DECODE_ANY, NULL) : NULL;
+  *out = t ? json_loadb(t, (size_t)sqlite3_column_bytes(st, c),
+                        JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)
+            : NULL;
   if (*out) return 0;
   er__store_set_error(&sq->base, "document %s/%s: the stored JSON does not parse", coll, key);
   return ER_ECORRUPT;

@@ -292,11 +292,15 @@ int er__store_check_record(er_store_t *s, const er_task_rec_t *r) {
   if (!json_is_object(r->kwargs)) return bad(s, "enqueue: kwargs must be a JSON object");
   if (r->context && !json_is_object(r->context))
     return bad(s, "enqueue: context must be a JSON object");
-  size_t size = er__json_size(r->args) + er__json_size(r->kwargs) + er__json_size(r->context);
+  /* The names are stored with the task too: they count, so no field is a
+   * way around the limit. */
+  size_t size = er__json_size(r->args) + er__json_size(r->kwargs) + er__json_size(r->context) +
+                strlen(r->task) + strlen(r->queue) + (r->name ? strlen(r->name) : 0) +
+                (r->key ? strlen(r->key) : 0);
   if (size > s->max_payload) {
     er__store_set_error(s,
                         "task %s (%s): payload of %zu bytes (args + kwargs + context as compact "
-                        "JSON) is over the store's max_payload of %zu",
+                        "JSON, task, queue, name and key) is over the store's max_payload of %zu",
                         r->id, r->task, size, s->max_payload);
     return ER_ETOOBIG;
   }

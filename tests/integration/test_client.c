@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "queue/client_internal.h"
+#include "store_url.h"
 
 typedef struct fx {
   char dir[64]; /* SQLite: the temporary directory; "" on Redis */
@@ -32,21 +33,8 @@ typedef struct fx {
   er_store_t *s; /* the test's own handle, playing the worker */
 } fx_t;
 
-static int g_seq;
-
 static void make_url(fx_t *f, const char *extra) {
-  const char *base = getenv("ERRAND_TEST_STORE");
-  if (base && strncmp(base, "redis://", 8) == 0) {
-    f->dir[0] = 0;
-    size_t n = strcspn(base, "?");
-    snprintf(f->url, sizeof f->url, "%.*s?prefix=client-%d-%d%s%s", (int)n, base, (int)getpid(),
-             ++g_seq, extra ? "&" : "", extra ? extra : "");
-  } else {
-    snprintf(f->dir, sizeof f->dir, "/tmp/errand-client-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->url, sizeof f->url, "sqlite:%s/errand.db%s%s", f->dir, extra ? "?" : "",
-             extra ? extra : "");
-  }
+  test_store_url("client", extra, f->dir, sizeof f->dir, f->url, sizeof f->url);
 }
 
 static void open_fx(fx_t *f) {
