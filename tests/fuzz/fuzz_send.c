@@ -129,8 +129,8 @@ static void redis_round_trip(const er_task_rec_t *r) {
     fprintf(stderr, "Redis: an accepted record does not encode\n");
     abort();
   }
-  const char *s[14];
-  size_t len[14], n = 0;
+  const char *s[16];
+  size_t len[16], n = 0;
   static const char *const names[] = {"id", "task", "queue", "priority", "args", "kwargs",
                                       "context"};
   for (size_t i = 0; i < 7; i++) {
@@ -143,6 +143,11 @@ static void redis_round_trip(const er_task_rec_t *r) {
     s[n] = names[i], len[n++] = strlen(names[i]);
     s[n] = v, len[n++] = vl;
   }
+  /* The script writes the state itself. */
+  char state[16];
+  snprintf(state, sizeof state, "%d", (int)ER_STATE_PENDING);
+  s[n] = "state", len[n++] = 5;
+  s[n] = state, len[n++] = strlen(state);
   er_task_rec_t *got = NULL;
   int rc = fz_redis_decode(s, len, n, true, &got);
   expect_same("Redis", rc, r, got);
