@@ -86,7 +86,8 @@ typedef struct er_worker_opts {
                                  bytes, else the task fails (ER_ETOOBIG); 0: 16 MiB,
                                  or the store's max_payload when that is larger */
   const char *task_output;    /* prefork: what tasks print is appended to this file
-                                 (created 0644) instead of the log; NULL: the log */
+                                 instead of the log (created 0600: it may be as
+                                 private as the args); NULL: the log */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg

@@ -312,7 +312,7 @@ static int start(er__pool_t *pool) {
   p->waiting = er_calloc((size_t)pool->capacity, sizeof *p->waiting);
   if (!p->children || !p->waiting) return ER_ENOMEM;
   if (pool->task_output &&
-      (p->out_fd = open(pool->task_output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+      (p->out_fd = open(pool->task_output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
     er_log(ER_LOG_ERROR, "cannot open the task output file %s: %s", pool->task_output,
            strerror(errno));
     return ER_ESYS;
