@@ -15,10 +15,12 @@ static int start(er__pool_t *p) {
 
 static void run(void *arg) {
   er__job_t *j = arg;
+  er__pool_t *p = j->slot;
   er_task_t t;
   er__task_init(&t, j->rec, j->def);
   t.revoked = &j->revoked;
-  t.loop = j->slot;
+  t.loop = p->loop;
+  t.store_url = p->store_url;
   t.progress = er__worker_progress;
   t.progress_ud = j->w;
   er__task_run(j->rec, j->def, &t);
@@ -27,7 +29,7 @@ static void run(void *arg) {
 }
 
 static int submit(er__pool_t *p, er__job_t *j) {
-  j->slot = p->loop;
+  j->slot = p;
   return er_loop_call_soon(p->loop, run, j);
 }
 

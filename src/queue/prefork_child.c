@@ -126,6 +126,7 @@ int er__child_main(int fd, const char *store_url) {
     t.revoked = &g_revoked;
     t.progress = progress;
     t.progress_ud = pstate;
+    t.store_url = store_url;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
     er__outcome_clear(&t.out);
