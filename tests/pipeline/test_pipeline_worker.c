@@ -1,0 +1,93 @@
+/* Pipelines run by real `errand worker` processes that load the example
+ * pipelines (-A), on SQLite and on a private redis-server. This program
+ * does not link the examples: it starts them with .unchecked, as a client
+ * that only knows their names does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The root's default output once it is filled (new), or fails. */
+static json_t *wait_output(harness_t *h, const char *root, int64_t timeout_ms) {
+  int64_t end = er_now_wall_ms() + timeout_ms;
+  for (;;) {
+    json_t *v = NULL;
+    int rc = er_pipeline_output(h->client, root, NULL, &v);
+    if (rc == 0) return v;
+    if (rc != ER_ESTATE) fail_msg("output: %s: %s", er_err_name(rc), er_client_last_error(h->client));
+    if (er_now_wall_ms() > end) {
+      json_t *t = NULL;
+      er_pipeline_tree(h->client, root, &t);
+      char *s = json_dumps(t, JSON_COMPACT);
+      fail_msg("the pipeline did not finish in time: %.2000s", s ? s : "");
+    }
+    sleep_ms(50);
+  }
+}
+
+static void run_chain(harness_t *h, const char *pool) {
+  pid_t w = h_worker(h, pool, 2, NULL);
+  json_t *args = json_pack("[i]", 50);
+  er_pipeline_opts_t o = {.unchecked = true};
+  er_id_t root;
+  assert_int_equal(er_pipeline_start(h->client, "chain", args, NULL, &o, &root), 0);
+  json_decref(args);
+  json_t *v = wait_output(h, root.text, 120000);
+  assert_int_equal(json_integer_value(v), 50);
+  json_decref(v);
+  /* every stage done (the root's finalize may still be on its way) */
+  json_t *t = NULL;
+  int64_t end = er_now_wall_ms() + 60000;
+  for (;;) {
+    json_decref(t);
+    assert_int_equal(er_pipeline_tree(h->client, root.text, &t), 0);
+    assert_int_equal(json_object_size(json_object_get(t, "pipelines")), 51);
+    size_t done = 0;
+    const char *id;
+    json_t *p;
+    json_object_foreach(json_object_get(t, "pipelines"), id, p)
+      done += strcmp(json_string_value(json_object_get(p, "status")), "done") == 0;
+    if (done == 51) break;
+    assert_true(er_now_wall_ms() < end);
+    sleep_ms(50);
+  }
+  const char *id;
+  json_t *s;
+  json_object_foreach(json_object_get(t, "slots"), id, s)
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "filled");
+  json_decref(t);
+  assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+}
+
+static void test_chain_sqlite(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  run_chain(&h, "prefork");
+  h_teardown(&h);
+}
+
+static void test_chain_redis(void **state) {
+  harness_t h;
+  if (!h_setup_redis(&h)) skip();
+  run_chain(&h, "threads");
+  h_teardown_redis(&h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_chain_sqlite),
+      cmocka_unit_test(test_chain_redis),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
