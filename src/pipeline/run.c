@@ -25,6 +25,19 @@ static bool runnable(const json_t *doc, int attempt) {
          json_integer_value(json_object_get(doc, "attempts")) == attempt - 1;
 }
 
+/* Whether the tree of doc is being aborted (its root says so). */
+static bool aborting(er_store_t *s, const json_t *doc) {
+  const char *root = json_string_value(json_object_get(doc, "root"));
+  const char *id = json_string_value(json_object_get(doc, "id"));
+  if (!root || !id || strcmp(root, id) == 0)
+    return json_is_true(json_object_get(doc, "abort_requested"));
+  json_t *rd = NULL;
+  bool yes = er_store_doc_get(s, ER__PIPE_COLL, root, &rd, NULL) == 0 &&
+             json_is_true(json_object_get(rd, "abort_requested"));
+  json_decref(rd);
+  return yes;
+}
+
 /* v with its top-level slot references replaced by their values (new), or
  * NULL with a message when one is not filled. */
 static json_t *resolve(er_store_t *s, json_t *v, char *msg, size_t msg_size, int *rc) {
@@ -226,6 +239,10 @@ static int build_run(er__pb_t *pb, void *ud) {
   /* Aborted, or run by another delivery, while this one ran: nothing to do. */
   if (!d->value || !runnable(d->value, r->attempt)) return ER__PB_NOOP;
   json_t *doc = d->value;
+  /* The tree is being aborted: the abort finalizes this stage instead. */
+  er__pdoc_t *root_doc = er__pb_doc(pb, ER__PIPE_COLL, json_string_value(json_object_get(doc, "root")), &rc);
+  if (!root_doc) return rc;
+  if (json_is_true(json_object_get(root_doc->value, "abort_requested"))) return ER__PB_NOOP;
   d->dirty = true;
   json_object_set_new(doc, "attempts", json_integer(r->attempt));
   if (json_is_null(json_object_get(doc, "start_ms")))
@@ -264,9 +281,9 @@ int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, i
   int rc = er_store_doc_get(s, ER__PIPE_COLL, id, &doc, NULL);
   if (rc == ER_ENOENT) return 0;
   if (rc < 0) return rc;
-  if (!runnable(doc, attempt)) {
+  if (!runnable(doc, attempt) || aborting(s, doc)) {
     json_decref(doc);
-    return 0; /* a duplicate or late delivery */
+    return 0; /* a duplicate or late delivery, or a tree being aborted */
   }
   run_t r = {.id = id, .attempt = attempt, .start_ms = er__pipe_clock()};
   const char *name = json_string_value(json_object_get(doc, "name"));

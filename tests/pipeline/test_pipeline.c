@@ -338,6 +338,8 @@ void test_retry_timings(void **state);
 void test_retries_exhausted(void **state);
 void test_abort_twice(void **state);
 void test_finalize_sees_outcome(void **state);
+void test_overtaken(void **state);
+void test_abort_during_run(void **state);
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -357,6 +359,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_twice, setup, teardown),
       cmocka_unit_test_setup_teardown(test_finalize_sees_outcome, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_overtaken, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_abort_during_run, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

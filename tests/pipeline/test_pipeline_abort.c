@@ -154,3 +154,60 @@ void test_finalize_sees_outcome(void **state) {
   finalized(child_id(d, 1), false);
   json_decref(d);
 }
+
+/* ---- deliveries that overlap ---- */
+
+static fx_t *g_fx;
+static int g_calls;
+
+/* The first attempt loses its lease while it runs: another delivery takes
+ * the task over and finishes the stage before the first one returns. */
+static json_t *overtaken(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  if (++g_calls == 1) {
+    g_now += LEASE_MS + 1;
+    assert_int_equal(er_store_maintain(g_fx->s, g_now, NULL), 0);
+    assert_int_equal(step(g_fx, 1), 1); /* attempt 2 of the same task, to the end */
+    return json_integer(1);
+  }
+  return json_integer(2);
+}
+ER_PIPELINE("t.overtaken", overtaken)
+
+void test_overtaken(void **state) {
+  fx_t *f = g_fx = *state;
+  g_calls = 0;
+  er_id_t root = start(f, "t.overtaken", NULL, NULL);
+  assert_int_equal(step(f, 1), 1);
+  assert_int_equal(g_calls, 2);
+  drive(f, 100);
+  check_tree(f, root.text, "done"); /* its run was written once */
+  json_t *v = output(f, root.text);
+  assert_int_equal(json_integer_value(v), 2); /* the late attempt wrote nothing */
+  json_decref(v);
+}
+
+/* The tree is aborted while a stage runs: what the stage returns then is
+ * dropped, and the stage is aborted (its finalize told so). */
+static json_t *aborts_itself(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  bool aborted = false;
+  assert_int_equal(er_pipeline_abort(g_fx->c, er_pipe_root_id(ctx), "meanwhile", &aborted), 0);
+  assert_true(aborted);
+  return json_integer(1);
+}
+ER_PIPELINE("t.aborts_itself", aborts_itself, .finalize = record)
+
+void test_abort_during_run(void **state) {
+  fx_t *f = g_fx = *state;
+  er_id_t root = start(f, "t.aborts_itself", NULL, NULL);
+  drive(f, 100);
+  json_t *d = pipe_doc(f, root.text);
+  assert_string_equal(str(d, "status"), "aborted");
+  assert_string_equal(str(d, "abort_message"), "meanwhile");
+  json_decref(d);
+  json_t *v = NULL;
+  assert_int_equal(er_pipeline_output(f->c, root.text, NULL, &v), ER_ESTATE);
+  /* finalized after its run (not aborted yet as it ran), then by the abort */
+  json_t *l = json_object_get(g_fin, root.text);
+  assert_int_equal(json_array_size(l), 2);
+  assert_true(json_is_true(json_array_get(l, 1)));
+}
