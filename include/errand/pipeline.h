@@ -94,6 +94,9 @@ typedef struct er_pipeline_def {
 int er_pipeline_register(const er_pipeline_def_t *def);
 /* The pipeline registered under name, or NULL. Thread-safe. */
 const er_pipeline_def_t *er_pipeline_lookup(const char *name);
+/* Calls fn for each registered pipeline (built-ins included), in name
+ * order. Thread-safe. */
+void er_pipeline_foreach(void (*fn)(const er_pipeline_def_t *def, void *ud), void *ud);
 
 /* ER_PIPELINE("name", run, .finalize = f, .outputs = (const char *[]){"a",
  * NULL}, .max_attempts = 5, ...): registers run when the program or library

@@ -1,6 +1,7 @@
 /* The pipeline registry: name -> definition, filled by ER_PIPELINE
  * constructors as programs and libraries load. */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pipeline/pipe_internal.h"
@@ -66,4 +67,22 @@ const er_pipeline_def_t *er_pipeline_lookup(const char *name) {
     if (strcmp(g_defs[i]->name, name) == 0) d = g_defs[i];
   pthread_mutex_unlock(&g_lock);
   return d;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(const er_pipeline_def_t *const *)a)->name,
+                (*(const er_pipeline_def_t *const *)b)->name);
+}
+
+void er_pipeline_foreach(void (*fn)(const er_pipeline_def_t *def, void *ud), void *ud) {
+  er__pipe_init();
+  pthread_mutex_lock(&g_lock);
+  size_t n = g_len;
+  const er_pipeline_def_t **copy = er_malloc((n ? n : 1) * sizeof *copy);
+  if (copy && n) memcpy(copy, g_defs, n * sizeof *copy);
+  pthread_mutex_unlock(&g_lock);
+  if (!copy) return;
+  qsort(copy, n, sizeof *copy, by_name);
+  for (size_t i = 0; i < n; i++) fn(copy[i], ud);
+  er_free(copy);
 }

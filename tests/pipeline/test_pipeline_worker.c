@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,7 +38,9 @@ static json_t *wait_output(harness_t *h, const char *root, int64_t timeout_ms) {
 }
 
 static void run_chain(harness_t *h, const char *pool) {
-  pid_t w = h_worker(h, pool, 2, NULL);
+  char log[400];
+  snprintf(log, sizeof log, "%s/worker.log", h->dir);
+  pid_t w = h_worker_log(h, log, true, pool, 2, NULL);
   json_t *args = json_pack("[i]", 50);
   er_pipeline_opts_t o = {.unchecked = true};
   er_id_t root;
@@ -68,6 +71,10 @@ static void run_chain(harness_t *h, const char *pool) {
     assert_string_equal(json_string_value(json_object_get(s, "status")), "filled");
   json_decref(t);
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+  /* a library of pipelines alone is something to run: no warning */
+  char *text = h_read_file(log);
+  assert_null(strstr(text, "no tasks loaded"));
+  free(text);
 }
 
 static void test_chain_sqlite(void **state) {
