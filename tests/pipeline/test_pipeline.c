@@ -7,6 +7,14 @@
 
 /* ---- pipelines of the tests ---- */
 
+/* er_pipe_fill borrows its value. */
+static int fill_int(er_pipe_ctx_t *ctx, const char *name, json_int_t v) {
+  json_t *j = json_integer(v);
+  int rc = er_pipe_fill(ctx, name, j);
+  json_decref(j);
+  return rc;
+}
+
 static int g_seq;        /* run order */
 static int g_first[16];  /* the first run of stamp k, by g_seq */
 
@@ -62,8 +70,8 @@ static json_t *nested(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 ER_PIPELINE("t.nested", nested, .max_attempts = 1)
 
 static json_t *two(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_fill(ctx, "a", json_integer(1));
-  er_pipe_fill(ctx, "b", json_integer(2));
+  fill_int(ctx, "a", 1);
+  fill_int(ctx, "b", 2);
   return json_integer(3);
 }
 ER_PIPELINE("t.two", two, .outputs = (const char *[]){"a", "b", NULL})
@@ -78,8 +86,8 @@ static json_t *use_named(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 ER_PIPELINE("t.use_named", use_named)
 
 static json_t *undeclared(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  assert_int_equal(er_pipe_fill(ctx, "b", json_integer(1)), ER_EINVAL);
-  er_pipe_fill(ctx, "a", json_integer(1));
+  assert_int_equal(fill_int(ctx, "b", 1), ER_EINVAL);
+  fill_int(ctx, "a", 1);
   return NULL;
 }
 ER_PIPELINE("t.undeclared", undeclared, .outputs = (const char *[]){"a", NULL}, .max_attempts = 1)
@@ -88,15 +96,15 @@ static json_t *lazy(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return j
 ER_PIPELINE("t.lazy", lazy, .outputs = (const char *[]){"a", NULL}, .max_attempts = 1)
 
 static json_t *twice(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_fill(ctx, NULL, json_integer(1));
-  assert_int_equal(er_pipe_fill(ctx, NULL, json_integer(2)), ER_EALREADY);
+  fill_int(ctx, NULL, 1);
+  assert_int_equal(fill_int(ctx, NULL, 2), ER_EALREADY);
   return NULL;
 }
 ER_PIPELINE("t.twice", twice, .max_attempts = 1)
 
 static json_t *dyn(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_fill(ctx, "x", json_integer(7));
-  er_pipe_fill(ctx, "unused", json_integer(8));
+  fill_int(ctx, "x", 7);
+  fill_int(ctx, "unused", 8);
   return json_integer(1);
 }
 ER_PIPELINE("t.dyn", dyn)
