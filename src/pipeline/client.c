@@ -71,7 +71,8 @@ static int with_store(er_client_t *c, const char *queue, er__pb_build_fn build, 
   int rc = er__client_take_store(c, &s);
   if (rc < 0) return rc;
   rc = er__pb_commit(s, NULL, queue, build, ud, NULL);
-  if (rc < 0 && rc != ER_EEXIST && rc != ER_ENOENT && rc != ER_EINVAL) er__client_store_fail(c, s, rc, what);
+  if (rc < 0 && rc != ER_EEXIST && rc != ER_ENOENT && rc != ER_EINVAL)
+    er__client_store_fail(c, s, rc, what);
   er__client_put_store(c, s);
   return rc;
 }

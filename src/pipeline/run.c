@@ -141,7 +141,8 @@ static int fill_own(er__pb_t *pb, run_t *r, json_t *doc) {
       sid = json_string_value(json_object_get(outputs, name));
     }
     rc = er__pipe_fill(pb, sid, value, r->id);
-    if (rc == ER_EALREADY) er_log(ER_LOG_WARN, "pipeline %s: slot %s was already filled", r->id, sid);
+    if (rc == ER_EALREADY)
+      er_log(ER_LOG_WARN, "pipeline %s: slot %s was already filled", r->id, sid);
     else if (rc < 0) return rc;
   }
   return 0;
@@ -240,7 +241,8 @@ static int build_run(er__pb_t *pb, void *ud) {
   if (!d->value || !runnable(d->value, r->attempt)) return ER__PB_NOOP;
   json_t *doc = d->value;
   /* The tree is being aborted: the abort finalizes this stage instead. */
-  er__pdoc_t *root_doc = er__pb_doc(pb, ER__PIPE_COLL, json_string_value(json_object_get(doc, "root")), &rc);
+  const char *root = json_string_value(json_object_get(doc, "root"));
+  er__pdoc_t *root_doc = er__pb_doc(pb, ER__PIPE_COLL, root, &rc);
   if (!root_doc) return rc;
   if (json_is_true(json_object_get(root_doc->value, "abort_requested"))) return ER__PB_NOOP;
   d->dirty = true;
@@ -248,7 +250,6 @@ static int build_run(er__pb_t *pb, void *ud) {
   if (json_is_null(json_object_get(doc, "start_ms")))
     json_object_set_new(doc, "start_ms", json_integer(r->start_ms));
   er__pctx_put_status(&r->ctx, doc);
-  const char *root = json_string_value(json_object_get(doc, "root"));
   bool requested;
   switch (r->kind) {
     case OUT_DONE:

@@ -69,7 +69,8 @@ static int fire(er__pb_t *pb, const char *barrier) {
   char id[ER_ID_LEN + 1];
   memcpy(id, barrier, ER_ID_LEN);
   id[ER_ID_LEN] = 0;
-  if (strcmp(colon + 1, "start") == 0) return er__pipe_enqueue(pb, ER__PIPE_TASK_RUN, id, 1, pb->now);
+  if (strcmp(colon + 1, "start") == 0)
+    return er__pipe_enqueue(pb, ER__PIPE_TASK_RUN, id, 1, pb->now);
   if (strcmp(colon + 1, "fin") != 0) return 0;
   int rc = 0;
   er__pdoc_t *d = er__pb_doc(pb, ER__PIPE_COLL, id, &rc);

@@ -78,11 +78,11 @@ static int add_slot(er_store_t *s, json_t *slots, const char *sid) {
   if (rc == ER_ENOENT) return 0;
   if (rc < 0) return rc;
   bool filled = json_is_true(json_object_get(d, "filled"));
-  json_object_set_new(slots, sid,
-                      json_pack("{s:s, s:O, s:O, s:O, s:O}", "status", filled ? "filled" : "waiting",
-                                "value", json_object_get(d, "value"), "fill_ms",
-                                json_object_get(d, "fill_ms"), "filler",
-                                json_object_get(d, "filler"), "owner", json_object_get(d, "owner")));
+  json_t *v = json_pack("{s:s, s:O, s:O, s:O, s:O}", "status", filled ? "filled" : "waiting",
+                        "value", json_object_get(d, "value"), "fill_ms",
+                        json_object_get(d, "fill_ms"), "filler", json_object_get(d, "filler"),
+                        "owner", json_object_get(d, "owner"));
+  json_object_set_new(slots, sid, v);
   json_decref(d);
   return 0;
 }

@@ -83,7 +83,8 @@ static void exec1(fx_t *f, er_task_rec_t *r) {
   if (!res.applied) return;
   char k[128];
   snprintf(k, sizeof k, "%s %s", r->task, json_string_value(json_array_get(r->args, 0)));
-  json_object_set_new(f->applied, k, json_integer(json_integer_value(json_object_get(f->applied, k)) + 1));
+  json_int_t n = json_integer_value(json_object_get(f->applied, k));
+  json_object_set_new(f->applied, k, json_integer(n + 1));
 }
 
 static void complete(fx_t *f, er_task_rec_t *r) {
@@ -268,7 +269,8 @@ size_t count_docs(fx_t *f, const char *coll) {
     assert_int_equal(er_store_doc_list(f->s, coll, after, 500, &page), 0);
     size_t k = json_array_size(page);
     n += k;
-    if (k) snprintf(after, sizeof after, "%s", json_string_value(json_object_get(json_array_get(page, k - 1), "key")));
+    json_t *last = json_array_get(page, k - 1);
+    if (k) snprintf(after, sizeof after, "%s", json_string_value(json_object_get(last, "key")));
     json_decref(page);
     if (k < 500) return n;
   }

@@ -78,7 +78,8 @@ ER_PIPELINE("t.two", two, .outputs = (const char *[]){"a", "b", NULL})
 
 static json_t *use_named(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   er_pipe_handle_t *h = er_pipe_child(ctx, "t.two", NULL, NULL);
-  json_t *a = json_pack("[O, O, O]", er_pipe_out(h, "a"), er_pipe_out(h, "b"), er_pipe_out(h, NULL));
+  json_t *a =
+      json_pack("[O, O, O]", er_pipe_out(h, "a"), er_pipe_out(h, "b"), er_pipe_out(h, NULL));
   er_pipe_child(ctx, "errand.Sum", a, NULL);
   json_decref(a);
   return NULL;
@@ -326,7 +327,8 @@ static void test_list(void **state) {
   assert_int_equal(er_pipeline_list(f->c, "chain", NULL, 1, &l, &next), 0);
   assert_int_equal(json_array_size(l), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "id")), c.text);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "status")), "waiting");
+  json_t *first = json_array_get(l, 0);
+  assert_string_equal(json_string_value(json_object_get(first, "status")), "waiting");
   assert_non_null(next);
   json_decref(l);
   char *next2 = NULL;

@@ -26,7 +26,8 @@ static json_t *wait_output(harness_t *h, const char *root, int64_t timeout_ms) {
     json_t *v = NULL;
     int rc = er_pipeline_output(h->client, root, NULL, &v);
     if (rc == 0) return v;
-    if (rc != ER_ESTATE) fail_msg("output: %s: %s", er_err_name(rc), er_client_last_error(h->client));
+    if (rc != ER_ESTATE)
+      fail_msg("output: %s: %s", er_err_name(rc), er_client_last_error(h->client));
     if (er_now_wall_ms() > end) {
       json_t *t = NULL;
       er_pipeline_tree(h->client, root, &t);
