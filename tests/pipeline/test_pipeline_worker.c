@@ -38,17 +38,16 @@ static json_t *wait_output(harness_t *h, const char *root, int64_t timeout_ms) {
   }
 }
 
-static void run_chain(harness_t *h, const char *pool) {
-  char log[400];
-  snprintf(log, sizeof log, "%s/worker.log", h->dir);
-  pid_t w = h_worker_log(h, log, true, pool, 2, NULL);
-  json_t *args = json_pack("[i]", 50);
+/* Starts name [n], waits for its output (want) and for its npipes
+ * pipelines to be done; returns the tree (new). */
+static json_t *run_one(harness_t *h, const char *name, int n, json_int_t want, size_t npipes) {
+  json_t *args = json_pack("[i]", n);
   er_pipeline_opts_t o = {.unchecked = true};
   er_id_t root;
-  assert_int_equal(er_pipeline_start(h->client, "chain", args, NULL, &o, &root), 0);
+  assert_int_equal(er_pipeline_start(h->client, name, args, NULL, &o, &root), 0);
   json_decref(args);
   json_t *v = wait_output(h, root.text, 120000);
-  assert_int_equal(json_integer_value(v), 50);
+  assert_int_equal(json_integer_value(v), want);
   json_decref(v);
   /* every stage done (the root's finalize may still be on its way) */
   json_t *t = NULL;
@@ -56,13 +55,13 @@ static void run_chain(harness_t *h, const char *pool) {
   for (;;) {
     json_decref(t);
     assert_int_equal(er_pipeline_tree(h->client, root.text, &t), 0);
-    assert_int_equal(json_object_size(json_object_get(t, "pipelines")), 51);
+    assert_int_equal(json_object_size(json_object_get(t, "pipelines")), npipes);
     size_t done = 0;
     const char *id;
     json_t *p;
     json_object_foreach(json_object_get(t, "pipelines"), id, p)
       done += strcmp(json_string_value(json_object_get(p, "status")), "done") == 0;
-    if (done == 51) break;
+    if (done == npipes) break;
     assert_true(er_now_wall_ms() < end);
     sleep_ms(50);
   }
@@ -70,32 +69,42 @@ static void run_chain(harness_t *h, const char *pool) {
   json_t *s;
   json_object_foreach(json_object_get(t, "slots"), id, s)
     assert_string_equal(json_string_value(json_object_get(s, "status")), "filled");
-  json_decref(t);
+  return t;
+}
+
+static void run_all(harness_t *h, const char *pool) {
+  char log[400];
+  snprintf(log, sizeof log, "%s/worker.log", h->dir);
+  pid_t w = h_worker_log(h, log, true, pool, 4, NULL);
+  json_decref(run_one(h, "chain", 50, 50, 51));
+  /* 100 siblings fill slots of the same barriers at once */
+  json_decref(run_one(h, "fan_sum", 100, 4950, 102));
   assert_true(WIFEXITED(h_stop(w, SIGTERM)));
   /* a library of pipelines alone is something to run: no warning */
   char *text = h_read_file(log);
   assert_null(strstr(text, "no tasks loaded"));
+  assert_null(strstr(text, "past 0"));
   free(text);
 }
 
-static void test_chain_sqlite(void **state) {
+static void test_sqlite(void **state) {
   harness_t h;
   h_setup(&h, NULL);
-  run_chain(&h, "prefork");
+  run_all(&h, "prefork");
   h_teardown(&h);
 }
 
-static void test_chain_redis(void **state) {
+static void test_redis(void **state) {
   harness_t h;
   if (!h_setup_redis(&h)) skip();
-  run_chain(&h, "threads");
+  run_all(&h, "threads");
   h_teardown_redis(&h);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_chain_sqlite),
-      cmocka_unit_test(test_chain_redis),
+      cmocka_unit_test(test_sqlite),
+      cmocka_unit_test(test_redis),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
