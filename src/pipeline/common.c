@@ -1,36 +1,128 @@
-/* Built-in pipelines, as App Engine's pipeline.common has them (more are
- * coming): "errand.Return" gives its argument (null without one),
- * "errand.Sum" the sum of its arguments (integers stay integers). */
+/* Built-in pipelines, as App Engine's pipeline.common has them, named
+ * "errand.<Name>": values and numbers here, lists and text in
+ * common_text.c. Each takes its values as args (slot references resolved),
+ * like any stage. Truth is Python's: false, null, 0, "", [] and {} are
+ * false. Delay and Approval (async) are coming. */
 #include "pipeline/pipe_internal.h"
+
+bool er__pipe_truthy(const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_TRUE: return true;
+    case JSON_INTEGER: return json_integer_value(v) != 0;
+    case JSON_REAL: return json_real_value(v) != 0;
+    case JSON_STRING: return json_string_length(v) > 0;
+    case JSON_ARRAY: return json_array_size(v) > 0;
+    case JSON_OBJECT: return json_object_size(v) > 0;
+    default: return false;
+  }
+}
 
 static json_t *ret(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *v = json_array_get(args, 0);
   return v ? json_incref(v) : NULL;
 }
 
-static json_t *sum(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  json_int_t isum = 0;
-  double dsum = 0;
+static json_t *ignore(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return NULL; }
+static json_t *list(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return json_copy(args); }
+static json_t *dict(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return json_copy(kwargs); }
+
+/* Folds the numbers of args with op; integers stay integers. An empty list
+ * gives start, or aborts when start is NULL. */
+typedef enum { OP_SUM, OP_MUL, OP_MAX, OP_MIN } op_t;
+
+static json_t *fold(er_pipe_ctx_t *ctx, json_t *args, op_t op, const char *name) {
+  if (!json_array_size(args) && (op == OP_MAX || op == OP_MIN))
+    return er_pipe_abort(ctx, "%s needs at least one value", name);
+  json_int_t iacc = op == OP_MUL ? 1 : 0;
+  double dacc = iacc;
   bool real = false;
   size_t i;
   json_t *v;
   json_array_foreach(args, i, v) {
-    if (json_is_integer(v)) {
-      isum += json_integer_value(v);
-    } else if (json_is_real(v)) {
-      real = true;
-      dsum += json_real_value(v);
-    } else {
-      return er_pipe_abort(ctx, "errand.Sum: argument %zu is not a number", i);
+    if (!json_is_number(v)) return er_pipe_abort(ctx, "%s: argument %zu is not a number", name, i);
+    real = real || json_is_real(v);
+    double d = json_number_value(v);
+    json_int_t n = json_integer_value(v);
+    switch (op) {
+      case OP_SUM: dacc += d; iacc += n; break;
+      case OP_MUL: dacc *= d; iacc *= n; break;
+      case OP_MAX: if (i == 0 || d > dacc) { dacc = d; iacc = n; } break;
+      case OP_MIN: if (i == 0 || d < dacc) { dacc = d; iacc = n; } break;
     }
   }
-  return real ? json_real(dsum + (double)isum) : json_integer(isum);
+  return real ? json_real(dacc) : json_integer(iacc);
 }
 
-static const er_pipeline_def_t g_return = {.name = "errand.Return", .run = ret};
-static const er_pipeline_def_t g_sum = {.name = "errand.Sum", .run = sum};
+static json_t *sum(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_SUM, "Sum"); }
+static json_t *mul(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MUL, "Multiply"); }
+static json_t *max(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MAX, "Max"); }
+static json_t *min(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MIN, "Min"); }
+
+/* One argument: f of it; several: the list of f of each. */
+static json_t *each(er_pipe_ctx_t *ctx, json_t *args, json_t *(*f)(const json_t *),
+                    const char *name) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(args, i, v) {
+    json_t *r = f(v);
+    if (!r) {
+      json_decref(out);
+      return er_pipe_abort(ctx, "%s: argument %zu is not a number", name, i);
+    }
+    json_array_append_new(out, r);
+  }
+  if (json_array_size(out) != 1) return out;
+  json_t *one = json_incref(json_array_get(out, 0));
+  json_decref(out);
+  return one;
+}
+
+static json_t *neg1(const json_t *v) {
+  if (json_is_integer(v)) return json_integer(-json_integer_value(v));
+  return json_is_real(v) ? json_real(-json_real_value(v)) : NULL;
+}
+static json_t *not1(const json_t *v) { return json_boolean(!er__pipe_truthy(v)); }
+
+static json_t *negate(er_pipe_ctx_t *c, json_t *a, json_t *k) { return each(c, a, neg1, "Negate"); }
+static json_t *complement(er_pipe_ctx_t *c, json_t *a, json_t *k) {
+  return each(c, a, not1, "Complement");
+}
+
+static json_t *all_any(json_t *args, bool all) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(args, i, v) if (er__pipe_truthy(v) != all) return json_boolean(!all);
+  return json_boolean(all);
+}
+static json_t *all(er_pipe_ctx_t *c, json_t *a, json_t *k) { return all_any(a, true); }
+static json_t *any(er_pipe_ctx_t *c, json_t *a, json_t *k) { return all_any(a, false); }
+
+/* [value, message]: aborts the tree with message when value is true. */
+static json_t *abort_if_true(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  if (!er__pipe_truthy(json_array_get(args, 0))) return NULL;
+  const char *msg = json_string_value(json_array_get(args, 1));
+  return er_pipe_abort(ctx, "%s", msg ? msg : "AbortIfTrue");
+}
+
+static const er_pipeline_def_t g_defs[] = {
+    {.name = "errand.Return", .run = ret},
+    {.name = "errand.Ignore", .run = ignore},
+    {.name = "errand.List", .run = list},
+    {.name = "errand.Dict", .run = dict},
+    {.name = "errand.Sum", .run = sum},
+    {.name = "errand.Multiply", .run = mul},
+    {.name = "errand.Max", .run = max},
+    {.name = "errand.Min", .run = min},
+    {.name = "errand.Negate", .run = negate},
+    {.name = "errand.All", .run = all},
+    {.name = "errand.Any", .run = any},
+    {.name = "errand.Complement", .run = complement},
+    {.name = "errand.AbortIfTrue", .run = abort_if_true},
+    {0},
+};
 
 void er__pipe_builtins_register(void) {
-  er__pipe_register_raw(&g_return);
-  er__pipe_register_raw(&g_sum);
+  for (const er_pipeline_def_t *d = g_defs; d->name; d++) er__pipe_register_raw(d);
+  for (const er_pipeline_def_t *d = er__pipe_builtins_text; d->name; d++) er__pipe_register_raw(d);
 }

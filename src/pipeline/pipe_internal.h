@@ -27,8 +27,11 @@ extern int64_t (*er__pipe_clock)(void);
 void er__pipe_init(void);
 /* er_pipeline_register without er__pipe_init (for what init registers). */
 int er__pipe_register_raw(const er_pipeline_def_t *def);
-/* The built-ins (common.c). */
+/* The built-ins (common.c, common_text.c). */
 void er__pipe_builtins_register(void);
+extern const er_pipeline_def_t er__pipe_builtins_text[]; /* ends with {0} */
+/* Python's truth: false, null, 0, "", [] and {} are false. */
+bool er__pipe_truthy(const json_t *v);
 
 /* ---- Transition builder ----
  * Reads go through a cache; writes change the cached values. At apply time

@@ -350,6 +350,7 @@ void test_abort_twice(void **state);
 void test_finalize_sees_outcome(void **state);
 void test_overtaken(void **state);
 void test_abort_during_run(void **state);
+void test_builtins(void **state);
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -371,6 +372,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_finalize_sees_outcome, setup, teardown),
       cmocka_unit_test_setup_teardown(test_overtaken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_during_run, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_builtins, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
