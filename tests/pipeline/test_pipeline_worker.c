@@ -87,6 +87,88 @@ static void run_all(harness_t *h, const char *pool) {
   free(text);
 }
 
+/* Runs errand with args (NULL-ended): its exit code, stdout and stderr
+ * (new strings). */
+#define CLI(out, err, ...) h_cli(&h, out, err, __VA_ARGS__, NULL)
+
+/* errand pipeline, against a worker. */
+static void test_cli(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  pid_t w = h_worker(&h, "threads", 2, NULL);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "euclid", "--args", "[1071, 462]",
+                       "--wait", "--timeout", "60"), 0);
+  assert_string_equal(out, "21\n");
+  free(out);
+  free(err);
+  /* -A checks the name: a typo is refused before anything is written */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "eculid", "-A", TASKS_LIB), 2);
+  assert_non_null(strstr(err, "unknown pipeline 'eculid'"));
+  free(out);
+  free(err);
+  /* an abort: exit 1 and the message on one line */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "euclid", "--args", "[-1, 2]", "--wait",
+                       "--timeout", "60"), 1);
+  assert_non_null(strstr(err, "aborted: euclid takes two integers >= 0\n"));
+  free(out);
+  free(err);
+  /* not finished in time: the root's id, exit 5; then wait, show, list, abort */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--args", "[3]", "--countdown",
+                       "3600", "--key", "k1", "--wait", "--timeout", "0.2"), 5);
+  char root[64];
+  snprintf(root, sizeof root, "%.36s", out);
+  assert_true(er_id_valid(root));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--key", "k1"), 2);
+  assert_non_null(strstr(err, root));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "0.1"), 5);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "show", root, "--json"), 0);
+  json_t *t = json_loads(out, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(t, "root")), root);
+  json_decref(t);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "show", root), 0);
+  assert_non_null(strstr(out, "waiting    chain "));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "list", "--name", "chain"), 0);
+  assert_non_null(strstr(out, root));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "abort", root, "--message", "no more"), 0);
+  assert_string_equal(out, "aborting\n");
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "30"), 1);
+  assert_non_null(strstr(err, "aborted: no more"));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "abort", root), 0);
+  assert_string_equal(out, "already aborted or done\n");
+  free(out);
+  free(err);
+  /* bad usage and unknown roots */
+  assert_int_equal(CLI(&out, &err, "pipeline", "frob", root), 2);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--args", "{}"), 2);
+  assert_non_null(strstr(err, "args must be a JSON array"));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", "01a2372a-0000-7000-8000-000000000000"), 4);
+  free(out);
+  free(err);
+  h_stop(w, SIGTERM);
+  h_teardown(&h);
+}
+
 static void test_sqlite(void **state) {
   harness_t h;
   h_setup(&h, NULL);
@@ -105,6 +187,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sqlite),
       cmocka_unit_test(test_redis),
+      cmocka_unit_test(test_cli),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
