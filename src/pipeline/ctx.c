@@ -28,17 +28,19 @@ void er__pctx_init(er_pipe_ctx_t *ctx, const er_pipeline_def_t *def, json_t *doc
   ctx->after = json_array();
 }
 
+static void child_free(er__pchild_t *c) {
+  if (!c) return;
+  json_decref(c->args);
+  json_decref(c->kwargs);
+  json_decref(c->outputs);
+  json_decref(c->refs);
+  json_decref(c->waits);
+  er_free(c->h);
+  er_free(c);
+}
+
 void er__pctx_free(er_pipe_ctx_t *ctx) {
-  for (size_t i = 0; i < ctx->nchildren; i++) {
-    er__pchild_t *c = ctx->children[i];
-    json_decref(c->args);
-    json_decref(c->kwargs);
-    json_decref(c->outputs);
-    json_decref(c->refs);
-    json_decref(c->waits);
-    er_free(c->h);
-    er_free(c);
-  }
+  for (size_t i = 0; i < ctx->nchildren; i++) child_free(ctx->children[i]);
   er_free(ctx->children);
   json_decref(ctx->fills);
   json_decref(ctx->known);
@@ -237,15 +239,7 @@ er_pipe_handle_t *er_pipe_child(er_pipe_ctx_t *ctx, const char *name, json_t *ar
 oom:
   er__pctx_usage(ctx, "pipeline '%s': out of memory declaring a child", ctx->name);
 bad:
-  if (c) {
-    json_decref(c->args);
-    json_decref(c->kwargs);
-    json_decref(c->outputs);
-    json_decref(c->refs);
-    json_decref(c->waits);
-    er_free(c->h);
-  }
-  er_free(c);
+  child_free(c);
   return NULL;
 }
 
