@@ -176,6 +176,14 @@ typedef struct er_pipeline_opts {
 int er_pipeline_start(er_client_t *c, const char *name, json_t *args, json_t *kwargs,
                       const er_pipeline_opts_t *opts, er_id_t *root_id);
 
+/* er_pipeline_start on libuv's thread pool (loop thread only; it never
+ * blocks the loop): done with the root's id as a JSON string, or with the
+ * start's error and its message. Arguments are copied. NULL when out of
+ * memory. */
+er_future_t *er_pipeline_start_async(er_client_t *c, er_loop_t *loop, const char *name,
+                                     json_t *args, json_t *kwargs,
+                                     const er_pipeline_opts_t *opts);
+
 /* Aborts the tree of root_id with message (NULL: "aborted"): *aborted (may
  * be NULL) is true when this call asked for it, false when the root was
  * already aborted, aborting or done. ER_ENOENT for an unknown root. */

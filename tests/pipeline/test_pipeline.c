@@ -344,6 +344,31 @@ static void test_list(void **state) {
   drive(f, 100);
 }
 
+/* The start as a future on a loop, its errors included. */
+static void test_start_async(void **state) {
+  fx_t *f = *state;
+  er_loop_t *loop = NULL;
+  assert_int_equal(er_loop_new(&loop, NULL), 0);
+  er_pipeline_opts_t o = {.queue = f->queue};
+  json_t *args = json_pack("[i, i]", 1071, 462), *bad = json_object();
+  er_future_t *ok = er_pipeline_start_async(f->c, loop, "euclid", args, NULL, &o);
+  er_future_t *no = er_pipeline_start_async(f->c, loop, "euclid", bad, NULL, &o);
+  json_decref(args); /* copied */
+  json_decref(bad);
+  assert_int_equal(er_future_get_result(ok), 0);
+  const char *root = json_string_value(er_future_json(ok));
+  assert_true(root && er_id_valid(root));
+  assert_int_equal(er_future_get_result(no), ER_EINVAL);
+  assert_non_null(strstr(er_error_message(er_future_error(no)), "args must be a JSON array"));
+  drive(f, 100);
+  json_t *v = output(f, root);
+  assert_int_equal(json_integer_value(v), 21);
+  json_decref(v);
+  er_future_unref(ok);
+  er_future_unref(no);
+  er_loop_free(loop);
+}
+
 void test_retry_timings(void **state);
 void test_retries_exhausted(void **state);
 void test_abort_twice(void **state);
@@ -366,6 +391,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_countdown, setup, teardown),
       cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_start_async, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retry_timings, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_twice, setup, teardown),
