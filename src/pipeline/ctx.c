@@ -71,8 +71,12 @@ const char *er_pipe_root_id(const er_pipe_ctx_t *ctx) { return ctx->root; }
 const char *er_pipe_name(const er_pipe_ctx_t *ctx) { return ctx->name; }
 int er_pipe_attempt(const er_pipe_ctx_t *ctx) { return ctx->attempt; }
 
-static bool declared(const er_pipeline_def_t *def, const char *name) {
+/* A name this stage may fill: any for a dynamic pipeline; else a declared
+ * one, or one it inherited as its parent's last child. */
+static bool declared(const er_pipe_ctx_t *ctx, const char *name) {
+  const er_pipeline_def_t *def = ctx->def;
   if (strcmp(name, "default") == 0 || !def || !def->outputs) return true;
+  if (json_object_get(json_object_get(ctx->doc, "outputs"), name)) return true;
   for (const char *const *o = def->outputs; *o; o++)
     if (strcmp(*o, name) == 0) return true;
   return false;
@@ -84,7 +88,7 @@ int er_pipe_fill(er_pipe_ctx_t *ctx, const char *name, json_t *value) {
     er__pctx_usage(ctx, "pipeline '%s': outputs are filled in run, not in finalize", ctx->name);
     return ER_ESTATE;
   }
-  if (!*name || !declared(ctx->def, name)) {
+  if (!*name || !declared(ctx, name)) {
     er__pctx_usage(ctx, "pipeline '%s' fills undeclared output '%s'", ctx->name, name);
     return ER_EINVAL;
   }

@@ -71,13 +71,18 @@ fail:
   return NULL;
 }
 
-/* The outputs a strict leaf did not fill, "a, b", into buf; false if none. */
+/* The outputs a leaf did not fill, "a, b", into buf; false if none. Its
+ * outputs are those it declared, those a sibling named (dynamic), and those
+ * it inherited as its parent's last child: each has a slot someone waits
+ * on. */
 static bool unfilled(const er_pipe_ctx_t *ctx, char *buf, size_t size) {
   buf[0] = 0;
-  if (!ctx->def->outputs) return false;
-  for (const char *const *o = ctx->def->outputs; *o; o++)
-    if (!json_object_get(ctx->fills, *o))
-      snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? ", " : "", *o);
+  const char *name;
+  json_t *sid;
+  json_object_foreach(json_object_get(ctx->doc, "outputs"), name, sid) {
+    if (!json_object_get(ctx->fills, name))
+      snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? ", " : "", name);
+  }
   return buf[0] != 0;
 }
 
@@ -104,7 +109,8 @@ static void run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_de
   json_decref(args);
   json_decref(kwargs);
   char missing[512];
-  if (r->ctx.ask == ER__ASK_NONE && !r->ctx.nchildren && unfilled(&r->ctx, missing, sizeof missing))
+  if (r->ctx.ask == ER__ASK_NONE && !r->ctx.nchildren &&
+      unfilled(&r->ctx, missing, sizeof missing))
     er__pctx_usage(&r->ctx, "pipeline '%s' never filled its outputs %s", def->name, missing);
   if (r->ctx.ask != ER__ASK_NONE) {
     r->kind = r->ctx.ask == ER__ASK_ABORT ? OUT_ABORT : OUT_RETRY;

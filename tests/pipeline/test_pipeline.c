@@ -121,6 +121,22 @@ static json_t *use_dyn(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 }
 ER_PIPELINE("t.use_dyn", use_dyn)
 
+static json_t *dyn_a(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  fill_int(ctx, "a", 5);
+  return json_integer(6);
+}
+ER_PIPELINE("t.dyn_a", dyn_a)
+
+/* The last child inherits "a" and the default output. */
+static json_t *strict_parent(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  const char *last = json_string_value(json_array_get(args, 0));
+  json_t *a = json_pack("[i]", 1);
+  er_pipe_child(ctx, last, a, NULL);
+  json_decref(a);
+  return NULL;
+}
+ER_PIPELINE("t.strict_parent", strict_parent, .outputs = (const char *[]){"a", NULL})
+
 /* ---- the examples, with chaos ---- */
 
 static void run_example(fx_t *f, const char *name, const char *args, json_int_t want) {
@@ -233,6 +249,32 @@ static void test_strict_outputs(void **state) {
   expect_usage(f, "t.undeclared", "fills undeclared output 'b'");
   expect_usage(f, "t.lazy", "never filled its outputs a");
   expect_usage(f, "t.twice", "fills output 'default' twice");
+}
+
+/* A last child fills the outputs it inherits, or fails saying which it left:
+ * the parent would otherwise wait for them forever. */
+static void test_inherited_outputs(void **state) {
+  fx_t *f = *state;
+  chaos(f, 9, 0.2, 0.1, 0.1);
+  er_id_t root = start(f, "t.strict_parent", "[\"t.dyn_a\"]", NULL);
+  drive(f, 1000);
+  check_tree(f, root.text, "done");
+  json_t *v = output(f, root.text), *a = NULL;
+  assert_int_equal(json_integer_value(v), 6);
+  assert_int_equal(er_pipeline_output(f->c, root.text, "a", &a), 0);
+  assert_int_equal(json_integer_value(a), 5);
+  json_decref(v);
+  json_decref(a);
+  root = start(f, "t.strict_parent", "[\"errand.Return\"]", NULL);
+  drive(f, 1000);
+  json_t *d = pipe_doc(f, root.text);
+  assert_string_equal(json_string_value(json_object_get(d, "abort_message")),
+                      "aborting after 3 attempts");
+  json_t *c = pipe_doc(f, json_string_value(json_array_get(json_object_get(d, "children"), 0)));
+  assert_string_equal(json_string_value(json_object_get(c, "retry_message")),
+                      "pipeline 'errand.Return' never filled its outputs a");
+  json_decref(c);
+  json_decref(d);
 }
 
 static void test_dynamic_outputs(void **state) {
@@ -388,6 +430,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_nested_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_strict_outputs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dynamic_outputs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inherited_outputs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_countdown, setup, teardown),
       cmocka_unit_test_setup_teardown(test_list, setup, teardown),
