@@ -40,13 +40,20 @@ static json_t *wait_output(harness_t *h, const char *root, int64_t timeout_ms) {
 
 /* Starts name [n], waits for its output (want) and for its npipes
  * pipelines to be done; returns the tree (new). */
+static json_t *run_one_started(harness_t *h, const char *root, json_int_t want, size_t npipes);
+
 static json_t *run_one(harness_t *h, const char *name, int n, json_int_t want, size_t npipes) {
   json_t *args = json_pack("[i]", n);
   er_pipeline_opts_t o = {.unchecked = true};
   er_id_t root;
   assert_int_equal(er_pipeline_start(h->client, name, args, NULL, &o, &root), 0);
   json_decref(args);
-  json_t *v = wait_output(h, root.text, 120000);
+  return run_one_started(h, root.text, want, npipes);
+}
+
+/* As run_one, for a started root. */
+static json_t *run_one_started(harness_t *h, const char *root, json_int_t want, size_t npipes) {
+  json_t *v = wait_output(h, root, 120000);
   assert_int_equal(json_integer_value(v), want);
   json_decref(v);
   /* every stage done (the root's finalize may still be on its way) */
@@ -54,7 +61,7 @@ static json_t *run_one(harness_t *h, const char *name, int n, json_int_t want, s
   int64_t end = er_now_wall_ms() + 60000;
   for (;;) {
     json_decref(t);
-    assert_int_equal(er_pipeline_tree(h->client, root.text, &t), 0);
+    assert_int_equal(er_pipeline_tree(h->client, root, &t), 0);
     assert_int_equal(json_object_size(json_object_get(t, "pipelines")), npipes);
     size_t done = 0;
     const char *id;
@@ -67,8 +74,13 @@ static json_t *run_one(harness_t *h, const char *name, int n, json_int_t want, s
   }
   const char *id;
   json_t *s;
-  json_object_foreach(json_object_get(t, "slots"), id, s)
+  json_object_foreach(json_object_get(t, "slots"), id, s) {
     assert_string_equal(json_string_value(json_object_get(s, "status")), "filled");
+    /* by its owner: the stage itself, or, for an inherited output, the last
+     * child that owns it now */
+    assert_non_null(json_object_get(json_object_get(t, "pipelines"),
+                                    json_string_value(json_object_get(s, "filler"))));
+  }
   return t;
 }
 
@@ -170,6 +182,51 @@ static void test_cli(void **state) {
   h_teardown(&h);
 }
 
+/* Waits until stage k of root's chain has its output. */
+static void wait_stage(harness_t *h, const char *root, size_t k) {
+  json_t *d = NULL;
+  int64_t end = er_now_wall_ms() + 60000;
+  while (json_array_size(json_object_get(d, "children")) <= k) {
+    json_decref(d);
+    d = NULL;
+    assert_true(er_now_wall_ms() < end);
+    if (er_pipeline_get(h->client, root, &d) < 0) sleep_ms(20);
+  }
+  const char *id = json_string_value(json_array_get(json_object_get(d, "children"), k));
+  json_t *v = NULL;
+  while (er_pipeline_output(h->client, id, NULL, &v) == ER_ESTATE) {
+    assert_true(er_now_wall_ms() < end);
+    sleep_ms(10);
+  }
+  json_decref(v);
+  json_decref(d);
+}
+
+/* Workers killed with -9 in the middle of a chain: their leases end, other
+ * workers take the stages over, and the chain completes, each stage's
+ * output filled once, by that stage. */
+static void test_kill9(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  pid_t w1 = h_worker(&h, "prefork", 2, "--lease", "1", NULL);
+  pid_t w2 = h_worker(&h, "threads", 2, "--lease", "1", NULL);
+  json_t *args = json_pack("[i]", 600);
+  er_pipeline_opts_t o = {.unchecked = true};
+  er_id_t root;
+  assert_int_equal(er_pipeline_start(h.client, "chain", args, NULL, &o, &root), 0);
+  json_decref(args);
+  wait_stage(&h, root.text, 100);
+  h_stop(w1, SIGKILL);
+  pid_t w3 = h_worker(&h, "prefork", 2, "--lease", "1", NULL);
+  wait_stage(&h, root.text, 300);
+  h_stop(w2, SIGKILL);
+  pid_t w4 = h_worker(&h, "threads", 2, "--lease", "1", NULL);
+  json_decref(run_one_started(&h, root.text, 600, 601));
+  h_stop(w3, SIGTERM);
+  h_stop(w4, SIGTERM);
+  h_teardown(&h);
+}
+
 static void test_sqlite(void **state) {
   harness_t h;
   h_setup(&h, NULL);
@@ -189,6 +246,7 @@ int main(void) {
       cmocka_unit_test(test_sqlite),
       cmocka_unit_test(test_redis),
       cmocka_unit_test(test_cli),
+      cmocka_unit_test(test_kill9),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
