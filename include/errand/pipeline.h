@@ -90,7 +90,9 @@ typedef struct er_pipeline_def {
 
 /* Registers def (not copied: a static). 0; ER_EEXIST for a name taken by
  * another run function; ER_EINVAL for no name or run function, a name over
- * 200 bytes, or a declared output named "default" or "" . Thread-safe. */
+ * 200 bytes, or a declared output named "default" or ""; ER_ENOTSUP for
+ * flags not supported yet (ER_PIPE_ASYNC, ER_PIPE_PUBLIC_CALLBACKS). Each
+ * refusal is logged. Thread-safe. */
 int er_pipeline_register(const er_pipeline_def_t *def);
 /* The pipeline registered under name, or NULL. Thread-safe. */
 const er_pipeline_def_t *er_pipeline_lookup(const char *name);

@@ -344,6 +344,26 @@ static void test_bad_input(void **state) {
   json_decref(arr);
 }
 
+static void count_line(er_log_level_t level, const char *line, void *ud) { ++*(int *)ud; }
+
+static void test_register(void **state) {
+  static const er_pipeline_def_t again = {.name = "euclid", .run = dyn};
+  static const char *const named_default[] = {"default", NULL};
+  static const er_pipeline_def_t bad_out = {.name = "t.bad", .run = dyn, .outputs = named_default};
+  static const er_pipeline_def_t no_run = {.name = "t.norun"};
+  static const er_pipeline_def_t async = {.name = "t.async", .run = dyn, .flags = ER_PIPE_ASYNC};
+  int lines = 0;
+  er_log_set_sink(count_line, &lines); /* each refusal is logged, once */
+  assert_int_equal(er_pipeline_register(&again), ER_EEXIST);
+  assert_int_equal(er_pipeline_register(&bad_out), ER_EINVAL);
+  assert_int_equal(er_pipeline_register(&no_run), ER_EINVAL);
+  assert_int_equal(er_pipeline_register(&async), ER_ENOTSUP);
+  er_log_set_sink(NULL, NULL);
+  assert_int_equal(lines, 4);
+  assert_null(er_pipeline_lookup("t.async"));
+  assert_non_null(er_pipeline_lookup("errand.Sum"));
+}
+
 /* A countdown delays the root's first stage. */
 static void test_countdown(void **state) {
   fx_t *f = *state;
@@ -433,6 +453,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_inherited_outputs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_countdown, setup, teardown),
+      cmocka_unit_test(test_register),
       cmocka_unit_test_setup_teardown(test_list, setup, teardown),
       cmocka_unit_test_setup_teardown(test_start_async, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retry_timings, setup, teardown),
