@@ -86,16 +86,20 @@ static bool unfilled(const er_pipe_ctx_t *ctx, char *buf, size_t size) {
   return buf[0] != 0;
 }
 
-/* Runs the stage's function and decides what came of it. */
-static void run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def_t *def) {
+/* Runs the stage's function and decides what came of it. A store error
+ * reading its arguments is returned (the task retries, no attempt spent). */
+static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def_t *def) {
   er__pctx_init(&r->ctx, def, doc, r->attempt, true);
   char msg[512] = "";
   int rc = 0;
   json_t *args = resolve(s, json_object_get(doc, "args"), msg, sizeof msg, &rc);
   json_t *kwargs = args ? resolve(s, json_object_get(doc, "kwargs"), msg, sizeof msg, &rc) : NULL;
+  if (rc < 0) {
+    json_decref(args);
+    return rc;
+  }
   if (!args || !kwargs) {
-    if (!msg[0]) snprintf(msg, sizeof msg, "reading its arguments: %s", er_strerror(rc));
-    er__pctx_usage(&r->ctx, "pipeline '%s': %s", def->name, msg);
+    er__pctx_usage(&r->ctx, "pipeline '%s': %s", def->name, msg[0] ? msg : "out of memory");
   } else {
     json_t *value = def->run(&r->ctx, args, kwargs);
     if (r->ctx.ask == ER__ASK_NONE && r->ctx.nchildren && value)
@@ -115,7 +119,7 @@ static void run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_de
   if (r->ctx.ask != ER__ASK_NONE) {
     r->kind = r->ctx.ask == ER__ASK_ABORT ? OUT_ABORT : OUT_RETRY;
     snprintf(r->message, sizeof r->message, "%s", r->ctx.message ? r->ctx.message : "");
-    return;
+    return 0;
   }
   r->kind = r->ctx.nchildren ? OUT_CHILDREN : OUT_DONE;
   if (r->kind == OUT_DONE && def->finalize) {
@@ -124,6 +128,7 @@ static void run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_de
     def->finalize(&fin, r->ctx.fills, false);
     er__pctx_free(&fin);
   }
+  return 0;
 }
 
 /* Fills the outputs the stage filled itself; a dynamic name gets its slot. */
@@ -296,7 +301,7 @@ int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, i
   const char *name = json_string_value(json_object_get(doc, "name"));
   const er_pipeline_def_t *def = er_pipeline_lookup(name);
   if (def) {
-    run_stage(s, &r, doc, def);
+    rc = run_stage(s, &r, doc, def);
   } else {
     er__pctx_init(&r.ctx, NULL, doc, attempt, true);
     r.kind = OUT_ABORT;
@@ -305,7 +310,7 @@ int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, i
              name ? name : "", id);
   }
   const char *queue = json_string_value(json_object_get(doc, "queue"));
-  rc = er__pb_commit(s, rec, queue, build_run, &r, &res->applied);
+  if (rc == 0) rc = er__pb_commit(s, rec, queue, build_run, &r, &res->applied);
   er__pctx_free(&r.ctx);
   json_decref(doc);
   return rc;
