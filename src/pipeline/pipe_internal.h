@@ -15,6 +15,7 @@
 #define ER__BARRIER_COLL "pipe.barrier" /* "<id>:start" / "<id>:fin" -> slots to go */
 #define ER__KEY_COLL "pipe.key"         /* start key -> {"root": id} */
 #define ER__ROOT_COLL "pipe.root"       /* newest-first index of roots */
+#define ER__ABORT_COLL "pipe.abort"     /* root id -> {"message"}: the tree aborts */
 
 #define ER__PIPE_TASK_RUN "errand.pipe.run"     /* [id, attempt] */
 #define ER__PIPE_TASK_FIN "errand.pipe.fin"     /* [id] */

@@ -25,17 +25,15 @@ static bool runnable(const json_t *doc, int attempt) {
          json_integer_value(json_object_get(doc, "attempts")) == attempt - 1;
 }
 
-/* Whether the tree of doc is being aborted (its root says so). */
+/* Whether the tree of doc is being aborted. A root says so itself; other
+ * stages look at the root's small abort record, not at the root's record,
+ * which lists every child (a fan-out of thousands would read it each time). */
 static bool aborting(er_store_t *s, const json_t *doc) {
   const char *root = json_string_value(json_object_get(doc, "root"));
   const char *id = json_string_value(json_object_get(doc, "id"));
   if (!root || !id || strcmp(root, id) == 0)
     return json_is_true(json_object_get(doc, "abort_requested"));
-  json_t *rd = NULL;
-  bool yes = er_store_doc_get(s, ER__PIPE_COLL, root, &rd, NULL) == 0 &&
-             json_is_true(json_object_get(rd, "abort_requested"));
-  json_decref(rd);
-  return yes;
+  return er_store_doc_get(s, ER__ABORT_COLL, root, NULL, NULL) == 0;
 }
 
 /* v with its top-level slot references replaced by their values (new), or
@@ -253,9 +251,12 @@ static int build_run(er__pb_t *pb, void *ud) {
   json_t *doc = d->value;
   /* The tree is being aborted: the abort finalizes this stage instead. */
   const char *root = json_string_value(json_object_get(doc, "root"));
-  er__pdoc_t *root_doc = er__pb_doc(pb, ER__PIPE_COLL, root, &rc);
-  if (!root_doc) return rc;
-  if (json_is_true(json_object_get(root_doc->value, "abort_requested"))) return ER__PB_NOOP;
+  if (json_is_true(json_object_get(doc, "abort_requested"))) return ER__PB_NOOP;
+  if (strcmp(root, r->id) != 0) {
+    er__pdoc_t *ab = er__pb_doc(pb, ER__ABORT_COLL, root, &rc);
+    if (!ab) return rc;
+    if (ab->value) return ER__PB_NOOP;
+  }
   d->dirty = true;
   json_object_set_new(doc, "attempts", json_integer(r->attempt));
   if (json_is_null(json_object_get(doc, "start_ms")))

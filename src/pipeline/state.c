@@ -125,6 +125,12 @@ int er__pipe_request_abort(er__pb_t *pb, const char *root, const char *message, 
   json_object_set_new(d->value, "abort_requested", json_true());
   json_object_set_new(d->value, "abort_message", json_string(message ? message : "aborted"));
   d->dirty = true;
+  /* What the tree's other stages look at before they run or commit. */
+  er__pdoc_t *a = er__pb_doc(pb, ER__ABORT_COLL, root, &rc);
+  if (!a) return rc;
+  json_decref(a->value);
+  a->value = json_pack("{s:s}", "message", message ? message : "aborted");
+  a->dirty = true;
   *requested = true;
   return er__pipe_enqueue(pb, ER__PIPE_TASK_ABORT, root, 0, pb->now);
 }
