@@ -1,6 +1,7 @@
 /* er_pipeline_start as a future: the start runs on libuv's thread pool, as
  * er_send_async's send does. */
 #include "pipeline/pipe_internal.h"
+#include "queue/client_internal.h"
 
 typedef struct start_job {
   er_client_t *c;
@@ -22,13 +23,7 @@ static int run_start(void *arg, er_future_t *out) {
   start_job_t *j = arg;
   er_id_t id;
   int rc = er_pipeline_start(j->c, j->name, j->args, j->kwargs, &j->opts, &id);
-  if (rc < 0) {
-    er_future_set_error(out, rc, "%s", er_client_last_error(j->c));
-  } else {
-    json_t *s = json_string(id.text);
-    er_future_set_json(out, s);
-    json_decref(s);
-  }
+  er__future_set_id(out, rc, &id, j->c);
   job_free(j);
   return 0;
 }
