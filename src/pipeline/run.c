@@ -234,11 +234,14 @@ static int build_children(er__pb_t *pb, run_t *r, json_t *doc) {
   return rc < 0 ? rc : fill_own(pb, r, doc);
 }
 
+/* The n-th retry's wait: backoff_s * factor^(n-1), at most a year (many
+ * attempts would otherwise overflow the clock). */
+#define BACKOFF_MAX_S (365.0 * 86400.0)
 static int64_t backoff_ms(const json_t *doc, int n) {
   double s = json_number_value(json_object_get(doc, "backoff_s"));
   double f = json_number_value(json_object_get(doc, "backoff_factor"));
-  for (int i = 1; i < n; i++) s *= f;
-  return (int64_t)(s * 1000.0);
+  for (int i = 1; i < n && s < BACKOFF_MAX_S; i++) s *= f;
+  return (int64_t)((s < BACKOFF_MAX_S ? s : BACKOFF_MAX_S) * 1000.0);
 }
 
 static int build_run(er__pb_t *pb, void *ud) {
