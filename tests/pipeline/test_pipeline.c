@@ -433,6 +433,7 @@ static void test_start_async(void **state) {
 
 void test_retry_timings(void **state);
 void test_retries_exhausted(void **state);
+void test_retry_cap(void **state);
 void test_abort_twice(void **state);
 void test_finalize_sees_outcome(void **state);
 void test_overtaken(void **state);
@@ -458,6 +459,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_start_async, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retry_timings, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retries_exhausted, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_retry_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_twice, setup, teardown),
       cmocka_unit_test_setup_teardown(test_finalize_sees_outcome, setup, teardown),
       cmocka_unit_test_setup_teardown(test_overtaken, setup, teardown),

@@ -91,6 +91,25 @@ void test_retry_timings(void **state) {
   finalized(root.text, true);
 }
 
+static json_t *stubborn(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  return er_pipe_retry(ctx, "no");
+}
+ER_PIPELINE("t.stubborn", stubborn, .max_attempts = 40, .backoff_s = 1, .backoff_factor = 10)
+
+/* Waits grow by the factor up to a year, and no further. */
+void test_retry_cap(void **state) {
+  fx_t *f = *state;
+  start(f, "t.stubborn", NULL, NULL);
+  int64_t year = 365LL * 86400000;
+  for (int n = 1; n <= 20; n++) {
+    assert_int_equal(step(f, 10), 1);
+    int64_t wait = next_due(f) - g_now, want = 1000;
+    for (int i = 1; i < n && want < year; i++) want *= 10;
+    assert_int_equal(wait, want < year ? want : year);
+    g_now += wait;
+  }
+}
+
 void test_retries_exhausted(void **state) {
   fx_t *f = *state;
   chaos(f, 21, 0.2, 0.1, 0.1);
