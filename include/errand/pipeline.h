@@ -188,7 +188,8 @@ er_future_t *er_pipeline_start_async(er_client_t *c, er_loop_t *loop, const char
 
 /* Aborts the tree of root_id with message (NULL: "aborted"): *aborted (may
  * be NULL) is true when this call asked for it, false when the root was
- * already aborted, aborting or done. ER_ENOENT for an unknown root. */
+ * already aborted, aborting or done. ER_ENOENT for an unknown pipeline,
+ * ER_EINVAL for one that is not a root (or not an id). */
 int er_pipeline_abort(er_client_t *c, const char *root_id, const char *message, bool *aborted);
 
 /* One pipeline's record, *out new: {"id", "name", "root", "parent", "args",
