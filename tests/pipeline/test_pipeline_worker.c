@@ -126,6 +126,14 @@ static void test_cli(void **state) {
   assert_non_null(strstr(err, "aborted: euclid takes two integers >= 0\n"));
   free(out);
   free(err);
+  /* a pipeline the worker's libraries lack: the root aborts, saying so */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "no.such", "--wait", "--timeout", "60"),
+                   1);
+  assert_non_null(strstr(err, "aborted: unknown pipeline 'no.such' (not registered in the "
+                              "worker that ran stage"));
+  assert_non_null(strchr(err, '\n') == err + strlen(err) - 1 ? err : NULL); /* one line */
+  free(out);
+  free(err);
   /* not finished in time: the root's id, exit 5; then wait, show, list, abort */
   assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--args", "[3]", "--countdown",
                        "3600", "--key", "k1", "--wait", "--timeout", "0.2"), 5);
