@@ -74,6 +74,12 @@ static int wait_root(er_client_t *c, const char *root, int64_t timeout_ms) {
   }
 }
 
+/* A record's string field, "" when absent (records come from the store). */
+static const char *field(const json_t *j, const char *name) {
+  const char *s = json_string_value(json_object_get(j, name));
+  return s ? s : "";
+}
+
 static const char *colour(const char *status) {
   if (!strcmp(status, "done")) return "\033[32m";
   if (!strcmp(status, "aborted")) return "\033[31m";
@@ -93,7 +99,7 @@ static void show_one(json_t *tree, const char *id, int depth, bool tty) {
   if (slot && !strcmp(json_string_value(json_object_get(slot, "status")), "filled"))
     val = cli_json_text(json_object_get(slot, "value"), JSON_COMPACT | JSON_ENCODE_ANY);
   printf("%*s%s%-10s%s %s %s", depth * 2, "", tty ? colour(st ? st : "") : "", st ? st : "?",
-         tty ? "\033[0m" : "", cli_esc(json_string_value(json_object_get(p, "name")), name,
+         tty ? "\033[0m" : "", cli_esc(field(p, "name"), name,
                                        sizeof name), id);
   if (val) printf(" = %s", cli_esc(val, e1, sizeof e1));
   json_int_t att = json_integer_value(json_object_get(p, "attempts"));
@@ -141,9 +147,9 @@ static int list(er_client_t *c, const char *name, int limit) {
   json_array_foreach(l, i, e) {
     char when[32], n[CLI_ESC_SIZE];
     const char *st = json_string_value(json_object_get(e, "status"));
-    printf("%s  %-10s %s  %s\n", json_string_value(json_object_get(e, "id")), st ? st : "?",
+    printf("%s  %-10s %s  %s\n", field(e, "id"), st ? st : "?",
            cli_iso_time(json_integer_value(json_object_get(e, "created_ms")), when),
-           cli_esc(json_string_value(json_object_get(e, "name")), n, sizeof n));
+           cli_esc(field(e, "name"), n, sizeof n));
   }
   json_decref(l);
   return EXIT_OK;
@@ -151,6 +157,10 @@ static int list(er_client_t *c, const char *name, int limit) {
 
 static int start(er_client_t *c, const char *name, const char *args_s, const char *kwargs_s,
                  er_pipeline_opts_t *po, bool wait, int64_t timeout) {
+  if (!po->unchecked && !er_pipeline_lookup(name)) {
+    cli_error("unknown pipeline '%s' (not in the libraries given with -A)", name);
+    return EXIT_USAGE;
+  }
   json_t *args = args_s ? cli_json_arg("--args", args_s) : NULL;
   json_t *kwargs = kwargs_s ? cli_json_arg("--kwargs", kwargs_s) : NULL;
   if ((args_s && !args) || (kwargs_s && !kwargs)) {

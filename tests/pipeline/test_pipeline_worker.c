@@ -117,7 +117,7 @@ static void test_cli(void **state) {
   free(err);
   /* -A checks the name: a typo is refused before anything is written */
   assert_int_equal(CLI(&out, &err, "pipeline", "start", "eculid", "-A", TASKS_LIB), 2);
-  assert_non_null(strstr(err, "unknown pipeline 'eculid'"));
+  assert_non_null(strstr(err, "unknown pipeline 'eculid' (not in the libraries given with -A)"));
   free(out);
   free(err);
   /* an abort: exit 1 and the message on one line */
