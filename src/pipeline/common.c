@@ -54,7 +54,9 @@ static json_t *fold(er_pipe_ctx_t *ctx, json_t *args, op_t op, const char *name)
 }
 
 static json_t *sum(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_SUM, "Sum"); }
-static json_t *mul(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MUL, "Multiply"); }
+static json_t *mul(er_pipe_ctx_t *c, json_t *a, json_t *k) {
+  return fold(c, a, OP_MUL, "Multiply");
+}
 static json_t *max(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MAX, "Max"); }
 static json_t *min(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MIN, "Min"); }
 
