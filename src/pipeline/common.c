@@ -26,39 +26,53 @@ static json_t *ignore(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return
 static json_t *list(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return json_copy(args); }
 static json_t *dict(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) { return json_copy(kwargs); }
 
-/* Folds the numbers of args with op; integers stay integers. An empty list
- * gives start, or aborts when start is NULL. */
-typedef enum { OP_SUM, OP_MUL, OP_MAX, OP_MIN } op_t;
-
-static json_t *fold(er_pipe_ctx_t *ctx, json_t *args, op_t op, const char *name) {
-  if (!json_array_size(args) && (op == OP_MAX || op == OP_MIN))
-    return er_pipe_abort(ctx, "%s needs at least one value", name);
-  json_int_t iacc = op == OP_MUL ? 1 : 0;
-  double dacc = iacc;
-  bool real = false;
+/* Sum or product of the numbers of args: integers stay integers (an
+ * overflow aborts), any real makes the result real. [] gives 0 or 1. */
+static json_t *fold(er_pipe_ctx_t *ctx, json_t *args, bool mul, const char *name) {
+  json_int_t iacc = mul ? 1 : 0;
+  double dacc = (double)iacc;
+  bool real = false, over = false;
   size_t i;
   json_t *v;
   json_array_foreach(args, i, v) {
     if (!json_is_number(v)) return er_pipe_abort(ctx, "%s: argument %zu is not a number", name, i);
     real = real || json_is_real(v);
-    double d = json_number_value(v);
     json_int_t n = json_integer_value(v);
-    switch (op) {
-      case OP_SUM: dacc += d; iacc += n; break;
-      case OP_MUL: dacc *= d; iacc *= n; break;
-      case OP_MAX: if (i == 0 || d > dacc) { dacc = d; iacc = n; } break;
-      case OP_MIN: if (i == 0 || d < dacc) { dacc = d; iacc = n; } break;
+    if (mul) {
+      dacc *= json_number_value(v);
+      over |= __builtin_mul_overflow(iacc, n, &iacc);
+    } else {
+      dacc += json_number_value(v);
+      over |= __builtin_add_overflow(iacc, n, &iacc);
     }
   }
+  if (over && !real) return er_pipe_abort(ctx, "%s: the integers overflow", name);
   return real ? json_real(dacc) : json_integer(iacc);
 }
 
-static json_t *sum(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_SUM, "Sum"); }
-static json_t *mul(er_pipe_ctx_t *c, json_t *a, json_t *k) {
-  return fold(c, a, OP_MUL, "Multiply");
+/* a < b, integers compared as integers (exact past 2^53). */
+static bool less(const json_t *a, const json_t *b) {
+  if (json_is_integer(a) && json_is_integer(b))
+    return json_integer_value(a) < json_integer_value(b);
+  return json_number_value(a) < json_number_value(b);
 }
-static json_t *max(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MAX, "Max"); }
-static json_t *min(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, OP_MIN, "Min"); }
+
+/* The largest (or smallest) of the numbers, as it was given (Python's max). */
+static json_t *extreme(er_pipe_ctx_t *ctx, json_t *args, bool max, const char *name) {
+  json_t *best = NULL, *v;
+  size_t i;
+  json_array_foreach(args, i, v) {
+    if (!json_is_number(v)) return er_pipe_abort(ctx, "%s: argument %zu is not a number", name, i);
+    if (!best || (max ? less(best, v) : less(v, best))) best = v;
+  }
+  if (!best) return er_pipe_abort(ctx, "%s needs at least one value", name);
+  return json_incref(best);
+}
+
+static json_t *sum(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, false, "Sum"); }
+static json_t *mul(er_pipe_ctx_t *c, json_t *a, json_t *k) { return fold(c, a, true, "Multiply"); }
+static json_t *max(er_pipe_ctx_t *c, json_t *a, json_t *k) { return extreme(c, a, true, "Max"); }
+static json_t *min(er_pipe_ctx_t *c, json_t *a, json_t *k) { return extreme(c, a, false, "Min"); }
 
 /* One argument: f of it; several: the list of f of each. */
 static json_t *each(er_pipe_ctx_t *ctx, json_t *args, json_t *(*f)(const json_t *),
