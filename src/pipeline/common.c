@@ -95,7 +95,9 @@ static json_t *each(er_pipe_ctx_t *ctx, json_t *args, json_t *(*f)(const json_t 
 }
 
 static json_t *neg1(const json_t *v) {
-  if (json_is_integer(v)) return json_integer(-json_integer_value(v));
+  json_int_t n = json_integer_value(v);
+  /* -INT64_MIN is no integer: a real then, as close as it gets */
+  if (json_is_integer(v)) return n == INT64_MIN ? json_real(-(double)n) : json_integer(-n);
   return json_is_real(v) ? json_real(-json_real_value(v)) : NULL;
 }
 static json_t *not1(const json_t *v) { return json_boolean(!er__pipe_truthy(v)); }

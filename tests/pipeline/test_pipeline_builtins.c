@@ -27,6 +27,7 @@ static const builtin_case_t cases[] = {
     {"errand.Max", "[3, 2.5]", NULL, "3", NULL},
     {"errand.Negate", "[5]", NULL, "-5", NULL},
     {"errand.Negate", "[5, -2.5]", NULL, "[-5, 2.5]", NULL},
+    {"errand.Negate", "[-9223372036854775808]", NULL, "9223372036854775808.0", NULL},
     {"errand.All", "[1, true, \"x\"]", NULL, "true", NULL},
     {"errand.All", "[1, 0]", NULL, "false", NULL},
     {"errand.Any", "[0, \"\", []]", NULL, "false", NULL},
