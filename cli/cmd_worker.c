@@ -38,7 +38,14 @@ static int log_level_from_name(const char *s) {
   return -1;
 }
 
-static void count_task(const er_task_def_t *d, void *ud) { ++*(size_t *)ud; }
+/* The user's tasks: liberrand's own ("errand.*", which run pipelines) are
+ * always there. */
+static void count_task(const er_task_def_t *d, void *ud) {
+  if (strncmp(d->name, "errand.", 7) != 0) ++*(size_t *)ud;
+}
+static void count_pipeline(const er_pipeline_def_t *d, void *ud) {
+  if (strncmp(d->name, "errand.", 7) != 0) ++*(size_t *)ud;
+}
 
 int cmd_worker(int argc, char **argv) {
   static const struct option opts[] = {
@@ -143,6 +150,7 @@ int cmd_worker(int argc, char **argv) {
   }
   size_t ntasks = 0;
   er_task_foreach(count_task, &ntasks);
+  er_pipeline_foreach(count_pipeline, &ntasks);
   if (!ntasks)
     cli_error("no tasks loaded: this worker fails every task it takes as unknown "
               "(load a library of tasks with -A LIB)");

@@ -24,13 +24,19 @@ static const char usage[] =
     "  revoke   revoke a task: errand revoke ID\n"
     "  inspect  queues, counts by state, live workers and their tasks\n"
     "  purge    remove a queue's waiting tasks: errand purge QUEUE\n"
+    "  pipeline start, wait for, show, abort, list pipelines: errand pipeline\n"
+    "           start NAME [--args JSON] [--kwargs JSON] [--key K] [--queue Q]\n"
+    "           [--countdown S] [-A LIB] [--wait [--timeout S]] | wait ROOT [--timeout S]\n"
+    "           | show ROOT [--json] | abort ROOT [--message M] | list [--name N]\n"
+    "           [--limit N]\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
     "or --store-file PATH (the URL from PATH's first line), and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
     "\n"
-    "exit codes: 0 ok; 1 the task failed or was revoked; 2 bad usage or input (a\n"
-    "malformed store URL too); 3 the store cannot be opened or used; 4 no such task;\n"
-    "5 not finished (or --timeout passed: send --wait then prints the task's id).\n";
+    "exit codes: 0 ok; 1 the task failed or was revoked (a pipeline aborted); 2 bad\n"
+    "usage or input (a malformed store URL too); 3 the store cannot be opened or\n"
+    "used; 4 no such task; 5 not finished (or --timeout passed: send --wait then\n"
+    "prints the task's id).\n";
 
 void cli_error(const char *fmt, ...) {
   char buf[1024];
@@ -124,7 +130,7 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"worker", cmd_worker}, {"send", cmd_send},       {"status", cmd_status},
               {"result", cmd_result}, {"revoke", cmd_revoke},   {"inspect", cmd_inspect},
-              {"purge", cmd_purge}};
+              {"purge", cmd_purge},   {"pipeline", cmd_pipeline}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   cli_error("unknown command '%s' (see errand --help)", argv[1]);

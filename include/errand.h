@@ -15,5 +15,6 @@
 #include "errand/task.h"   /* tasks: ER_TASK, what a task reads and reports */
 #include "errand/client.h" /* sending tasks, reading their state and result */
 #include "errand/worker.h" /* workers and their pools */
+#include "errand/pipeline.h" /* pipelines: stages, slots, barriers, retries, abort */
 
 #endif

@@ -25,17 +25,21 @@ static void send_job_free(void *p) {
   er_free(j);
 }
 
+void er__future_set_id(er_future_t *out, int rc, const er_id_t *id, er_client_t *c) {
+  if (rc < 0) {
+    er_future_set_error(out, rc, "%s", er_client_last_error(c));
+  } else {
+    json_t *s = json_string(id->text);
+    er_future_set_json(out, s);
+    json_decref(s);
+  }
+}
+
 static int run_send(void *arg, er_future_t *out) {
   send_job_t *j = arg;
   er_id_t id;
   int rc = er_send(j->c, j->task, j->args, j->kwargs, &j->opts, &id);
-  if (rc < 0) {
-    er_future_set_error(out, rc, "%s", er_client_last_error(j->c));
-  } else {
-    json_t *s = json_string(id.text);
-    er_future_set_json(out, s);
-    json_decref(s);
-  }
+  er__future_set_id(out, rc, &id, j->c);
   send_job_free(j);
   return 0;
 }

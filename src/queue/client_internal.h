@@ -37,6 +37,9 @@ int er__rec_outcome(const er_task_rec_t *r, json_t **result, json_t **error, cha
  * spare); give it back with er__client_put_store. */
 int er__client_take_store(er_client_t *c, er_store_t **out);
 void er__client_put_store(er_client_t *c, er_store_t *s);
+/* Completes out, on a thread-pool thread, with id's text as a JSON string
+ * when rc is 0, else with rc and c's last error (the async sends). */
+void er__future_set_id(er_future_t *out, int rc, const er_id_t *id, er_client_t *c);
 /* Stops the watcher thread (joining it) and fails the futures still waiting
  * with ER_ECANCELED. */
 void er__client_watch_free(er_client_t *c);

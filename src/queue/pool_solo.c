@@ -21,6 +21,7 @@ static void run(void *arg) {
   t.revoked = &j->revoked;
   t.loop = p->loop;
   t.max_result = p->max_result;
+  t.store_url = p->store_url;
   t.progress = er__worker_progress;
   t.progress_ud = j->w;
   er__task_run(j->rec, j->def, &t);

@@ -46,6 +46,7 @@ static void *thread_main(void *arg) {
     t.max_result = tp->base.max_result;
     t.progress = store ? progress : NULL;
     t.progress_ud = store;
+    t.store_url = tp->base.store_url;
     if (__atomic_load_n(&j->revoked, __ATOMIC_RELAXED)) {
       /* Revoked, or its lease lost, while it waited here: it never starts. */
       t.out.rc = ER_EREVOKED;

@@ -151,6 +151,7 @@ int er__child_run(int fd, const char *store_url, size_t max_result) {
     t.progress = progress;
     t.progress_ud = pstate;
     t.max_result = max_result;
+    t.store_url = store_url;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
     er__outcome_clear(&t.out);

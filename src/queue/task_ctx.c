@@ -50,6 +50,9 @@ json_t *er_task_kwargs(const er_task_t *t) { return t->rec->kwargs; }
 json_t *er_task_context(const er_task_t *t) { return t->rec->context; }
 er_loop_t *er_task_loop(const er_task_t *t) { return t->loop; }
 er_client_t *er_task_client(const er_task_t *t) { return t->client; }
+const char *er__task_store_url(const er_task_t *t) {
+  return t->store_url ? t->store_url : t->client ? er_client_url(t->client) : NULL;
+}
 
 int er_task_progress(er_task_t *t, double fraction, const char *msg) {
   if (fraction < 0) fraction = 0;

@@ -1,0 +1,68 @@
+/*
+ * Example pipelines, built into a library a worker loads:
+ *
+ *   errand worker -A ./build/libexample_pipelines.so
+ *
+ * and started from a program (er_pipeline_start) linked with the same
+ * library, or with .unchecked from one that is not.
+ *
+ * euclid  [a, b]  gcd by one child per step, recursively: the last child
+ *                 gives its output to its parent (1071, 462 gives 21)
+ * fan_sum [n]     n children each returning its index, summed by the Sum
+ *                 built-in once all are filled: n(n-1)/2
+ * chain   [n]     n stages one after the other, each adding 1 to the output
+ *                 of the one before: n
+ */
+#include <errand.h>
+
+static json_int_t arg_int(json_t *args, size_t i) {
+  return json_integer_value(json_array_get(args, i));
+}
+
+static json_t *euclid(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  json_int_t a = arg_int(args, 0), b = arg_int(args, 1);
+  if (a < 0 || b < 0) return er_pipe_abort(ctx, "euclid takes two integers >= 0");
+  if (b == 0) return json_integer(a);
+  json_t *next = json_pack("[I, I]", b, a % b);
+  er_pipe_child(ctx, "euclid", next, NULL); /* the last child fills our output */
+  json_decref(next);
+  return NULL;
+}
+ER_PIPELINE("euclid", euclid)
+
+static json_t *fan_sum(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  json_int_t n = arg_int(args, 0);
+  if (n < 0 || n > 100000) return er_pipe_abort(ctx, "fan_sum takes 0..100000");
+  json_t *parts = json_array();
+  for (json_int_t i = 0; i < n; i++) {
+    json_t *a = json_pack("[I]", i);
+    er_pipe_handle_t *h = er_pipe_child(ctx, "errand.Return", a, NULL);
+    json_decref(a);
+    json_array_append(parts, er_pipe_out(h, NULL)); /* a slot reference */
+  }
+  er_pipe_child(ctx, "errand.Sum", parts, NULL); /* waits for every part */
+  json_decref(parts);
+  return NULL;
+}
+ER_PIPELINE("fan_sum", fan_sum)
+
+static json_t *add_one(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  return json_integer(arg_int(args, 0) + 1);
+}
+ER_PIPELINE("chain.step", add_one)
+
+static json_t *chain(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  json_int_t n = arg_int(args, 0);
+  if (n < 1 || n > 100000) return er_pipe_abort(ctx, "chain takes 1..100000");
+  json_t *prev = json_integer(0);
+  for (json_int_t i = 0; i < n; i++) {
+    json_t *a = json_pack("[O]", prev);
+    er_pipe_handle_t *h = er_pipe_child(ctx, "chain.step", a, NULL);
+    json_decref(a);
+    json_decref(prev);
+    prev = json_incref(er_pipe_out(h, NULL)); /* the next stage waits for it */
+  }
+  json_decref(prev);
+  return NULL;
+}
+ER_PIPELINE("chain", chain)

@@ -1,0 +1,176 @@
+/* The pipeline layer's private pieces: where things live in the store, the
+ * transition builder every state change goes through, and the internal
+ * tasks' entry point (shared by the worker and the tests). */
+#ifndef ER_PIPE_INTERNAL_H
+#define ER_PIPE_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "errand/pipeline.h"
+#include "errand/store.h"
+
+/* ---- The store layout (docs/pipeline.md) ---- */
+#define ER__PIPE_COLL "pipe"            /* pipeline id -> its record */
+#define ER__SLOT_COLL "pipe.slot"       /* slot id -> {filled, value, ...} */
+#define ER__BARRIER_COLL "pipe.barrier" /* "<id>:start" / "<id>:fin" -> slots to go */
+#define ER__KEY_COLL "pipe.key"         /* start key -> {"root": id} */
+#define ER__ROOT_COLL "pipe.root"       /* newest-first index of roots */
+#define ER__ABORT_COLL "pipe.abort"     /* root id -> {"message"}: the tree aborts */
+
+#define ER__PIPE_TASK_RUN "errand.pipe.run"     /* [id, attempt] */
+#define ER__PIPE_TASK_FIN "errand.pipe.fin"     /* [id] */
+#define ER__PIPE_TASK_ABORT "errand.pipe.abort" /* [id] */
+
+/* The pipelines' clock (wall ms); tests swap it for one they drive. */
+extern int64_t (*er__pipe_clock)(void);
+
+/* Registers the internal tasks and the built-in pipelines (once). */
+void er__pipe_init(void);
+/* er_pipeline_register without er__pipe_init (for what init registers). */
+int er__pipe_register_raw(const er_pipeline_def_t *def);
+/* The built-ins (common.c, common_text.c). */
+void er__pipe_builtins_register(void);
+extern const er_pipeline_def_t er__pipe_builtins_text[]; /* ends with {0} */
+/* Python's truth: false, null, 0, "", [] and {} are false. */
+bool er__pipe_truthy(const json_t *v);
+
+/* ---- Transition builder ----
+ * Reads go through a cache; writes change the cached values. At apply time
+ * every changed document becomes one DOC_PUT guarded by the version it was
+ * read at (or ABSENT for a new one), every counter one COUNTER_ADD guarded
+ * by the value read, then the enqueues: so whatever changed since the reads
+ * makes the whole batch fail (ER_ESTATE) and the caller rebuilds it. */
+typedef struct er__pdoc {
+  char *coll, *key;
+  json_t *value;   /* NULL: absent */
+  int64_t version; /* as read; 0 absent */
+  bool dirty;
+} er__pdoc_t;
+
+typedef struct er__pctr {
+  char *key; /* in ER__BARRIER_COLL */
+  int64_t read, delta;
+} er__pctr_t;
+
+typedef struct er__pb {
+  er_store_t *s;
+  int64_t now;
+  const char *queue; /* for the internal tasks enqueued */
+  const char *guard_id; /* the running internal task, or NULL */
+  int guard_attempt;
+  er__pdoc_t **docs;
+  size_t ndocs, capdocs;
+  er__pctr_t *ctrs;
+  size_t nctrs, capctrs;
+  er_task_rec_t **recs;
+  size_t nrecs, caprecs;
+} er__pb_t;
+
+void er__pb_init(er__pb_t *pb, er_store_t *s, int64_t now);
+void er__pb_free(er__pb_t *pb);
+/* The cached document (read on first use); entry->value NULL when absent.
+ * Change entry->value in place and set entry->dirty. NULL with *rc set on a
+ * store error. */
+er__pdoc_t *er__pb_doc(er__pb_t *pb, const char *coll, const char *key, int *rc);
+/* A document this batch creates (guarded ABSENT); value stolen. */
+int er__pb_doc_new(er__pb_t *pb, const char *coll, const char *key, json_t *value);
+/* A counter's value as this batch sees it (read + delta so far). */
+int er__pb_counter(er__pb_t *pb, const char *key, int64_t *value);
+int er__pb_counter_add(er__pb_t *pb, const char *key, int64_t delta);
+/* A counter this batch creates: known to read 0. */
+int er__pb_counter_new(er__pb_t *pb, const char *key, int64_t value);
+/* Enqueues internal task `task` with args (stolen) on pb->queue, due at eta,
+ * under key (ER_ENQ_IF_ABSENT: a re-fire finds the live task). */
+int er__pb_enqueue(er__pb_t *pb, const char *task, json_t *args, int64_t eta, const char *key);
+/* Applies the batch: 0; ER_ESTATE (or ER_EEXIST/ER_ENOENT) when something read
+ * changed, to rebuild; *fenced true when the running task is no longer this
+ * attempt's (nothing written, nothing more to do). */
+int er__pb_apply(er__pb_t *pb, bool *fenced);
+
+/* Builds a transition into pb: 0 to apply it, ER__PB_NOOP when there is
+ * nothing to do, or an error. */
+#define ER__PB_NOOP 1
+typedef int (*er__pb_build_fn)(er__pb_t *pb, void *ud);
+/* Builds and applies, rebuilding from fresh reads while another writer got
+ * there first (bounded). guard (may be NULL) is the running internal task,
+ * fencing the batch. *applied (may be NULL): a batch was written. */
+int er__pb_commit(er_store_t *s, const er_task_rec_t *guard, const char *queue,
+                  er__pb_build_fn build, void *ud, bool *applied);
+
+/* ---- Pipelines, slots, barriers (state.c) ---- */
+json_t *er__pipe_doc_new(const char *id, const char *name, const char *root, const char *parent,
+                         const char *queue, json_t *args, json_t *kwargs,
+                         const er_pipeline_def_t *def, json_t *outputs, int64_t now);
+json_t *er__slot_doc_new(const char *owner, json_t *waiters);
+const char *er__pipe_status(const json_t *doc);
+bool er__pipe_over(const json_t *doc); /* done or aborted */
+/* {"$slot": id} (new). */
+json_t *er__slot_ref(const char *slot_id);
+/* The slot id when v is a reference, else NULL. */
+const char *er__slot_ref_id(const json_t *v);
+/* Fills slot with value (borrowed) by filler, counting down its waiters'
+ * barriers and releasing what they hold. ER_EALREADY if filled. */
+int er__pipe_fill(er__pb_t *pb, const char *slot, json_t *value, const char *filler);
+/* Asks for the tree of root to be aborted with message; *requested false
+ * when it was already aborting or over. */
+int er__pipe_request_abort(er__pb_t *pb, const char *root, const char *message, bool *requested);
+/* Enqueues the internal task for pipeline id ([id, attempt] when attempt >
+ * 0, else [id]) under a key naming both. */
+int er__pipe_enqueue(er__pb_t *pb, const char *task, const char *id, int attempt, int64_t eta);
+
+/* ---- The internal tasks (exec.c, run.c, finish.c) ---- */
+typedef struct er__pipe_result {
+  bool applied; /* a transition was written (else a duplicate, a late or a
+                   fenced delivery: nothing to do) */
+} er__pipe_result_t;
+/* Runs the internal task rec (reserved: STARTED at rec->attempt) on s: what
+ * a worker does for "errand.pipe.*". 0 or an error; err gets a line. */
+int er__pipe_exec(er_store_t *s, const er_task_rec_t *rec, er__pipe_result_t *res, char *err,
+                  size_t err_size);
+int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, int attempt,
+                      er__pipe_result_t *res);
+int er__pipe_exec_fin(er_store_t *s, const er_task_rec_t *rec, const char *id, bool abort,
+                      er__pipe_result_t *res);
+
+/* ---- The stage context (ctx.c) ---- */
+typedef struct er__pchild {
+  char id[ER_ID_LEN + 1];
+  const er_pipeline_def_t *def;
+  json_t *args, *kwargs; /* with slot references */
+  json_t *outputs;       /* name -> slot id */
+  json_t *refs;          /* name -> {"$slot": id}, what er_pipe_out gave */
+  json_t *waits;         /* distinct slot ids it waits for */
+  er_pipe_handle_t *h;
+} er__pchild_t;
+
+enum { ER__ASK_NONE = 0, ER__ASK_RETRY, ER__ASK_ABORT };
+
+struct er_pipe_ctx {
+  const er_pipeline_def_t *def;
+  json_t *doc; /* the pipeline's record (borrowed) */
+  const char *id, *root, *name;
+  int attempt;
+  bool running; /* in run (else finalize) */
+  json_t *fills; /* name -> value */
+  er__pchild_t **children;
+  size_t nchildren, capchildren;
+  json_t *known;  /* slot ids of the children's outputs -> true */
+  json_t *after;  /* stack of arrays of slot ids */
+  bool in_order;
+  er__pchild_t *in_order_prev;
+  int ask;
+  char *message;  /* of the retry or abort; a usage error is a retry */
+  char *status_message;
+  json_t *links;
+  bool status_set;
+};
+
+void er__pctx_init(er_pipe_ctx_t *ctx, const er_pipeline_def_t *def, json_t *doc, int attempt,
+                   bool running);
+void er__pctx_free(er_pipe_ctx_t *ctx);
+/* Fails the attempt with a one-line message (the first one wins). */
+void er__pctx_usage(er_pipe_ctx_t *ctx, const char *fmt, ...) ER_PRINTF(2, 3);
+/* Writes the status message and links the stage set into doc. */
+void er__pctx_put_status(const er_pipe_ctx_t *ctx, json_t *doc);
+
+#endif

@@ -1,0 +1,65 @@
+/* The pipeline tests' fixture and driver. Each test gets a store (the URL in
+ * $ERRAND_TEST_STORE, else a fresh SQLite file), a client on it, a queue of
+ * its own, and a clock it moves by hand. The driver plays the workers: it
+ * reserves the internal tasks from the store, runs them through the same
+ * entry point a worker uses (er__pipe_exec) in a random order, with
+ * duplicated, lost and late deliveries mixed in, until none is left. */
+#ifndef ER_TEST_PIPELINE_DRIVE_H
+#define ER_TEST_PIPELINE_DRIVE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "errand.h"
+#include "pipeline/pipe_internal.h"
+
+typedef struct fx {
+  char dir[128];   /* temporary directory (SQLite) */
+  char url[512];
+  char queue[64];
+  er_store_t *s;
+  er_client_t *c;
+  /* the driver */
+  unsigned seed;
+  double p_dup, p_lost, p_late; /* chances per delivery */
+  json_t *applied; /* "task id" -> transitions written */
+  size_t execs;
+} fx_t;
+
+extern int64_t g_now; /* the pipelines' clock during the tests */
+#define LEASE_MS 10000
+
+int setup(void **state);
+int teardown(void **state);
+/* Sets the driver's chaos: no chaos when all are 0. */
+void chaos(fx_t *f, unsigned seed, double dup, double lost, double late);
+/* Starts name with args given as JSON text on f's queue; returns the root id. */
+er_id_t start(fx_t *f, const char *name, const char *args_json, const er_pipeline_opts_t *o);
+/* Runs every internal task due, moving the clock to the next due time when
+ * none is, until nothing is left (at most max_steps deliveries). */
+void drive(fx_t *f, size_t max_steps);
+/* Runs up to n tasks due now (no chaos, no clock change); returns how many. */
+size_t step(fx_t *f, size_t n);
+/* The tree of root (new). */
+json_t *tree(fx_t *f, const char *root);
+/* The record of pipeline id (new). */
+json_t *pipe_doc(fx_t *f, const char *id);
+/* The root's default output (new); fails the test when not filled. */
+json_t *output(fx_t *f, const char *root);
+/* Checks the whole tree finished cleanly: every pipeline in `status`, every
+ * slot of a done tree filled by its owner, every barrier at 0, each
+ * pipeline's run committed once, and each parent's finalize once. */
+void check_tree(fx_t *f, const char *root, const char *status);
+/* How many transitions of task for pipeline id were written. */
+int applied(fx_t *f, const char *task, const char *id);
+/* The number of documents in coll. */
+size_t count_docs(fx_t *f, const char *coll);
+
+#endif

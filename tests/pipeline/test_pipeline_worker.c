@@ -1,0 +1,260 @@
+/* Pipelines run by real `errand worker` processes that load the example
+ * pipelines (-A), on SQLite and on a private redis-server. This program
+ * does not link the examples: it starts them with .unchecked, as a client
+ * that only knows their names does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The root's default output once it is filled (new), or fails. */
+static json_t *wait_output(harness_t *h, const char *root, int64_t timeout_ms) {
+  int64_t end = er_now_wall_ms() + timeout_ms;
+  for (;;) {
+    json_t *v = NULL;
+    int rc = er_pipeline_output(h->client, root, NULL, &v);
+    if (rc == 0) return v;
+    if (rc != ER_ESTATE)
+      fail_msg("output: %s: %s", er_err_name(rc), er_client_last_error(h->client));
+    if (er_now_wall_ms() > end) {
+      json_t *t = NULL;
+      er_pipeline_tree(h->client, root, &t);
+      char *s = json_dumps(t, JSON_COMPACT);
+      fail_msg("the pipeline did not finish in time: %.2000s", s ? s : "");
+    }
+    sleep_ms(50);
+  }
+}
+
+/* Starts name [n], waits for its output (want) and for its npipes
+ * pipelines to be done; returns the tree (new). */
+static json_t *run_one_started(harness_t *h, const char *root, json_int_t want, size_t npipes);
+
+static json_t *run_one(harness_t *h, const char *name, int n, json_int_t want, size_t npipes) {
+  json_t *args = json_pack("[i]", n);
+  er_pipeline_opts_t o = {.unchecked = true};
+  er_id_t root;
+  assert_int_equal(er_pipeline_start(h->client, name, args, NULL, &o, &root), 0);
+  json_decref(args);
+  return run_one_started(h, root.text, want, npipes);
+}
+
+/* As run_one, for a started root. */
+static json_t *run_one_started(harness_t *h, const char *root, json_int_t want, size_t npipes) {
+  json_t *v = wait_output(h, root, 120000);
+  assert_int_equal(json_integer_value(v), want);
+  json_decref(v);
+  /* every stage done (the root's finalize may still be on its way) */
+  json_t *t = NULL;
+  int64_t end = er_now_wall_ms() + 60000;
+  for (;;) {
+    json_decref(t);
+    assert_int_equal(er_pipeline_tree(h->client, root, &t), 0);
+    assert_int_equal(json_object_size(json_object_get(t, "pipelines")), npipes);
+    size_t done = 0;
+    const char *id;
+    json_t *p;
+    json_object_foreach(json_object_get(t, "pipelines"), id, p)
+      done += strcmp(json_string_value(json_object_get(p, "status")), "done") == 0;
+    if (done == npipes) break;
+    assert_true(er_now_wall_ms() < end);
+    sleep_ms(50);
+  }
+  const char *id;
+  json_t *s;
+  json_object_foreach(json_object_get(t, "slots"), id, s) {
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "filled");
+    /* by its owner: the stage itself, or, for an inherited output, the last
+     * child that owns it now */
+    assert_non_null(json_object_get(json_object_get(t, "pipelines"),
+                                    json_string_value(json_object_get(s, "filler"))));
+  }
+  return t;
+}
+
+static void run_all(harness_t *h, const char *pool) {
+  char log[400];
+  snprintf(log, sizeof log, "%s/worker.log", h->dir);
+  pid_t w = h_worker_log(h, log, true, pool, 4, NULL);
+  json_decref(run_one(h, "chain", 50, 50, 51));
+  /* 100 siblings fill slots of the same barriers at once */
+  json_decref(run_one(h, "fan_sum", 100, 4950, 102));
+  assert_true(WIFEXITED(h_stop(w, SIGTERM)));
+  /* a library of pipelines alone is something to run: no warning */
+  char *text = h_read_file(log);
+  assert_null(strstr(text, "no tasks loaded"));
+  assert_null(strstr(text, "past 0"));
+  assert_null(strstr(text, "Sanitizer")); /* in a sanitized build */
+  free(text);
+}
+
+/* Runs errand with args (NULL-ended): its exit code, stdout and stderr
+ * (new strings). */
+#define CLI(out, err, ...) h_cli(&h, out, err, __VA_ARGS__, NULL)
+
+/* errand pipeline, against a worker. */
+static void test_cli(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  pid_t w = h_worker(&h, "threads", 2, NULL);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "euclid", "--args", "[1071, 462]",
+                       "--wait", "--timeout", "60"), 0);
+  assert_string_equal(out, "21\n");
+  free(out);
+  free(err);
+  /* -A checks the name: a typo is refused before anything is written */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "eculid", "-A", TASKS_LIB), 2);
+  assert_non_null(strstr(err, "unknown pipeline 'eculid' (not in the libraries given with -A)"));
+  free(out);
+  free(err);
+  /* an abort: exit 1 and the message on one line */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "euclid", "--args", "[-1, 2]", "--wait",
+                       "--timeout", "60"), 1);
+  assert_non_null(strstr(err, "aborted: euclid takes two integers >= 0\n"));
+  free(out);
+  free(err);
+  /* a pipeline the worker's libraries lack: the root aborts, saying so */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "no.such", "--wait", "--timeout", "60"),
+                   1);
+  assert_non_null(strstr(err, "aborted: unknown pipeline 'no.such' (not registered in the "
+                              "worker that ran stage"));
+  assert_non_null(strchr(err, '\n') == err + strlen(err) - 1 ? err : NULL); /* one line */
+  free(out);
+  free(err);
+  /* not finished in time: the root's id, exit 5; then wait, show, list, abort */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--args", "[3]", "--countdown",
+                       "3600", "--key", "k1", "--wait", "--timeout", "0.2"), 5);
+  char root[64];
+  snprintf(root, sizeof root, "%.36s", out);
+  assert_true(er_id_valid(root));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--key", "k1"), 2);
+  assert_non_null(strstr(err, root));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "0.1"), 5);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "show", root, "--json"), 0);
+  json_t *t = json_loads(out, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(t, "root")), root);
+  json_decref(t);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "show", root), 0);
+  assert_non_null(strstr(out, "waiting    chain "));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "list", "--name", "chain"), 0);
+  assert_non_null(strstr(out, root));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "abort", root, "--message", "no more"), 0);
+  assert_string_equal(out, "aborting\n");
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "30"), 1);
+  assert_non_null(strstr(err, "aborted: no more"));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "abort", root), 0);
+  assert_string_equal(out, "already aborted or done\n");
+  free(out);
+  free(err);
+  /* bad usage and unknown roots */
+  assert_int_equal(CLI(&out, &err, "pipeline", "frob", root), 2);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--args", "{}"), 2);
+  assert_non_null(strstr(err, "args must be a JSON array"));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", "01a2372a-0000-7000-8000-000000000000"), 4);
+  free(out);
+  free(err);
+  h_stop(w, SIGTERM);
+  h_teardown(&h);
+}
+
+/* Waits until stage k of root's chain has its output. */
+static void wait_stage(harness_t *h, const char *root, size_t k) {
+  json_t *d = NULL;
+  int64_t end = er_now_wall_ms() + 60000;
+  while (json_array_size(json_object_get(d, "children")) <= k) {
+    json_decref(d);
+    d = NULL;
+    assert_true(er_now_wall_ms() < end);
+    if (er_pipeline_get(h->client, root, &d) < 0) sleep_ms(20);
+  }
+  const char *id = json_string_value(json_array_get(json_object_get(d, "children"), k));
+  json_t *v = NULL;
+  while (er_pipeline_output(h->client, id, NULL, &v) == ER_ESTATE) {
+    assert_true(er_now_wall_ms() < end);
+    sleep_ms(10);
+  }
+  json_decref(v);
+  json_decref(d);
+}
+
+/* Workers killed with -9 in the middle of a chain: their leases end, other
+ * workers take the stages over, and the chain completes, each stage's
+ * output filled once, by that stage. */
+static void test_kill9(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  pid_t w1 = h_worker(&h, "prefork", 2, "--lease", "1", NULL);
+  pid_t w2 = h_worker(&h, "threads", 2, "--lease", "1", NULL);
+  json_t *args = json_pack("[i]", 600);
+  er_pipeline_opts_t o = {.unchecked = true};
+  er_id_t root;
+  assert_int_equal(er_pipeline_start(h.client, "chain", args, NULL, &o, &root), 0);
+  json_decref(args);
+  wait_stage(&h, root.text, 100);
+  h_stop(w1, SIGKILL);
+  pid_t w3 = h_worker(&h, "prefork", 2, "--lease", "1", NULL);
+  wait_stage(&h, root.text, 300);
+  h_stop(w2, SIGKILL);
+  pid_t w4 = h_worker(&h, "threads", 2, "--lease", "1", NULL);
+  json_decref(run_one_started(&h, root.text, 600, 601));
+  h_stop(w3, SIGTERM);
+  h_stop(w4, SIGTERM);
+  h_teardown(&h);
+}
+
+static void test_sqlite(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  run_all(&h, "prefork");
+  h_teardown(&h);
+}
+
+static void test_redis(void **state) {
+  harness_t h;
+  if (!h_setup_redis(&h)) skip();
+  run_all(&h, "threads");
+  h_teardown_redis(&h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sqlite),
+      cmocka_unit_test(test_redis),
+      cmocka_unit_test(test_cli),
+      cmocka_unit_test(test_kill9),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
