@@ -50,20 +50,20 @@ static const struct {
   bool grows; /* adds tasks or documents: refused at maxmemory */
 } g_scripts[ER_RD_NSCRIPTS] = {
     [ER_RD_ENQUEUE] = {"enqueue", er__rd_lua_enqueue, LIB_ENQ, true},
-    [ER_RD_GET] = {"get", er__rd_lua_get, 0},
-    [ER_RD_REVOKE] = {"revoke", er__rd_lua_revoke, LIB_FINISH},
-    [ER_RD_PURGE] = {"purge", er__rd_lua_purge, LIB_FINISH | LIB_CLEANUP},
-    [ER_RD_RESERVE] = {"reserve", er__rd_lua_reserve, LIB_FINISH | LIB_CLEANUP},
-    [ER_RD_RENEW] = {"renew", er__rd_lua_renew, 0},
-    [ER_RD_COMPLETE] = {"complete", er__rd_lua_complete, LIB_DONE},
-    [ER_RD_PROGRESS] = {"progress", er__rd_lua_progress, 0},
-    [ER_RD_MAINTAIN] = {"maintain", er__rd_lua_maintain, LIB_FINISH | LIB_CLEANUP},
-    [ER_RD_HEARTBEAT] = {"heartbeat", er__rd_lua_heartbeat, 0},
-    [ER_RD_WORKER_GONE] = {"worker_gone", er__rd_lua_worker_gone, 0},
-    [ER_RD_WORKERS] = {"workers", er__rd_lua_workers, 0},
+    [ER_RD_GET] = {"get", er__rd_lua_get, 0, false},
+    [ER_RD_REVOKE] = {"revoke", er__rd_lua_revoke, LIB_FINISH, false},
+    [ER_RD_PURGE] = {"purge", er__rd_lua_purge, LIB_FINISH | LIB_CLEANUP, false},
+    [ER_RD_RESERVE] = {"reserve", er__rd_lua_reserve, LIB_FINISH | LIB_CLEANUP, false},
+    [ER_RD_RENEW] = {"renew", er__rd_lua_renew, 0, false},
+    [ER_RD_COMPLETE] = {"complete", er__rd_lua_complete, LIB_DONE, false},
+    [ER_RD_PROGRESS] = {"progress", er__rd_lua_progress, 0, false},
+    [ER_RD_MAINTAIN] = {"maintain", er__rd_lua_maintain, LIB_FINISH | LIB_CLEANUP, false},
+    [ER_RD_HEARTBEAT] = {"heartbeat", er__rd_lua_heartbeat, 0, false},
+    [ER_RD_WORKER_GONE] = {"worker_gone", er__rd_lua_worker_gone, 0, false},
+    [ER_RD_WORKERS] = {"workers", er__rd_lua_workers, 0, false},
     [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_ENQ | LIB_DONE | LIB_DOCS, true},
-    [ER_RD_DOCREAD] = {"docread", er__rd_lua_docread, LIB_DOCS},
-    [ER_RD_NEXT_DUE] = {"next_due", er__rd_lua_next_due, 0},
+    [ER_RD_DOCREAD] = {"docread", er__rd_lua_docread, LIB_DOCS, false},
+    [ER_RD_NEXT_DUE] = {"next_due", er__rd_lua_next_due, 0, false},
 };
 
 /* Each body runs as main(); what it changed is written once after. */
