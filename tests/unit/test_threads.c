@@ -374,7 +374,9 @@ static void test_log_level_changes_while_logging(void **state) {
     if (i % 100 == 0) er_log_set_sink(count_sink, NULL);
   }
   er_log_set_level(ER_LOG_INFO);
-  usleep(2000);
+  /* The loggers may not have run at all yet on a loaded machine: wait for a
+   * line at the level they log at (the watchdog bounds the wait). */
+  while (atomic_load(&g_lines) == 0) usleep(1000);
   atomic_store(&g_stop_logging, 1);
   for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
   er_log_set_sink(NULL, NULL);
