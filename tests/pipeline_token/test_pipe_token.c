@@ -306,6 +306,43 @@ static void test_rotation_elsewhere(void **state) {
   assert_int_equal(sec.version, 2);
 }
 
+/* The process keeps a secret a short while, then reads the store again. */
+static void test_cache_ttl(void **state) {
+  fx_t *f = *state;
+  er__pipe_secret_t sec;
+  bool cached = true;
+  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
+  assert_false(cached);
+  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
+  assert_true(cached);
+  usleep((ER__PIPE_SECRET_TTL_MS + 200) * 1000);
+  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
+  assert_false(cached);
+}
+
+/* Stores are kept apart: each has its own secret, more stores than the
+ * cache has places included, and a token of one is refused by another. */
+static void test_stores_apart(void **state) {
+  fx_t *f = *state;
+  enum { N = 10 };
+  er_store_t *s[N];
+  char t[N][ER__PIPE_TOKEN_LEN + 1];
+  for (int i = 0; i < N; i++) {
+    char url[700];
+    if (f->dir[0]) snprintf(url, sizeof url, "sqlite:%s/store-%d.db", f->dir, i);
+    else snprintf(url, sizeof url, "%s-%d", f->url, i); /* the prefix, told apart */
+    s[i] = open_url(url);
+    make(s[i], ID, NULL, t[i]);
+  }
+  for (int round = 0; round < 2; round++) /* from the store, then from the cache */
+    for (int i = 0; i < N; i++) {
+      assert_int_equal(er__pipe_token_check(s[i], ID, NULL, t[i]), 0);
+      assert_int_equal(er__pipe_token_check(s[i], ID, NULL, t[(i + 1) % N]), ER_EAUTH);
+      for (int j = 0; j < i; j++) assert_string_not_equal(t[i], t[j]);
+    }
+  for (int i = 0; i < N; i++) er_store_close(s[i]);
+}
+
 static uint8_t g_winner[ER__PIPE_SECRET_LEN];
 static int g_hook_calls;
 
@@ -476,6 +513,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_secret_stored, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotation_elsewhere, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cache_ttl, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stores_apart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_make_race_lost, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_race_lost, setup, teardown),
       cmocka_unit_test_setup_teardown(test_make_race_processes, setup, teardown),
