@@ -86,8 +86,11 @@ static json_t *doc(er_store_t *s, int64_t *version) {
 }
 
 static void put_doc(er_store_t *s, json_t *v) {
-  er_mut_t m = {.kind = ER_MUT_DOC_PUT, .coll = ER__PIPE_SECRET_COLL, .key = ER__PIPE_SECRET_KEY,
-                .value = v, .if_version = ER_VERSION_ANY};
+  er_mut_t m = {.kind = ER_MUT_DOC_PUT,
+                .coll = ER__PIPE_SECRET_COLL,
+                .key = ER__PIPE_SECRET_KEY,
+                .value = v,
+                .if_version = ER_VERSION_ANY};
   assert_int_equal(er_store_apply(s, &m, 1, NULL, NULL), 0);
   json_decref(v);
 }
@@ -158,7 +161,8 @@ static void test_verifies_and_tampering(void **state) {
   json_decref(q);
 
   /* Another id. */
-  assert_int_equal(er__pipe_token_check(f->s, "0190a2b4-0000-7000-8000-000000000002", p, t), ER_EAUTH);
+  assert_int_equal(er__pipe_token_check(f->s, "0190a2b4-0000-7000-8000-000000000002", p, t),
+                   ER_EAUTH);
   assert_int_equal(er__pipe_token_check(f->s, "", p, t), ER_EAUTH);
   assert_int_equal(er__pipe_token_check(f->s, NULL, p, t), ER_EAUTH);
   /* A changed, an added, a removed parameter; no parameters at all. */
@@ -203,7 +207,10 @@ static void test_bad_params(void **state) {
   char t[ER__PIPE_TOKEN_LEN + 1];
   json_t *p = json_pack("{s:i}", "n", 1);
   assert_int_equal(er__pipe_token_make(f->s, ID, p, t), ER_EINVAL);
-  assert_int_equal(er__pipe_token_check(f->s, ID, p, "0000000000000000000000000000000000000000000000000000000000000000"), ER_EINVAL);
+  assert_int_equal(
+      er__pipe_token_check(f->s, ID, p,
+                           "0000000000000000000000000000000000000000000000000000000000000000"),
+      ER_EINVAL);
   json_decref(p);
   p = json_array();
   assert_int_equal(er__pipe_token_make(f->s, ID, p, t), ER_EINVAL);
@@ -278,17 +285,23 @@ static void test_rotation(void **state) {
   json_decref(p);
 }
 
+/* The first read goes to the store, the next is the cache's. */
+static void read_then_cached(er_store_t *s, er__pipe_secret_t *sec) {
+  bool cached = true;
+  assert_int_equal(er__pipe_secret_get(s, sec, &cached), 0);
+  assert_false(cached);
+  assert_int_equal(er__pipe_secret_get(s, sec, &cached), 0);
+  assert_true(cached);
+}
+
 /* A rotation by another process, unseen by this one's cache: a token made
  * under the new secret verifies at once (the check reads the store again
  * before refusing). */
 static void test_rotation_elsewhere(void **state) {
   fx_t *f = *state;
   er__pipe_secret_t sec;
-  bool cached = true;
-  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
-  assert_false(cached);
-  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
-  assert_true(cached);
+  bool cached;
+  read_then_cached(f->s, &sec);
   uint8_t key[ER__PIPE_SECRET_LEN];
   for (int i = 0; i < ER__PIPE_SECRET_LEN; i++) key[i] = (uint8_t)(0xa0 + i);
   char cur[65], prev[65];
@@ -310,11 +323,8 @@ static void test_rotation_elsewhere(void **state) {
 static void test_cache_ttl(void **state) {
   fx_t *f = *state;
   er__pipe_secret_t sec;
-  bool cached = true;
-  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
-  assert_false(cached);
-  assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
-  assert_true(cached);
+  bool cached;
+  read_then_cached(f->s, &sec);
   usleep((ER__PIPE_SECRET_TTL_MS + 200) * 1000);
   assert_int_equal(er__pipe_secret_get(f->s, &sec, &cached), 0);
   assert_false(cached);
@@ -329,8 +339,10 @@ static void test_stores_apart(void **state) {
   char t[N][ER__PIPE_TOKEN_LEN + 1];
   for (int i = 0; i < N; i++) {
     char url[700];
-    if (f->dir[0]) snprintf(url, sizeof url, "sqlite:%s/store-%d.db", f->dir, i);
-    else snprintf(url, sizeof url, "%s-%d", f->url, i); /* the prefix, told apart */
+    if (f->dir[0])
+      snprintf(url, sizeof url, "sqlite:%s/store-%d.db", f->dir, i);
+    else
+      snprintf(url, sizeof url, "%s-%d", f->url, i); /* the prefix, told apart */
     s[i] = open_url(url);
     make(s[i], ID, NULL, t[i]);
   }
@@ -357,7 +369,9 @@ static void race_hook(er_store_t *s, bool rotating) {
   for (int i = 0; i < ER__PIPE_SECRET_LEN; i++) g_winner[i] = (uint8_t)(0x40 + i);
   char cur[65];
   hex32(g_winner, cur);
-  er_mut_t m = {.kind = ER_MUT_DOC_PUT, .coll = ER__PIPE_SECRET_COLL, .key = ER__PIPE_SECRET_KEY,
+  er_mut_t m = {.kind = ER_MUT_DOC_PUT,
+                .coll = ER__PIPE_SECRET_COLL,
+                .key = ER__PIPE_SECRET_KEY,
                 .value = json_pack("{s:s, s:n, s:i}", "current", cur, "previous", "rotated_ms", 1),
                 .if_version = ER_VERSION_ABSENT};
   assert_int_equal(er_store_apply(s, &m, 1, NULL, NULL), 0);
@@ -456,9 +470,15 @@ static void test_malformed_secret(void **state) {
   const char *docs[] = {
       "\"text\"",
       "{\"current\": \"zz\", \"previous\": null, \"rotated_ms\": 1}",
-      "{\"current\": \"" "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"previous\": null, \"rotated_ms\": 1}",
-      "{\"current\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"previous\": 5, \"rotated_ms\": 1}",
-      "{\"current\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"previous\": null}",
+      "{\"current\": \""
+      "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"
+      "\", \"previous\": null, \"rotated_ms\": 1}",
+      "{\"current\": \""
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+      "\", \"previous\": 5, \"rotated_ms\": 1}",
+      "{\"current\": \""
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+      "\", \"previous\": null}",
   };
   char t[ER__PIPE_TOKEN_LEN + 1] = "";
   for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
@@ -466,9 +486,10 @@ static void test_malformed_secret(void **state) {
     put_doc(f->s, json_loads(docs[i], JSON_DECODE_ANY, NULL));
     assert_int_equal(er__pipe_token_make(f->s, ID, NULL, t), ER_ECORRUPT);
     assert_int_equal(er__pipe_token_check(f->s, ID, NULL, t), ER_EAUTH); /* t is no token */
-    assert_int_equal(er__pipe_token_check(f->s, ID, NULL,
-                                          "0000000000000000000000000000000000000000000000000000000000000000"),
-                     ER_ECORRUPT);
+    assert_int_equal(
+        er__pipe_token_check(f->s, ID, NULL,
+                             "0000000000000000000000000000000000000000000000000000000000000000"),
+        ER_ECORRUPT);
     assert_int_equal(er__pipe_secret_rotate(f->s), ER_ECORRUPT);
   }
 }
@@ -479,8 +500,8 @@ static void test_url_make_and_check(void **state) {
   fx_t *f = *state;
   json_t *p = json_pack("{s:s, s:s}", "choice", "approve", "who", "Zoë & co");
   char *url = NULL, err[200] = "";
-  assert_int_equal(er__pipe_callback_url_make(f->s, "http://127.0.0.1:8080/", ID, p, &url, err,
-                                              sizeof err), 0);
+  assert_int_equal(
+      er__pipe_callback_url_make(f->s, "http://127.0.0.1:8080/", ID, p, &url, err, sizeof err), 0);
   const char *q = strchr(url, '?') + 1;
   json_t *got = NULL;
   assert_int_equal(er__url_query_parse(q, strlen(q), &got, NULL, 0), 0);
@@ -494,12 +515,15 @@ static void test_url_make_and_check(void **state) {
   json_decref(got);
   er_free(url);
   /* Bad input is refused before the store is asked. */
-  assert_int_equal(er__pipe_callback_url_make(f->s, "ftp://x", ID, p, &url, err, sizeof err), ER_EINVAL);
+  assert_int_equal(er__pipe_callback_url_make(f->s, "ftp://x", ID, p, &url, err, sizeof err),
+                   ER_EINVAL);
   assert_non_null(strstr(err, "base URL"));
   json_object_set_new(p, "token", json_string("x"));
-  assert_int_equal(er__pipe_callback_url_make(f->s, "http://h", ID, p, &url, err, sizeof err), ER_EINVAL);
+  assert_int_equal(er__pipe_callback_url_make(f->s, "http://h", ID, p, &url, err, sizeof err),
+                   ER_EINVAL);
   assert_non_null(strstr(err, "reserved"));
-  assert_int_equal(er__pipe_callback_url_make(f->s, "http://h", "", NULL, &url, err, sizeof err), ER_EINVAL);
+  assert_int_equal(er__pipe_callback_url_make(f->s, "http://h", "", NULL, &url, err, sizeof err),
+                   ER_EINVAL);
   assert_null(url);
   json_decref(p);
 }
