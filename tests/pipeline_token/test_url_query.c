@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
+
 #include "core/url_query.h"
 #include "pipeline/token.h"
 
@@ -199,12 +201,47 @@ static void test_base_url(void **state) {
   unsetenv("ERRAND_BASE_URL");
 }
 
+/* An allocator that fails from the n-th allocation on. */
+static int g_left;
+static void *failing_malloc(size_t n) { return g_left-- > 0 ? malloc(n) : NULL; }
+static void *failing_realloc(void *p, size_t n) { return g_left-- > 0 ? realloc(p, n) : NULL; }
+
+/* Every allocation that fails gives ER_ENOMEM, nothing half-made and
+ * nothing leaked (ASan's leak check runs on this too). */
+static void test_out_of_memory(void **state) {
+  (void)state;
+  json_t *params = json_pack("{s:s, s:s}", "a", "x y", "b", "z");
+  const char *q = "a=1&b=%41%42&c";
+  bool url_done = false, parse_done = false;
+  for (int n = 0; n < 50 && !(url_done && parse_done); n++) {
+    er_allocator_t a = {failing_malloc, failing_realloc, free};
+    er_set_allocator(&a);
+    g_left = n;
+    char *url = NULL;
+    json_t *obj = NULL;
+    int rc = url_done ? 0 : er__pipe_callback_url("http://h", "id", params, TOKEN, &url, NULL, 0);
+    int prc = parse_done ? 0 : er__url_query_parse(q, strlen(q), &obj, NULL, 0);
+    er_set_allocator(NULL);
+    assert_true(rc == 0 || rc == ER_ENOMEM);
+    assert_true(prc == 0 || prc == ER_ENOMEM);
+    assert_true(rc == 0 || !url);
+    assert_true(prc == 0 || !obj);
+    if (url) url_done = true;
+    if (obj) parse_done = true;
+    er_free(url);
+    json_decref(obj);
+  }
+  assert_true(url_done && parse_done);
+  json_decref(params);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_encode),         cmocka_unit_test(test_parse),
       cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_url_exact),
       cmocka_unit_test(test_url_round_trip), cmocka_unit_test(test_url_refusals),
       cmocka_unit_test(test_base_url),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
