@@ -1,6 +1,7 @@
 /* Callback tokens and their secret, against a real store: a fresh SQLite
- * file per test, or, under redis_server.sh, a private redis-server with a
- * fresh prefix per test ($ERRAND_TEST_STORE). */
+ * file per test, or, under redis_server.sh or redis_cluster.sh, the
+ * private server or cluster they start ($ERRAND_TEST_STORE), the secret
+ * deleted before each test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,17 +39,19 @@ static er_store_t *open_url(const char *url) {
 static int setup(void **state) {
   fx_t *f = calloc(1, sizeof *f);
   const char *env = getenv("ERRAND_TEST_STORE");
-  er_id_t id;
-  er_id_new(&id);
   if (env && *env) {
-    /* A prefix of its own: every test starts without a secret. */
-    snprintf(f->url, sizeof f->url, "%.*s?prefix=tok-%s", (int)strcspn(env, "?"), env, id.text);
+    snprintf(f->url, sizeof f->url, "%s", env);
   } else {
     snprintf(f->dir, sizeof f->dir, "/tmp/errand-token-XXXXXX");
     if (!mkdtemp(f->dir)) fail_msg("mkdtemp: %s", strerror(errno));
     snprintf(f->url, sizeof f->url, "sqlite:%s/store.db", f->dir);
   }
   f->s = open_url(f->url);
+  /* Every test starts without a secret (a server's store is shared by the
+   * tests: the URL is kept as given, a cluster's redirections included). */
+  er_mut_t del = {.kind = ER_MUT_DOC_DEL, .coll = ER__PIPE_SECRET_COLL,
+                  .key = ER__PIPE_SECRET_KEY, .if_version = ER_VERSION_ANY};
+  assert_int_equal(er_store_apply(f->s, &del, 1, NULL, NULL), 0);
   er__pipe_secret_cache_clear();
   er__pipe_secret_race_hook = NULL;
   *state = f;
