@@ -240,8 +240,7 @@ int main(void) {
       cmocka_unit_test(test_encode),         cmocka_unit_test(test_parse),
       cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_url_exact),
       cmocka_unit_test(test_url_round_trip), cmocka_unit_test(test_url_refusals),
-      cmocka_unit_test(test_base_url),
-      cmocka_unit_test(test_out_of_memory),
+      cmocka_unit_test(test_base_url),       cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
