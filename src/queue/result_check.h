@@ -23,8 +23,4 @@ size_t er__result_limit(size_t opt_bytes, size_t store_max_payload);
  * judged quickly on a small stack (a tasklet's). */
 int er__result_check(const json_t *v, size_t limit, char *why, size_t why_size);
 
-/* json_decref without recursion: frees a value nested any depth on any
- * stack (jansson's own free recurses once per level). Accepts NULL. */
-void er__json_free_deep(json_t *v);
-
 #endif

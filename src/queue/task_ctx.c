@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/json_walk.h"
 #include "queue/queue_internal.h"
 #include "queue/result_check.h"
 
@@ -101,8 +102,11 @@ int er_task_retry(er_task_t *t, int64_t countdown_ms, int code, const char *fmt,
 
 /* ---- running ---- */
 
+/* Run where the job ends, which for a tasklet task may be its 64 KiB stack
+ * (a lease lost, a worker stopping): the result is freed without
+ * recursion. */
 void er__outcome_clear(er__outcome_t *o) {
-  json_decref(o->result);
+  er__json_free_deep(o->result);
   er_free(o->message);
   memset(o, 0, sizeof *o);
 }
@@ -123,7 +127,7 @@ void er__task_finish(er_task_t *t, int rc, json_t *result) {
       t->out.countdown_ms = -1;
       t->out.rc = ER_ERETRY;
     }
-    json_decref(result);
+    er__json_free_deep(result); /* on a tasklet's stack, maybe nested 2,000 deep */
     return;
   }
   if (rc == 0) {
@@ -142,7 +146,7 @@ void er__task_finish(er_task_t *t, int rc, json_t *result) {
     t->out.result = result ? result : json_null();
     return;
   }
-  json_decref(result);
+  er__json_free_deep(result);
   if (rc > 0) rc = ER_EFAIL;
   if (t->out.rc != rc || !t->out.message) {
     er_free(t->out.message);
