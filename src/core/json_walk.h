@@ -59,7 +59,7 @@ int er__json_walk(const json_t *v, er__walk_fn fn, void *ud);
 /* Writes where the walk is into out (NUL-terminated, cut to size): root,
  * then ".key" or "[i]" per level ("kwargs.x[3]"), keys as printable ASCII
  * with other bytes as \xNN, at most 32 bytes of each; past 10 levels the
- * first 6 and the last 3 with "..." between. Called from fn: the value the
+ * first 6 and the last 2 with "..." between. Called from fn: the value the
  * event is about (for KEY, its key) is the last level. */
 void er__walk_path(const er__walk_t *w, const char *root, char *out, size_t size);
 
