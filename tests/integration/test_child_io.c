@@ -10,6 +10,8 @@
  *   - one 1,999 deep, at --loglevel info, succeeds and its start is logged in
  *     every pool, a tasklet task's 64 KiB stack too; a tasklet task failing
  *     with such a result frees it there;
+ *   - args and context as deep as a send takes (ER_SEND_MAX_DEPTH) reach a
+ *     prefork child, the job line carrying each as a JSON text of its own;
  *   - a result past the size limit fails its task naming the size and the
  *     limit; one under a raised limit crosses the pipe whole;
  *   - `errand worker --max-result-size` sets the limit;
@@ -104,6 +106,17 @@ static int deep_result_fails(er_task_t *t, json_t **result) {
   return er_task_fail(t, ER_EFAIL, "failed with a deep result");
 }
 ER_TASK("deep_result_fails_tasklet", deep_result_fails, .tasklet = true, .max_retries = 1)
+
+/* [levels of args, levels of context]: arrays and objects, each member's
+ * first. */
+static int depths(er_task_t *t, json_t **result) {
+  json_int_t a = 0, c = 0;
+  for (json_t *v = er_task_args(t); json_is_array(v); v = json_array_get(v, 0)) a++;
+  for (json_t *v = er_task_context(t); json_is_object(v); v = json_object_get(v, "a")) c++;
+  *result = json_pack("[I, I]", a, c);
+  return 0;
+}
+ER_TASK("depths", depths)
 
 /* A string of args[0] bytes: args[0] + 2 bytes of JSON. */
 static int big_result(er_task_t *t, json_t **result) {
@@ -336,6 +349,36 @@ static void too_deep_threads(void **s) { too_deep(ER_POOL_THREADS, "deep_result"
 static void too_deep_solo(void **s) { too_deep(ER_POOL_SOLO, "deep_result"); }
 static void too_deep_tasklet(void **s) { too_deep(ER_POOL_PREFORK, "deep_result_tasklet"); }
 
+/* ---- deep args ---- */
+
+/* A send takes args and context ER_SEND_MAX_DEPTH levels deep, jansson's
+ * limit: a prefork child reads them (wrapped in its job message they were
+ * one level past it: "worker child cannot read its job"). */
+static void sendable_depths_reach_a_child(void **s) {
+  start_worker(ER_POOL_PREFORK, 0);
+  char *args = malloc(2 * ER_SEND_MAX_DEPTH + 1);
+  memset(args, '[', ER_SEND_MAX_DEPTH);
+  memset(args + ER_SEND_MAX_DEPTH, ']', ER_SEND_MAX_DEPTH);
+  args[2 * ER_SEND_MAX_DEPTH] = 0;
+  json_t *ctx = json_object();
+  for (int i = 1; i < ER_SEND_MAX_DEPTH; i++) {
+    json_t *o = json_object();
+    json_object_set_new(o, "a", ctx);
+    ctx = o;
+  }
+  er_id_t id;
+  h_send(&H, "depths", args, &(er_send_opts_t){.context = ctx}, &id);
+  free(args);
+  json_decref(ctx);
+  er_task_rec_t *r = h_wait(&H, id.text, 60000);
+  const char *msg = json_string_value(json_object_get(r->error, "message"));
+  if (r->state != ER_STATE_SUCCESS) fail_msg("state %d: %s", r->state, msg ? msg : "");
+  assert_int_equal(json_integer_value(json_array_get(r->result, 0)), ER_SEND_MAX_DEPTH);
+  assert_int_equal(json_integer_value(json_array_get(r->result, 1)), ER_SEND_MAX_DEPTH);
+  er_task_rec_free(r);
+  stop_worker();
+}
+
 /* ---- deep, at info level ---- */
 
 /* At info level the worker logs each result's start: for a tasklet task on
@@ -545,6 +588,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(too_deep_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(too_deep_solo, setup, teardown),
       cmocka_unit_test_setup_teardown(too_deep_tasklet, setup, teardown),
+      cmocka_unit_test_setup_teardown(sendable_depths_reach_a_child, setup, teardown),
       cmocka_unit_test_setup_teardown(deep_logged_prefork, setup, teardown),
       cmocka_unit_test_setup_teardown(deep_logged_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(deep_logged_solo, setup, teardown),
