@@ -127,7 +127,7 @@ void er__task_finish(er_task_t *t, int rc, json_t *result) {
       t->out.countdown_ms = -1;
       t->out.rc = ER_ERETRY;
     }
-    er__json_free_deep(result); /* on a tasklet's stack, maybe nested 2,000 deep */
+    er__json_free_deep(result); /* on a tasklet's stack, maybe nested 2,046 deep */
     return;
   }
   if (rc == 0) {
