@@ -145,14 +145,8 @@ static void preview_is_bounded(void **state) {
   assert_int_equal(er__json_preview(v, out, sizeof out), 1);
   assert_string_equal(out, want);
   er__json_free_deep(v);
-  v = json_array();
-  json_array_append_new(v, json_integer(1));
-  for (int i = 0; i < 40; i++) {
-    json_t *a = json_array();
-    json_array_append(a, v);
-    json_array_append_new(a, v);
-    v = a;
-  }
+  v = json_pack("[i]", 1);
+  for (int i = 0; i < 40; i++) v = json_pack("[O, o]", v, v); /* v twice, one reference */
   assert_int_equal(er__json_preview(v, out, sizeof out), 1);
   assert_string_equal(
       out, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1],[1]],[[1],[1]]],[[[1],[1]],[[1],[1]]");
