@@ -1,11 +1,16 @@
 /* The walk over a JSON value (core/json_walk.h): the events in document
  * order with their depth and place, the path it names, a visitor stopping
  * it; the preview, byte for byte json_dumps's text cut to its buffer,
- * whatever the value's depth or size; and freeing without recursion. */
+ * whatever the value's depth or size; and freeing without recursion. And
+ * what a worker does with a tasklet task's result on the tasklet's 64 KiB
+ * stack (the outcome dropped, a failing task's result freed): jansson's own
+ * free of 2,046 nested objects overflowed it. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/json_walk.h"
+#include "queue/queue_internal.h"
+#include "queue/result_check.h"
 #include "test_util.h"
 
 /* [[...[1]...]], depth arrays around a 1, built from the inside out. */
@@ -170,6 +175,43 @@ static void free_deep_keeps_what_others_hold(void **state) {
   er__json_free_deep(NULL);
 }
 
+/* {"a":{"a":...}}, depth objects: jansson frees an object with more stack a
+ * level than an array. */
+static json_t *deep_objects(size_t depth) {
+  json_t *v = json_object();
+  for (size_t i = 1; i < depth; i++) v = json_pack("{s:o}", "a", v);
+  return v;
+}
+
+static int drop_results(void *arg) {
+  (void)arg;
+  er__outcome_t o = {.result = deep_objects(ER__RESULT_MAX_DEPTH)};
+  er__outcome_clear(&o);
+  er_task_rec_t rec = {.id = "x"};
+  er_task_t t;
+  er__task_init(&t, &rec, NULL);
+  er__task_finish(&t, ER_EFAIL, deep_objects(ER__RESULT_MAX_DEPTH));
+  bool failed = t.out.rc == ER_EFAIL && !t.out.result;
+  er__outcome_clear(&t.out);
+  er__task_init(&t, &rec, NULL);
+  er__task_finish(&t, ER_ERETRY, deep_objects(ER__RESULT_MAX_DEPTH));
+  bool retried = t.out.retry && !t.out.result;
+  er__outcome_clear(&t.out);
+  /* No cmocka assertion here: its failure jumps off this stack. */
+  return failed && retried ? 0 : ER_EINTERNAL;
+}
+
+static void results_dropped_on_a_tasklet_stack(void **state) {
+  (void)state;
+  er_loop_t *loop = NULL;
+  assert_int_equal(er_loop_new(&loop, NULL), 0); /* tasklets on 64 KiB */
+  er_future_t *f = er_spawn(loop, drop_results, NULL);
+  assert_int_equal(er_loop_run(loop), 0);
+  assert_int_equal(er_future_check_success(f), 0);
+  er_future_unref(f);
+  er_loop_free(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(walk_tells_every_value_in_order),
@@ -178,6 +220,7 @@ int main(void) {
       cmocka_unit_test(preview_refuses_invalid_utf8_it_shows),
       cmocka_unit_test(preview_is_bounded),
       cmocka_unit_test(free_deep_keeps_what_others_hold),
+      cmocka_unit_test(results_dropped_on_a_tasklet_stack),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
