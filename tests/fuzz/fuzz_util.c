@@ -35,7 +35,10 @@ int fz_sqlite_decode(fz_bind_fn bind, void *ud, er_task_rec_t **out) {
   int rc = ER_EINTERNAL;
   if (sqlite3_step(st) == SQLITE_ROW) {
     er_task_rec_t *lenient = NULL;
-    lenient_done(er__sq_read_rec(&sq, st, 0, &lenient, NULL, &(er_rec_why_t){{0}}), lenient);
+    /* Two statements: as one call's arguments, lenient could be read before
+     * the read sets it (their order is unspecified), and leak. */
+    int lrc = er__sq_read_rec(&sq, st, 0, &lenient, NULL, &(er_rec_why_t){{0}});
+    lenient_done(lrc, lenient);
     rc = er__sq_read_rec(&sq, st, 0, out, NULL, NULL);
   }
   sqlite3_reset(st);
@@ -61,7 +64,8 @@ int fz_redis_decode(const char *const *s, const size_t *len, size_t n, bool arra
   }
   top.element = els;
   er_task_rec_t *lenient = NULL;
-  lenient_done(er__rd_read_rec(&rd, &top, &lenient, &(er_rec_why_t){{0}}), lenient);
+  int lrc = er__rd_read_rec(&rd, &top, &lenient, &(er_rec_why_t){{0}});
+  lenient_done(lrc, lenient);
   int rc = er__rd_read_rec(&rd, &top, out, NULL);
   for (size_t i = 0; i < n; i++) free(el[i].str);
   free(el);
