@@ -37,6 +37,16 @@ static size_t utf8_valid(const char *p, size_t n) {
 
 bool er__utf8_ok(const char *s, size_t n) { return utf8_valid(s, n) == n; }
 
+const char *er__json_unstorable(const er__walk_event_t *e) {
+  if (e->kind == ER__WALK_KEY) {
+    if (!er__utf8_ok(e->key, e->key_len)) return "invalid UTF-8 in a key";
+    if (memchr(e->key, 0, e->key_len)) return "a key with a NUL byte";
+  } else if (json_is_string(e->v) && !er__utf8_ok(json_string_value(e->v), json_string_length(e->v))) {
+    return "invalid UTF-8";
+  }
+  return NULL;
+}
+
 size_t er__json_string_text(const char *s, size_t n, char *out, size_t room) {
   size_t at = 0;
 #define PUT(ch)                           \

@@ -74,6 +74,12 @@ void er__json_free_deep(json_t *v);
  * past U+10FFFF. NUL bytes are allowed (JSON's \u0000). */
 bool er__utf8_ok(const char *s, size_t n);
 
+/* What keeps the event's string or key from being stored as JSON and read
+ * back, or NULL: "invalid UTF-8" (a string jansson's *_nocheck setters
+ * made: its encoder refuses it), "invalid UTF-8 in a key", "a key with a NUL
+ * byte" (encoded, but no parser reads it back). */
+const char *er__json_unstorable(const er__walk_event_t *e);
+
 /* Bytes of s[0..n) as a JSON string, quotes included, as jansson writes it
  * without JSON_ENSURE_ASCII. With out, the first room of them are written to
  * out (no NUL added) and the count stops past room (the return is then more

@@ -20,12 +20,23 @@ size_t er__result_limit(size_t opt_bytes, size_t store_max_payload) {
 
 typedef struct size_count {
   size_t size, cap;
+  char *why;
+  size_t why_size;
 } size_count_t;
 
-/* Adds each piece's compact JSON bytes; stops past cap. */
+/* Adds each piece's compact JSON bytes; stops past cap, or at a string or
+ * key no store could keep. */
 static int count(const er__walk_t *w, const er__walk_event_t *e, void *ud) {
-  (void)w;
   size_count_t *c = ud;
+  const char *bad = e->kind != ER__WALK_LEAVE ? er__json_unstorable(e) : NULL;
+  if (bad) {
+    /* Refused here in every pool: the store could not encode it (the
+     * worker would retry the write for ever) or read it back. */
+    char where[160];
+    er__walk_path(w, "result", where, sizeof where);
+    snprintf(c->why, c->why_size, "result cannot be stored as JSON: %s: %s", where, bad);
+    return ER_EPARSE;
+  }
   switch (e->kind) {
     case ER__WALK_LEAVE: return 0;
     case ER__WALK_KEY:
@@ -46,8 +57,10 @@ static int count(const er__walk_t *w, const er__walk_event_t *e, void *ud) {
 
 int er__result_check(const json_t *v, size_t limit, char *why, size_t why_size) {
   if (!limit) limit = ER__RESULT_DEFAULT_BYTES;
-  size_count_t c = {.cap = limit > SIZE_MAX / 16 ? SIZE_MAX : limit * 16};
+  size_count_t c = {.cap = limit > SIZE_MAX / 16 ? SIZE_MAX : limit * 16, .why = why,
+                    .why_size = why_size};
   int rc = er__json_walk(v, count, &c);
+  if (rc == ER_EPARSE) return rc;
   if (rc == ER_ETOOBIG) {
     snprintf(why, why_size, "result nested deeper than %d", ER__RESULT_MAX_DEPTH);
     return rc;

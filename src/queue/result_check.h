@@ -39,7 +39,9 @@ size_t er__result_limit(size_t opt_bytes, size_t store_max_payload);
 
 /* 0 when v can be a result under limit bytes (0: the default); else
  * ER_ETOOBIG with the reason in why ("result too large: N bytes (limit M;
- * ...)", "result nested deeper than 2046"). Never recursive, and it stops
+ * ...)", "result nested deeper than 2046"), or ER_EPARSE for a string or
+ * key no store can keep ("result cannot be stored as JSON: result.k[2]:
+ * invalid UTF-8"; a key with a NUL byte). Never recursive, and it stops
  * early, so a value nested 100,000 deep or sharing its parts many times is
  * judged quickly on a small stack (a tasklet's). */
 int er__result_check(const json_t *v, size_t limit, char *why, size_t why_size);

@@ -39,26 +39,20 @@ static int fail(const er__walk_t *w, const check_t *c, int rc, const char *what)
 static int visit(const er__walk_t *w, const er__walk_event_t *e, void *ud) {
   check_t *c = ud;
   if (e->kind == ER__WALK_LEAVE) return 0;
-  if (e->kind == ER__WALK_KEY) {
-    if (!er__utf8_ok(e->key, e->key_len)) return fail(w, c, ER_EINVAL, "invalid UTF-8 in a key");
-    if (memchr(e->key, 0, e->key_len)) return fail(w, c, ER_EINVAL, "a key with a NUL byte");
-    *c->used += e->key_len + 3; /* "k": and a comma, or the braces */
-    return 0;
-  }
   /* jansson's parser counts every value's depth, a scalar's too: inside
    * 2,048 arrays even a 1 is past its limit. */
-  if (e->depth > ER_SEND_MAX_DEPTH) {
+  if (e->kind != ER__WALK_KEY && e->depth > ER_SEND_MAX_DEPTH) {
     char what[64];
     snprintf(what, sizeof what, "nested deeper than %d", ER_SEND_MAX_DEPTH);
     return fail(w, c, ER_EINVAL, what);
   }
-  size_t own = 1;
-  if (json_is_string(e->v)) {
-    size_t n = json_string_length(e->v);
-    if (!er__utf8_ok(json_string_value(e->v), n)) return fail(w, c, ER_EINVAL, "invalid UTF-8");
-    own += n;
+  const char *bad = er__json_unstorable(e);
+  if (bad) return fail(w, c, ER_EINVAL, bad);
+  if (e->kind == ER__WALK_KEY) {
+    *c->used += e->key_len + 3; /* "k": and a comma, or the braces; judged with its value */
+    return 0;
   }
-  *c->used += own;
+  *c->used += 1 + (json_is_string(e->v) ? json_string_length(e->v) : 0);
   if (*c->used > c->max_payload) {
     char what[96];
     snprintf(what, sizeof what, "over the store's max_payload of %zu bytes", c->max_payload);

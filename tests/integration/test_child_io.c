@@ -12,6 +12,9 @@
  *     with such a result frees it there;
  *   - args and context as deep as a send takes (ER_SEND_MAX_DEPTH) reach a
  *     prefork child, the job line carrying each as a JSON text of its own;
+ *   - a result no store can keep (a string that is not UTF-8, a key with a
+ *     NUL byte) fails its task in every pool, naming where (on a thread the
+ *     worker retried writing it for ever);
  *   - a result past the size limit fails its task naming the size and the
  *     limit; one under a raised limit crosses the pipe whole;
  *   - `errand worker --max-result-size` sets the limit;
@@ -117,6 +120,22 @@ static int depths(er_task_t *t, json_t **result) {
   return 0;
 }
 ER_TASK("depths", depths)
+
+/* {"ok":[1,"a\xff"]} (args[0] 0) or {"ok":1,"a\0b":2} (1): built with the
+ * setters that do not check. */
+static int unstorable(er_task_t *t, json_t **result) {
+  json_t *o = json_object();
+  if (json_integer_value(json_array_get(er_task_args(t), 0))) {
+    json_object_set_new(o, "ok", json_integer(1));
+    json_object_setn_nocheck(o, "a\0b", 3, json_integer(2));
+  } else {
+    json_object_set_new(o, "ok", json_pack("[i, o]", 1, json_stringn_nocheck("a\xff", 2)));
+  }
+  *result = o;
+  return 0;
+}
+ER_TASK("unstorable", unstorable)
+ER_TASK("unstorable_tasklet", unstorable, .tasklet = true)
 
 /* A string of args[0] bytes: args[0] + 2 bytes of JSON. */
 static int big_result(er_task_t *t, json_t **result) {
@@ -425,6 +444,23 @@ static void deep_logged_threads(void **s) { deep_logged(ER_POOL_THREADS, "deep_r
 static void deep_logged_solo(void **s) { deep_logged(ER_POOL_SOLO, "deep_result"); }
 static void deep_logged_tasklet(void **s) { deep_logged(ER_POOL_SOLO, "deep_result_tasklet"); }
 
+/* ---- what no store can keep ---- */
+
+static void unstorable_in(er_pool_kind_t pool, const char *task) {
+  start_worker(pool, 0);
+  assert_failed_with(run(task, "[0]"),
+                     "result cannot be stored as JSON: result.ok[1]: invalid UTF-8");
+  assert_failed_with(run(task, "[1]"),
+                     "result cannot be stored as JSON: result.a\\x00b: a key with a NUL byte");
+  assert_slot_free();
+  stop_worker();
+}
+
+static void unstorable_prefork(void **s) { unstorable_in(ER_POOL_PREFORK, "unstorable"); }
+static void unstorable_threads(void **s) { unstorable_in(ER_POOL_THREADS, "unstorable"); }
+static void unstorable_solo(void **s) { unstorable_in(ER_POOL_SOLO, "unstorable"); }
+static void unstorable_tasklet(void **s) { unstorable_in(ER_POOL_PREFORK, "unstorable_tasklet"); }
+
 /* ---- too large ---- */
 
 #define LIMIT (1u << 20)
@@ -593,6 +629,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(deep_logged_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(deep_logged_solo, setup, teardown),
       cmocka_unit_test_setup_teardown(deep_logged_tasklet, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_prefork, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_threads, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_solo, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_tasklet, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_prefork, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_solo, setup, teardown),
