@@ -35,8 +35,6 @@ int fz_sqlite_decode(fz_bind_fn bind, void *ud, er_task_rec_t **out) {
   int rc = ER_EINTERNAL;
   if (sqlite3_step(st) == SQLITE_ROW) {
     er_task_rec_t *lenient = NULL;
-    /* Two statements: as one call's arguments, lenient could be read before
-     * the read sets it (their order is unspecified), and leak. */
     int lrc = er__sq_read_rec(&sq, st, 0, &lenient, NULL, &(er_rec_why_t){{0}});
     lenient_done(lrc, lenient);
     rc = er__sq_read_rec(&sq, st, 0, out, NULL, NULL);
