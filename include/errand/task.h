@@ -17,8 +17,8 @@
  * or a negative code: `return er_task_fail(t, ER_EINVAL, "no such user %s", u);`
  * or `return er_task_retry(t, 5000, ER_EUNAVAILABLE, "the mail server is down");`.
  * A result larger than the worker's limit (er_worker_opts_t.max_result_bytes,
- * 16 MiB by default) as compact JSON, or nested deeper than 2000, fails the
- * task with ER_ETOOBIG instead; the worker frees it.
+ * 16 MiB by default) as compact JSON, or nested deeper than 2046 arrays or
+ * objects, fails the task with ER_ETOOBIG instead; the worker frees it.
  *
  * Threads: a task runs on a worker's pool: in a child process (prefork), on a
  * worker thread (threads), on the worker's loop thread (solo), or as a tasklet

@@ -10,8 +10,10 @@
  * Tasklet tasks run as tasklets on the worker's loop in every pool.
  *
  * Results: a task's result larger than max_result_bytes (as compact JSON) or
- * nested deeper than 2000 fails the task (ER_ETOOBIG, the reason in its
- * error's message) in every pool; NUL bytes in strings are carried intact.
+ * nested deeper than 2046 arrays or objects fails the task (ER_ETOOBIG, the
+ * reason in its error's message) in every pool, as does one no store can
+ * keep: a string that is not UTF-8, a key with a NUL byte (ER_EPARSE). NUL
+ * bytes in strings are carried intact.
  * Output: a prefork child's stdout and stderr go to the worker's log (warn
  * level), line by line, named by the task, rate-limited, dropped rather
  * than block; threads and solo tasks write to the worker's own fds.

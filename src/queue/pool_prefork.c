@@ -184,27 +184,24 @@ static void on_revoke_grace(uv_timer_t *t) {
 }
 
 static void on_written(uv_write_t *req, int status) {
-  free(req->data); /* from json_dumps */
+  er_free(req->data);
   er_free(req);
 }
 
 /* Writes job j to child c. */
 static int send_to(child_t *c, er__job_t *j) {
-  json_t *msg = er__job_to_json(j->rec);
-  char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-  json_decref(msg);
+  size_t n = 0;
+  char *line = er__job_encode(j->rec, &n);
   if (!line) return ER_ENOMEM;
-  size_t n = strlen(line);
-  line[n] = '\n'; /* json_dumps left room: the NUL becomes the newline */
   uv_write_t *req = er_malloc(sizeof *req);
   if (!req) {
-    free(line);
+    er_free(line);
     return ER_ENOMEM;
   }
   req->data = line;
-  uv_buf_t b = uv_buf_init(line, (unsigned)(n + 1));
+  uv_buf_t b = uv_buf_init(line, (unsigned)n);
   if (uv_write(req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
-    free(line);
+    er_free(line);
     er_free(req);
     return ER_EIO;
   }

@@ -115,7 +115,8 @@ int er__child_run(int fd, const char *store_url, size_t max_result) {
   int seq = 0;
   for (;;) {
     errno = 0;
-    if (getline(&line, &cap, in) <= 0) {
+    ssize_t got = getline(&line, &cap, in);
+    if (got <= 0) {
       if (errno == EINTR) {
         clearerr(in);
         continue;
@@ -130,16 +131,15 @@ int er__child_run(int fd, const char *store_url, size_t max_result) {
     g_revoked = 0;
     if (g_revoked_seq == seq) g_revoked = 1;
     json_error_t jerr;
-    json_t *j = json_loads(line, JSON_ALLOW_NUL, &jerr);
-    er_task_rec_t *rec = j ? er__job_from_json(j) : NULL;
-    json_decref(j);
-    if (!rec) {
+    er_task_rec_t *rec = NULL;
+    int bad = er__job_decode(line, (size_t)got, &rec, &jerr);
+    if (bad) {
       /* Answered all the same (without an id: it could not be read), or
        * the worker would wait for this job forever. */
       char msg[300];
       snprintf(msg, sizeof msg, "worker child cannot read its job: %s",
-               j ? "out of memory" : jerr.text);
-      json_t *a = json_pack("{s:i, s:s}", "rc", j ? ER_ENOMEM : ER_EPARSE, "message", msg);
+               bad == ER_ENOMEM ? "out of memory" : jerr.text);
+      json_t *a = json_pack("{s:i, s:s}", "rc", bad, "message", msg);
       write_answer(out, a);
       json_decref(a);
       continue;

@@ -77,8 +77,11 @@ json_t *er__error_json(int code, const char *message, int signal);
 /* A random number in [0, 1), for back-offs: different in every process. */
 double er__jitter(void);
 
-/* The prefork child's message format (one JSON object per line). */
-json_t *er__job_to_json(const er_task_rec_t *rec);
-er_task_rec_t *er__job_from_json(json_t *j);
+/* The prefork child's job line: the job as JSON texts (a header, args,
+ * kwargs, context) and a newline, in len bytes from er_malloc; NULL when
+ * out of memory. The child's decode of one line: 0 with *out, ER_EPARSE
+ * with the reason in e, ER_ENOMEM. */
+char *er__job_encode(const er_task_rec_t *rec, size_t *len);
+int er__job_decode(const char *line, size_t len, er_task_rec_t **out, json_error_t *e);
 
 #endif

@@ -1,15 +1,15 @@
-/* Judging a task's result before anything encodes it, and freeing one that
- * is refused. jansson encodes, decodes and frees by recursion, one call per
- * level: a result nested 100,000 deep overflows whatever stack touches it
- * (a prefork child's, a thread's, a tasklet's 64 KiB), so both walks here
- * keep their own stack on the heap. */
+/* Judging a task's result before anything encodes it. jansson encodes,
+ * decodes and frees by recursion, one call per level: a result nested
+ * 100,000 deep overflows whatever stack touches it (a prefork child's, a
+ * thread's, a tasklet's 64 KiB), so it is judged by the walk that keeps its
+ * stack on the heap (core/json_walk.h), and a refused one freed the same
+ * way (er__json_free_deep). */
 #include "queue/result_check.h"
 
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 
+#include "core/json_walk.h"
 #include "errand/common.h"
 
 size_t er__result_limit(size_t opt_bytes, size_t store_max_payload) {
@@ -18,138 +18,63 @@ size_t er__result_limit(size_t opt_bytes, size_t store_max_payload) {
                                                       : ER__RESULT_DEFAULT_BYTES;
 }
 
-/* Bytes of s as a JSON string, quotes included, as jansson writes it
- * without JSON_ENSURE_ASCII: \" \\ \b \f \n \r \t take two, other control
- * characters six (\u00XX). */
-static size_t string_size(const char *s, size_t n) {
-  size_t size = 2 + n;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' ||
-        ch == '\t')
-      size += 1;
-    else if (ch < 0x20)
-      size += 5;
-  }
-  return size;
-}
+typedef struct size_count {
+  size_t size, cap;
+  char *why;
+  size_t why_size;
+} size_count_t;
 
-/* Bytes of a scalar as compact JSON. */
-static size_t scalar_size(const json_t *v) {
-  switch (json_typeof(v)) {
-    case JSON_STRING: return string_size(json_string_value(v), json_string_length(v));
-    case JSON_TRUE:
-    case JSON_NULL: return 4;
-    case JSON_FALSE: return 5;
-    default: {
-      char buf[64];
-      return json_dumpb(v, buf, sizeof buf, JSON_ENCODE_ANY | JSON_COMPACT);
-    }
+/* Adds each piece's compact JSON bytes; stops past cap, or at a string or
+ * key no store could keep. */
+static int count(const er__walk_t *w, const er__walk_event_t *e, void *ud) {
+  size_count_t *c = ud;
+  const char *bad = e->kind != ER__WALK_LEAVE ? er__json_unstorable(e) : NULL;
+  if (bad) {
+    /* Refused here in every pool: the store could not encode it (the
+     * worker would retry the write for ever) or read it back. */
+    char where[160];
+    er__walk_path(w, "result", where, sizeof where);
+    snprintf(c->why, c->why_size, "result cannot be stored as JSON: %s: %s", where, bad);
+    return ER_EPARSE;
   }
+  switch (e->kind) {
+    case ER__WALK_LEAVE: return 0;
+    case ER__WALK_KEY:
+      c->size += e->index > 0; /* , */
+      c->size += er__json_string_text(e->key, e->key_len, NULL, 0) + 1; /* "key": */
+      return 0;
+    case ER__WALK_ENTER:
+      if (e->depth > ER__RESULT_MAX_DEPTH) return ER_ETOOBIG;
+      c->size += 2; /* [] or {} */
+      break;
+    case ER__WALK_SCALAR: c->size += er__json_scalar_text(e->v, NULL, 0); break;
+  }
+  if (e->index > 0 && json_is_array(e->parent)) c->size += 1; /* , */
+  /* Past cap "more than" is all the message says. Counting on through a
+   * value that shares its parts could take forever. */
+  return c->size > c->cap;
 }
-
-typedef struct frame {
-  const json_t *v;
-  size_t i;  /* arrays: the next index */
-  void *it;  /* objects: the next member */
-} frame_t;
 
 int er__result_check(const json_t *v, size_t limit, char *why, size_t why_size) {
   if (!limit) limit = ER__RESULT_DEFAULT_BYTES;
-  /* Past this the walk stops: "more than" is all the message says. Counting
-   * on through a value that shares its parts could take forever. */
-  size_t cap = limit > SIZE_MAX / 16 ? SIZE_MAX : limit * 16;
-  size_t size = 0;
-  int rc = 0;
-  frame_t *stack = NULL;
-  size_t sp = 0;
-  const json_t *next = v; /* a value to enter */
-  for (;;) {
-    if (next) {
-      if (json_is_array(next) || json_is_object(next)) {
-        if (sp == ER__RESULT_MAX_DEPTH) {
-          snprintf(why, why_size, "result nested deeper than %d", ER__RESULT_MAX_DEPTH);
-          rc = ER_ETOOBIG;
-          break;
-        }
-        if (!stack && !(stack = er_malloc(ER__RESULT_MAX_DEPTH * sizeof *stack))) {
-          snprintf(why, why_size, "out of memory checking the result");
-          rc = ER_ENOMEM;
-          break;
-        }
-        void *it = json_is_object(next) ? json_object_iter((json_t *)next) : NULL;
-        stack[sp++] = (frame_t){next, 0, it};
-        size += 2; /* [] or {} */
-      } else {
-        size += scalar_size(next);
-      }
-      next = NULL;
-      if (size > cap) break;
-    }
-    if (!sp) break;
-    frame_t *f = &stack[sp - 1];
-    if (json_is_array(f->v)) {
-      if (f->i < json_array_size(f->v)) {
-        size += f->i > 0; /* , */
-        next = json_array_get(f->v, f->i++);
-        continue;
-      }
-    } else if (f->it) {
-      size += f->i++ > 0; /* , */
-      size += string_size(json_object_iter_key(f->it), json_object_iter_key_len(f->it)) + 1;
-      next = json_object_iter_value(f->it);
-      f->it = json_object_iter_next((json_t *)f->v, f->it);
-      continue;
-    }
-    sp--;
+  size_count_t c = {.cap = limit > SIZE_MAX / 16 ? SIZE_MAX : limit * 16, .why = why,
+                    .why_size = why_size};
+  int rc = er__json_walk(v, count, &c);
+  if (rc == ER_EPARSE) return rc;
+  if (rc == ER_ETOOBIG) {
+    snprintf(why, why_size, "result nested deeper than %d", ER__RESULT_MAX_DEPTH);
+    return rc;
   }
-  er_free(stack);
-  if (rc == 0 && size > limit) {
+  if (rc == ER_ENOMEM) {
+    snprintf(why, why_size, "out of memory checking the result");
+    return rc;
+  }
+  if (c.size > limit) {
     snprintf(why, why_size,
              "result too large: %s%zu bytes (limit %zu; set --max-result-size / "
              "opts.max_result_bytes)",
-             size > cap ? "more than " : "", size > cap ? cap : size, limit);
-    rc = ER_ETOOBIG;
+             c.size > c.cap ? "more than " : "", c.size > c.cap ? c.cap : c.size, limit);
+    return ER_ETOOBIG;
   }
-  return rc;
-}
-
-void er__json_free_deep(json_t *v) {
-  json_t **todo = NULL;
-  size_t n = 0, cap = 0;
-  while (v) {
-    /* Shared, or a scalar: not ours to take apart. An empty container frees
-     * without recursion. Otherwise its members are held here, it is
-     * emptied (their count drops back to ours) and freed. */
-    bool container = json_is_array(v) || json_is_object(v);
-    if (v->refcount > 1 || !container) {
-      json_decref(v);
-    } else {
-      size_t add = json_is_array(v) ? json_array_size(v) : json_object_size(v);
-      if (n + add > cap) {
-        size_t want = cap ? cap : 64;
-        while (want < n + add) want *= 2;
-        json_t **t = er_realloc(todo, want * sizeof *t);
-        if (!t) {
-          json_decref(v); /* out of memory: jansson's way, and hope */
-          v = n ? todo[--n] : NULL;
-          continue;
-        }
-        todo = t;
-        cap = want;
-      }
-      if (json_is_array(v)) {
-        for (size_t i = 0; i < add; i++) todo[n++] = json_incref(json_array_get(v, i));
-        json_array_clear(v);
-      } else {
-        const char *key;
-        json_t *m;
-        json_object_foreach(v, key, m) todo[n++] = json_incref(m);
-        json_object_clear(v);
-      }
-      json_decref(v);
-    }
-    v = n ? todo[--n] : NULL;
-  }
-  er_free(todo);
+  return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/json_walk.h"
 #include "queue/queue_internal.h"
 #include "queue/result_check.h"
 
@@ -104,8 +105,11 @@ int er_task_retry(er_task_t *t, int64_t countdown_ms, int code, const char *fmt,
 
 /* ---- running ---- */
 
+/* Run where the job ends, which for a tasklet task may be its 64 KiB stack
+ * (a lease lost, a worker stopping): the result is freed without
+ * recursion. */
 void er__outcome_clear(er__outcome_t *o) {
-  json_decref(o->result);
+  er__json_free_deep(o->result);
   er_free(o->message);
   memset(o, 0, sizeof *o);
 }
@@ -126,7 +130,7 @@ void er__task_finish(er_task_t *t, int rc, json_t *result) {
       t->out.countdown_ms = -1;
       t->out.rc = ER_ERETRY;
     }
-    json_decref(result);
+    er__json_free_deep(result); /* on a tasklet's stack, maybe nested 2,046 deep */
     return;
   }
   if (rc == 0) {
@@ -145,7 +149,7 @@ void er__task_finish(er_task_t *t, int rc, json_t *result) {
     t->out.result = result ? result : json_null();
     return;
   }
-  json_decref(result);
+  er__json_free_deep(result);
   if (rc > 0) rc = ER_EFAIL;
   if (t->out.rc != rc || !t->out.message) {
     er_free(t->out.message);
@@ -221,28 +225,91 @@ void er__decide(const er_task_rec_t *r, const er_task_def_t *d, const er__outcom
   c->error = er__error_json(o->rc, o->message, o->signal);
 }
 
-/* ---- the prefork child's job message ---- */
+/* ---- the prefork child's job line ---- */
 
-json_t *er__job_to_json(const er_task_rec_t *r) {
-  return json_pack("{s:s, s:s, s:i, s:i, s:O, s:O, s:O, s:I, s:I}", "id", r->id, "task", r->task,
-                   "attempt", r->attempt, "retries", r->retries, "args", r->args, "kwargs",
-                   r->kwargs, "context", r->context ? r->context : json_null(), "soft",
-                   (json_int_t)r->soft_limit_ms, "max_retries", (json_int_t)r->max_retries);
+typedef struct line {
+  char *p;
+  size_t n, cap;
+} line_t;
+
+static int append(const char *s, size_t n, void *ud) {
+  line_t *l = ud;
+  if (l->n + n + 1 > l->cap) {
+    size_t cap = l->cap ? l->cap : 256;
+    while (cap < l->n + n + 1) cap *= 2;
+    char *p = er_realloc(l->p, cap);
+    if (!p) return -1;
+    l->p = p;
+    l->cap = cap;
+  }
+  memcpy(l->p + l->n, s, n);
+  l->n += n;
+  return 0;
 }
 
-er_task_rec_t *er__job_from_json(json_t *j) {
-  er_task_rec_t *r = er_task_rec_new();
-  if (!r) return NULL;
-  const char *id = json_string_value(json_object_get(j, "id"));
-  snprintf(r->id, sizeof r->id, "%s", id ? id : "");
-  r->task = er_strdup(json_string_value(json_object_get(j, "task")));
-  r->attempt = (int)json_integer_value(json_object_get(j, "attempt"));
-  r->retries = (int)json_integer_value(json_object_get(j, "retries"));
-  r->args = json_incref(json_object_get(j, "args"));
-  r->kwargs = json_incref(json_object_get(j, "kwargs"));
-  json_t *ctx = json_object_get(j, "context");
-  r->context = json_is_object(ctx) ? json_incref(ctx) : json_object();
-  r->soft_limit_ms = json_integer_value(json_object_get(j, "soft"));
-  r->max_retries = (int)json_integer_value(json_object_get(j, "max_retries"));
-  return r;
+/* A container as itself, anything else (a record a foreign writer made) as
+ * the empty one the task would get. */
+static const json_t *container_or(const json_t *v, json_t *empty) {
+  return json_is_array(v) || json_is_object(v) ? v : empty;
+}
+
+/* Four JSON texts one after the other, each read on its own: a header, then
+ * args, kwargs and context. Wrapped in one message, args that the sender
+ * let through at ER_SEND_MAX_DEPTH levels, jansson's limit, would be one
+ * level past it, and the child could not read its job. */
+char *er__job_encode(const er_task_rec_t *r, size_t *len) {
+  json_t *head = json_pack("{s:s, s:s, s:i, s:i, s:I, s:I}", "id", r->id, "task",
+                           r->task ? r->task : "", "attempt", r->attempt, "retries", r->retries,
+                           "soft", (json_int_t)r->soft_limit_ms, "max_retries",
+                           (json_int_t)r->max_retries);
+  json_t *arr = json_array(), *obj = json_object();
+  line_t l = {0};
+  bool ok = head && arr && obj;
+  const json_t *docs[] = {head, container_or(r->args, arr), container_or(r->kwargs, obj),
+                          json_is_object(r->context) ? r->context : obj};
+  for (size_t i = 0; ok && i < 4; i++) ok = json_dump_callback(docs[i], append, &l, JSON_COMPACT) == 0;
+  ok = ok && append("\n", 1, &l) == 0;
+  json_decref(head);
+  json_decref(arr);
+  json_decref(obj);
+  if (!ok) {
+    er_free(l.p);
+    return NULL;
+  }
+  *len = l.n;
+  return l.p;
+}
+
+/* The next JSON text of a job line, moving *at past it. */
+static json_t *next_text(const char *line, size_t len, size_t *at, json_error_t *e) {
+  json_t *v = json_loadb(line + *at, len - *at, JSON_ALLOW_NUL | JSON_DISABLE_EOF_CHECK, e);
+  if (v) *at += (size_t)e->position;
+  return v;
+}
+
+int er__job_decode(const char *line, size_t len, er_task_rec_t **out, json_error_t *e) {
+  *out = NULL;
+  json_t *docs[4] = {NULL};
+  size_t at = 0;
+  int rc = 0;
+  for (size_t i = 0; i < 4 && !rc; i++)
+    if (!(docs[i] = next_text(line, len, &at, e))) rc = ER_EPARSE;
+  er_task_rec_t *r = rc ? NULL : er_task_rec_new();
+  if (!rc && !r) rc = ER_ENOMEM;
+  if (r) {
+    json_t *j = docs[0];
+    const char *id = json_string_value(json_object_get(j, "id"));
+    snprintf(r->id, sizeof r->id, "%s", id ? id : "");
+    r->task = er_strdup(json_string_value(json_object_get(j, "task")));
+    r->attempt = (int)json_integer_value(json_object_get(j, "attempt"));
+    r->retries = (int)json_integer_value(json_object_get(j, "retries"));
+    r->soft_limit_ms = json_integer_value(json_object_get(j, "soft"));
+    r->max_retries = (int)json_integer_value(json_object_get(j, "max_retries"));
+    r->args = json_incref(docs[1]);
+    r->kwargs = json_incref(docs[2]);
+    r->context = json_incref(docs[3]);
+    *out = r;
+  }
+  for (size_t i = 0; i < 4; i++) json_decref(docs[i]);
+  return rc;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/json_walk.h"
 #include "queue/worker_internal.h"
 
 #define RESULT_SHOWN 80 /* characters of a result in the log */
@@ -58,11 +59,17 @@ void er__log_outcome(const er__job_t *j, const er_completion_t *c) {
   const char *msg = j->out.message ? j->out.message : er_strerror(j->out.rc);
   switch (c->state) {
     case ER_STATE_SUCCESS: {
-      char *text = c->result ? json_dumps(c->result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-      size_t len = text ? strlen(text) : 0;
-      er_log(ER_LOG_INFO, "task %s[%s] succeeded in %s: %.*s%s", name, id, took,
-             RESULT_SHOWN, text ? text : "null", len > RESULT_SHOWN ? "..." : "");
-      free(text);
+      /* Only the start of the result is encoded, by a walk on the heap:
+       * this runs on a tasklet task's 64 KiB stack, where json_dumps
+       * recursing through a result 2,000 deep overflowed it, and it need
+       * not encode 16 MiB to show 80 bytes. */
+      char text[RESULT_SHOWN + 1] = "null";
+      int more = c->result ? er__json_preview(c->result, text, sizeof text) : 0;
+      if (more < 0)
+        snprintf(text, sizeof text, "(not shown: %s)",
+                 more == ER_EINVAL ? "invalid UTF-8" : er_strerror(more));
+      er_log(ER_LOG_INFO, "task %s[%s] succeeded in %s: %s%s", name, id, took, text,
+             more > 0 ? "..." : "");
       break;
     }
     case ER_STATE_RETRY: {

@@ -7,6 +7,14 @@
  *     child's pipe;
  *   - a result nested 100,000 deep fails its task (it is checked, and freed,
  *     without recursion, so neither the child nor a thread overflows);
+ *   - one 1,999 deep, at --loglevel info, succeeds and its start is logged in
+ *     every pool, a tasklet task's 64 KiB stack too; a tasklet task failing
+ *     with such a result frees it there;
+ *   - args and context as deep as a send takes (ER_SEND_MAX_DEPTH) reach a
+ *     prefork child, the job line carrying each as a JSON text of its own;
+ *   - a result no store can keep (a string that is not UTF-8, a key with a
+ *     NUL byte) fails its task in every pool, naming where (on a thread the
+ *     worker retried writing it for ever);
  *   - a result past the size limit fails its task naming the size and the
  *     limit; one under a raised limit crosses the pipe whole;
  *   - `errand worker --max-result-size` sets the limit;
@@ -83,6 +91,51 @@ static int deep_result(er_task_t *t, json_t **result) {
 }
 ER_TASK("deep_result", deep_result)
 ER_TASK("deep_result_tasklet", deep_result, .tasklet = true)
+
+/* {"a":{"a":...{"a":1}...}}, args[0] deep (jansson frees an object with
+ * more stack a level than an array), and the task fails (args[1] 0) or asks
+ * for a retry (1): the worker drops the result where the task ran. */
+static int deep_result_fails(er_task_t *t, json_t **result) {
+  json_int_t depth = json_integer_value(json_array_get(er_task_args(t), 0));
+  json_t *v = json_integer(1);
+  for (json_int_t i = 0; i < depth; i++) {
+    json_t *o = json_object();
+    json_object_set_new(o, "a", v);
+    v = o;
+  }
+  *result = v;
+  if (json_integer_value(json_array_get(er_task_args(t), 1)))
+    return er_task_retry(t, 0, ER_EFAIL, "again");
+  return er_task_fail(t, ER_EFAIL, "failed with a deep result");
+}
+ER_TASK("deep_result_fails_tasklet", deep_result_fails, .tasklet = true, .max_retries = 1)
+
+/* [levels of args, levels of context]: arrays and objects, each member's
+ * first. */
+static int depths(er_task_t *t, json_t **result) {
+  json_int_t a = 0, c = 0;
+  for (json_t *v = er_task_args(t); json_is_array(v); v = json_array_get(v, 0)) a++;
+  for (json_t *v = er_task_context(t); json_is_object(v); v = json_object_get(v, "a")) c++;
+  *result = json_pack("[I, I]", a, c);
+  return 0;
+}
+ER_TASK("depths", depths)
+
+/* {"ok":[1,"a\xff"]} (args[0] 0) or {"ok":1,"a\0b":2} (1): built with the
+ * setters that do not check. */
+static int unstorable(er_task_t *t, json_t **result) {
+  json_t *o = json_object();
+  if (json_integer_value(json_array_get(er_task_args(t), 0))) {
+    json_object_set_new(o, "ok", json_integer(1));
+    json_object_setn_nocheck(o, "a\0b", 3, json_integer(2));
+  } else {
+    json_object_set_new(o, "ok", json_pack("[i, o]", 1, json_stringn_nocheck("a\xff", 2)));
+  }
+  *result = o;
+  return 0;
+}
+ER_TASK("unstorable", unstorable)
+ER_TASK("unstorable_tasklet", unstorable, .tasklet = true)
 
 /* A string of args[0] bytes: args[0] + 2 bytes of JSON. */
 static int big_result(er_task_t *t, json_t **result) {
@@ -198,6 +251,13 @@ static void assert_succeeds(const er_id_t *id) {
   er_task_rec_free(r);
 }
 
+/* The log has "task <task>[<id>] <what>". */
+static void assert_logged(const char *log, const char *task, const er_id_t *id, const char *what) {
+  char want[300];
+  snprintf(want, sizeof want, "task %s[%s] %s", task, id->text, what);
+  if (!strstr(log, want)) fail_msg("the log lacks '%s'", want);
+}
+
 static size_t count(const char *text, const char *needle) {
   size_t n = 0;
   for (const char *p = text; (p = strstr(p, needle)); p++) n++;
@@ -308,6 +368,99 @@ static void too_deep_threads(void **s) { too_deep(ER_POOL_THREADS, "deep_result"
 static void too_deep_solo(void **s) { too_deep(ER_POOL_SOLO, "deep_result"); }
 static void too_deep_tasklet(void **s) { too_deep(ER_POOL_PREFORK, "deep_result_tasklet"); }
 
+/* ---- deep args ---- */
+
+/* A send takes args and context ER_SEND_MAX_DEPTH levels deep, jansson's
+ * limit: a prefork child reads them (wrapped in its job message they were
+ * one level past it: "worker child cannot read its job"). */
+static void sendable_depths_reach_a_child(void **s) {
+  start_worker(ER_POOL_PREFORK, 0);
+  char *args = malloc(2 * ER_SEND_MAX_DEPTH + 1);
+  memset(args, '[', ER_SEND_MAX_DEPTH);
+  memset(args + ER_SEND_MAX_DEPTH, ']', ER_SEND_MAX_DEPTH);
+  args[2 * ER_SEND_MAX_DEPTH] = 0;
+  json_t *ctx = json_object();
+  for (int i = 1; i < ER_SEND_MAX_DEPTH; i++) {
+    json_t *o = json_object();
+    json_object_set_new(o, "a", ctx);
+    ctx = o;
+  }
+  er_id_t id;
+  h_send(&H, "depths", args, &(er_send_opts_t){.context = ctx}, &id);
+  free(args);
+  json_decref(ctx);
+  er_task_rec_t *r = h_wait(&H, id.text, 60000);
+  const char *msg = json_string_value(json_object_get(r->error, "message"));
+  if (r->state != ER_STATE_SUCCESS) fail_msg("state %d: %s", r->state, msg ? msg : "");
+  assert_int_equal(json_integer_value(json_array_get(r->result, 0)), ER_SEND_MAX_DEPTH);
+  assert_int_equal(json_integer_value(json_array_get(r->result, 1)), ER_SEND_MAX_DEPTH);
+  er_task_rec_free(r);
+  stop_worker();
+}
+
+/* ---- deep, at info level ---- */
+
+/* At info level the worker logs each result's start: for a tasklet task on
+ * the tasklet's stack, where json_dumps recursing through 1,999 levels
+ * overflowed it and the worker died. The other pools run tasks on thread
+ * stacks of megabytes, the worker's loop too. */
+static void deep_logged(er_pool_kind_t pool, const char *task) {
+  int log = open(g_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+  assert_true(log >= 0);
+  er_worker_opts_t o = {.pool = pool, .concurrency = 1, .prefetch = 1, .quiet = true};
+  er_log_level_t was = er_log_get_level();
+  er_log_set_level(ER_LOG_INFO); /* the forked worker's level */
+  g_worker = h_worker_fork(&H, o, log, log);
+  er_log_set_level(was);
+  close(log);
+  char args[32];
+  snprintf(args, sizeof args, "[%d]", ER__RESULT_MAX_DEPTH - 1);
+  er_id_t id;
+  h_send(&H, task, args, NULL, &id);
+  er_task_rec_t *r = h_wait(&H, id.text, 60000);
+  assert_int_equal(r->state, ER_STATE_SUCCESS);
+  er_task_rec_free(r);
+  /* Failing, and retried then failing, with the same result. */
+  if (strstr(task, "tasklet")) {
+    snprintf(args, sizeof args, "[%d, 0]", ER__RESULT_MAX_DEPTH - 1);
+    assert_failed_with(run("deep_result_fails_tasklet", args), "failed with a deep result");
+    snprintf(args, sizeof args, "[%d, 1]", ER__RESULT_MAX_DEPTH - 1);
+    assert_failed_with(run("deep_result_fails_tasklet", args), "again");
+  }
+  assert_slot_free();
+  stop_worker();
+  /* The first 80 bytes of the result's JSON, and "..." for the rest. */
+  char want[128] = "";
+  memset(want, '[', 80);
+  strcat(want, "...\n");
+  char *text = h_read_file(g_log);
+  assert_logged(text, task, &id, "succeeded in ");
+  if (!strstr(text, want)) fail_msg("the log lacks the result's start:\n%s", text);
+  free(text);
+}
+
+static void deep_logged_prefork(void **s) { deep_logged(ER_POOL_PREFORK, "deep_result"); }
+static void deep_logged_threads(void **s) { deep_logged(ER_POOL_THREADS, "deep_result"); }
+static void deep_logged_solo(void **s) { deep_logged(ER_POOL_SOLO, "deep_result"); }
+static void deep_logged_tasklet(void **s) { deep_logged(ER_POOL_SOLO, "deep_result_tasklet"); }
+
+/* ---- what no store can keep ---- */
+
+static void unstorable_in(er_pool_kind_t pool, const char *task) {
+  start_worker(pool, 0);
+  assert_failed_with(run(task, "[0]"),
+                     "result cannot be stored as JSON: result.ok[1]: invalid UTF-8");
+  assert_failed_with(run(task, "[1]"),
+                     "result cannot be stored as JSON: result.a\\x00b: a key with a NUL byte");
+  assert_slot_free();
+  stop_worker();
+}
+
+static void unstorable_prefork(void **s) { unstorable_in(ER_POOL_PREFORK, "unstorable"); }
+static void unstorable_threads(void **s) { unstorable_in(ER_POOL_THREADS, "unstorable"); }
+static void unstorable_solo(void **s) { unstorable_in(ER_POOL_SOLO, "unstorable"); }
+static void unstorable_tasklet(void **s) { unstorable_in(ER_POOL_PREFORK, "unstorable_tasklet"); }
+
 /* ---- too large ---- */
 
 #define LIMIT (1u << 20)
@@ -380,13 +533,6 @@ static void garbage_answer(void **s) {
 }
 
 /* ---- what tasks print ---- */
-
-/* The log has "task <task>[<id>] <what>". */
-static void assert_logged(const char *log, const char *task, const er_id_t *id, const char *what) {
-  char want[300];
-  snprintf(want, sizeof want, "task %s[%s] %s", task, id->text, what);
-  if (!strstr(log, want)) fail_msg("the log lacks '%s'", want);
-}
 
 static void output_reaches_the_log(void **s) {
   start_printing_worker(1, -1);
@@ -478,6 +624,15 @@ int main(void) {
       cmocka_unit_test_setup_teardown(too_deep_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(too_deep_solo, setup, teardown),
       cmocka_unit_test_setup_teardown(too_deep_tasklet, setup, teardown),
+      cmocka_unit_test_setup_teardown(sendable_depths_reach_a_child, setup, teardown),
+      cmocka_unit_test_setup_teardown(deep_logged_prefork, setup, teardown),
+      cmocka_unit_test_setup_teardown(deep_logged_threads, setup, teardown),
+      cmocka_unit_test_setup_teardown(deep_logged_solo, setup, teardown),
+      cmocka_unit_test_setup_teardown(deep_logged_tasklet, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_prefork, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_threads, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_solo, setup, teardown),
+      cmocka_unit_test_setup_teardown(unstorable_tasklet, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_prefork, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(too_large_solo, setup, teardown),

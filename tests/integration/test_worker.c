@@ -179,11 +179,12 @@ static int revoke_probe(er_task_t *t, json_t **result) {
 }
 ER_TASK("revoke_probe", revoke_probe)
 
-/* Writes job number n (its id "job-n") running for ms; returns its answer's rc. */
+/* Writes job number n (its id "job-n") running for ms: a header, then args,
+ * kwargs and context, on one line; returns its answer's rc. */
 static void child_send(FILE *to, int n, int ms) {
   fprintf(to,
           "{\"id\":\"job-%d\",\"task\":\"revoke_probe\",\"attempt\":1,\"retries\":0,"
-          "\"args\":[%d],\"kwargs\":{},\"context\":null,\"soft\":0,\"max_retries\":0}\n",
+          "\"soft\":0,\"max_retries\":0}[%d]{}{}\n",
           n, ms);
   fflush(to);
 }
