@@ -274,16 +274,10 @@ static void report(const shape_t *sh) {
 static pid_t start_worker(void) {
   char conc[16];
   snprintf(conc, sizeof conc, "%d", g_conc);
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) qb_die("fork failed");
-  if (pid == 0) {
-    execl(g_bin, g_bin, "worker", "-A", g_pipes, "-A", g_tasks, "-Q", "default," PLAIN_QUEUE,
-          "--store", g_store, "--pool", "prefork", "-c", conc, "--quiet", (char *)NULL);
-    perror(g_bin);
-    _exit(127);
-  }
-  return pid;
+  char *argv[] = {(char *)g_bin, "worker", "-A", (char *)g_pipes, "-A", (char *)g_tasks, "-Q",
+                  "default," PLAIN_QUEUE, "--store", (char *)g_store, "--pool", "prefork", "-c",
+                  conc, "--quiet", NULL};
+  return qb_spawn(argv);
 }
 
 int main(int argc, char **argv) {
