@@ -87,16 +87,9 @@ static int cmd_enqueue(long n, long batch, double max_s) {
 static pid_t start_worker(void) {
   char conc[16];
   snprintf(conc, sizeof conc, "%d", g_conc);
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) qb_die("fork failed");
-  if (pid == 0) {
-    execl(g_bin, g_bin, "worker", "-A", g_lib, "--store", g_store, "--pool", g_pool, "-c", conc,
-          "--quiet", (char *)NULL);
-    perror(g_bin);
-    _exit(127);
-  }
-  return pid;
+  char *argv[] = {(char *)g_bin, "worker", "-A", (char *)g_lib, "--store", (char *)g_store,
+                  "--pool", (char *)g_pool, "-c", conc, "--quiet", NULL};
+  return qb_spawn(argv);
 }
 
 /* Waits for the task's outcome; dies on anything but SUCCESS. */

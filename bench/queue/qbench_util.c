@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 double qb_now(void) {
   struct timespec ts;
@@ -71,6 +72,18 @@ void qb_die(const char *fmt, ...) {
   fputc('\n', stderr);
   va_end(ap);
   exit(1);
+}
+
+pid_t qb_spawn(char *const argv[]) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) qb_die("fork failed");
+  if (pid == 0) {
+    execv(argv[0], argv);
+    perror(argv[0]);
+    _exit(127);
+  }
+  return pid;
 }
 
 void qb_stop_child(pid_t pid, double grace_s) {

@@ -22,6 +22,9 @@ void qb_latency_results(const char *prefix, double *lat_s, size_t n);
 const char *qb_opt(int argc, char **argv, const char *name, const char *dflt);
 long qb_opt_long(int argc, char **argv, const char *name, long dflt);
 void qb_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Starts argv[0] with argv (NULL-terminated) in a child; dies if it cannot
+ * fork. The child exits 127 when the program cannot be run. */
+pid_t qb_spawn(char *const argv[]);
 /* Stops a child we started: SIGTERM, then SIGKILL after grace_s; reaps it. */
 void qb_stop_child(pid_t pid, double grace_s);
 /* CPU seconds (user + system) this process has used: the harness's own cost. */

@@ -93,6 +93,15 @@ int er__pb_doc_new(er__pb_t *pb, const char *coll, const char *key, json_t *valu
   return 0;
 }
 
+int er__pb_doc_seed(er__pb_t *pb, const char *coll, const char *key, json_t *value,
+                    int64_t version) {
+  er__pdoc_t *d = add_doc(pb, coll, key, value, value ? version : 0);
+  if (!d) return ER_ENOMEM;
+  /* Absent stays absent only under a guard: a DOC_DEL that must find none. */
+  d->dirty = !value;
+  return 0;
+}
+
 static er__pctr_t *find_ctr(er__pb_t *pb, const char *key) {
   for (size_t i = 0; i < pb->nctrs; i++)
     if (strcmp(pb->ctrs[i].key, key) == 0) return &pb->ctrs[i];

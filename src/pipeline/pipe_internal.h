@@ -74,6 +74,12 @@ void er__pb_free(er__pb_t *pb);
 er__pdoc_t *er__pb_doc(er__pb_t *pb, const char *coll, const char *key, int *rc);
 /* A document this batch creates (guarded ABSENT); value stolen. */
 int er__pb_doc_new(er__pb_t *pb, const char *coll, const char *key, json_t *value);
+/* Caches a document as the caller read it a moment ago, saving the read:
+ * value (stolen) at version; value NULL with version 0 for one believed
+ * absent, which the batch then guards as absent even if it stays so. A
+ * guess that is no longer true fails the batch, to be rebuilt from reads. */
+int er__pb_doc_seed(er__pb_t *pb, const char *coll, const char *key, json_t *value,
+                    int64_t version);
 /* A counter's value as this batch sees it (read + delta so far). */
 int er__pb_counter(er__pb_t *pb, const char *key, int64_t *value);
 int er__pb_counter_add(er__pb_t *pb, const char *key, int64_t delta);
@@ -114,6 +120,9 @@ int er__pipe_fill(er__pb_t *pb, const char *slot, json_t *value, const char *fil
 /* Asks for the tree of root to be aborted with message; *requested false
  * when it was already aborting or over. */
 int er__pipe_request_abort(er__pb_t *pb, const char *root, const char *message, bool *requested);
+/* Reads the slots named by the keys of want at once (slots.c): *out new,
+ * slot id -> slot document, without the absent ones. */
+int er__pipe_slots_read(er_store_t *s, json_t *want, json_t **out);
 /* Enqueues the internal task for pipeline id ([id, attempt] when attempt >
  * 0, else [id]) under a key naming both. */
 int er__pipe_enqueue(er__pb_t *pb, const char *task, const char *id, int attempt, int64_t eta);

@@ -16,6 +16,12 @@ typedef struct run {
   er_pipe_ctx_t ctx;
   out_kind_t kind;
   char message[1024];
+  /* The stage's record as read before the run, at its version: the first
+   * build starts from it (and from the abort record found absent then)
+   * instead of reading both again; a rebuild reads. */
+  const json_t *read;
+  int64_t read_version;
+  int builds;
 } run_t;
 
 /* A run task for this attempt of a stage that has not run it yet. */
@@ -36,9 +42,27 @@ static bool aborting(er_store_t *s, const json_t *doc) {
   return er_store_doc_get(s, ER__ABORT_COLL, root, NULL, NULL) == 0;
 }
 
+/* The slots v's top-level slot references name, read at once (new: id ->
+ * slot document). */
+static json_t *slots_of(er_store_t *s, json_t *v, int *rc) {
+  json_t *want = json_object(), *out = NULL, *x;
+  const char *k;
+  size_t i;
+  if (json_is_array(v)) {
+    json_array_foreach(v, i, x) if (er__slot_ref_id(x)) json_object_set(want, er__slot_ref_id(x), x);
+  } else {
+    json_object_foreach(v, k, x) if (er__slot_ref_id(x)) json_object_set(want, er__slot_ref_id(x), x);
+  }
+  *rc = er__pipe_slots_read(s, want, &out);
+  json_decref(want);
+  return out;
+}
+
 /* v with its top-level slot references replaced by their values (new), or
  * NULL with a message when one is not filled. */
 static json_t *resolve(er_store_t *s, json_t *v, char *msg, size_t msg_size, int *rc) {
+  json_t *slots = slots_of(s, v, rc);
+  if (!slots) return NULL;
   json_t *out = json_copy(v);
   void *iter = json_is_object(out) ? json_object_iter(out) : NULL;
   size_t n = json_is_array(out) ? json_array_size(out) : 0;
@@ -46,27 +70,22 @@ static json_t *resolve(er_store_t *s, json_t *v, char *msg, size_t msg_size, int
     json_t *x = iter ? json_object_iter_value(iter) : json_array_get(out, i);
     const char *sid = er__slot_ref_id(x);
     if (sid) {
-      json_t *slot = NULL;
-      *rc = er_store_doc_get(s, ER__SLOT_COLL, sid, &slot, NULL);
-      if (*rc < 0 && *rc != ER_ENOENT) goto fail;
+      json_t *slot = json_object_get(slots, sid);
       if (!json_is_true(json_object_get(slot, "filled"))) {
         snprintf(msg, msg_size, "slot %s was read before it was filled", sid);
-        json_decref(slot);
-        *rc = 0;
-        goto fail;
+        json_decref(out);
+        out = NULL;
+        break;
       }
       json_t *val = json_incref(json_object_get(slot, "value"));
-      json_decref(slot);
       if (iter) json_object_iter_set_new(out, iter, val);
       else json_array_set_new(out, i, val);
     }
     if (iter) iter = json_object_iter_next(out, iter);
     else i++;
   }
+  json_decref(slots);
   return out;
-fail:
-  json_decref(out);
-  return NULL;
 }
 
 /* The outputs a leaf did not fill, "a, b", into buf; false if none. Its
@@ -247,6 +266,14 @@ static int64_t backoff_ms(const json_t *doc, int n) {
 static int build_run(er__pb_t *pb, void *ud) {
   run_t *r = ud;
   int rc = 0;
+  if (r->builds++ == 0) {
+    const char *root = json_string_value(json_object_get(r->read, "root"));
+    if ((rc = er__pb_doc_seed(pb, ER__PIPE_COLL, r->id, json_deep_copy(r->read),
+                              r->read_version)) < 0 ||
+        (root && strcmp(root, r->id) != 0 &&
+         (rc = er__pb_doc_seed(pb, ER__ABORT_COLL, root, NULL, 0)) < 0))
+      return rc;
+  }
   er__pdoc_t *d = er__pb_doc(pb, ER__PIPE_COLL, r->id, &rc);
   if (!d) return rc;
   /* Aborted, or run by another delivery, while this one ran: nothing to do. */
@@ -294,14 +321,16 @@ static int build_run(er__pb_t *pb, void *ud) {
 int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, int attempt,
                       er__pipe_result_t *res) {
   json_t *doc = NULL;
-  int rc = er_store_doc_get(s, ER__PIPE_COLL, id, &doc, NULL);
+  int64_t version = 0;
+  int rc = er_store_doc_get(s, ER__PIPE_COLL, id, &doc, &version);
   if (rc == ER_ENOENT) return 0;
   if (rc < 0) return rc;
   if (!runnable(doc, attempt) || aborting(s, doc)) {
     json_decref(doc);
     return 0; /* a duplicate or late delivery, or a tree being aborted */
   }
-  run_t r = {.id = id, .attempt = attempt, .start_ms = er__pipe_clock()};
+  run_t r = {.id = id, .attempt = attempt, .start_ms = er__pipe_clock(), .read = doc,
+             .read_version = version};
   const char *name = json_string_value(json_object_get(doc, "name"));
   const er_pipeline_def_t *def = er_pipeline_lookup(name);
   if (def) {
