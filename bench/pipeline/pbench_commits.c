@@ -6,7 +6,9 @@
  * count is the store's durable commits, whoever made them (worker, prefork
  * child, client), with nothing changed in errand. The store sets no commit
  * hook of its own, which this would replace. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sqlite3.h>

@@ -302,8 +302,9 @@ int main(int argc, char **argv) {
     qb_die("cannot open %s: %s", g_store, msg);
   if (er_store_open(g_store, &g_st, msg, sizeof msg) < 0) qb_die("store: %s", msg);
   pid_t worker = start_worker();
-  shape_t warm = {"warm-up"}, fan = {"fan", .units = (double)n_fan + 2},
-          chain = {"chain", .units = (double)n_chain + 1}, plain = {"plain", .units = (double)n_plain};
+  shape_t warm = {.name = "warm-up"}, fan = {.name = "fan", .units = (double)n_fan + 2},
+          chain = {.name = "chain", .units = (double)n_chain + 1},
+          plain = {.name = "plain", .units = (double)n_plain};
   char root[ER_ID_LEN + 1] = "";
   /* The worker is up (its pool started, its scripts loaded) once it has run
    * a small tree. */
