@@ -212,7 +212,7 @@ int applied(fx_t *f, const char *task, const char *id) {
   return (int)json_integer_value(json_object_get(f->applied, k));
 }
 
-static int64_t counter(fx_t *f, const char *id, const char *what) {
+int64_t barrier(fx_t *f, const char *id, const char *what) {
   char k[64];
   snprintf(k, sizeof k, "%s:%s", id, what);
   int64_t v = -1;
@@ -230,8 +230,8 @@ void check_tree(fx_t *f, const char *root, const char *status) {
     if (strcmp(st, status) != 0)
       fail_msg("pipeline %s (%s) is %s, not %s", id,
                json_string_value(json_object_get(p, "name")), st, status);
-    assert_int_equal(counter(f, id, "start"), 0);
-    assert_int_equal(counter(f, id, "fin"), 0);
+    assert_int_equal(barrier(f, id, "start"), 0);
+    assert_int_equal(barrier(f, id, "fin"), 0);
     if (!done) continue;
     assert_int_equal(applied(f, ER__PIPE_TASK_RUN, id), 1);
     bool parent = json_array_size(json_object_get(p, "children")) > 0;

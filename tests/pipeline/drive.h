@@ -65,6 +65,8 @@ json_t *output(fx_t *f, const char *root);
 void check_tree(fx_t *f, const char *root, const char *status);
 /* How many transitions of task for pipeline id were written. */
 int applied(fx_t *f, const char *task, const char *id);
+/* The barrier "<id>:<what>" (what: "start" or "fin"); 0 once gone. */
+int64_t barrier(fx_t *f, const char *id, const char *what);
 /* The number of documents in coll. */
 size_t count_docs(fx_t *f, const char *coll);
 

@@ -62,14 +62,6 @@ static json_t *tree_ids(fx_t *f, const char *root) {
   return ids;
 }
 
-static int64_t barrier(fx_t *f, const char *id, const char *what) {
-  char k[64];
-  snprintf(k, sizeof k, "%s:%s", id, what);
-  int64_t v = -1;
-  assert_int_equal(er_store_counter_get(f->s, ER__BARRIER_COLL, k, &v), 0);
-  return v;
-}
-
 /* Every pipeline of ids is gone, and so are its barriers. */
 static void all_gone(fx_t *f, json_t *ids) {
   size_t i;
