@@ -75,9 +75,10 @@ static int add_del(sweep_t *sw, const char *coll, const char *key, int64_t versi
 /* Deletes (coll, key) when it exists (once per batch: slots are shared by a
  * stage and its last child). */
 static int del_doc(sweep_t *sw, const char *coll, const char *key) {
+  if (!key) return 0;
   char seen[600];
   snprintf(seen, sizeof seen, "%s\n%s", coll, key);
-  if (!key || json_object_get(sw->seen, seen)) return 0;
+  if (json_object_get(sw->seen, seen)) return 0;
   int64_t v = 0;
   sw->budget--;
   int rc = er_store_doc_get(sw->s, coll, key, NULL, &v);
@@ -124,7 +125,11 @@ static int prune(sweep_t *sw, const frame_t *f) {
     if (!json_object_get(f->gone, json_string_value(c) ? json_string_value(c) : ""))
       json_array_append(kids, c);
   }
-  if (!doc || json_object_set_new(doc, "children", kids) < 0 ||
+  if (!doc) {
+    json_decref(kids);
+    return ER_ENOMEM;
+  }
+  if (json_object_set_new(doc, "children", kids) < 0 ||
       json_array_append_new(sw->hold, doc) < 0)
     return ER_ENOMEM;
   const char *k = hold_str(sw, json_string_value(json_object_get(doc, "id")));
@@ -139,6 +144,7 @@ static int root_rest(sweep_t *sw, const json_t *entry) {
   const char *id = json_string_value(json_object_get(v, "id"));
   int rc = add_del(sw, ER__ENDED_COLL, json_string_value(json_object_get(entry, "key")),
                    json_integer_value(json_object_get(entry, "version")));
+  if (rc < 0 || !id) return rc;
   json_t *created = json_object_get(v, "created_ms");
   char ikey[ER_ID_LEN + 32];
   er__pipe_root_index_key(ikey, sizeof ikey, json_integer_value(created), id);
