@@ -1,4 +1,4 @@
-/* errand pipeline: start, wait for, show, abort and list pipelines. */
+/* errand pipeline: start, wait for, show, abort, list and clean up pipelines. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 
 static const char pipeline_usage[] =
     "usage: errand pipeline start NAME [options] | wait ROOT | show ROOT | abort ROOT | list\n"
+    "                       | cleanup\n"
     "  start NAME      starts a root pipeline and prints its id; with --wait its\n"
     "                  default output as JSON (exit 1 with the message if it aborts)\n"
     "      --args JSON     positional arguments, a JSON array\n"
@@ -30,6 +31,9 @@ static const char pipeline_usage[] =
     "  list            roots, newest first\n"
     "      --name N        only the roots named N\n"
     "      --limit N       at most N (default 100)\n"
+    "  cleanup         deletes the trees of roots finished over the retention ago\n"
+    "      --older-than S  roots finished over S seconds ago (default: the store's\n"
+    "                      pipe_retention_ms, 7 days)\n"
     CLI_STORE_HELP;
 
 static void sleep_ms(int ms) {
@@ -155,6 +159,17 @@ static int list(er_client_t *c, const char *name, int limit) {
   return EXIT_OK;
 }
 
+static int cleanup(er_client_t *c, int64_t older_than_ms) {
+  er_pipeline_cleanup_counts_t n;
+  int rc = er_pipeline_cleanup(c, older_than_ms, &n);
+  if (rc < 0) {
+    cli_error("%s", er_client_last_error(c));
+    return cli_exit_for(rc);
+  }
+  printf("deleted %zu roots (%zu documents)\n", n.roots, n.docs);
+  return EXIT_OK;
+}
+
 static int start(er_client_t *c, const char *name, const char *args_s, const char *kwargs_s,
                  er_pipeline_opts_t *po, bool wait, int64_t timeout) {
   if (!po->unchecked && !er_pipeline_lookup(name)) {
@@ -189,11 +204,12 @@ int cmd_pipeline(int argc, char **argv) {
       {"json", no_argument, 0, 'j'},          {"message", required_argument, 0, 'm'},
       {"name", required_argument, 0, 'n'},    {"limit", required_argument, 0, 'l'},
       {"store", required_argument, 0, 's'},   {"store-file", required_argument, 0, 'S'},
+      {"older-than", required_argument, 0, 'O'},
       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   const char *args_s = NULL, *kwargs_s = NULL, *store = NULL, *message = NULL, *name = NULL;
   er_pipeline_opts_t po = {.unchecked = true};
   bool wait = false, as_json = false;
-  int64_t timeout = -1;
+  int64_t timeout = -1, older_than = -1;
   int limit = 100, c;
   char err[512];
   while ((c = cli_getopt(argc, argv, ":hA:", opts)) != -1) {
@@ -223,6 +239,10 @@ int cmd_pipeline(int argc, char **argv) {
       case 'l':
         if (!cli_int_opt("--limit", optarg, 1, 10000, &limit)) return EXIT_USAGE;
         break;
+      case 'O':
+        if (!cli_seconds_opt("--older-than", optarg, 0, CLI_MAX_SECONDS_MS, &older_than))
+          return EXIT_USAGE;
+        break;
       case 's': store = optarg; break;
       case 'S':
         if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
@@ -233,12 +253,12 @@ int cmd_pipeline(int argc, char **argv) {
   }
   const char *sub = optind < argc ? argv[optind] : NULL;
   const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-  bool needs_arg = sub && strcmp(sub, "list") != 0;
+  bool needs_arg = sub && strcmp(sub, "list") != 0 && strcmp(sub, "cleanup") != 0;
   if (!sub || (needs_arg && !arg) || optind + (needs_arg ? 2 : 1) < argc) {
     cli_error("pipeline: give a subcommand and its argument (see errand pipeline --help)");
     return EXIT_USAGE;
   }
-  static const char *const subs[] = {"start", "wait", "show", "abort", "list"};
+  static const char *const subs[] = {"start", "wait", "show", "abort", "list", "cleanup"};
   bool known = false;
   for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) known = known || !strcmp(sub, subs[i]);
   if (!known) {
@@ -257,6 +277,8 @@ int cmd_pipeline(int argc, char **argv) {
     code = show(cl, arg, as_json);
   } else if (!strcmp(sub, "list")) {
     code = list(cl, name, limit);
+  } else if (!strcmp(sub, "cleanup")) {
+    code = cleanup(cl, older_than);
   } else {
     int rc = er_pipeline_abort(cl, arg, message, &aborted);
     if (rc < 0) cli_error("%s", er_client_last_error(cl));

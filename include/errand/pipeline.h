@@ -212,6 +212,25 @@ int er_pipeline_tree(er_client_t *c, const char *root_id, json_t **out);
 int er_pipeline_list(er_client_t *c, const char *name, const char *after, size_t limit,
                      json_t **out, char **next);
 
+/* ---- Retention ---- */
+
+typedef struct er_pipeline_cleanup_counts {
+  size_t roots; /* roots deleted, each with its whole tree */
+  size_t docs;  /* documents and barrier counters deleted, in all */
+} er_pipeline_cleanup_counts_t;
+
+/* Deletes the trees (every pipeline, slot, barrier, start key and index
+ * entry) of the roots that finished, done or aborted, at least
+ * older_than_ms ago; older_than_ms < 0: the store URL's pipe_retention_ms
+ * (default 7 days), as workers do now and then on their own. Roots not
+ * finished are kept whatever their age, and so is a tree with a stage not
+ * over yet (a child finalizing just after its root) until its root ended a
+ * day ago. Deletes in bounded batches, each atomic and guarded: a root that
+ * another cleaner or a late stage changes meanwhile is left for the next
+ * call. counts (may be NULL) says what went. 0 or a store error. */
+int er_pipeline_cleanup(er_client_t *c, int64_t older_than_ms,
+                        er_pipeline_cleanup_counts_t *counts);
+
 ER_API_END
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
  *   tombstone_ms  how long a finished named task's name stays taken (default 1 day)
  *   max_payload   bytes of args + kwargs + context (compact JSON) and the task,
  *                 queue, name and key accepted per task (default 1 MiB)
+ *   pipe_retention_ms  how long a finished pipeline root is kept before the
+ *                 cleanup deletes its tree (default 7 days; docs/pipeline.md)
  * sqlite only:
  *   sync=normal|full   full fsyncs every commit (survives power loss); normal
  *                      (default) survives any process crash.

@@ -222,6 +222,7 @@ int er__pb_commit(er_store_t *s, const er_task_rec_t *guard, const char *queue,
     }
     int rc = build(&pb, ud);
     bool fenced = false;
+    if (rc == 0) rc = er__pipe_index_ended(&pb); /* a root it ends: in the same batch */
     if (rc == 0) {
       rc = er__pb_apply(&pb, &fenced);
       /* Only a write that lost a race is worth building again. */

@@ -1,7 +1,6 @@
 /* Starting and aborting pipelines from a client, and reading one back. Each
  * call works on a store handle of the client's own (er__client_take_store),
  * so it holds up no other thread's calls. */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,12 +17,6 @@ typedef struct start {
   er_id_t id;
   char existing[ER_ID_LEN + 1]; /* the root holding the key */
 } start_t;
-
-/* The root index sorts newest first: its key is the creation time counted
- * down from the largest 48-bit millisecond, then the id. */
-static void root_index_key(char *out, size_t size, int64_t created_ms, const char *id) {
-  snprintf(out, size, "%012" PRIx64 ":%s", (uint64_t)(0xffffffffffffLL - created_ms), id);
-}
 
 static int build_start(er__pb_t *pb, void *ud) {
   start_t *st = ud;
@@ -50,13 +43,14 @@ static int build_start(er__pb_t *pb, void *ud) {
     json_decref(w);
     json_object_set_new(outputs, i < 0 ? "default" : names[i], json_string(sid.text));
   }
-  if (rc == 0)
-    rc = er__pb_doc_new(pb, ER__PIPE_COLL, st->id.text,
-                        er__pipe_doc_new(st->id.text, st->name, st->id.text, NULL, pb->queue,
-                                         st->args, st->kwargs, st->def, outputs, pb->now));
+  json_t *doc = er__pipe_doc_new(st->id.text, st->name, st->id.text, NULL, pb->queue, st->args,
+                                 st->kwargs, st->def, outputs, pb->now);
+  if (doc && st->key) json_object_set_new(doc, "key", json_string(st->key)); /* for the cleanup */
+  if (rc == 0) rc = er__pb_doc_new(pb, ER__PIPE_COLL, st->id.text, doc);
+  else json_decref(doc);
   json_decref(outputs);
   char ikey[ER_ID_LEN + 32];
-  root_index_key(ikey, sizeof ikey, pb->now, st->id.text);
+  er__pipe_root_index_key(ikey, sizeof ikey, pb->now, st->id.text);
   if (rc == 0)
     rc = er__pb_doc_new(pb, ER__ROOT_COLL, ikey,
                         json_pack("{s:s, s:s, s:I}", "id", st->id.text, "name", st->name,

@@ -16,6 +16,7 @@
 #define ER__KEY_COLL "pipe.key"         /* start key -> {"root": id} */
 #define ER__ROOT_COLL "pipe.root"       /* newest-first index of roots */
 #define ER__ABORT_COLL "pipe.abort"     /* root id -> {"message"}: the tree aborts */
+#define ER__ENDED_COLL "pipe.ended"     /* oldest-first index of finished roots */
 
 #define ER__PIPE_TASK_RUN "errand.pipe.run"     /* [id, attempt] */
 #define ER__PIPE_TASK_FIN "errand.pipe.fin"     /* [id] */
@@ -126,6 +127,32 @@ int er__pipe_slots_read(er_store_t *s, json_t *want, json_t **out);
 /* Enqueues the internal task for pipeline id ([id, attempt] when attempt >
  * 0, else [id]) under a key naming both. */
 int er__pipe_enqueue(er__pb_t *pb, const char *task, const char *id, int attempt, int64_t eta);
+
+/* ---- The root indexes (ended.c) ---- */
+/* The pipe.root key of a root: its creation time counted down from the
+ * largest 48-bit millisecond, then its id (newest first). */
+void er__pipe_root_index_key(char *out, size_t size, int64_t created_ms, const char *id);
+/* The pipe.ended key of a root: its end time, 13 digits, then its id
+ * (oldest first). */
+void er__pipe_ended_key(char *out, size_t size, int64_t end_ms, const char *id);
+/* For each root this batch finishes (done or aborted), adds its pipe.ended
+ * entry {"id", "end_ms", "created_ms", "key"} and marks the root
+ * ("ended_index"). er__pb_commit calls it on every batch it applies. */
+int er__pipe_index_ended(er__pb_t *pb);
+
+/* ---- Retention (cleanup.c, retention.c) ---- */
+typedef struct er__pipe_swept {
+  size_t roots, docs; /* deleted: roots, and documents and counters in all */
+  bool more;          /* the budget ran out before the old roots did */
+} er__pipe_swept_t;
+/* Deletes the trees of roots ended at least older_than_ms before now_ms,
+ * oldest first, spending about budget store operations, from cursor (the
+ * index key to go on after; "" from the oldest; cursor_size >= 64), which
+ * it moves on (and back to "" once no old root is left). */
+int er__pipe_cleanup(er_store_t *s, int64_t now_ms, int64_t older_than_ms, int64_t budget,
+                     char *cursor, size_t cursor_size, er__pipe_swept_t *out);
+/* The store URL's pipe_retention_ms (7 days when absent). */
+int64_t er__pipe_retention_ms(er_store_t *s);
 
 /* ---- The internal tasks (exec.c, run.c, finish.c) ---- */
 typedef struct er__pipe_result {

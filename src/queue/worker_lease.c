@@ -2,6 +2,7 @@
  * run in its own process, as requests to its store thread (see worker_io.c).
  * A renewal pins the jobs it names: one that ends meanwhile is freed when
  * the renewal is back. */
+#include "pipeline/pipe_maint.h"
 #include "queue/worker_internal.h"
 
 #define RENEW_MIN_MS 500 /* a store without precise wake-ups: renew on a wake at most this often */
@@ -157,6 +158,7 @@ void er__io_beat(er_worker_t *w) {
 static void maintain_run(er__sreq_t *r, er_store_t *s) {
   misc_t *q = (misc_t *)r;
   r->rc = er_store_maintain(s, er_now_wall_ms(), &q->mc);
+  if (r->rc == 0) er__pipe_maintain(s); /* old pipeline roots, a bounded part (it logs) */
 }
 
 static void maintain_done(er__sreq_t *r) {

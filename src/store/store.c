@@ -20,7 +20,8 @@ static const er__store_backend_t *const g_backends[] = {
 };
 #define N_BACKENDS (sizeof g_backends / sizeof g_backends[0])
 
-static const char *const g_common_options[] = {"tombstone_ms", "max_payload", NULL};
+static const char *const g_common_options[] = {"tombstone_ms", "max_payload",
+                                                "pipe_retention_ms", NULL};
 
 /* ---- Errors -------------------------------------------------------------- */
 
@@ -187,7 +188,7 @@ int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg
                  "unknown store URL '%s' (use sqlite:PATH or redis://HOST:PORT)", shown);
     return ER_EINVAL;
   }
-  int64_t tomb, maxp;
+  int64_t tomb, maxp, keep;
   int rc = check_options(url, b, errmsg, errmsg_size);
   if (!rc)
     rc = er__store_url_int(url, "tombstone_ms", ER__TOMBSTONE_DEFAULT_MS, 0, INT64_MAX / 4, &tomb,
@@ -195,6 +196,9 @@ int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg
   if (!rc)
     rc = er__store_url_int(url, "max_payload", (int64_t)ER__MAX_PAYLOAD_DEFAULT, 1, INT32_MAX,
                            &maxp, errmsg, errmsg_size);
+  if (!rc) /* read by the pipelines' cleanup; checked here, so a typo fails the open */
+    rc = er__store_url_int(url, "pipe_retention_ms", ER__PIPE_RETENTION_DEFAULT_MS, 0,
+                           INT64_MAX / 4, &keep, errmsg, errmsg_size);
   if (rc) return rc;
   char *copy = er_strdup(url);
   if (!copy) return ER_ENOMEM;

@@ -10,8 +10,9 @@
 #include "errand/store.h"
 
 /* One backend in the registry (store.c): its vtable and the URL query options
- * it understands besides the common ones (tombstone_ms, max_payload). An
- * option no backend understands is refused, so a typo is never ignored. */
+ * it understands besides the common ones (tombstone_ms, max_payload,
+ * pipe_retention_ms). An option no backend understands is refused, so a typo
+ * is never ignored. */
 typedef struct er__store_backend {
   const er_store_ops_t *ops;
   const char *const *options; /* NULL-terminated */
@@ -28,6 +29,8 @@ extern const er__store_backend_t er__redis_backend;
 #define ER__RESULT_TTL_DEFAULT_MS (24LL * 3600 * 1000)
 #define ER__TOMBSTONE_DEFAULT_MS (24LL * 3600 * 1000)
 #define ER__MAX_PAYLOAD_DEFAULT ((size_t)1 << 20)
+/* How long a finished pipeline root is kept before the cleanup deletes it. */
+#define ER__PIPE_RETENTION_DEFAULT_MS (7LL * 24 * 3600 * 1000)
 /* The most tasks one reserve call takes, whatever req->max asks. */
 #define ER__RESERVE_MAX 4096
 

@@ -94,7 +94,12 @@ static void complete(fx_t *f, er_task_rec_t *r) {
   if (rc) fail_msg("complete: %s: %s", er_err_name(rc), er_store_last_error(f->s));
 }
 
-static size_t reserve(fx_t *f, size_t max, er_task_rec_t ***out) {
+void run_task(fx_t *f, er_task_rec_t *r) {
+  exec1(f, r);
+  complete(f, r);
+}
+
+size_t reserve_due(fx_t *f, size_t max, er_task_rec_t ***out) {
   const char *qs[] = {f->queue};
   er_reserve_req_t req = {qs, 1, "w-test", g_now, LEASE_MS, max};
   size_t n = 0;
@@ -105,11 +110,8 @@ static size_t reserve(fx_t *f, size_t max, er_task_rec_t ***out) {
 
 size_t step(fx_t *f, size_t n) {
   er_task_rec_t **got = NULL;
-  size_t k = reserve(f, n, &got);
-  for (size_t i = 0; i < k; i++) {
-    exec1(f, got[i]);
-    complete(f, got[i]);
-  }
+  size_t k = reserve_due(f, n, &got);
+  for (size_t i = 0; i < k; i++) run_task(f, got[i]);
   er_task_rec_free_array(got, k);
   return k;
 }
@@ -127,7 +129,7 @@ void drive(fx_t *f, size_t max_steps) {
   bool lost = false;
   while (steps < max_steps) {
     er_task_rec_t **got = NULL;
-    size_t n = reserve(f, 1 + rand_r(&f->seed) % 6, &got);
+    size_t n = reserve_due(f, 1 + rand_r(&f->seed) % 6, &got);
     if (n == 0) {
       er_task_rec_free_array(got, 0);
       if (nheld) { /* a late delivery, after its lease was taken over (or not) */
@@ -210,7 +212,7 @@ int applied(fx_t *f, const char *task, const char *id) {
   return (int)json_integer_value(json_object_get(f->applied, k));
 }
 
-static int64_t counter(fx_t *f, const char *id, const char *what) {
+int64_t barrier(fx_t *f, const char *id, const char *what) {
   char k[64];
   snprintf(k, sizeof k, "%s:%s", id, what);
   int64_t v = -1;
@@ -228,8 +230,8 @@ void check_tree(fx_t *f, const char *root, const char *status) {
     if (strcmp(st, status) != 0)
       fail_msg("pipeline %s (%s) is %s, not %s", id,
                json_string_value(json_object_get(p, "name")), st, status);
-    assert_int_equal(counter(f, id, "start"), 0);
-    assert_int_equal(counter(f, id, "fin"), 0);
+    assert_int_equal(barrier(f, id, "start"), 0);
+    assert_int_equal(barrier(f, id, "fin"), 0);
     if (!done) continue;
     assert_int_equal(applied(f, ER__PIPE_TASK_RUN, id), 1);
     bool parent = json_array_size(json_object_get(p, "children")) > 0;

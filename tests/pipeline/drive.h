@@ -47,6 +47,12 @@ er_id_t start(fx_t *f, const char *name, const char *args_json, const er_pipelin
 void drive(fx_t *f, size_t max_steps);
 /* Runs up to n tasks due now (no chaos, no clock change); returns how many. */
 size_t step(fx_t *f, size_t n);
+/* Reserves up to max internal tasks due now on f's queue (*out a new
+ * array); returns how many. */
+size_t reserve_due(fx_t *f, size_t max, er_task_rec_t ***out);
+/* Runs a reserved task through the workers' entry point and acknowledges
+ * it, as a worker does. */
+void run_task(fx_t *f, er_task_rec_t *r);
 /* The tree of root (new). */
 json_t *tree(fx_t *f, const char *root);
 /* The record of pipeline id (new). */
@@ -59,6 +65,8 @@ json_t *output(fx_t *f, const char *root);
 void check_tree(fx_t *f, const char *root, const char *status);
 /* How many transitions of task for pipeline id were written. */
 int applied(fx_t *f, const char *task, const char *id);
+/* The barrier "<id>:<what>" (what: "start" or "fin"); 0 once gone. */
+int64_t barrier(fx_t *f, const char *id, const char *what);
 /* The number of documents in coll. */
 size_t count_docs(fx_t *f, const char *coll);
 

@@ -439,6 +439,12 @@ void test_finalize_sees_outcome(void **state);
 void test_overtaken(void **state);
 void test_abort_during_run(void **state);
 void test_builtins(void **state);
+void test_retention(void **state);
+void test_bounded(void **state);
+void test_waits_for_stages(void **state);
+void test_maintain(void **state);
+void test_bad_input_unchanged(void **state);
+void test_missing_stage(void **state);
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -465,6 +471,13 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_overtaken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_during_run, setup, teardown),
       cmocka_unit_test_setup_teardown(test_builtins, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input_unchanged, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_missing_stage, setup, teardown),
+      /* last: they delete the finished roots of a store the tests share */
+      cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waits_for_stages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_maintain, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,6 +175,17 @@ static void test_cli(void **state) {
   assert_string_equal(out, "already aborted or done\n");
   free(out);
   free(err);
+  /* cleanup: nothing is a week old; everything finished is over 0 s old */
+  assert_int_equal(CLI(&out, &err, "pipeline", "cleanup"), 0);
+  assert_string_equal(out, "deleted 0 roots (0 documents)\n");
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "cleanup", "--older-than", "0"), 0);
+  size_t nroots = 0, ndocs = 0;
+  assert_int_equal(sscanf(out, "deleted %zu roots (%zu documents)", &nroots, &ndocs), 2);
+  assert_true(nroots >= 3 && ndocs > nroots); /* the chain's stages may still be aborting */
+  free(out);
+  free(err);
   /* bad usage and unknown roots */
   assert_int_equal(CLI(&out, &err, "pipeline", "frob", root), 2);
   free(out);
@@ -186,6 +197,108 @@ static void test_cli(void **state) {
   assert_int_equal(CLI(&out, &err, "pipeline", "wait", "01a2372a-0000-7000-8000-000000000000"), 4);
   free(out);
   free(err);
+  h_stop(w, SIGTERM);
+  h_teardown(&h);
+}
+
+/* The documents of each pipeline collection and the tasks in h's store, as
+ * text (new), to see that something changed nothing. */
+static char *store_state(harness_t *h) {
+  static const char *const colls[] = {"pipe", "pipe.slot", "pipe.key", "pipe.root",
+                                      "pipe.abort", "pipe.ended", NULL};
+  er_store_t *s = NULL;
+  assert_int_equal(er_store_open(h->url, &s, NULL, 0), 0);
+  json_t *state = json_object(), *stats = NULL;
+  for (const char *const *c = colls; *c; c++) {
+    json_t *page = NULL;
+    assert_int_equal(er_store_doc_list(s, *c, NULL, 10000, &page), 0);
+    json_object_set_new(state, *c, json_integer((json_int_t)json_array_size(page)));
+    json_decref(page);
+  }
+  assert_int_equal(er_store_stats(s, &stats), 0);
+  json_object_set(state, "tasks", json_object_get(stats, "total"));
+  json_decref(stats);
+  er_store_close(s);
+  char *text = json_dumps(state, JSON_SORT_KEYS | JSON_COMPACT);
+  json_decref(state);
+  return text;
+}
+
+/* Runs the command, which must exit with code and say needle on one line
+ * of stderr. */
+#define REFUSED(code, needle, ...)                                                  \
+  do {                                                                              \
+    char *out_ = NULL, *err_ = NULL;                                                \
+    int rc_ = CLI(&out_, &err_, __VA_ARGS__);                                       \
+    if (rc_ != (code) || !strstr(err_, needle) || strchr(err_, '\n') != strrchr(err_, '\n')) \
+      fail_msg("exit %d, stderr '%s' (want %d, '%s')", rc_, err_, code, needle);    \
+    free(out_);                                                                     \
+    free(err_);                                                                     \
+  } while (0)
+
+/* Bad input from the command: a one-line error, the documented exit code
+ * (2 for usage, 4 for an unknown root), and nothing changed in the store. */
+static void test_cli_bad_input(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  char *out = NULL, *err = NULL;
+  /* a root that is over, and one of its stages */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "chain", "--args", "[2]", "--countdown",
+                       "3600"), 0);
+  char root[64];
+  snprintf(root, sizeof root, "%.36s", out);
+  free(out);
+  free(err);
+  char *before = store_state(&h);
+  REFUSED(2, "unknown pipeline 'NoSuch' (not in the libraries given with -A)", "pipeline",
+          "start", "NoSuch", "-A", TASKS_LIB);
+  REFUSED(2, "args must be a JSON array", "pipeline", "start", "chain", "--args", "{}");
+  REFUSED(2, "args must be a JSON array", "pipeline", "start", "chain", "--args", "\"[1]\"");
+  REFUSED(2, "--args", "pipeline", "start", "chain", "--args", "[1");
+  REFUSED(2, "kwargs must be a JSON object", "pipeline", "start", "chain", "--kwargs", "[]");
+  REFUSED(2, "--countdown", "pipeline", "start", "chain", "--countdown", "-1");
+  REFUSED(2, "the key must be 1 to 512 bytes", "pipeline", "start", "chain", "--key", "");
+  REFUSED(2, "give a subcommand", "pipeline", "start");
+  REFUSED(2, "unknown subcommand 'frob'", "pipeline", "frob", root);
+  REFUSED(2, "is not a pipeline id", "pipeline", "abort", "nope");
+  REFUSED(4, "no pipeline 01a2372a-0000-7000-8000-000000000000", "pipeline", "abort",
+          "01a2372a-0000-7000-8000-000000000000");
+  REFUSED(4, "no pipeline 01a2372a-0000-7000-8000-000000000000", "pipeline", "show",
+          "01a2372a-0000-7000-8000-000000000000");
+  REFUSED(2, "--older-than", "pipeline", "cleanup", "--older-than", "soon");
+  REFUSED(2, "give a subcommand", "pipeline", "cleanup", root);
+  char *after = store_state(&h);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+  h_teardown(&h);
+}
+
+/* A worker deletes finished trees on its own after the store URL's
+ * pipe_retention_ms. */
+static void test_retention(void **state) {
+  harness_t h;
+  h_setup(&h, "?pipe_retention_ms=1000");
+  char log[400];
+  snprintf(log, sizeof log, "%s/worker.log", h.dir);
+  pid_t w = h_worker_log(&h, log, true, "threads", 2, NULL);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "euclid", "--args", "[1071, 462]",
+                       "--wait", "--timeout", "60"), 0);
+  free(out);
+  free(err);
+  json_t *l = NULL;
+  assert_int_equal(er_pipeline_list(h.client, NULL, NULL, 10, &l, NULL), 0);
+  char root[64];
+  snprintf(root, sizeof root, "%s", json_string_value(json_object_get(json_array_get(l, 0), "id")));
+  json_decref(l);
+  assert_true(h_wait_text(log, "pipelines: deleted 1 roots finished over 1 s ago", 30000));
+  json_t *d = NULL;
+  assert_int_equal(er_pipeline_get(h.client, root, &d), ER_ENOENT);
+  char *empty = store_state(&h);
+  assert_non_null(strstr(empty, "\"pipe\":0,\"pipe.abort\":0,\"pipe.ended\":0,\"pipe.key\":0,"
+                                "\"pipe.root\":0,\"pipe.slot\":0"));
+  free(empty);
   h_stop(w, SIGTERM);
   h_teardown(&h);
 }
@@ -210,7 +323,7 @@ static void wait_stage(harness_t *h, const char *root, size_t k) {
   json_decref(d);
 }
 
-/* Workers killed with -9 in the middle of a chain: their leases end, other
+/* Workers killed with -9 in the middle of a chain of 1,000 stages: their leases end, other
  * workers take the stages over, and the chain completes, each stage's
  * output filled once, by that stage. */
 static void test_kill9(void **state) {
@@ -218,18 +331,18 @@ static void test_kill9(void **state) {
   h_setup(&h, NULL);
   pid_t w1 = h_worker(&h, "prefork", 2, "--lease", "1", NULL);
   pid_t w2 = h_worker(&h, "threads", 2, "--lease", "1", NULL);
-  json_t *args = json_pack("[i]", 600);
+  json_t *args = json_pack("[i]", 1000);
   er_pipeline_opts_t o = {.unchecked = true};
   er_id_t root;
   assert_int_equal(er_pipeline_start(h.client, "chain", args, NULL, &o, &root), 0);
   json_decref(args);
-  wait_stage(&h, root.text, 100);
+  wait_stage(&h, root.text, 200);
   h_stop(w1, SIGKILL);
   pid_t w3 = h_worker(&h, "prefork", 2, "--lease", "1", NULL);
-  wait_stage(&h, root.text, 300);
+  wait_stage(&h, root.text, 600);
   h_stop(w2, SIGKILL);
   pid_t w4 = h_worker(&h, "threads", 2, "--lease", "1", NULL);
-  json_decref(run_one_started(&h, root.text, 600, 601));
+  json_decref(run_one_started(&h, root.text, 1000, 1001));
   h_stop(w3, SIGTERM);
   h_stop(w4, SIGTERM);
   h_teardown(&h);
@@ -255,6 +368,8 @@ int main(void) {
       cmocka_unit_test(test_redis),
       cmocka_unit_test(test_cli),
       cmocka_unit_test(test_kill9),
+      cmocka_unit_test(test_cli_bad_input),
+      cmocka_unit_test(test_retention),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
