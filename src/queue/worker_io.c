@@ -162,8 +162,13 @@ static void flush_done(er__sreq_t *r) {
       er_log(ER_LOG_ERROR, "worker %s: cannot record %zu outcomes%s", w->id, q->n, q->why);
     bool retry_later = false;
     for (size_t i = 0; i < q->n; i++) {
-      if (r->rc == 0 && q->fenced && q->fenced[i])
-        er_log(ER_LOG_WARN, "task %s: lease lost; this attempt's outcome was refused", q->cs[i].id);
+      if (r->rc == 0 && q->fenced && q->fenced[i]) {
+        /* Worded as when the renewal finds the lease lost first (worker.c):
+         * which of the two sees it is a race, the news is the same. */
+        const er_task_rec_t *rec = q->jobs[i] ? q->jobs[i]->rec : NULL;
+        er_log(ER_LOG_WARN, "task %s[%s] lease lost: this attempt's outcome was refused",
+               rec && rec->task ? rec->task : "?", q->cs[i].id);
+      }
       retry_later |= q->cs[i].state == ER_STATE_RETRY;
       json_decref(q->cs[i].error);
       er__worker_job_free(q->jobs[i]);
