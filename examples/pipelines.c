@@ -36,11 +36,11 @@ static json_t *fan_sum(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *parts = json_array();
   for (json_int_t i = 0; i < n; i++) {
     json_t *a = json_pack("[I]", i);
-    er_pipe_handle_t *h = er_pipe_child(ctx, "errand.Return", a, NULL);
+    er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a, NULL);
     json_decref(a);
     json_array_append(parts, er_pipe_out(h, NULL)); /* a slot reference */
   }
-  er_pipe_child(ctx, "errand.Sum", parts, NULL); /* waits for every part */
+  er_pipe_child(ctx, "Sum", parts, NULL); /* waits for every part */
   json_decref(parts);
   return NULL;
 }

@@ -27,6 +27,7 @@ int setup(void **state) {
   rc = er_client_open(f->url, &f->c, err, sizeof err);
   if (rc) fail_msg("client %s: %s", f->url, err);
   f->applied = json_object();
+  f->answers = json_object();
   g_now = er_now_wall_ms();
   er__pipe_clock = test_clock;
   *state = f;
@@ -38,6 +39,7 @@ int teardown(void **state) {
   er_client_close(f->c);
   er_store_close(f->s);
   json_decref(f->applied);
+  json_decref(f->answers);
   if (f->dir[0]) {
     DIR *d = opendir(f->dir);
     struct dirent *e;
@@ -74,12 +76,13 @@ er_id_t start(fx_t *f, const char *name, const char *args_json, const er_pipelin
   return id;
 }
 
-static void exec1(fx_t *f, er_task_rec_t *r) {
+void exec1(fx_t *f, er_task_rec_t *r) {
   er__pipe_result_t res;
   char err[512] = "";
-  int rc = er__pipe_exec(f->s, r, &res, err, sizeof err);
+  int rc = er__pipe_exec_at(f->s, r, f->base_url[0] ? f->base_url : NULL, &res, err, sizeof err);
   if (rc) fail_msg("exec %s %s: %s: %s", r->task, r->id, er_err_name(rc), err);
   f->execs++;
+  if (res.answer) json_object_set_new(f->answers, r->id, res.answer);
   if (!res.applied) return;
   char k[128];
   snprintf(k, sizeof k, "%s %s", r->task, json_string_value(json_array_get(r->args, 0)));
@@ -257,6 +260,7 @@ void check_tree(fx_t *f, const char *root, const char *status) {
     char err[256];
     assert_int_equal(er__pipe_exec(f->s, got[i], &res, err, sizeof err), 0);
     assert_false(res.applied);
+    json_decref(res.answer);
   }
   er_task_rec_free_array(got, n);
 }

@@ -30,7 +30,9 @@ typedef struct fx {
   unsigned seed;
   double p_dup, p_lost, p_late; /* chances per delivery */
   json_t *applied; /* "task id" -> transitions written */
+  json_t *answers; /* callback task id -> its last answer */
   size_t execs;
+  char base_url[128]; /* of callback URLs ("": none) */
 } fx_t;
 
 extern int64_t g_now; /* the pipelines' clock during the tests */
@@ -59,6 +61,9 @@ json_t *output(fx_t *f, const char *root);
 void check_tree(fx_t *f, const char *root, const char *status);
 /* How many transitions of task for pipeline id were written. */
 int applied(fx_t *f, const char *task, const char *id);
+/* Runs one internal task as a worker would, counting what it wrote; a
+ * callback task's answer is kept in f->answers. */
+void exec1(fx_t *f, er_task_rec_t *r);
 /* The number of documents in coll. */
 size_t count_docs(fx_t *f, const char *coll);
 
