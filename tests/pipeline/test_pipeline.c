@@ -457,6 +457,14 @@ void test_finalize_sees_outcome(void **state);
 void test_overtaken(void **state);
 void test_abort_during_run(void **state);
 void test_builtins(void **state);
+void test_async_completed_by_callback(void **state);
+void test_callback_retry(void **state);
+void test_callback_refused(void **state);
+void test_callback_task_idempotent(void **state);
+void test_delay_clock(void **state);
+void test_approval(void **state);
+void test_callback_url(void **state);
+void test_try_cancel(void **state);
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -483,6 +491,14 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_overtaken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_during_run, setup, teardown),
       cmocka_unit_test_setup_teardown(test_builtins, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_async_completed_by_callback, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_retry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_task_idempotent, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delay_clock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_url, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_try_cancel, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
