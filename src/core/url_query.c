@@ -31,8 +31,8 @@ void er__sbuf_add(er__sbuf_t *b, const char *s, size_t n) {
 }
 
 static bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 void er__sbuf_add_encoded(er__sbuf_t *b, const char *s, size_t n) {
@@ -85,20 +85,21 @@ static int decode(const char *p, size_t n, size_t at, char *out, size_t *outn, c
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
     char c = p[i];
+    size_t start = i;
     if (c == '+') {
       c = ' ';
     } else if (c == '%') {
       int hi = i + 2 < n ? hexval(p[i + 1]) : -1;
       int lo = hi >= 0 ? hexval(p[i + 2]) : -1;
       if (lo < 0) {
-        if (errmsg) snprintf(errmsg, size, "malformed percent escape at byte %zu", at + i);
+        if (errmsg) snprintf(errmsg, size, "malformed percent escape at byte %zu", at + start);
         return ER_EPARSE;
       }
       c = (char)(hi * 16 + lo);
       i += 2;
     }
     if (c == 0) {
-      if (errmsg) snprintf(errmsg, size, "a NUL byte at byte %zu", at + i);
+      if (errmsg) snprintf(errmsg, size, "a NUL byte (%%00) at byte %zu", at + start);
       return ER_EPARSE;
     }
     out[o++] = c;

@@ -24,14 +24,19 @@ static bool is_reserved(const char *name) {
 /* Why (name, v) cannot be a parameter, into errmsg; 0 when it can. */
 static int check_param(const char *name, size_t name_len, const json_t *v, bool reserved,
                        char *errmsg, size_t size) {
-  if (name_len != strlen(name)) er__errmsg(errmsg, size, "a callback parameter name holds a NUL byte");
-  else if (!*name) er__errmsg(errmsg, size, "a callback parameter has an empty name");
+  if (name_len != strlen(name))
+    er__errmsg(errmsg, size, "a callback parameter name holds a NUL byte");
+  else if (!*name)
+    er__errmsg(errmsg, size, "a callback parameter has an empty name");
   else if (reserved && is_reserved(name))
-    er__errmsg(errmsg, size, "callback parameter name '%s' is reserved (the URL carries it already)", name);
-  else if (!json_is_string(v)) er__errmsg(errmsg, size, "callback parameter '%.64s' is not a string", name);
+    er__errmsg(errmsg, size,
+               "callback parameter name '%s' is reserved (the URL carries it already)", name);
+  else if (!json_is_string(v))
+    er__errmsg(errmsg, size, "callback parameter '%.64s' is not a string", name);
   else if (strlen(json_string_value(v)) != json_string_length(v))
     er__errmsg(errmsg, size, "callback parameter '%.64s' holds a NUL byte", name);
-  else return 0;
+  else
+    return 0;
   return ER_EINVAL;
 }
 
@@ -112,11 +117,13 @@ static int canonical(const char *id, const json_t *params, char **msg, size_t *l
 }
 
 /* HMAC-SHA256(key, msg) as lower-case hex. */
-static int mac_hex(const uint8_t *key, const char *msg, size_t len, char out[ER__PIPE_TOKEN_LEN + 1]) {
+static int mac_hex(const uint8_t *key, const char *msg, size_t len,
+                   char out[ER__PIPE_TOKEN_LEN + 1]) {
   static const char hex[] = "0123456789abcdef";
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
-  if (!HMAC(EVP_sha256(), key, ER__PIPE_SECRET_LEN, (const unsigned char *)msg, len, mac, &maclen) ||
+  if (!HMAC(EVP_sha256(), key, ER__PIPE_SECRET_LEN, (const unsigned char *)msg, len, mac,
+            &maclen) ||
       maclen * 2 != ER__PIPE_TOKEN_LEN)
     return ER_EINTERNAL;
   for (unsigned i = 0; i < maclen; i++) {
@@ -164,7 +171,8 @@ static int match(const er__pipe_secret_t *sec, const char *msg, size_t len, cons
 int er__pipe_token_check(er_store_t *s, const char *pipeline_id, const json_t *params,
                          const char *token) {
   /* Nothing is made for an empty id, and a token's length is no secret. */
-  if (!pipeline_id || !*pipeline_id || !token || strnlen(token, ER__PIPE_TOKEN_LEN + 1) != ER__PIPE_TOKEN_LEN)
+  if (!pipeline_id || !*pipeline_id || !token ||
+      strnlen(token, ER__PIPE_TOKEN_LEN + 1) != ER__PIPE_TOKEN_LEN)
     return ER_EAUTH;
   char *msg;
   size_t len;
@@ -229,8 +237,7 @@ int er__pipe_callback_url(const char *base_url, const char *pipeline_id, const j
 }
 
 int er__pipe_callback_url_make(er_store_t *s, const char *base_url, const char *pipeline_id,
-                               const json_t *params, char **out, char *errmsg,
-                               size_t errmsg_size) {
+                               const json_t *params, char **out, char *errmsg, size_t errmsg_size) {
   *out = NULL;
   /* Bad input is refused before the store is asked for its secret. */
   int rc = check_base(base_url, errmsg, errmsg_size);
@@ -238,14 +245,17 @@ int er__pipe_callback_url_make(er_store_t *s, const char *base_url, const char *
   if (rc) return rc;
   char token[ER__PIPE_TOKEN_LEN + 1];
   rc = er__pipe_token_make(s, pipeline_id, params, token);
-  if (rc == ER_EINVAL) er__errmsg(errmsg, errmsg_size, "a callback URL needs a pipeline id");
+  if (rc == ER_EINVAL)
+    er__errmsg(errmsg, errmsg_size, "a callback URL needs a pipeline id");
   else if (rc == ER_ECORRUPT)
     er__errmsg(errmsg, errmsg_size, "the callback secret (document %s/%s) is malformed",
                ER__PIPE_SECRET_COLL, ER__PIPE_SECRET_KEY);
-  else if (rc == ER_ESYS) er__errmsg(errmsg, errmsg_size, "no random bytes for the callback secret");
-  else if (rc) er__errmsg(errmsg, errmsg_size, "callback secret: %s", er_store_last_error(s));
-  return rc ? rc : er__pipe_callback_url(base_url, pipeline_id, params, token, out, errmsg,
-                                         errmsg_size);
+  else if (rc == ER_ESYS)
+    er__errmsg(errmsg, errmsg_size, "no random bytes for the callback secret");
+  else if (rc)
+    er__errmsg(errmsg, errmsg_size, "callback secret: %s", er_store_last_error(s));
+  return rc ? rc
+            : er__pipe_callback_url(base_url, pipeline_id, params, token, out, errmsg, errmsg_size);
 }
 
 const char *er__pipe_base_url(const char *opt) {

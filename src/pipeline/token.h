@@ -116,8 +116,7 @@ int er__pipe_callback_url(const char *base_url, const char *pipeline_id, const j
 /* The same with the token made under the store's secret
  * (er__pipe_token_make). */
 int er__pipe_callback_url_make(er_store_t *s, const char *base_url, const char *pipeline_id,
-                               const json_t *params, char **out, char *errmsg,
-                               size_t errmsg_size);
+                               const json_t *params, char **out, char *errmsg, size_t errmsg_size);
 /* The base URL for callback URLs: opt when set and non-empty, else
  * $ERRAND_BASE_URL when set and non-empty, else NULL (the caller says that
  * none is configured). Returns opt or the environment's string (not copied). */

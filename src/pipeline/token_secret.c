@@ -46,12 +46,14 @@ static int decode_doc(const json_t *v, int64_t version, er__pipe_secret_t *out) 
   const json_t *prev = json_object_get(v, "previous"), *at = json_object_get(v, "rotated_ms");
   const char *why = NULL;
   memset(out, 0, sizeof *out);
-  if (!json_is_object(v)) why = "not an object";
+  if (!json_is_object(v))
+    why = "not an object";
   else if (!from_hex(json_string_value(json_object_get(v, "current")), out->current))
     why = "\"current\" is not 64 lower-case hex digits";
   else if (prev && !json_is_null(prev) && !from_hex(json_string_value(prev), out->previous))
     why = "\"previous\" is neither null nor 64 lower-case hex digits";
-  else if (!json_is_integer(at)) why = "\"rotated_ms\" is not an integer";
+  else if (!json_is_integer(at))
+    why = "\"rotated_ms\" is not an integer";
   if (why) {
     OPENSSL_cleanse(out, sizeof *out);
     er_log(ER_LOG_ERROR, "callback secret %s/%s is malformed: %s", ER__PIPE_SECRET_COLL,

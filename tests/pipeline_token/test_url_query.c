@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
+
 #include "core/url_query.h"
 #include "pipeline/token.h"
 
@@ -62,7 +64,8 @@ static void test_encode(void **state) {
 static void test_parse(void **state) {
   (void)state;
   assert_json_is(parse_ok(""), "{}");
-  assert_json_is(parse_ok("a=1&b=x+y&c=%2B&d"), "{\"a\":\"1\",\"b\":\"x y\",\"c\":\"+\",\"d\":\"\"}");
+  assert_json_is(parse_ok("a=1&b=x+y&c=%2B&d"),
+                 "{\"a\":\"1\",\"b\":\"x y\",\"c\":\"+\",\"d\":\"\"}");
   assert_json_is(parse_ok("&a=1&&b=2&"), "{\"a\":\"1\",\"b\":\"2\"}");
   assert_json_is(parse_ok("a=b=c&e="), "{\"a\":\"b=c\",\"e\":\"\"}");
   /* Escapes in either case, raw UTF-8 as it is, escaped UTF-8 decoded. */
@@ -75,7 +78,7 @@ static void test_parse_refusals(void **state) {
   parse_refused("a=%", "malformed percent escape at byte 2");
   parse_refused("a=%4", "malformed percent escape");
   parse_refused("a=1&b=%zz", "malformed percent escape at byte 6");
-  parse_refused("a=%00", "NUL");
+  parse_refused("a=%00", "NUL byte (%00) at byte 2");
   parse_refused("a%00b=1", "NUL");
   parse_refused("a=1&a=2", "'a' given twice");
   parse_refused("a=1&b=2&a=1", "given twice"); /* even with the same value */
@@ -104,12 +107,13 @@ static void test_url_exact(void **state) {
       er__pipe_callback_url("http://h:8080/app//", "P-1", params, TOKEN, &url, err, sizeof err), 0);
   /* Names in bytewise order ("B" < "a" < "b"), the base's slashes dropped. */
   char want[400];
-  snprintf(want, sizeof want, "http://h:8080/app/callback?pipeline_id=P-1&B=%%26&a=x%%20y&b=2&token=%s",
-           TOKEN);
+  snprintf(want, sizeof want,
+           "http://h:8080/app/callback?pipeline_id=P-1&B=%%26&a=x%%20y&b=2&token=%s", TOKEN);
   assert_string_equal(url, want);
   er_free(url);
   /* No parameters. */
-  assert_int_equal(er__pipe_callback_url("https://example.com", "id", NULL, TOKEN, &url, NULL, 0), 0);
+  assert_int_equal(er__pipe_callback_url("https://example.com", "id", NULL, TOKEN, &url, NULL, 0),
+                   0);
   snprintf(want, sizeof want, "https://example.com/callback?pipeline_id=id&token=%s", TOKEN);
   assert_string_equal(url, want);
   er_free(url);
@@ -119,18 +123,19 @@ static void test_url_exact(void **state) {
 static void test_url_round_trip(void **state) {
   (void)state;
   json_t *params = json_pack(
-      "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "space", "a b  c", "amp", "x&y&",
-      "eq", "k=v=", "pct", "100% %41", "unicode", "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9d\x84\x9e",
-      "empty", "", "plus", "1+1", "name with space&=", "v", "\xc3\xbc", "\xc3\xa9",
-      "slash?#", "/a?b#c");
+      "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "space", "a b  c", "amp", "x&y&", "eq",
+      "k=v=", "pct", "100% %41", "unicode", "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9d\x84\x9e", "empty",
+      "", "plus", "1+1", "name with space&=", "v", "\xc3\xbc", "\xc3\xa9", "slash?#", "/a?b#c");
   const char *id = "pipe line/\xc3\xa9&=";
   char *url = NULL;
-  assert_int_equal(er__pipe_callback_url("http://127.0.0.1:8080", id, params, TOKEN, &url, NULL, 0), 0);
+  assert_int_equal(er__pipe_callback_url("http://127.0.0.1:8080", id, params, TOKEN, &url, NULL, 0),
+                   0);
   /* Only unreserved bytes and escapes after the base: the URL is one token
    * on a command line, in a mail, in an HTML attribute. */
   const char *q = strchr(url, '?') + 1;
-  assert_int_equal(strspn(q, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%&="),
-                   strlen(q));
+  assert_int_equal(
+      strspn(q, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%&="),
+      strlen(q));
   json_t *got = url_query(url);
   json_t *want = json_deep_copy(params);
   json_object_set_new(want, "pipeline_id", json_string(id));
@@ -145,15 +150,17 @@ static void test_url_round_trip(void **state) {
 static void url_refused(const char *base, const char *id, json_t *params, const char *token,
                         const char *want) {
   char *url = (char *)1, err[200] = "";
-  assert_int_equal(er__pipe_callback_url(base, id, params, token, &url, err, sizeof err), ER_EINVAL);
+  assert_int_equal(er__pipe_callback_url(base, id, params, token, &url, err, sizeof err),
+                   ER_EINVAL);
   assert_null(url);
   if (!strstr(err, want)) fail_msg("message '%s' lacks '%s'", err, want);
 }
 
 static void test_url_refusals(void **state) {
   (void)state;
-  const char *bad_bases[] = {NULL, "", "ftp://h", "http://", "http:///x", "http://h?x=1",
-                             "http://h#f", "http://h x", "h:8080", "http://h\xc3\xa9"};
+  const char *bad_bases[] = {
+      NULL,           "",           "ftp://h",    "http://", "http:///x",
+      "http://h?x=1", "http://h#f", "http://h x", "h:8080",  "http://h\xc3\xa9"};
   for (size_t i = 0; i < sizeof bad_bases / sizeof *bad_bases; i++)
     url_refused(bad_bases[i], "id", NULL, TOKEN, "is not http[s]://HOST");
   url_refused("http://h", "", NULL, TOKEN, "needs a pipeline id and a token");
@@ -194,12 +201,46 @@ static void test_base_url(void **state) {
   unsetenv("ERRAND_BASE_URL");
 }
 
+/* An allocator that fails from the n-th allocation on. */
+static int g_left;
+static void *failing_malloc(size_t n) { return g_left-- > 0 ? malloc(n) : NULL; }
+static void *failing_realloc(void *p, size_t n) { return g_left-- > 0 ? realloc(p, n) : NULL; }
+
+/* Every allocation that fails gives ER_ENOMEM, nothing half-made and
+ * nothing leaked (ASan's leak check runs on this too). */
+static void test_out_of_memory(void **state) {
+  (void)state;
+  json_t *params = json_pack("{s:s, s:s}", "a", "x y", "b", "z");
+  const char *q = "a=1&b=%41%42&c";
+  bool url_done = false, parse_done = false;
+  for (int n = 0; n < 50 && !(url_done && parse_done); n++) {
+    er_allocator_t a = {failing_malloc, failing_realloc, free};
+    er_set_allocator(&a);
+    g_left = n;
+    char *url = NULL;
+    json_t *obj = NULL;
+    int rc = url_done ? 0 : er__pipe_callback_url("http://h", "id", params, TOKEN, &url, NULL, 0);
+    int prc = parse_done ? 0 : er__url_query_parse(q, strlen(q), &obj, NULL, 0);
+    er_set_allocator(NULL);
+    assert_true(rc == 0 || rc == ER_ENOMEM);
+    assert_true(prc == 0 || prc == ER_ENOMEM);
+    assert_true(rc == 0 || !url);
+    assert_true(prc == 0 || !obj);
+    if (url) url_done = true;
+    if (obj) parse_done = true;
+    er_free(url);
+    json_decref(obj);
+  }
+  assert_true(url_done && parse_done);
+  json_decref(params);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_encode),         cmocka_unit_test(test_parse),
       cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_url_exact),
       cmocka_unit_test(test_url_round_trip), cmocka_unit_test(test_url_refusals),
-      cmocka_unit_test(test_base_url),
+      cmocka_unit_test(test_base_url),       cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
