@@ -43,16 +43,23 @@ static json_t *answer(int status, const char *fmt, ...) {
                    "text/plain; charset=utf-8", "body", body);
 }
 
+bool er__pipe_takes_callback(const json_t *doc, char *why, size_t size) {
+  const char *st = er__pipe_status(doc);
+  const char *id = json_string_value(json_object_get(doc, "id"));
+  const char *state = !json_is_true(json_object_get(doc, "async")) ? "not async"
+                      : !strcmp(st, "waiting")                     ? "not started"
+                      : !strcmp(st, "retry")                       ? "retrying"
+                                                                   : st;
+  if (!strcmp(st, "run") && json_is_true(json_object_get(doc, "async"))) return true;
+  snprintf(why, size, "pipeline %s is %s: callback refused", id ? id : "?", state);
+  return false;
+}
+
 /* Why pipeline doc takes no callback now (an answer, new), or NULL. */
 static json_t *refusal(const json_t *doc, const char *id) {
   if (!doc) return answer(404, "no pipeline %s", id);
-  const char *st = er__pipe_status(doc);
-  if (!json_is_true(json_object_get(doc, "async")))
-    return answer(409, "pipeline %s is not async: callback refused", id);
-  if (strcmp(st, "run") != 0)
-    return answer(409, "pipeline %s is %s: callback refused", id,
-                  strcmp(st, "waiting") == 0 ? "not started" : st);
-  return NULL;
+  char why[256];
+  return er__pipe_takes_callback(doc, why, sizeof why) ? NULL : answer(409, "%s", why);
 }
 
 static int build_cb(er__pb_t *pb, void *ud) {

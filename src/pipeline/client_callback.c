@@ -23,15 +23,10 @@ int er_pipeline_callback(er_client_t *c, const char *id, json_t *params, er_id_t
   }
   json_t *doc = NULL;
   rc = er_pipeline_get(c, id, &doc);
-  const char *st = json_string_value(json_object_get(doc, "status"));
   if (rc == ER_ENOENT) {
     rc = er__client_fail(c, rc, "pipeline callback: no pipeline %s", id);
-  } else if (rc == 0 && !json_is_true(json_object_get(doc, "async"))) {
-    rc = er__client_fail(c, ER_ESTATE, "pipeline callback: pipeline %s is not async: callback "
-                         "refused", id);
-  } else if (rc == 0 && (!st || strcmp(st, "run") != 0)) {
-    rc = er__client_fail(c, ER_ESTATE, "pipeline callback: pipeline %s is %s: callback refused",
-                         id, !st ? "?" : strcmp(st, "waiting") == 0 ? "not started" : st);
+  } else if (rc == 0 && !er__pipe_takes_callback(doc, why, sizeof why)) {
+    rc = er__client_fail(c, ER_ESTATE, "pipeline callback: %s", why);
   } else if (rc == 0) {
     json_t *args = json_pack("[s, O]", id, p);
     er_send_opts_t o = {.queue = json_string_value(json_object_get(doc, "queue"))};

@@ -139,6 +139,10 @@ int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, i
                       const char *base_url, er__pipe_result_t *res);
 int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *id,
                            json_t *params, const char *base_url, er__pipe_result_t *res);
+/* Whether pipeline doc takes a callback now (async, waiting in RUN); else
+ * false with "pipeline ID is done: callback refused" (or not async, not
+ * started, retrying, ...) in why. */
+bool er__pipe_takes_callback(const json_t *doc, char *why, size_t size);
 /* Shared by the run and callback transitions (run.c): writes the outputs
  * ctx filled (a dynamic name gets its slot), and a retry of stage id
  * (attempt n failed with message), or the root's abort after the last. */
