@@ -103,27 +103,6 @@ static int build_cb(er__pb_t *pb, void *ud) {
   return er__pipe_fill_own(pb, c->id, &c->ctx, doc);
 }
 
-/* name -> value of the outputs filled before and by this callback (new). */
-static json_t *outputs_now(er_store_t *s, const cb_t *c, int *rc) {
-  json_t *out = json_deep_copy(c->ctx.fills);
-  const char *name;
-  json_t *sid;
-  json_object_foreach(json_object_get(c->ctx.doc, "outputs"), name, sid) {
-    if (json_object_get(out, name)) continue;
-    json_t *slot = NULL;
-    *rc = er_store_doc_get(s, ER__SLOT_COLL, json_string_value(sid), &slot, NULL);
-    if (*rc < 0 && *rc != ER_ENOENT) {
-      json_decref(out);
-      return NULL;
-    }
-    if (json_is_true(json_object_get(slot, "filled")))
-      json_object_set(out, name, json_object_get(slot, "value"));
-    json_decref(slot);
-  }
-  *rc = 0;
-  return out;
-}
-
 /* Runs the callback function and decides what came of it. */
 static int run_callback(er_store_t *s, cb_t *c, const er_pipeline_def_t *def, json_t *params,
                         const char *base_url) {
@@ -158,7 +137,7 @@ static int run_callback(er_store_t *s, cb_t *c, const er_pipeline_def_t *def, js
                               ctx->state_set || json_array_size(ctx->cbtasks)));
   c->answer = ctx->answer ? json_incref(ctx->answer) : answer(200, "%s", "");
   if ((c->kind == CB_DONE || c->aborted) && def->finalize) {
-    json_t *outputs = outputs_now(s, c, &rc);
+    json_t *outputs = er__pipe_filled_outputs(s, ctx->doc, ctx->fills, &rc);
     if (!outputs) return rc;
     er_pipe_ctx_t fin;
     er__pctx_init(&fin, def, ctx->doc, ctx->attempt, false);

@@ -20,12 +20,12 @@ static bool pending(const json_t *doc, bool abort) {
   return abort ? !er__pipe_over(doc) : strcmp(er__pipe_status(doc), "finalizing") == 0;
 }
 
-/* name -> value of the stage's filled outputs (new). */
-static json_t *filled_outputs(er_store_t *s, const json_t *doc, int *rc) {
-  json_t *out = json_object();
+json_t *er__pipe_filled_outputs(er_store_t *s, const json_t *doc, const json_t *fills, int *rc) {
+  json_t *out = fills ? json_deep_copy(fills) : json_object();
   const char *name;
   json_t *sid;
   json_object_foreach(json_object_get(doc, "outputs"), name, sid) {
+    if (json_object_get(out, name)) continue;
     json_t *slot = NULL;
     *rc = er_store_doc_get(s, ER__SLOT_COLL, json_string_value(sid), &slot, NULL);
     if (*rc < 0 && *rc != ER_ENOENT) {
@@ -44,7 +44,7 @@ static json_t *filled_outputs(er_store_t *s, const json_t *doc, int *rc) {
 static int finalize(er_store_t *s, const er_pipeline_def_t *def, json_t *doc, bool abort) {
   if (!def->finalize) return 0;
   int rc = 0;
-  json_t *outputs = filled_outputs(s, doc, &rc);
+  json_t *outputs = er__pipe_filled_outputs(s, doc, NULL, &rc);
   if (!outputs) return rc;
   er_pipe_ctx_t ctx;
   er__pctx_init(&ctx, def, doc, (int)json_integer_value(json_object_get(doc, "attempts")), false);

@@ -148,6 +148,10 @@ bool er__pipe_takes_callback(const json_t *doc, char *why, size_t size);
  * (attempt n failed with message), or the root's abort after the last. */
 int er__pipe_fill_own(er__pb_t *pb, const char *id, const er_pipe_ctx_t *ctx, json_t *doc);
 int er__pipe_build_retry(er__pb_t *pb, const char *id, json_t *doc, int n, const char *message);
+/* name -> value of the outputs of doc filled in the store, and of fills
+ * (may be NULL: what a stage filled but did not write yet), new; NULL with
+ * *rc on a store error (finish.c). */
+json_t *er__pipe_filled_outputs(er_store_t *s, const json_t *doc, const json_t *fills, int *rc);
 /* Whether the tree of doc is being aborted (reads the root's abort record). */
 bool er__pipe_aborting(er_store_t *s, const json_t *doc);
 int er__pipe_exec_fin(er_store_t *s, const er_task_rec_t *rec, const char *id, bool abort,

@@ -207,6 +207,21 @@ json_t *output(fx_t *f, const char *root) {
   return v;
 }
 
+int64_t next_due(fx_t *f) {
+  const char *qs[] = {f->queue};
+  int64_t due = 0;
+  assert_int_equal(er_store_next_due(f->s, qs, 1, &due), 0);
+  return due;
+}
+
+void falls_due_at(fx_t *f, int64_t t) {
+  assert_int_equal(next_due(f), t);
+  g_now = t - 1;
+  assert_int_equal(step(f, 10), 0);
+  g_now = t;
+  assert_int_equal(step(f, 10), 1);
+}
+
 int applied(fx_t *f, const char *task, const char *id) {
   char k[128];
   snprintf(k, sizeof k, "%s %s", task, id);

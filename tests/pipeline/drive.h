@@ -59,6 +59,11 @@ json_t *output(fx_t *f, const char *root);
  * slot of a done tree filled by its owner, every barrier at 0, each
  * pipeline's run committed once, and each parent's finalize once. */
 void check_tree(fx_t *f, const char *root, const char *status);
+/* When the next task of f's queue falls due (0: none). */
+int64_t next_due(fx_t *f);
+/* The next task falls due at t, not a millisecond sooner: moves the clock
+ * to t - 1 (nothing to run), then to t, and runs that one task. */
+void falls_due_at(fx_t *f, int64_t t);
 /* How many transitions of task for pipeline id were written. */
 int applied(fx_t *f, const char *task, const char *id);
 /* Runs one internal task as a worker would, counting what it wrote; a

@@ -46,12 +46,6 @@ static const char *child_id(json_t *doc, size_t i) {
   return json_string_value(json_array_get(json_object_get(doc, "children"), i));
 }
 
-static int64_t next_due(fx_t *f) {
-  const char *qs[] = {f->queue};
-  int64_t due = 0;
-  assert_int_equal(er_store_next_due(f->s, qs, 1, &due), 0);
-  return due;
-}
 
 static const char *str(json_t *doc, const char *field) {
   const char *s = json_string_value(json_object_get(doc, field));
@@ -69,18 +63,10 @@ void test_retry_timings(void **state) {
   assert_int_equal(json_integer_value(json_object_get(d, "attempts")), 1);
   json_decref(d);
   /* the first retry waits backoff_s */
-  assert_int_equal(next_due(f), t0 + 15000);
-  g_now = t0 + 14999;
-  assert_int_equal(step(f, 10), 0);
-  g_now = t0 + 15000;
-  assert_int_equal(step(f, 10), 1);
+  falls_due_at(f, t0 + 15000);
   /* the second backoff_s * factor */
   int64_t t1 = g_now;
-  assert_int_equal(next_due(f), t1 + 30000);
-  g_now = t1 + 29999;
-  assert_int_equal(step(f, 10), 0);
-  g_now = t1 + 30000;
-  assert_int_equal(step(f, 10), 1);
+  falls_due_at(f, t1 + 30000);
   /* the third attempt was the last: the root aborts */
   d = pipe_doc(f, root.text);
   assert_string_equal(str(d, "retry_message"), "flaky: try 3");

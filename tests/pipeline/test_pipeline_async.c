@@ -277,12 +277,6 @@ void test_callback_task_idempotent(void **state) {
   assert_int_equal(g_cb_calls, 2);
 }
 
-static int64_t next_due(fx_t *f) {
-  const char *qs[] = {f->queue};
-  int64_t due = 0;
-  assert_int_equal(er_store_next_due(f->s, qs, 1, &due), 0);
-  return due;
-}
 
 /* Delay [30]: in RUN until its callback task, due 30 s later, completes it
  * with the seconds waited. */
@@ -294,11 +288,7 @@ void test_delay_clock(void **state) {
   json_t *d = pipe_doc(f, root.text);
   assert_string_equal(str(d, "status"), "run");
   json_decref(d);
-  assert_int_equal(next_due(f), t0 + 30000);
-  g_now = t0 + 29999;
-  assert_int_equal(step(f, 10), 0);
-  g_now = t0 + 30000;
-  assert_int_equal(step(f, 10), 1);
+  falls_due_at(f, t0 + 30000); /* the callback task's eta */
   check_tree(f, root.text, "done");
   json_t *v = output(f, root.text);
   assert_int_equal(json_integer_value(v), 30);

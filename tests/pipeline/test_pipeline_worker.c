@@ -251,6 +251,25 @@ static void wait_run(harness_t *h, const char *id) {
   }
 }
 
+/* `errand pipeline callback root choice=approve [token=...]`: the answer
+ * "approved", then the root's output true. */
+static void approve(harness_t *hp, const char *root, const char *token) {
+  harness_t h = *hp; /* for CLI */
+  char *out = NULL, *err = NULL;
+  int rc = token ? CLI(&out, &err, "pipeline", "callback", root, "choice=approve", token,
+                       "--timeout", "60")
+                 : CLI(&out, &err, "pipeline", "callback", root, "choice=approve", "--timeout",
+                       "60");
+  assert_int_equal(rc, 0);
+  assert_string_equal(out, "approved\n");
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "60"), 0);
+  assert_string_equal(out, "true\n");
+  free(out);
+  free(err);
+}
+
 /* Async pipelines run by a prefork worker that has a base URL: Delay 1 end
  * to end, approve_demo and Approval through `errand pipeline callback`,
  * and its refusals with their exit codes. */
@@ -287,15 +306,7 @@ static void test_async_cli(void **state) {
   assert_non_null(strstr(out, "  deny: http://localhost:8080/errand/callback?"));
   free(out);
   free(err);
-  assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "choice=approve", "--timeout",
-                       "60"), 0);
-  assert_string_equal(out, "approved\n");
-  free(out);
-  free(err);
-  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "60"), 0);
-  assert_string_equal(out, "true\n");
-  free(out);
-  free(err);
+  approve(&h, root, NULL);
   /* finished, unknown, bad parameters: one line each, nothing queued */
   assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "choice=deny"), 2);
   assert_non_null(strstr(err, "is done: callback refused\n"));
@@ -328,15 +339,7 @@ static void test_async_cli(void **state) {
   snprintf(tok, sizeof tok, "token=%s",
            json_string_value(json_object_get(json_object_get(d, "state"), "token")));
   json_decref(d);
-  assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "choice=approve", tok,
-                       "--timeout", "60"), 0);
-  assert_string_equal(out, "approved\n");
-  free(out);
-  free(err);
-  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "60"), 0);
-  assert_string_equal(out, "true\n");
-  free(out);
-  free(err);
+  approve(&h, root, tok);
   h_stop(w, SIGTERM);
   h_teardown(&h);
 }
