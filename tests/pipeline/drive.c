@@ -294,3 +294,33 @@ size_t count_docs(fx_t *f, const char *coll) {
     if (k < 500) return n;
   }
 }
+
+/* A client's task is due at the wall clock's now: the test's clock, which
+ * may lag behind it, catches up. */
+void catch_up(void) {
+  int64_t now = er_now_wall_ms();
+  if (g_now <= now) g_now = now + 1;
+}
+
+/* Queues a callback to id and returns the callback task's id. */
+er_id_t callback(fx_t *f, const char *id, const char *params_json) {
+  json_t *p = json_loads(params_json, 0, NULL);
+  er_id_t task;
+  int rc = er_pipeline_callback(f->c, id, p, &task);
+  json_decref(p);
+  if (rc) fail_msg("callback: %s: %s", er_err_name(rc), er_client_last_error(f->c));
+  catch_up();
+  return task;
+}
+
+json_int_t answer_status(fx_t *f, const char *task) {
+  return json_integer_value(json_object_get(json_object_get(f->answers, task), "status"));
+}
+
+/* Snapshot of what a refused callback must leave alone. */
+char *snapshot(fx_t *f, const char *root) {
+  json_t *t = tree(f, root);
+  char *s = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(t);
+  return s;
+}

@@ -69,6 +69,16 @@ int applied(fx_t *f, const char *task, const char *id);
 /* Runs one internal task as a worker would, counting what it wrote; a
  * callback task's answer is kept in f->answers. */
 void exec1(fx_t *f, er_task_rec_t *r);
+/* The test's clock catches up with the wall clock (a client's task is due
+ * at the wall clock's now). */
+void catch_up(void);
+/* Queues a callback (params as JSON text) to pipeline id with
+ * er_pipeline_callback; returns the callback task's id. */
+er_id_t callback(fx_t *f, const char *id, const char *params_json);
+/* The status of the answer callback task `task` gave (0: none yet). */
+json_int_t answer_status(fx_t *f, const char *task);
+/* root's tree as JSON text (free()): what a refused callback leaves alone. */
+char *snapshot(fx_t *f, const char *root);
 /* The number of documents in coll. */
 size_t count_docs(fx_t *f, const char *coll);
 
