@@ -104,7 +104,10 @@ static json_t *approve_demo_cb(er_pipe_ctx_t *ctx, json_t *params) {
   er_pipe_respond(ctx, 200, NULL, approved ? "approved" : "denied");
   return NULL;
 }
-ER_PIPELINE("approve_demo", approve_demo, .callback = approve_demo_cb, .flags = ER_PIPE_ASYNC)
+/* An abort may abort it while it waits: nothing outside is left half done. */
+static bool approve_demo_cancel(er_pipe_ctx_t *ctx) { return true; }
+ER_PIPELINE("approve_demo", approve_demo, .callback = approve_demo_cb,
+            .try_cancel = approve_demo_cancel, .flags = ER_PIPE_ASYNC)
 
 static json_t *delay_demo(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *s = json_array_size(args) ? json_array_get(args, 0) : NULL;

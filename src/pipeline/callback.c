@@ -94,8 +94,8 @@ static int build_cb(er__pb_t *pb, void *ud) {
     return 0;
   }
   er__pctx_put_status(&c->ctx, doc);
+  if (c->kind == CB_RETRY) return 0; /* its next attempt schedules what it needs */
   if ((rc = er__pctx_put_async(pb, &c->ctx, doc)) < 0) return rc;
-  if (c->kind == CB_RETRY) return 0;
   if (c->kind == CB_DONE) {
     json_object_set_new(doc, "status", json_string("done"));
     json_object_set_new(doc, "end_ms", json_integer(pb->now));
@@ -119,6 +119,8 @@ static int run_callback(er_store_t *s, cb_t *c, const er_pipeline_def_t *def, js
     json_decref(v);
   }
   char missing[512];
+  if (ctx->ask == ER__ASK_NONE && ctx->nchildren)
+    er__pctx_usage(ctx, "async pipeline '%s' declares children in its callback", def->name);
   if (ctx->ask == ER__ASK_NONE && ctx->completed &&
       er__pctx_unfilled(ctx, missing, sizeof missing))
     er__pctx_usage(ctx, "pipeline '%s' never filled its outputs %s", def->name, missing);

@@ -24,14 +24,14 @@ static json_t *seconds_of(json_t *args, json_t *kwargs) {
 static json_t *delay(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *s = seconds_of(args, kwargs);
   if (!s) return er_pipe_abort(ctx, "Delay takes [seconds], a number from 0 to %.0f", DELAY_MAX_S);
+  er_pipe_set_state(ctx, s); /* the record's args may be a slot reference */
   er_pipe_callback_task(ctx, (int64_t)(json_number_value(s) * 1000.0), NULL);
   return NULL;
 }
 
 /* The callback task's call: done, with the seconds waited as the output. */
 static json_t *delay_cb(er_pipe_ctx_t *ctx, json_t *params) {
-  json_t *args = json_object_get(ctx->doc, "args"), *kwargs = json_object_get(ctx->doc, "kwargs");
-  er_pipe_complete(ctx, seconds_of(args, kwargs));
+  er_pipe_complete(ctx, er_pipe_state(ctx));
   return NULL;
 }
 

@@ -11,6 +11,18 @@ static const char *str(json_t *doc, const char *field) {
 
 static json_t *nothing(er_pipe_ctx_t *ctx, json_t *params) { return NULL; }
 
+/* Delay of a slot: Return [2], then Delay [its output]. */
+static json_t *delay_ref(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  json_t *a = json_pack("[i]", 2);
+  er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a, NULL);
+  json_decref(a);
+  a = json_pack("[O]", er_pipe_out(h, NULL));
+  er_pipe_child(ctx, "Delay", a, NULL);
+  json_decref(a);
+  return NULL;
+}
+ER_PIPELINE("t.delay_ref", delay_ref)
+
 /* Delay [30]: in RUN until its callback task, due 30 s later, completes it
  * with the seconds waited. */
 void test_delay_clock(void **state) {
@@ -32,6 +44,13 @@ void test_delay_clock(void **state) {
   d = pipe_doc(f, root.text);
   assert_non_null(strstr(str(d, "abort_message"), "Delay takes [seconds]"));
   json_decref(d);
+  /* seconds from another child's output */
+  root = start(f, "t.delay_ref", NULL, NULL);
+  drive(f, 1000);
+  check_tree(f, root.text, "done");
+  v = output(f, root.text);
+  assert_int_equal(json_integer_value(v), 2);
+  json_decref(v);
   /* delay_demo: Delay, then Return "done" */
   root = start(f, "delay_demo", "[2]", NULL);
   chaos(f, 3, 0.2, 0.1, 0.1);
