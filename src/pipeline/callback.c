@@ -21,6 +21,7 @@ typedef enum { CB_NONE, CB_DONE, CB_RETRY, CB_ABORT } cb_kind_t;
 
 typedef struct cb {
   const char *id, *task_id;
+  char done_key[2 * ER_ID_LEN + 2]; /* "<pipeline id>:<task id>" in ER__CB_COLL */
   er_pipe_ctx_t ctx;
   cb_kind_t kind;
   /* The stage ends aborted now (its finalize ran so): it asked for an
@@ -77,7 +78,7 @@ static int build_cb(er__pb_t *pb, void *ud) {
   json_t *doc = d->value;
   const char *root = json_string_value(json_object_get(doc, "root"));
   json_t *rec = json_pack("{s:s, s:O}", "pipeline", c->id, "answer", c->answer);
-  if ((rc = er__pb_doc_new(pb, ER__CB_COLL, c->task_id, rec)) < 0) return rc;
+  if ((rc = er__pb_doc_new(pb, ER__CB_COLL, c->done_key, rec)) < 0) return rc;
   d->dirty = true;
   bool requested;
   if (c->kind == CB_RETRY)
@@ -152,8 +153,10 @@ static int run_callback(er_store_t *s, cb_t *c, const er_pipeline_def_t *def, js
 
 int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *id,
                            json_t *params, const char *base_url, er__pipe_result_t *res) {
+  cb_t c = {.id = id, .task_id = rec->id};
+  snprintf(c.done_key, sizeof c.done_key, "%s:%s", id, rec->id);
   json_t *done = NULL;
-  int rc = er_store_doc_get(s, ER__CB_COLL, rec->id, &done, NULL);
+  int rc = er_store_doc_get(s, ER__CB_COLL, c.done_key, &done, NULL);
   if (rc == 0) { /* delivered again: the same answer */
     res->answer = json_incref(json_object_get(done, "answer"));
     json_decref(done);
@@ -163,7 +166,6 @@ int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *
   json_t *doc = NULL;
   rc = er_store_doc_get(s, ER__PIPE_COLL, id, &doc, NULL);
   if (rc < 0 && rc != ER_ENOENT) return rc;
-  cb_t c = {.id = id, .task_id = rec->id};
   json_t *no = refusal(doc, id);
   const char *name = json_string_value(json_object_get(doc, "name"));
   const er_pipeline_def_t *def = doc ? er_pipeline_lookup(name) : NULL;

@@ -16,7 +16,7 @@
 #define ER__KEY_COLL "pipe.key"         /* start key -> {"root": id} */
 #define ER__ROOT_COLL "pipe.root"       /* newest-first index of roots */
 #define ER__ABORT_COLL "pipe.abort"     /* root id -> {"message"}: the tree aborts */
-#define ER__CB_COLL "pipe.cb"           /* callback task id -> {"pipeline", "answer"} */
+#define ER__CB_COLL "pipe.cb" /* "<pipeline id>:<callback task id>" -> {"pipeline", "answer"} */
 
 #define ER__PIPE_TASK_RUN "errand.pipe.run"     /* [id, attempt] */
 #define ER__PIPE_TASK_FIN "errand.pipe.fin"     /* [id] */
