@@ -459,6 +459,7 @@ void test_abort_during_run(void **state);
 void test_builtins(void **state);
 void test_async_completed_by_callback(void **state);
 void test_callback_retry(void **state);
+void test_callback_aborts(void **state);
 void test_callback_refused(void **state);
 void test_callback_task_idempotent(void **state);
 void test_delay_clock(void **state);
@@ -493,6 +494,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_builtins, setup, teardown),
       cmocka_unit_test_setup_teardown(test_async_completed_by_callback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_callback_retry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_aborts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_callback_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_callback_task_idempotent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delay_clock, setup, teardown),

@@ -34,6 +34,8 @@ static json_t *waiter_cb(er_pipe_ctx_t *ctx, json_t *params) {
   const char *v = json_string_value(json_object_get(params, "v"));
   const char *note = json_string_value(json_object_get(params, "note"));
   if (json_object_get(params, "retry")) return er_pipe_retry(ctx, "again, please");
+  if (json_object_get(params, "abort"))
+    return er_pipe_abort(ctx, "%s", json_string_value(json_object_get(params, "abort")));
   if (note) er_pipe_set_status(ctx, note, NULL);
   if (v) {
     json_t *val = json_string(v);
@@ -121,6 +123,41 @@ void test_callback_retry(void **state) {
   json_t *v = output(f, root.text);
   assert_string_equal(json_string_value(v), "x");
   json_decref(v);
+}
+
+/* A callback that aborts the tree, or retries after the last attempt: the
+ * root aborts, and the async stage is aborted at once (finalized so), not
+ * left in RUN for the abort to ask its try_cancel. */
+void test_callback_aborts(void **state) {
+  fx_t *f = *state;
+  chaos(f, 5, 0.2, 0.1, 0.1);
+  er_id_t root = start(f, "t.waits_for", NULL, NULL);
+  drive(f, 1000);
+  json_t *d = pipe_doc(f, root.text);
+  callback(f, child_id(d, 0), "{\"abort\": \"no way\"}");
+  drive(f, 1000);
+  json_t *r = pipe_doc(f, root.text), *w = pipe_doc(f, child_id(d, 0));
+  assert_string_equal(str(r, "status"), "aborted");
+  assert_string_equal(str(r, "abort_message"), "no way");
+  assert_string_equal(str(w, "status"), "aborted");
+  json_t *l = json_object_get(g_fin, child_id(d, 0));
+  assert_true(json_array_size(l) >= 1);
+  assert_true(json_is_true(json_array_get(l, 0)));
+  json_decref(r);
+  json_decref(w);
+  json_decref(d);
+  /* a root whose callbacks retry until its attempts are spent */
+  root = start(f, "t.waiter", NULL, NULL);
+  drive(f, 1000);
+  for (int i = 0; i < 3; i++) {
+    callback(f, root.text, "{\"retry\": \"1\"}");
+    drive(f, 1000);
+  }
+  r = pipe_doc(f, root.text);
+  assert_string_equal(str(r, "status"), "aborted");
+  assert_string_equal(str(r, "abort_message"), "aborting after 3 attempts");
+  assert_true(json_is_true(json_array_get(json_object_get(g_fin, root.text), 0)));
+  json_decref(r);
 }
 
 /* A callback to an unknown pipeline, to a sync one, to one not started or
