@@ -24,8 +24,9 @@
  * is filled. It may instead ask for a retry or an abort.
  *
  * Execution: errand's own workers run every stage through internal tasks
- * ("errand.pipe.run", "errand.pipe.fin", "errand.pipe.abort") that
- * liberrand registers; a worker that loads a library of pipelines runs them.
+ * ("errand.pipe.run", "errand.pipe.fin", "errand.pipe.abort",
+ * "errand.pipe.callback") that liberrand registers; a worker that loads a
+ * library of pipelines runs them.
  * Every transition (a stage's outcome with its children, slots, barriers and
  * the tasks it releases; a finalize; a retry; an abort) is one atomic store
  * batch (er_store_apply), safe under duplicated, late and reordered
