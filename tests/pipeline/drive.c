@@ -207,6 +207,23 @@ json_t *output(fx_t *f, const char *root) {
   return v;
 }
 
+json_t *g_fin;
+
+void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted) {
+  if (!g_fin) g_fin = json_object();
+  json_t *l = json_object_get(g_fin, er_pipe_id(ctx));
+  if (!l) json_object_set_new(g_fin, er_pipe_id(ctx), l = json_array());
+  json_array_append_new(l, json_boolean(was_aborted));
+}
+
+void finalized(const char *id, bool want) {
+  json_t *l = json_object_get(g_fin, id);
+  if (!json_array_size(l)) fail_msg("pipeline %s was never finalized", id);
+  size_t i;
+  json_t *v;
+  json_array_foreach(l, i, v) assert_int_equal(json_is_true(v), want);
+}
+
 int64_t next_due(fx_t *f) {
   const char *qs[] = {f->queue};
   int64_t due = 0;

@@ -64,6 +64,12 @@ int64_t next_due(fx_t *f);
 /* The next task falls due at t, not a millisecond sooner: moves the clock
  * to t - 1 (nothing to run), then to t, and runs that one task. */
 void falls_due_at(fx_t *f, int64_t t);
+/* A finalize function that records each call: g_fin maps a pipeline id to
+ * [was_aborted, ...], one per call. */
+extern json_t *g_fin;
+void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted);
+/* Every finalize call of id saw was_aborted == want, and there was one. */
+void finalized(const char *id, bool want);
 /* How many transitions of task for pipeline id were written. */
 int applied(fx_t *f, const char *task, const char *id);
 /* Runs one internal task as a worker would, counting what it wrote; a

@@ -2,24 +2,6 @@
  * finalize functions see. */
 #include "drive.h"
 
-static json_t *g_fin; /* pipeline id -> [was_aborted, ...] per finalize call */
-
-static void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted) {
-  if (!g_fin) g_fin = json_object();
-  json_t *l = json_object_get(g_fin, er_pipe_id(ctx));
-  if (!l) json_object_set_new(g_fin, er_pipe_id(ctx), l = json_array());
-  json_array_append_new(l, json_boolean(was_aborted));
-}
-
-/* Every finalize call of id saw was_aborted == want, and there was one. */
-static void finalized(const char *id, bool want) {
-  json_t *l = json_object_get(g_fin, id);
-  if (!json_array_size(l)) fail_msg("pipeline %s was never finalized", id);
-  size_t i;
-  json_t *v;
-  json_array_foreach(l, i, v) assert_int_equal(json_is_true(v), want);
-}
-
 static json_t *flaky(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   return er_pipe_retry(ctx, "flaky: try %d", er_pipe_attempt(ctx));
 }

@@ -2,15 +2,7 @@
  * refused, named callback tasks, try_cancel. */
 #include "drive.h"
 
-static json_t *g_fin;   /* pipeline id -> [was_aborted, ...] */
-static int g_cb_calls;  /* callback functions run */
-
-static void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted) {
-  if (!g_fin) g_fin = json_object();
-  json_t *l = json_object_get(g_fin, er_pipe_id(ctx));
-  if (!l) json_object_set_new(g_fin, er_pipe_id(ctx), l = json_array());
-  json_array_append_new(l, json_boolean(was_aborted));
-}
+static int g_cb_calls; /* callback functions run */
 
 static const char *str(json_t *doc, const char *field) {
   const char *s = json_string_value(json_object_get(doc, field));
@@ -94,10 +86,7 @@ void test_async_completed_by_callback(void **state) {
     v = output(f, root.text);
     assert_string_equal(json_string_value(v), "seven");
     assert_true(g_cb_calls >= 2);
-    /* finalized once it completed, not aborted */
-    json_t *l = json_object_get(g_fin, child_id(d, 0));
-    assert_true(json_array_size(l) >= 1);
-    assert_false(json_is_true(json_array_get(l, 0)));
+    finalized(child_id(d, 0), false); /* once it completed, not aborted */
     json_decref(v);
     json_decref(w);
     json_decref(d);
@@ -140,9 +129,7 @@ void test_callback_aborts(void **state) {
   assert_string_equal(str(r, "status"), "aborted");
   assert_string_equal(str(r, "abort_message"), "no way");
   assert_string_equal(str(w, "status"), "aborted");
-  json_t *l = json_object_get(g_fin, child_id(d, 0));
-  assert_true(json_array_size(l) >= 1);
-  assert_true(json_is_true(json_array_get(l, 0)));
+  finalized(child_id(d, 0), true);
   json_decref(r);
   json_decref(w);
   json_decref(d);
@@ -156,7 +143,7 @@ void test_callback_aborts(void **state) {
   r = pipe_doc(f, root.text);
   assert_string_equal(str(r, "status"), "aborted");
   assert_string_equal(str(r, "abort_message"), "aborting after 3 attempts");
-  assert_true(json_is_true(json_array_get(json_object_get(g_fin, root.text), 0)));
+  finalized(root.text, true);
   json_decref(r);
 }
 
