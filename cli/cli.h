@@ -90,6 +90,11 @@ int cli_print_outcome(er_client_t *c, const char *id, int rc, json_t *result, js
  * queue after a few seconds. Past the timeout: "not finished after ..." and
  * EXIT_NOT_READY. Returns the exit code (wait.c). */
 int cli_wait_result(er_client_t *c, const char *id, int64_t timeout_ms);
+/* errand pipeline callback ID k=v...: delivers the callback, waits (timeout_ms
+ * < 0: forever) and prints its answer; returns the exit code
+ * (cmd_pipeline_callback.c). */
+int cli_pipeline_callback(er_client_t *c, const char *id, int nparams, char **params,
+                          int64_t timeout_ms);
 
 int cmd_worker(int argc, char **argv);
 int cmd_send(int argc, char **argv);

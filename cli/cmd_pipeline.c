@@ -12,7 +12,7 @@
 
 static const char pipeline_usage[] =
     "usage: errand pipeline start NAME [options] | wait ROOT | show ROOT | abort ROOT | list\n"
-    "                       | cleanup\n"
+    "       | callback ID [NAME=VALUE ...] | cleanup\n"
     "  start NAME      starts a root pipeline and prints its id; with --wait its\n"
     "                  default output as JSON (exit 1 with the message if it aborts)\n"
     "      --args JSON     positional arguments, a JSON array\n"
@@ -31,6 +31,9 @@ static const char pipeline_usage[] =
     "  list            roots, newest first\n"
     "      --name N        only the roots named N\n"
     "      --limit N       at most N (default 100)\n"
+    "  callback ID [NAME=VALUE ...]  delivers a callback to async pipeline ID\n"
+    "                  (no token: the operator's path), waits for a worker to run\n"
+    "                  it and prints its answer; --timeout S gives up, exit 5\n"
     "  cleanup         deletes the trees of roots finished over the retention ago\n"
     "      --older-than S  roots finished over S seconds ago (default: the store's\n"
     "                      pipe_retention_ms, 7 days)\n"
@@ -114,6 +117,11 @@ static void show_one(json_t *tree, const char *id, int depth, bool tty) {
   const char *sm = json_string_value(json_object_get(p, "status_message"));
   if (sm) printf(" [%s]", cli_esc(sm, e2, sizeof e2));
   printf("\n");
+  const char *ln;
+  json_t *url;
+  json_object_foreach(json_object_get(p, "links"), ln, url) /* a line each, under it */
+    printf("%*s  %s: %s\n", depth * 2, "", cli_esc(ln, e1, sizeof e1),
+           cli_esc(json_is_string(url) ? json_string_value(url) : "", e2, sizeof e2));
   free(val);
   size_t i;
   json_t *child;
@@ -254,11 +262,13 @@ int cmd_pipeline(int argc, char **argv) {
   const char *sub = optind < argc ? argv[optind] : NULL;
   const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
   bool needs_arg = sub && strcmp(sub, "list") != 0 && strcmp(sub, "cleanup") != 0;
-  if (!sub || (needs_arg && !arg) || optind + (needs_arg ? 2 : 1) < argc) {
+  bool more = sub && strcmp(sub, "callback") == 0; /* its NAME=VALUE parameters */
+  if (!sub || (needs_arg && !arg) || (!more && optind + (needs_arg ? 2 : 1) < argc)) {
     cli_error("pipeline: give a subcommand and its argument (see errand pipeline --help)");
     return EXIT_USAGE;
   }
-  static const char *const subs[] = {"start", "wait", "show", "abort", "list", "cleanup"};
+  static const char *const subs[] = {"start", "wait",     "show",   "abort",
+                                     "list",  "callback", "cleanup"};
   bool known = false;
   for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) known = known || !strcmp(sub, subs[i]);
   if (!known) {
@@ -277,6 +287,8 @@ int cmd_pipeline(int argc, char **argv) {
     code = show(cl, arg, as_json);
   } else if (!strcmp(sub, "list")) {
     code = list(cl, name, limit);
+  } else if (!strcmp(sub, "callback")) {
+    code = cli_pipeline_callback(cl, arg, argc - optind - 2, argv + optind + 2, timeout);
   } else if (!strcmp(sub, "cleanup")) {
     code = cleanup(cl, older_than);
   } else {

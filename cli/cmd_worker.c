@@ -23,6 +23,8 @@ static const char usage[] =
     "                      or the store's max_payload if larger)\n"
     "      --task-output FILE  append what prefork tasks print to FILE instead of\n"
     "                      the log\n"
+    "      --base-url URL  the base of pipelines' callback URLs, http(s)://...\n"
+    "                      (default: $ERRAND_BASE_URL)\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -39,13 +41,12 @@ static int log_level_from_name(const char *s) {
 }
 
 /* The user's tasks: liberrand's own ("errand.*", which run pipelines) are
- * always there. */
+ * always there, as are its built-in pipelines (Return, Sum, ...): those
+ * registered before any library is loaded. */
 static void count_task(const er_task_def_t *d, void *ud) {
   if (strncmp(d->name, "errand.", 7) != 0) ++*(size_t *)ud;
 }
-static void count_pipeline(const er_pipeline_def_t *d, void *ud) {
-  if (strncmp(d->name, "errand.", 7) != 0) ++*(size_t *)ud;
-}
+static void count_pipeline(const er_pipeline_def_t *d, void *ud) { ++*(size_t *)ud; }
 
 int cmd_worker(int argc, char **argv) {
   static const struct option opts[] = {
@@ -56,8 +57,10 @@ int cmd_worker(int argc, char **argv) {
       {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
       {"max-result-size", required_argument, 0, 'R'}, {"task-output", required_argument, 0, 'T'},
-      {0, 0, 0, 0}};
+      {"base-url", required_argument, 0, 'B'}, {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
+  size_t builtins = 0;
+  er_pipeline_foreach(count_pipeline, &builtins);
   char *queues[ER_WORKER_MAX_QUEUES];
   size_t nq = 0;
   int c;
@@ -112,6 +115,7 @@ int cmd_worker(int argc, char **argv) {
         break;
       case 'q': wo.quiet = true; break;
       case 'T': wo.task_output = optarg; break;
+      case 'B': wo.base_url = optarg; break;
       case 'R': {
         int bytes;
         if (!cli_int_opt("--max-result-size", optarg, 1, INT_MAX, &bytes)) return EXIT_USAGE;
@@ -148,10 +152,10 @@ int cmd_worker(int argc, char **argv) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
     return cli_open_exit(rc);
   }
-  size_t ntasks = 0;
+  size_t ntasks = 0, npipes = 0;
   er_task_foreach(count_task, &ntasks);
-  er_pipeline_foreach(count_pipeline, &ntasks);
-  if (!ntasks)
+  er_pipeline_foreach(count_pipeline, &npipes);
+  if (!ntasks && npipes == builtins)
     cli_error("no tasks loaded: this worker fails every task it takes as unknown "
               "(load a library of tasks with -A LIB)");
   rc = er_worker_run(w);

@@ -14,7 +14,7 @@ static const char usage[] =
     "  worker   run a worker: errand worker -A LIB [-A LIB]... [--queues a,b]\n"
     "           [--concurrency N] [--pool prefork|threads|solo] [--prefetch N]\n"
     "           [--lease S] [--grace S] [--max-result-size BYTES]\n"
-    "           [--task-output FILE] [--loglevel L] [--quiet]\n"
+    "           [--task-output FILE] [--base-url URL] [--loglevel L] [--quiet]\n"
     "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON]\n"
     "           [--context JSON] [--countdown S] [--eta TIME] [--expires S|TIME]\n"
     "           [--key K] [--name N] [--if-absent] [--queue Q] [--priority P]\n"

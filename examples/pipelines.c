@@ -12,7 +12,17 @@
  *                 built-in once all are filled: n(n-1)/2
  * chain   [n]     n stages one after the other, each adding 1 to the output
  *                 of the one before: n
+ * approve_demo    an async pipeline that waits for a choice: its callback
+ *                 completes it with choice == "approve". Its approve and
+ *                 deny callback URLs are its status links, where a real
+ *                 application would mail them (the worker needs --base-url
+ *                 or ERRAND_BASE_URL for them); from the shell:
+ *                   errand pipeline callback ID choice=approve
+ * delay_demo [s]  the Delay built-in (s seconds, default 1), then Return
+ *                 "done"
  */
+#include <string.h>
+
 #include <errand.h>
 
 static json_int_t arg_int(json_t *args, size_t i) {
@@ -36,11 +46,11 @@ static json_t *fan_sum(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *parts = json_array();
   for (json_int_t i = 0; i < n; i++) {
     json_t *a = json_pack("[I]", i);
-    er_pipe_handle_t *h = er_pipe_child(ctx, "errand.Return", a, NULL);
+    er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a, NULL);
     json_decref(a);
     json_array_append(parts, er_pipe_out(h, NULL)); /* a slot reference */
   }
-  er_pipe_child(ctx, "errand.Sum", parts, NULL); /* waits for every part */
+  er_pipe_child(ctx, "Sum", parts, NULL); /* waits for every part */
   json_decref(parts);
   return NULL;
 }
@@ -66,3 +76,49 @@ static json_t *chain(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   return NULL;
 }
 ER_PIPELINE("chain", chain)
+
+static json_t *approve_demo(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  json_t *links = json_object();
+  const char *const choices[] = {"approve", "deny"};
+  for (int i = 0; i < 2; i++) {
+    json_t *p = json_pack("{s:s}", "choice", choices[i]);
+    char *url = er_pipe_callback_url(ctx, p); /* NULL without a base URL */
+    if (url) json_object_set_new(links, choices[i], json_string(url));
+    er_free(url);
+    json_decref(p);
+  }
+  er_pipe_set_status(ctx, "waiting for a choice", links);
+  json_decref(links);
+  return NULL; /* in RUN until the callback completes it */
+}
+
+static json_t *approve_demo_cb(er_pipe_ctx_t *ctx, json_t *params) {
+  const char *choice = json_string_value(json_object_get(params, "choice"));
+  if (!choice) {
+    er_pipe_respond(ctx, 400, NULL, "give choice=approve or choice=deny");
+    return NULL;
+  }
+  bool approved = strcmp(choice, "approve") == 0;
+  er_pipe_complete(ctx, json_boolean(approved));
+  er_pipe_set_status(ctx, approved ? "approved" : "denied", NULL);
+  er_pipe_respond(ctx, 200, NULL, approved ? "approved" : "denied");
+  return NULL;
+}
+/* An abort may abort it while it waits: nothing outside is left half done. */
+static bool approve_demo_cancel(er_pipe_ctx_t *ctx) { return true; }
+ER_PIPELINE("approve_demo", approve_demo, .callback = approve_demo_cb,
+            .try_cancel = approve_demo_cancel, .flags = ER_PIPE_ASYNC)
+
+static json_t *delay_demo(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
+  json_t *s = json_array_size(args) ? json_array_get(args, 0) : NULL;
+  json_t *a = s ? json_pack("[O]", s) : json_pack("[i]", 1);
+  er_pipe_handle_t *d = er_pipe_child(ctx, "Delay", a, NULL);
+  json_decref(a);
+  er_pipe_after(ctx, d, NULL); /* Return waits for the Delay */
+  a = json_pack("[s]", "done");
+  er_pipe_child(ctx, "Return", a, NULL);
+  json_decref(a);
+  er_pipe_after_end(ctx);
+  return NULL;
+}
+ER_PIPELINE("delay_demo", delay_demo)

@@ -11,8 +11,8 @@
  * each shape (0 skips it) and times it from the call that starts it to its
  * final result:
  *
- *   fan    fan_sum [N] (examples/pipelines.c): N errand.Return children, one
- *          errand.Sum waiting on all their slots; N(N-1)/2. N + 2 stages.
+ *   fan    fan_sum [N] (examples/pipelines.c): N Return children, one
+ *          Sum waiting on all their slots; N(N-1)/2. N + 2 stages.
  *   chain  chain [M]: M chain.step stages, each waiting on the one before and
  *          adding 1; M. M + 1 stages.
  *   plain  K `add` tasks (libpbench_tasks.so), sent in batches of 1000 on

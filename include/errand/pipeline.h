@@ -24,15 +24,16 @@
  * is filled. It may instead ask for a retry or an abort.
  *
  * Execution: errand's own workers run every stage through internal tasks
- * ("errand.pipe.run", "errand.pipe.fin", "errand.pipe.abort") that
- * liberrand registers; a worker that loads a library of pipelines runs them.
+ * ("errand.pipe.run", "errand.pipe.fin", "errand.pipe.abort",
+ * "errand.pipe.callback") that liberrand registers; a worker that loads a
+ * library of pipelines runs them.
  * Every transition (a stage's outcome with its children, slots, barriers and
  * the tasks it releases; a finalize; a retry; an abort) is one atomic store
  * batch (er_store_apply), safe under duplicated, late and reordered
  * deliveries. Run, finalize and callback functions may run more than once
  * (delivery is at least once); what they write to the store is written once.
  *
- * Threads: run and finalize functions run on a worker's pool like tasks; the
+ * Threads: run, finalize and callback functions run on a worker's pool like tasks; the
  * er_pipe_ctx_t is valid only during the call and only on that thread.
  *
  * Errors: 0 or a negative ER_E* code; client calls keep a one-line detail in
@@ -65,19 +66,35 @@ typedef json_t *(*er_pipe_fn)(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs);
  * name to its value; was_aborted says whether the tree was aborted. May run
  * more than once. */
 typedef void (*er_pipe_finalize_fn)(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted);
-/* Coming: callbacks from the outside world (a URL, a task). Reserved. */
+/* An async pipeline's callback: params (borrowed) is an object of string
+ * values, those of the callback URL or callback task. It may complete the
+ * pipeline (er_pipe_complete), fill outputs, ask for a retry (the run
+ * function runs again, as the next attempt) or an abort, set the status,
+ * the state, schedule callback tasks, and answer with er_pipe_respond.
+ * Returns NULL (a value returned is ignored, with a warning). */
 typedef json_t *(*er_pipe_callback_fn)(er_pipe_ctx_t *ctx, json_t *params);
+/* An abort reached this async pipeline while it waits in RUN for its
+ * completion: true lets it be aborted (its finalize then runs with
+ * was_aborted true), false keeps it running (App Engine's try_cancel): it
+ * is aborted when a callback later completes it, retries or aborts. No
+ * try_cancel: false. */
+typedef bool (*er_pipe_try_cancel_fn)(er_pipe_ctx_t *ctx);
 
 enum {
-  ER_PIPE_ASYNC = 1,            /* coming: stays in RUN until er_pipe_complete */
-  ER_PIPE_PUBLIC_CALLBACKS = 2  /* coming: callbacks without a token */
+  /* The pipeline stays in RUN after its run function returns, until
+   * er_pipe_complete (from run, or later from its callback). */
+  ER_PIPE_ASYNC = 1,
+  /* Its callback URLs need no token: anyone who has the URL may call it
+   * back (its callback checks what it must, as Approval checks its own
+   * random token). With ER_PIPE_ASYNC only. */
+  ER_PIPE_PUBLIC_CALLBACKS = 2
 };
 
 typedef struct er_pipeline_def {
   const char *name; /* unique among pipelines; "euclid", "mail.digest" */
   er_pipe_fn run;
   er_pipe_finalize_fn finalize; /* may be NULL */
-  er_pipe_callback_fn callback; /* coming; may be NULL */
+  er_pipe_callback_fn callback; /* async pipelines; may be NULL (callbacks refused) */
   int flags;                    /* ER_PIPE_* */
   /* Declared output names, NULL-ended: the pipeline is strict, and filling
    * another name is an error. NULL: dynamic, any name may be filled. The
@@ -86,13 +103,14 @@ typedef struct er_pipeline_def {
   int max_attempts;      /* 0: 3 */
   double backoff_s;      /* the first retry's wait; 0: 15 */
   double backoff_factor; /* each later retry waits this much longer; 0: 2 */
+  er_pipe_try_cancel_fn try_cancel; /* async pipelines; may be NULL */
 } er_pipeline_def_t;
 
 /* Registers def (not copied: a static). 0; ER_EEXIST for a name taken by
  * another run function; ER_EINVAL for no name or run function, a name over
- * 200 bytes, or a declared output named "default" or ""; ER_ENOTSUP for
- * flags not supported yet (ER_PIPE_ASYNC, ER_PIPE_PUBLIC_CALLBACKS). Each
- * refusal is logged. Thread-safe. */
+ * 200 bytes, a declared output named "default" or "", unknown flags, or a
+ * callback, try_cancel or ER_PIPE_PUBLIC_CALLBACKS without ER_PIPE_ASYNC.
+ * Each refusal is logged. Thread-safe. */
 int er_pipeline_register(const er_pipeline_def_t *def);
 /* The pipeline registered under name, or NULL. Thread-safe. */
 const er_pipeline_def_t *er_pipeline_lookup(const char *name);
@@ -158,6 +176,50 @@ int er_pipe_in_order_end(er_pipe_ctx_t *ctx);
  * with the pipeline in the tree; written with the stage's outcome. */
 int er_pipe_set_status(er_pipe_ctx_t *ctx, const char *message, json_t *links);
 
+/* ---- Async pipelines (run and callback functions of ER_PIPE_ASYNC ones) ----
+ * Each of these, called for a pipeline that is not async, fails the attempt
+ * (ER_ESTATE). What they do is written with the function's outcome, in the
+ * same transition. */
+
+/* Completes the pipeline: value (borrowed; NULL: null) fills the default
+ * output unless it is filled already (with NULL; else the attempt fails:
+ * filled twice), and every output someone waits on must be filled by now.
+ * The stage is then done (its finalize runs). ER_EALREADY when called twice. */
+int er_pipe_complete(er_pipe_ctx_t *ctx, json_t *value);
+
+/* The HTTP callback URL, a new string (er_free):
+ *   BASE/callback?pipeline_id=ID&NAME=VALUE&...&token=TOKEN
+ * BASE is the worker's --base-url (er_worker_opts_t.base_url), else
+ * $ERRAND_BASE_URL; TOKEN an HMAC-SHA256 over the id and params under a
+ * secret the store keeps. params (borrowed; NULL: none) is an object of
+ * string values, without "pipeline_id"; "token" only for a pipeline with
+ * ER_PIPE_PUBLIC_CALLBACKS, whose own token it then is (it stands where the
+ * HMAC token would). NULL when no base URL is configured (logged; the
+ * attempt goes on), or for bad params (the attempt fails, saying why). */
+char *er_pipe_callback_url(er_pipe_ctx_t *ctx, json_t *params);
+
+/* Schedules the callback (params as above, borrowed; NULL: none) to be
+ * delivered by a task countdown_ms from now. The task is named after the
+ * pipeline, the call (countdown and params) and the attempt or callback
+ * that asked for it, so the same call twice, or an attempt run twice, never
+ * delivers it twice. 0, or ER_EINVAL (bad params, a negative countdown: the
+ * attempt fails). */
+int er_pipe_callback_task(er_pipe_ctx_t *ctx, int64_t countdown_ms, json_t *params);
+
+/* In a callback: the answer to give whoever called back (the HTTP layer
+ * answers with it; `errand pipeline callback` prints it): status 100..599,
+ * content_type (NULL: "text/plain; charset=utf-8") and body (NULL: "")
+ * copied. Without it the answer is 200 with an empty body. ER_EINVAL for a
+ * bad status; ER_ESTATE outside a callback. The last call wins. */
+int er_pipe_respond(er_pipe_ctx_t *ctx, int status, const char *content_type, const char *body);
+
+/* The pipeline's own state, kept with its record between its run and its
+ * callbacks (Approval keeps its random token there): state (borrowed, any
+ * JSON; NULL: null) replaces it, written with the outcome. er_pipe_state
+ * gives it (borrowed from ctx; null until set). */
+int er_pipe_set_state(er_pipe_ctx_t *ctx, json_t *state);
+json_t *er_pipe_state(const er_pipe_ctx_t *ctx);
+
 /* ---- Starting and watching (clients) ---- */
 
 typedef struct er_pipeline_opts {
@@ -192,11 +254,23 @@ er_future_t *er_pipeline_start_async(er_client_t *c, er_loop_t *loop, const char
  * ER_EINVAL for one that is not a root (or not an id). */
 int er_pipeline_abort(er_client_t *c, const char *root_id, const char *message, bool *aborted);
 
+/* Delivers a callback to pipeline id by queueing its callback task
+ * ("errand.pipe.callback", a worker runs the pipeline's callback function):
+ * the trusted path, with no token (an operator's, or the HTTP layer's once
+ * it checked the token). params (borrowed; NULL: {}) an object of string
+ * values. *task_id (may be NULL) gets the task's id, whose result (er_result)
+ * is the answer {"status", "content_type", "body"}. ER_ENOENT for an unknown
+ * pipeline; ER_ESTATE for one that takes no callback now (not async, not
+ * started, or finished: "pipeline ID is done: callback refused"); ER_EINVAL
+ * for bad params. Nothing is written on error. */
+int er_pipeline_callback(er_client_t *c, const char *id, json_t *params, er_id_t *task_id);
+
 /* One pipeline's record, *out new: {"id", "name", "root", "parent", "args",
  * "kwargs", "outputs" (name -> slot id), "children", "status" (waiting, run,
  * retry, finalizing, done, aborted), "attempts", "max_attempts",
  * "backoff_s", "backoff_factor", "start_ms", "end_ms", "retry_message",
- * "abort_message", "status_message", "links", ...}. ER_ENOENT if unknown. */
+ * "abort_message", "status_message", "links", "async", "state", ...}.
+ * ER_ENOENT if unknown. */
 int er_pipeline_get(er_client_t *c, const char *id, json_t **out);
 /* The value of a pipeline's output name (NULL: default), *out new. ER_ESTATE
  * while it is not filled, ER_ENOENT for an unknown pipeline or output. */

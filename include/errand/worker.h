@@ -90,6 +90,10 @@ typedef struct er_worker_opts {
   const char *task_output;    /* prefork: what tasks print is appended to this file
                                  instead of the log (created 0600: it may be as
                                  private as the args); NULL: the log */
+  const char *base_url;       /* the base of pipelines' callback URLs
+                                 (er_pipe_callback_url), http:// or https://;
+                                 NULL: $ERRAND_BASE_URL. Borrowed: it must
+                                 outlive the worker */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg

@@ -1,8 +1,8 @@
-/* Built-in pipelines, as App Engine's pipeline.common has them, named
- * "errand.<Name>": values and numbers here, lists and text in
- * common_text.c. Each takes its values as args (slot references resolved),
- * like any stage. Truth is Python's: false, null, 0, "", [] and {} are
- * false. Delay and Approval (async) are coming. */
+/* Built-in pipelines, as App Engine's pipeline.common has them and by its
+ * names (Return, Sum, ...): values and numbers here, lists and text in
+ * common_text.c, the async ones (Delay, Approval) in common_async.c. Each
+ * takes its values as args (slot references resolved), like any stage.
+ * Truth is Python's: false, null, 0, "", [] and {} are false. */
 #include "pipeline/pipe_internal.h"
 
 bool er__pipe_truthy(const json_t *v) {
@@ -124,23 +124,24 @@ static json_t *abort_if_true(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 }
 
 static const er_pipeline_def_t g_defs[] = {
-    {.name = "errand.Return", .run = ret},
-    {.name = "errand.Ignore", .run = ignore},
-    {.name = "errand.List", .run = list},
-    {.name = "errand.Dict", .run = dict},
-    {.name = "errand.Sum", .run = sum},
-    {.name = "errand.Multiply", .run = mul},
-    {.name = "errand.Max", .run = max},
-    {.name = "errand.Min", .run = min},
-    {.name = "errand.Negate", .run = negate},
-    {.name = "errand.All", .run = all},
-    {.name = "errand.Any", .run = any},
-    {.name = "errand.Complement", .run = complement},
-    {.name = "errand.AbortIfTrue", .run = abort_if_true},
+    {.name = "Return", .run = ret},
+    {.name = "Ignore", .run = ignore},
+    {.name = "List", .run = list},
+    {.name = "Dict", .run = dict},
+    {.name = "Sum", .run = sum},
+    {.name = "Multiply", .run = mul},
+    {.name = "Max", .run = max},
+    {.name = "Min", .run = min},
+    {.name = "Negate", .run = negate},
+    {.name = "All", .run = all},
+    {.name = "Any", .run = any},
+    {.name = "Complement", .run = complement},
+    {.name = "AbortIfTrue", .run = abort_if_true},
     {0},
 };
 
 void er__pipe_builtins_register(void) {
   for (const er_pipeline_def_t *d = g_defs; d->name; d++) er__pipe_register_raw(d);
   for (const er_pipeline_def_t *d = er__pipe_builtins_text; d->name; d++) er__pipe_register_raw(d);
+  for (const er_pipeline_def_t *d = er__pipe_builtins_async; d->name; d++) er__pipe_register_raw(d);
 }

@@ -192,13 +192,13 @@ static json_t *log_(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 }
 
 const er_pipeline_def_t er__pipe_builtins_text[] = {
-    {.name = "errand.Append", .run = append},
-    {.name = "errand.Extend", .run = extend},
-    {.name = "errand.Concat", .run = concat},
-    {.name = "errand.Union", .run = union_},
-    {.name = "errand.Intersection", .run = intersection},
-    {.name = "errand.Uniquify", .run = uniquify},
-    {.name = "errand.Format", .run = format_},
-    {.name = "errand.Log", .run = log_},
+    {.name = "Append", .run = append},
+    {.name = "Extend", .run = extend},
+    {.name = "Concat", .run = concat},
+    {.name = "Union", .run = union_},
+    {.name = "Intersection", .run = intersection},
+    {.name = "Uniquify", .run = uniquify},
+    {.name = "Format", .run = format_},
+    {.name = "Log", .run = log_},
     {0},
 };

@@ -26,6 +26,10 @@ void er__pctx_init(er_pipe_ctx_t *ctx, const er_pipeline_def_t *def, json_t *doc
   ctx->fills = json_object();
   ctx->known = json_object();
   ctx->after = json_array();
+  ctx->filled = json_object();
+  ctx->cbtasks = json_array();
+  json_t *state = json_object_get(doc, "state");
+  ctx->state = state ? json_incref(state) : json_null();
 }
 
 static void child_free(er__pchild_t *c) {
@@ -48,6 +52,10 @@ void er__pctx_free(er_pipe_ctx_t *ctx) {
   er_free(ctx->message);
   er_free(ctx->status_message);
   json_decref(ctx->links);
+  json_decref(ctx->filled);
+  json_decref(ctx->cbtasks);
+  json_decref(ctx->state);
+  json_decref(ctx->answer);
   memset(ctx, 0, sizeof *ctx);
 }
 
@@ -92,7 +100,8 @@ int er_pipe_fill(er_pipe_ctx_t *ctx, const char *name, json_t *value) {
     er__pctx_usage(ctx, "pipeline '%s' fills undeclared output '%s'", ctx->name, name);
     return ER_EINVAL;
   }
-  if (json_object_get(ctx->fills, name)) {
+  if (json_object_get(ctx->fills, name) ||
+      (ctx->in_callback && json_object_get(ctx->filled, name))) {
     er__pctx_usage(ctx, "pipeline '%s' fills output '%s' twice", ctx->name, name);
     return ER_EALREADY;
   }

@@ -11,19 +11,29 @@
 
 int er__pipe_exec(er_store_t *s, const er_task_rec_t *rec, er__pipe_result_t *res, char *err,
                   size_t err_size) {
+  return er__pipe_exec_at(s, rec, NULL, res, err, err_size);
+}
+
+int er__pipe_exec_at(er_store_t *s, const er_task_rec_t *rec, const char *base_url,
+                     er__pipe_result_t *res, char *err, size_t err_size) {
   res->applied = false;
+  res->answer = NULL;
   const char *task = rec->task ? rec->task : "";
   const char *id = json_string_value(json_array_get(rec->args, 0));
   json_t *att = json_array_get(rec->args, 1);
   bool run = strcmp(task, ER__PIPE_TASK_RUN) == 0;
   bool fin = strcmp(task, ER__PIPE_TASK_FIN) == 0;
   bool abort = strcmp(task, ER__PIPE_TASK_ABORT) == 0;
-  if (!id || !er_id_valid(id) || (!run && !fin && !abort) || (run && !json_is_integer(att))) {
-    snprintf(err, err_size, "%s: arguments must be [pipeline id%s]", task, run ? ", attempt" : "");
+  bool cb = strcmp(task, ER__PIPE_TASK_CALLBACK) == 0;
+  if (!id || !er_id_valid(id) || (!run && !fin && !abort && !cb) ||
+      (run && !json_is_integer(att)) || (cb && !json_is_object(att))) {
+    snprintf(err, err_size, "%s: arguments must be [pipeline id%s]", task,
+             run ? ", attempt" : cb ? ", params" : "");
     return ER_EINVAL;
   }
-  int rc = run ? er__pipe_exec_run(s, rec, id, (int)json_integer_value(att), res)
-               : er__pipe_exec_fin(s, rec, id, abort, res);
+  int rc = run  ? er__pipe_exec_run(s, rec, id, (int)json_integer_value(att), base_url, res)
+           : cb ? er__pipe_exec_callback(s, rec, id, att, base_url, res)
+                : er__pipe_exec_fin(s, rec, id, abort, res);
   if (rc < 0)
     snprintf(err, err_size, "%s %s: %s", task, id,
              er_store_last_error(s)[0] ? er_store_last_error(s) : er_strerror(rc));
@@ -80,10 +90,11 @@ static int pipe_task(er_task_t *t, json_t **result) {
   int rc = thread_store(er__task_store_url(t), &s, err, sizeof err);
   if (rc < 0) return er_task_retry(t, -1, rc, "pipeline: cannot open the store: %s", err);
   er__pipe_result_t res;
-  rc = er__pipe_exec(s, t->rec, &res, err, sizeof err);
+  rc = er__pipe_exec_at(s, t->rec, er__task_base_url(t), &res, err, sizeof err);
   if (rc == ER_EINVAL) return er_task_fail(t, rc, "%s", err);
   if (rc < 0) return er_task_retry(t, -1, rc, "%s", err);
-  *result = json_boolean(res.applied);
+  /* A callback's answer is what its caller waits for (er_result). */
+  *result = res.answer ? res.answer : json_boolean(res.applied);
   return 0;
 }
 
@@ -91,6 +102,8 @@ static const er_task_def_t g_run = {.name = ER__PIPE_TASK_RUN, .fn = pipe_task, 
 static const er_task_def_t g_fin = {.name = ER__PIPE_TASK_FIN, .fn = pipe_task, .max_retries = 20};
 static const er_task_def_t g_abort = {.name = ER__PIPE_TASK_ABORT, .fn = pipe_task,
                                       .max_retries = 20};
+static const er_task_def_t g_callback = {.name = ER__PIPE_TASK_CALLBACK, .fn = pipe_task,
+                                         .max_retries = 20};
 
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 
@@ -98,6 +111,7 @@ static void init_once(void) {
   er_task_register(&g_run);
   er_task_register(&g_fin);
   er_task_register(&g_abort);
+  er_task_register(&g_callback);
   er__pipe_builtins_register();
 }
 

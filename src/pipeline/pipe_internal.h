@@ -17,10 +17,12 @@
 #define ER__ROOT_COLL "pipe.root"       /* newest-first index of roots */
 #define ER__ABORT_COLL "pipe.abort"     /* root id -> {"message"}: the tree aborts */
 #define ER__ENDED_COLL "pipe.ended"     /* oldest-first index of finished roots */
+#define ER__CB_COLL "pipe.cb" /* "<pipeline id>:<callback task id>" -> {"pipeline", "answer"} */
 
 #define ER__PIPE_TASK_RUN "errand.pipe.run"     /* [id, attempt] */
 #define ER__PIPE_TASK_FIN "errand.pipe.fin"     /* [id] */
 #define ER__PIPE_TASK_ABORT "errand.pipe.abort" /* [id] */
+#define ER__PIPE_TASK_CALLBACK "errand.pipe.callback" /* [id, params] */
 
 /* The pipelines' clock (wall ms); tests swap it for one they drive. */
 extern int64_t (*er__pipe_clock)(void);
@@ -31,7 +33,8 @@ void er__pipe_init(void);
 int er__pipe_register_raw(const er_pipeline_def_t *def);
 /* The built-ins (common.c, common_text.c). */
 void er__pipe_builtins_register(void);
-extern const er_pipeline_def_t er__pipe_builtins_text[]; /* ends with {0} */
+extern const er_pipeline_def_t er__pipe_builtins_text[];  /* ends with {0} */
+extern const er_pipeline_def_t er__pipe_builtins_async[]; /* Delay, Approval */
 /* Python's truth: false, null, 0, "", [] and {} are false. */
 bool er__pipe_truthy(const json_t *v);
 
@@ -158,13 +161,35 @@ int64_t er__pipe_retention_ms(er_store_t *s);
 typedef struct er__pipe_result {
   bool applied; /* a transition was written (else a duplicate, a late or a
                    fenced delivery: nothing to do) */
+  json_t *answer; /* a callback task's answer {"status", "content_type",
+                     "body"} (new; the caller releases it), else NULL */
 } er__pipe_result_t;
 /* Runs the internal task rec (reserved: STARTED at rec->attempt) on s: what
- * a worker does for "errand.pipe.*". 0 or an error; err gets a line. */
+ * a worker does for "errand.pipe.*". 0 or an error; err gets a line.
+ * base_url (may be NULL: $ERRAND_BASE_URL) is the base of callback URLs. */
 int er__pipe_exec(er_store_t *s, const er_task_rec_t *rec, er__pipe_result_t *res, char *err,
                   size_t err_size);
+int er__pipe_exec_at(er_store_t *s, const er_task_rec_t *rec, const char *base_url,
+                     er__pipe_result_t *res, char *err, size_t err_size);
 int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, int attempt,
-                      er__pipe_result_t *res);
+                      const char *base_url, er__pipe_result_t *res);
+int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *id,
+                           json_t *params, const char *base_url, er__pipe_result_t *res);
+/* Whether pipeline doc takes a callback now (async, waiting in RUN); else
+ * false with "pipeline ID is done: callback refused" (or not async, not
+ * started, retrying, ...) in why. */
+bool er__pipe_takes_callback(const json_t *doc, char *why, size_t size);
+/* Shared by the run and callback transitions (run.c): writes the outputs
+ * ctx filled (a dynamic name gets its slot), and a retry of stage id
+ * (attempt n failed with message), or the root's abort after the last. */
+int er__pipe_fill_own(er__pb_t *pb, const char *id, const er_pipe_ctx_t *ctx, json_t *doc);
+int er__pipe_build_retry(er__pb_t *pb, const char *id, json_t *doc, int n, const char *message);
+/* name -> value of the outputs of doc filled in the store, and of fills
+ * (may be NULL: what a stage filled but did not write yet), new; NULL with
+ * *rc on a store error (finish.c). */
+json_t *er__pipe_filled_outputs(er_store_t *s, const json_t *doc, const json_t *fills, int *rc);
+/* Whether the tree of doc is being aborted (reads the root's abort record). */
+bool er__pipe_aborting(er_store_t *s, const json_t *doc);
 int er__pipe_exec_fin(er_store_t *s, const er_task_rec_t *rec, const char *id, bool abort,
                       er__pipe_result_t *res);
 
@@ -199,6 +224,17 @@ struct er_pipe_ctx {
   char *status_message;
   json_t *links;
   bool status_set;
+  /* async pipelines (async.c) */
+  er_store_t *s;        /* for callback URLs' tokens; NULL in finalize */
+  const char *base_url; /* of callback URLs; NULL: $ERRAND_BASE_URL */
+  char source[64];      /* "run:<attempt>" or "cb:<task id>": names callback tasks */
+  bool in_callback;
+  bool completed;
+  json_t *filled;   /* names of the outputs filled before this call */
+  json_t *cbtasks;  /* [{"key", "countdown_ms", "params"}] to enqueue */
+  json_t *state;    /* the pipeline's state (starts as the record's) */
+  bool state_set;
+  json_t *answer;   /* er_pipe_respond's, or NULL */
 };
 
 void er__pctx_init(er_pipe_ctx_t *ctx, const er_pipeline_def_t *def, json_t *doc, int attempt,
@@ -208,5 +244,14 @@ void er__pctx_free(er_pipe_ctx_t *ctx);
 void er__pctx_usage(er_pipe_ctx_t *ctx, const char *fmt, ...) ER_PRINTF(2, 3);
 /* Writes the status message and links the stage set into doc. */
 void er__pctx_put_status(const er_pipe_ctx_t *ctx, json_t *doc);
+/* Binds ctx to the store and callback URL base (async.c), and reads which
+ * of the pipeline's outputs are filled already. */
+int er__pctx_bind(er_pipe_ctx_t *ctx, er_store_t *s, const char *base_url, const char *source);
+/* Writes what an async stage asked for besides its outcome into the batch:
+ * its state into doc, its callback tasks. */
+int er__pctx_put_async(er__pb_t *pb, const er_pipe_ctx_t *ctx, json_t *doc);
+/* The outputs someone waits on that neither ctx nor an earlier call filled,
+ * "a, b", into buf; false if none. */
+bool er__pctx_unfilled(const er_pipe_ctx_t *ctx, char *buf, size_t size);
 
 #endif

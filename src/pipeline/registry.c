@@ -34,10 +34,16 @@ int er__pipe_register_raw(const er_pipeline_def_t *def) {
            def && def->name ? def->name : "", NAME_MAX_BYTES);
     return ER_EINVAL;
   }
-  if (def->flags & (ER_PIPE_ASYNC | ER_PIPE_PUBLIC_CALLBACKS)) {
-    er_log(ER_LOG_ERROR, "pipeline '%s' is not registered: async pipelines and callbacks are "
-           "not supported yet", def->name);
-    return ER_ENOTSUP;
+  if (def->flags & ~(ER_PIPE_ASYNC | ER_PIPE_PUBLIC_CALLBACKS)) {
+    er_log(ER_LOG_ERROR, "pipeline '%s' is not registered: unknown flags 0x%x", def->name,
+           (unsigned)def->flags);
+    return ER_EINVAL;
+  }
+  if (!(def->flags & ER_PIPE_ASYNC) &&
+      (def->callback || def->try_cancel || (def->flags & ER_PIPE_PUBLIC_CALLBACKS))) {
+    er_log(ER_LOG_ERROR, "pipeline '%s' is not registered: a callback, try_cancel and "
+           "ER_PIPE_PUBLIC_CALLBACKS are for async pipelines (ER_PIPE_ASYNC)", def->name);
+    return ER_EINVAL;
   }
   int rc = er__named_add(&g_defs, def);
   if (rc == ER_EEXIST) er_log(ER_LOG_ERROR, "pipeline '%s' is registered twice", def->name);

@@ -7,7 +7,8 @@
 
 #include "pipeline/pipe_internal.h"
 
-typedef enum { OUT_DONE, OUT_CHILDREN, OUT_RETRY, OUT_ABORT } out_kind_t;
+/* OUT_PENDING: an async stage that ran and waits for its completion. */
+typedef enum { OUT_DONE, OUT_CHILDREN, OUT_RETRY, OUT_ABORT, OUT_PENDING } out_kind_t;
 
 typedef struct run {
   const char *id;
@@ -34,7 +35,7 @@ static bool runnable(const json_t *doc, int attempt) {
 /* Whether the tree of doc is being aborted. A root says so itself; other
  * stages look at the root's small abort record, not at the root's record,
  * which lists every child (a fan-out of thousands would read it each time). */
-static bool aborting(er_store_t *s, const json_t *doc) {
+bool er__pipe_aborting(er_store_t *s, const json_t *doc) {
   const char *root = json_string_value(json_object_get(doc, "root"));
   const char *id = json_string_value(json_object_get(doc, "id"));
   if (!root || !id || strcmp(root, id) == 0)
@@ -88,27 +89,17 @@ static json_t *resolve(er_store_t *s, json_t *v, char *msg, size_t msg_size, int
   return out;
 }
 
-/* The outputs a leaf did not fill, "a, b", into buf; false if none. Its
- * outputs are those it declared, those a sibling named (dynamic), and those
- * it inherited as its parent's last child: each has a slot someone waits
- * on. */
-static bool unfilled(const er_pipe_ctx_t *ctx, char *buf, size_t size) {
-  buf[0] = 0;
-  const char *name;
-  json_t *sid;
-  json_object_foreach(json_object_get(ctx->doc, "outputs"), name, sid) {
-    if (!json_object_get(ctx->fills, name))
-      snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? ", " : "", name);
-  }
-  return buf[0] != 0;
-}
-
 /* Runs the stage's function and decides what came of it. A store error
  * reading its arguments is returned (the task retries, no attempt spent). */
-static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def_t *def) {
+static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def_t *def,
+                     const char *base_url) {
   er__pctx_init(&r->ctx, def, doc, r->attempt, true);
   char msg[512] = "";
-  int rc = 0;
+  bool async = def->flags & ER_PIPE_ASYNC;
+  snprintf(msg, sizeof msg, "run:%d", r->attempt);
+  int rc = async ? er__pctx_bind(&r->ctx, s, base_url, msg) : 0;
+  msg[0] = 0;
+  if (rc < 0) return rc;
   json_t *args = resolve(s, json_object_get(doc, "args"), msg, sizeof msg, &rc);
   json_t *kwargs = args ? resolve(s, json_object_get(doc, "kwargs"), msg, sizeof msg, &rc) : NULL;
   if (rc < 0) {
@@ -119,7 +110,13 @@ static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def
     er__pctx_usage(&r->ctx, "pipeline '%s': %s", def->name, msg[0] ? msg : "out of memory");
   } else {
     json_t *value = def->run(&r->ctx, args, kwargs);
-    if (r->ctx.ask == ER__ASK_NONE && r->ctx.nchildren && value)
+    if (async && r->ctx.ask == ER__ASK_NONE && (r->ctx.nchildren || value))
+      er__pctx_usage(&r->ctx, "async pipeline '%s' %s", def->name,
+                     r->ctx.nchildren ? "declares children" : "returns a value (complete it "
+                     "with er_pipe_complete)");
+    else if (async)
+      ; /* its outputs are filled as it completes */
+    else if (r->ctx.ask == ER__ASK_NONE && r->ctx.nchildren && value)
       er__pctx_usage(&r->ctx, "pipeline '%s' declares children and returns a value (its last "
                      "child gives its output)", def->name);
     else if (r->ctx.ask == ER__ASK_NONE && !r->ctx.nchildren &&
@@ -130,15 +127,16 @@ static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def
   json_decref(args);
   json_decref(kwargs);
   char missing[512];
-  if (r->ctx.ask == ER__ASK_NONE && !r->ctx.nchildren &&
-      unfilled(&r->ctx, missing, sizeof missing))
+  if (r->ctx.ask == ER__ASK_NONE && !r->ctx.nchildren && (!async || r->ctx.completed) &&
+      er__pctx_unfilled(&r->ctx, missing, sizeof missing))
     er__pctx_usage(&r->ctx, "pipeline '%s' never filled its outputs %s", def->name, missing);
   if (r->ctx.ask != ER__ASK_NONE) {
     r->kind = r->ctx.ask == ER__ASK_ABORT ? OUT_ABORT : OUT_RETRY;
     snprintf(r->message, sizeof r->message, "%s", r->ctx.message ? r->ctx.message : "");
     return 0;
   }
-  r->kind = r->ctx.nchildren ? OUT_CHILDREN : OUT_DONE;
+  r->kind = r->ctx.nchildren ? OUT_CHILDREN
+            : async && !r->ctx.completed ? OUT_PENDING : OUT_DONE;
   if (r->kind == OUT_DONE && def->finalize) {
     er_pipe_ctx_t fin;
     er__pctx_init(&fin, def, doc, r->attempt, false);
@@ -148,19 +146,18 @@ static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def
   return 0;
 }
 
-/* Fills the outputs the stage filled itself; a dynamic name gets its slot. */
-static int fill_own(er__pb_t *pb, run_t *r, json_t *doc) {
+int er__pipe_fill_own(er__pb_t *pb, const char *id, const er_pipe_ctx_t *ctx, json_t *doc) {
   json_t *outputs = json_object_get(doc, "outputs");
   const char *name;
   json_t *value;
-  json_object_foreach(r->ctx.fills, name, value) {
+  json_object_foreach(ctx->fills, name, value) {
     const char *sid = json_string_value(json_object_get(outputs, name));
     int rc;
     if (!sid) {
       er_id_t nid;
       json_t *none = json_array();
       if ((rc = er_id_new(&nid)) < 0 ||
-          (rc = er__pb_doc_new(pb, ER__SLOT_COLL, nid.text, er__slot_doc_new(r->id, none))) < 0) {
+          (rc = er__pb_doc_new(pb, ER__SLOT_COLL, nid.text, er__slot_doc_new(id, none))) < 0) {
         json_decref(none);
         return rc;
       }
@@ -168,9 +165,9 @@ static int fill_own(er__pb_t *pb, run_t *r, json_t *doc) {
       json_object_set_new(outputs, name, json_string(nid.text));
       sid = json_string_value(json_object_get(outputs, name));
     }
-    rc = er__pipe_fill(pb, sid, value, r->id);
+    rc = er__pipe_fill(pb, sid, value, id);
     if (rc == ER_EALREADY)
-      er_log(ER_LOG_WARN, "pipeline %s: slot %s was already filled", r->id, sid);
+      er_log(ER_LOG_WARN, "pipeline %s: slot %s was already filled", id, sid);
     else if (rc < 0) return rc;
   }
   return 0;
@@ -250,7 +247,7 @@ static int build_children(er__pb_t *pb, run_t *r, json_t *doc) {
   json_object_set_new(doc, "children", ids);
   json_decref(inherited);
   json_decref(waiters);
-  return rc < 0 ? rc : fill_own(pb, r, doc);
+  return rc < 0 ? rc : er__pipe_fill_own(pb, r->id, &r->ctx, doc);
 }
 
 /* The n-th retry's wait: backoff_s * factor^(n-1), at most a year (many
@@ -261,6 +258,20 @@ static int64_t backoff_ms(const json_t *doc, int n) {
   double f = json_number_value(json_object_get(doc, "backoff_factor"));
   for (int i = 1; i < n && s < BACKOFF_MAX_S; i++) s *= f;
   return (int64_t)((s < BACKOFF_MAX_S ? s : BACKOFF_MAX_S) * 1000.0);
+}
+
+int er__pipe_build_retry(er__pb_t *pb, const char *id, json_t *doc, int n, const char *message) {
+  json_object_set_new(doc, "retry_message", json_string(message));
+  int max = (int)json_integer_value(json_object_get(doc, "max_attempts"));
+  if (n < max) {
+    json_object_set_new(doc, "status", json_string("retry"));
+    return er__pipe_enqueue(pb, ER__PIPE_TASK_RUN, id, n + 1, pb->now + backoff_ms(doc, n));
+  }
+  char msg[64];
+  bool requested;
+  snprintf(msg, sizeof msg, "aborting after %d attempts", n);
+  return er__pipe_request_abort(pb, json_string_value(json_object_get(doc, "root")), msg,
+                                &requested);
 }
 
 static int build_run(er__pb_t *pb, void *ud) {
@@ -292,26 +303,25 @@ static int build_run(er__pb_t *pb, void *ud) {
   if (json_is_null(json_object_get(doc, "start_ms")))
     json_object_set_new(doc, "start_ms", json_integer(r->start_ms));
   er__pctx_put_status(&r->ctx, doc);
+  /* A root started unchecked did not know; the worker does. */
+  if (r->ctx.def)
+    json_object_set_new(doc, "async", json_boolean(r->ctx.def->flags & ER_PIPE_ASYNC));
   bool requested;
+  if (r->kind != OUT_RETRY && r->kind != OUT_ABORT &&
+      (rc = er__pctx_put_async(pb, &r->ctx, doc)) < 0)
+    return rc;
   switch (r->kind) {
     case OUT_DONE:
       json_object_set_new(doc, "status", json_string("done"));
       json_object_set_new(doc, "end_ms", json_integer(pb->now));
-      return fill_own(pb, r, doc);
+      return er__pipe_fill_own(pb, r->id, &r->ctx, doc);
+    case OUT_PENDING: /* in RUN until a callback completes it */
+      json_object_set_new(doc, "status", json_string("run"));
+      return er__pipe_fill_own(pb, r->id, &r->ctx, doc);
     case OUT_CHILDREN:
       return build_children(pb, r, doc);
-    case OUT_RETRY: {
-      json_object_set_new(doc, "retry_message", json_string(r->message));
-      int max = (int)json_integer_value(json_object_get(doc, "max_attempts"));
-      if (r->attempt < max) {
-        json_object_set_new(doc, "status", json_string("retry"));
-        return er__pipe_enqueue(pb, ER__PIPE_TASK_RUN, r->id, r->attempt + 1,
-                                pb->now + backoff_ms(doc, r->attempt));
-      }
-      char msg[64];
-      snprintf(msg, sizeof msg, "aborting after %d attempts", r->attempt);
-      return er__pipe_request_abort(pb, root, msg, &requested);
-    }
+    case OUT_RETRY:
+      return er__pipe_build_retry(pb, r->id, doc, r->attempt, r->message);
     case OUT_ABORT:
       return er__pipe_request_abort(pb, root, r->message, &requested);
   }
@@ -319,13 +329,13 @@ static int build_run(er__pb_t *pb, void *ud) {
 }
 
 int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, int attempt,
-                      er__pipe_result_t *res) {
+                      const char *base_url, er__pipe_result_t *res) {
   json_t *doc = NULL;
   int64_t version = 0;
   int rc = er_store_doc_get(s, ER__PIPE_COLL, id, &doc, &version);
   if (rc == ER_ENOENT) return 0;
   if (rc < 0) return rc;
-  if (!runnable(doc, attempt) || aborting(s, doc)) {
+  if (!runnable(doc, attempt) || er__pipe_aborting(s, doc)) {
     json_decref(doc);
     return 0; /* a duplicate or late delivery, or a tree being aborted */
   }
@@ -334,7 +344,7 @@ int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, i
   const char *name = json_string_value(json_object_get(doc, "name"));
   const er_pipeline_def_t *def = er_pipeline_lookup(name);
   if (def) {
-    rc = run_stage(s, &r, doc, def);
+    rc = run_stage(s, &r, doc, def, base_url);
   } else {
     er__pctx_init(&r.ctx, NULL, doc, attempt, true);
     r.kind = OUT_ABORT;

@@ -1,5 +1,5 @@
 /* Reading many slots at once. A stage's arguments may refer to thousands of
- * slots (a fan-in: errand.Sum over every child's output), and a store call
+ * slots (a fan-in: Sum over every child's output), and a store call
  * per slot is a transaction or a round trip per slot, on one worker, while
  * the whole tree waits for that one stage. Slot ids are UUIDv7 text, made in
  * order by the stage that declared them, so the slots a stage waits on

@@ -15,7 +15,7 @@ json_t *er__pipe_doc_new(const char *id, const char *name, const char *root, con
   int max = def && def->max_attempts > 0 ? def->max_attempts : 3;
   double backoff = def && def->backoff_s > 0 ? def->backoff_s : 15;
   double factor = def && def->backoff_factor > 0 ? def->backoff_factor : 2;
-  return json_pack(
+  json_t *doc = json_pack(
       "{s:s, s:s, s:s, s:s?, s:s, s:O, s:O, s:O, s:b, s:[], s:s, s:i, s:i, s:f, s:f, s:I, "
       "s:n, s:n, s:n, s:n, s:n, s:n, s:b}",
       "id", id, "name", name, "root", root, "parent", parent, "queue", queue, "args", args,
@@ -23,6 +23,10 @@ json_t *er__pipe_doc_new(const char *id, const char *name, const char *root, con
       "waiting", "attempts", 0, "max_attempts", max, "backoff_s", backoff, "backoff_factor",
       factor, "created_ms", (json_int_t)now, "start_ms", "end_ms", "retry_message",
       "abort_message", "status_message", "links", "abort_requested", 0);
+  /* Whether it takes callbacks: what a client checks before queueing one. */
+  json_object_set_new(doc, "async", json_boolean(def && (def->flags & ER_PIPE_ASYNC)));
+  json_object_set_new(doc, "state", json_null());
+  return doc;
 }
 
 json_t *er__slot_doc_new(const char *owner, json_t *waiters) {

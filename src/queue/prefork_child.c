@@ -88,9 +88,11 @@ static void answer(FILE *out, const er_task_rec_t *rec, const er__outcome_t *o) 
   json_decref(a);
 }
 
-int er__child_main(int fd, const char *store_url) { return er__child_run(fd, store_url, 0); }
+int er__child_main(int fd, const char *store_url) {
+  return er__child_run(fd, store_url, NULL, 0);
+}
 
-int er__child_run(int fd, const char *store_url, size_t max_result) {
+int er__child_run(int fd, const char *store_url, const char *base_url, size_t max_result) {
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -152,6 +154,7 @@ int er__child_run(int fd, const char *store_url, size_t max_result) {
     t.progress_ud = pstate;
     t.max_result = max_result;
     t.store_url = store_url;
+    t.base_url = base_url;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
     er__outcome_clear(&t.out);

@@ -47,11 +47,14 @@ struct er_task {
   er_client_t *client;
   size_t max_result; /* bytes of the result as compact JSON; 0: the default */
   const char *store_url; /* the worker's store (for the pipelines' tasks) */
+  const char *base_url;  /* the worker's --base-url (pipelines' callback URLs) */
 };
 
 /* The store the running task's worker uses: t->store_url, else its client's
  * URL (tasklet tasks). */
 const char *er__task_store_url(const er_task_t *t);
+/* The worker's base URL for callback URLs, or NULL. */
+const char *er__task_base_url(const er_task_t *t);
 
 /* Runs rec's task (def may be NULL: unknown task) on the calling thread and
  * fills out. */

@@ -54,6 +54,7 @@ er_client_t *er_task_client(const er_task_t *t) { return t->client; }
 const char *er__task_store_url(const er_task_t *t) {
   return t->store_url ? t->store_url : t->client ? er_client_url(t->client) : NULL;
 }
+const char *er__task_base_url(const er_task_t *t) { return t->base_url; }
 
 int er_task_progress(er_task_t *t, double fraction, const char *msg) {
   if (fraction < 0) fraction = 0;

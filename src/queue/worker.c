@@ -118,6 +118,7 @@ static int run_tasklet_task(void *arg) {
   t.loop = w->loop;
   t.client = w->client;
   t.max_result = w->pool->max_result;
+  t.base_url = w->pool->base_url;
   t.progress = er__worker_progress;
   t.progress_ud = w;
   json_t *result = NULL;
@@ -349,6 +350,7 @@ static int start(er_worker_t *w) {
   w->pool->concurrency = w->opts.concurrency;
   w->pool->prefetch = w->opts.prefetch;
   w->pool->store_url = er_client_url(w->client);
+  w->pool->base_url = w->opts.base_url;
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
   w->pool->max_result = er__result_limit(w->opts.max_result_bytes, er_store_max_payload(w->store));
   w->pool->task_output = w->opts.task_output;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "pipeline/token.h"
 #include "queue/worker_internal.h"
 
 /* 0 (the default) or min..max; else ER_EINVAL with errmsg naming the option. */
@@ -34,6 +35,19 @@ static int check_queues(const er_worker_opts_t *o, char *errmsg, size_t size) {
   return 0;
 }
 
+/* The base of callback URLs, given or from $ERRAND_BASE_URL, is checked
+ * as the worker starts rather than at a pipeline's first callback URL. */
+static int check_base_url(const char *opt, char *errmsg, size_t size) {
+  const char *base = er__pipe_base_url(opt);
+  char *url = NULL, why[256] = "";
+  int rc = base ? er__pipe_callback_url(base, "id", NULL, "token", &url, why, sizeof why) : 0;
+  er_free(url);
+  if (rc == ER_EINVAL && errmsg && size)
+    snprintf(errmsg, size, "worker option base_url%s: %s", opt && *opt ? "" : " ($ERRAND_BASE_URL)",
+             why);
+  return rc;
+}
+
 int er__worker_opts_resolve(const er_worker_opts_t *in, er_worker_opts_t *out, char *errmsg,
                             size_t size) {
   int rc = check_queues(in, errmsg, size);
@@ -52,6 +66,7 @@ int er__worker_opts_resolve(const er_worker_opts_t *in, er_worker_opts_t *out, c
   if (!rc) rc = in_range("grace_ms", in->grace_ms, 1, ER_WORKER_MAX_GRACE_MS, errmsg, size);
   if (!rc)
     rc = in_range("revoke_grace_ms", in->revoke_grace_ms, 1, ER_WORKER_MAX_GRACE_MS, errmsg, size);
+  if (!rc) rc = check_base_url(in->base_url, errmsg, size);
   if (rc) return rc;
   *out = *in;
   if (!out->concurrency) {

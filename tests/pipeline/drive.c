@@ -27,6 +27,7 @@ int setup(void **state) {
   rc = er_client_open(f->url, &f->c, err, sizeof err);
   if (rc) fail_msg("client %s: %s", f->url, err);
   f->applied = json_object();
+  f->answers = json_object();
   g_now = er_now_wall_ms();
   er__pipe_clock = test_clock;
   *state = f;
@@ -38,6 +39,7 @@ int teardown(void **state) {
   er_client_close(f->c);
   er_store_close(f->s);
   json_decref(f->applied);
+  json_decref(f->answers);
   if (f->dir[0]) {
     DIR *d = opendir(f->dir);
     struct dirent *e;
@@ -74,12 +76,13 @@ er_id_t start(fx_t *f, const char *name, const char *args_json, const er_pipelin
   return id;
 }
 
-static void exec1(fx_t *f, er_task_rec_t *r) {
+void exec1(fx_t *f, er_task_rec_t *r) {
   er__pipe_result_t res;
   char err[512] = "";
-  int rc = er__pipe_exec(f->s, r, &res, err, sizeof err);
+  int rc = er__pipe_exec_at(f->s, r, f->base_url[0] ? f->base_url : NULL, &res, err, sizeof err);
   if (rc) fail_msg("exec %s %s: %s: %s", r->task, r->id, er_err_name(rc), err);
   f->execs++;
+  if (res.answer) json_object_set_new(f->answers, r->id, res.answer);
   if (!res.applied) return;
   char k[128];
   snprintf(k, sizeof k, "%s %s", r->task, json_string_value(json_array_get(r->args, 0)));
@@ -206,6 +209,38 @@ json_t *output(fx_t *f, const char *root) {
   return v;
 }
 
+json_t *g_fin;
+
+void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted) {
+  if (!g_fin) g_fin = json_object();
+  json_t *l = json_object_get(g_fin, er_pipe_id(ctx));
+  if (!l) json_object_set_new(g_fin, er_pipe_id(ctx), l = json_array());
+  json_array_append_new(l, json_boolean(was_aborted));
+}
+
+void finalized(const char *id, bool want) {
+  json_t *l = json_object_get(g_fin, id);
+  if (!json_array_size(l)) fail_msg("pipeline %s was never finalized", id);
+  size_t i;
+  json_t *v;
+  json_array_foreach(l, i, v) assert_int_equal(json_is_true(v), want);
+}
+
+int64_t next_due(fx_t *f) {
+  const char *qs[] = {f->queue};
+  int64_t due = 0;
+  assert_int_equal(er_store_next_due(f->s, qs, 1, &due), 0);
+  return due;
+}
+
+void falls_due_at(fx_t *f, int64_t t) {
+  assert_int_equal(next_due(f), t);
+  g_now = t - 1;
+  assert_int_equal(step(f, 10), 0);
+  g_now = t;
+  assert_int_equal(step(f, 10), 1);
+}
+
 int applied(fx_t *f, const char *task, const char *id) {
   char k[128];
   snprintf(k, sizeof k, "%s %s", task, id);
@@ -259,6 +294,7 @@ void check_tree(fx_t *f, const char *root, const char *status) {
     char err[256];
     assert_int_equal(er__pipe_exec(f->s, got[i], &res, err, sizeof err), 0);
     assert_false(res.applied);
+    json_decref(res.answer);
   }
   er_task_rec_free_array(got, n);
 }
@@ -276,4 +312,34 @@ size_t count_docs(fx_t *f, const char *coll) {
     json_decref(page);
     if (k < 500) return n;
   }
+}
+
+/* A client's task is due at the wall clock's now: the test's clock, which
+ * may lag behind it, catches up. */
+void catch_up(void) {
+  int64_t now = er_now_wall_ms();
+  if (g_now <= now) g_now = now + 1;
+}
+
+/* Queues a callback to id and returns the callback task's id. */
+er_id_t callback(fx_t *f, const char *id, const char *params_json) {
+  json_t *p = json_loads(params_json, 0, NULL);
+  er_id_t task;
+  int rc = er_pipeline_callback(f->c, id, p, &task);
+  json_decref(p);
+  if (rc) fail_msg("callback: %s: %s", er_err_name(rc), er_client_last_error(f->c));
+  catch_up();
+  return task;
+}
+
+json_int_t answer_status(fx_t *f, const char *task) {
+  return json_integer_value(json_object_get(json_object_get(f->answers, task), "status"));
+}
+
+/* Snapshot of what a refused callback must leave alone. */
+char *snapshot(fx_t *f, const char *root) {
+  json_t *t = tree(f, root);
+  char *s = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(t);
+  return s;
 }

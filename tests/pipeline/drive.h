@@ -30,7 +30,9 @@ typedef struct fx {
   unsigned seed;
   double p_dup, p_lost, p_late; /* chances per delivery */
   json_t *applied; /* "task id" -> transitions written */
+  json_t *answers; /* callback task id -> its last answer */
   size_t execs;
+  char base_url[128]; /* of callback URLs ("": none) */
 } fx_t;
 
 extern int64_t g_now; /* the pipelines' clock during the tests */
@@ -63,10 +65,34 @@ json_t *output(fx_t *f, const char *root);
  * slot of a done tree filled by its owner, every barrier at 0, each
  * pipeline's run committed once, and each parent's finalize once. */
 void check_tree(fx_t *f, const char *root, const char *status);
+/* When the next task of f's queue falls due (0: none). */
+int64_t next_due(fx_t *f);
+/* The next task falls due at t, not a millisecond sooner: moves the clock
+ * to t - 1 (nothing to run), then to t, and runs that one task. */
+void falls_due_at(fx_t *f, int64_t t);
+/* A finalize function that records each call: g_fin maps a pipeline id to
+ * [was_aborted, ...], one per call. */
+extern json_t *g_fin;
+void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted);
+/* Every finalize call of id saw was_aborted == want, and there was one. */
+void finalized(const char *id, bool want);
 /* How many transitions of task for pipeline id were written. */
 int applied(fx_t *f, const char *task, const char *id);
 /* The barrier "<id>:<what>" (what: "start" or "fin"); 0 once gone. */
 int64_t barrier(fx_t *f, const char *id, const char *what);
+/* Runs one internal task as a worker would, counting what it wrote; a
+ * callback task's answer is kept in f->answers. */
+void exec1(fx_t *f, er_task_rec_t *r);
+/* The test's clock catches up with the wall clock (a client's task is due
+ * at the wall clock's now). */
+void catch_up(void);
+/* Queues a callback (params as JSON text) to pipeline id with
+ * er_pipeline_callback; returns the callback task's id. */
+er_id_t callback(fx_t *f, const char *id, const char *params_json);
+/* The status of the answer callback task `task` gave (0: none yet). */
+json_int_t answer_status(fx_t *f, const char *task);
+/* root's tree as JSON text (free()): what a refused callback leaves alone. */
+char *snapshot(fx_t *f, const char *root);
 /* The number of documents in coll. */
 size_t count_docs(fx_t *f, const char *coll);
 

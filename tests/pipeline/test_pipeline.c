@@ -80,7 +80,7 @@ static json_t *use_named(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   er_pipe_handle_t *h = er_pipe_child(ctx, "t.two", NULL, NULL);
   json_t *a =
       json_pack("[O, O, O]", er_pipe_out(h, "a"), er_pipe_out(h, "b"), er_pipe_out(h, NULL));
-  er_pipe_child(ctx, "errand.Sum", a, NULL);
+  er_pipe_child(ctx, "Sum", a, NULL);
   json_decref(a);
   return NULL;
 }
@@ -114,7 +114,7 @@ static json_t *use_dyn(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   er_pipe_handle_t *h = er_pipe_child(ctx, "t.dyn", NULL, NULL);
   json_t *kw = json_pack("{s:O, s:i}", "x", er_pipe_out(h, "x"), "plain", 5);
   json_t *a = json_pack("[O]", er_pipe_out(h, "x"));
-  er_pipe_child(ctx, "errand.Return", a, kw);
+  er_pipe_child(ctx, "Return", a, kw);
   json_decref(a);
   json_decref(kw);
   return NULL;
@@ -265,14 +265,14 @@ static void test_inherited_outputs(void **state) {
   assert_int_equal(json_integer_value(a), 5);
   json_decref(v);
   json_decref(a);
-  root = start(f, "t.strict_parent", "[\"errand.Return\"]", NULL);
+  root = start(f, "t.strict_parent", "[\"Return\"]", NULL);
   drive(f, 1000);
   json_t *d = pipe_doc(f, root.text);
   assert_string_equal(json_string_value(json_object_get(d, "abort_message")),
                       "aborting after 3 attempts");
   json_t *c = pipe_doc(f, json_string_value(json_array_get(json_object_get(d, "children"), 0)));
   assert_string_equal(json_string_value(json_object_get(c, "retry_message")),
-                      "pipeline 'errand.Return' never filled its outputs a");
+                      "pipeline 'Return' never filled its outputs a");
   json_decref(c);
   json_decref(d);
 }
@@ -345,23 +345,41 @@ static void test_bad_input(void **state) {
 }
 
 static void count_line(er_log_level_t level, const char *line, void *ud) { ++*(int *)ud; }
+static json_t *dyn_cb(er_pipe_ctx_t *ctx, json_t *params) { return NULL; }
 
 static void test_register(void **state) {
   static const er_pipeline_def_t again = {.name = "euclid", .run = dyn};
   static const char *const named_default[] = {"default", NULL};
   static const er_pipeline_def_t bad_out = {.name = "t.bad", .run = dyn, .outputs = named_default};
   static const er_pipeline_def_t no_run = {.name = "t.norun"};
-  static const er_pipeline_def_t async = {.name = "t.async", .run = dyn, .flags = ER_PIPE_ASYNC};
+  /* callbacks and try_cancel are for async pipelines; flags are known ones */
+  static const er_pipeline_def_t public_sync = {.name = "t.public_sync", .run = dyn,
+                                                .flags = ER_PIPE_PUBLIC_CALLBACKS};
+  static const er_pipeline_def_t cb_sync = {.name = "t.cb_sync", .run = dyn, .callback = dyn_cb};
+  static const er_pipeline_def_t odd_flag = {.name = "t.odd", .run = dyn, .flags = 64};
+  static const er_pipeline_def_t async = {.name = "t.async_reg", .run = dyn,
+                                          .flags = ER_PIPE_ASYNC | ER_PIPE_PUBLIC_CALLBACKS};
   int lines = 0;
   er_log_set_sink(count_line, &lines); /* each refusal is logged, once */
   assert_int_equal(er_pipeline_register(&again), ER_EEXIST);
   assert_int_equal(er_pipeline_register(&bad_out), ER_EINVAL);
   assert_int_equal(er_pipeline_register(&no_run), ER_EINVAL);
-  assert_int_equal(er_pipeline_register(&async), ER_ENOTSUP);
+  assert_int_equal(er_pipeline_register(&public_sync), ER_EINVAL);
+  assert_int_equal(er_pipeline_register(&cb_sync), ER_EINVAL);
+  assert_int_equal(er_pipeline_register(&odd_flag), ER_EINVAL);
+  assert_int_equal(er_pipeline_register(&async), 0);
   er_log_set_sink(NULL, NULL);
-  assert_int_equal(lines, 4);
-  assert_null(er_pipeline_lookup("t.async"));
-  assert_non_null(er_pipeline_lookup("errand.Sum"));
+  assert_int_equal(lines, 6);
+  assert_null(er_pipeline_lookup("t.cb_sync"));
+  assert_non_null(er_pipeline_lookup("t.async_reg"));
+  /* the built-ins by App Engine's names */
+  const char *const builtins[] = {"Return", "Ignore", "List", "Dict", "Sum", "Max", "Min",
+                                  "Multiply", "Negate", "Append", "Extend", "Concat", "Union",
+                                  "Intersection", "Uniquify", "Format", "Log", "Delay", "All",
+                                  "Any", "Complement", "AbortIfTrue", "Approval"};
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+    assert_non_null(er_pipeline_lookup(builtins[i]));
+  assert_null(er_pipeline_lookup("errand.Sum"));
 }
 
 /* A countdown delays the root's first stage. */
@@ -445,6 +463,15 @@ void test_waits_for_stages(void **state);
 void test_maintain(void **state);
 void test_bad_input_unchanged(void **state);
 void test_missing_stage(void **state);
+void test_async_completed_by_callback(void **state);
+void test_callback_retry(void **state);
+void test_callback_aborts(void **state);
+void test_callback_refused(void **state);
+void test_callback_task_idempotent(void **state);
+void test_delay_clock(void **state);
+void test_approval(void **state);
+void test_callback_url(void **state);
+void test_try_cancel(void **state);
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -471,6 +498,15 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_overtaken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_during_run, setup, teardown),
       cmocka_unit_test_setup_teardown(test_builtins, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_async_completed_by_callback, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_retry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_aborts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_task_idempotent, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delay_clock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_approval, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_url, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_try_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_input_unchanged, setup, teardown),
       cmocka_unit_test_setup_teardown(test_missing_stage, setup, teardown),
       /* last: they delete the finished roots of a store the tests share */

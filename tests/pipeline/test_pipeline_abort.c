@@ -2,24 +2,6 @@
  * finalize functions see. */
 #include "drive.h"
 
-static json_t *g_fin; /* pipeline id -> [was_aborted, ...] per finalize call */
-
-static void record(er_pipe_ctx_t *ctx, json_t *outputs, bool was_aborted) {
-  if (!g_fin) g_fin = json_object();
-  json_t *l = json_object_get(g_fin, er_pipe_id(ctx));
-  if (!l) json_object_set_new(g_fin, er_pipe_id(ctx), l = json_array());
-  json_array_append_new(l, json_boolean(was_aborted));
-}
-
-/* Every finalize call of id saw was_aborted == want, and there was one. */
-static void finalized(const char *id, bool want) {
-  json_t *l = json_object_get(g_fin, id);
-  if (!json_array_size(l)) fail_msg("pipeline %s was never finalized", id);
-  size_t i;
-  json_t *v;
-  json_array_foreach(l, i, v) assert_int_equal(json_is_true(v), want);
-}
-
 static json_t *flaky(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   return er_pipe_retry(ctx, "flaky: try %d", er_pipe_attempt(ctx));
 }
@@ -46,12 +28,6 @@ static const char *child_id(json_t *doc, size_t i) {
   return json_string_value(json_array_get(json_object_get(doc, "children"), i));
 }
 
-static int64_t next_due(fx_t *f) {
-  const char *qs[] = {f->queue};
-  int64_t due = 0;
-  assert_int_equal(er_store_next_due(f->s, qs, 1, &due), 0);
-  return due;
-}
 
 static const char *str(json_t *doc, const char *field) {
   const char *s = json_string_value(json_object_get(doc, field));
@@ -69,18 +45,10 @@ void test_retry_timings(void **state) {
   assert_int_equal(json_integer_value(json_object_get(d, "attempts")), 1);
   json_decref(d);
   /* the first retry waits backoff_s */
-  assert_int_equal(next_due(f), t0 + 15000);
-  g_now = t0 + 14999;
-  assert_int_equal(step(f, 10), 0);
-  g_now = t0 + 15000;
-  assert_int_equal(step(f, 10), 1);
+  falls_due_at(f, t0 + 15000);
   /* the second backoff_s * factor */
   int64_t t1 = g_now;
-  assert_int_equal(next_due(f), t1 + 30000);
-  g_now = t1 + 29999;
-  assert_int_equal(step(f, 10), 0);
-  g_now = t1 + 30000;
-  assert_int_equal(step(f, 10), 1);
+  falls_due_at(f, t1 + 30000);
   /* the third attempt was the last: the root aborts */
   d = pipe_doc(f, root.text);
   assert_string_equal(str(d, "retry_message"), "flaky: try 3");

@@ -13,7 +13,7 @@ static const char *const g_colls[] = {ER__PIPE_COLL,  ER__SLOT_COLL,  ER__KEY_CO
 
 /* How many documents each pipeline collection holds, and how many tasks
  * the store has (new). */
-static json_t *snapshot(fx_t *f) {
+static json_t *store_snapshot(fx_t *f) {
   json_t *snap = json_object();
   for (const char *const *c = g_colls; *c; c++)
     json_object_set_new(snap, *c, json_integer((json_int_t)count_docs(f, *c)));
@@ -97,11 +97,11 @@ void test_retention(void **state) {
   er_pipeline_opts_t idle = {.queue = q};
   er_id_t running;
   assert_int_equal(er_pipeline_start(f->c, "chain", NULL, NULL, &idle, &running), 0);
-  json_t *before = snapshot(f);
+  json_t *before = store_snapshot(f);
   er_pipeline_opts_t keyed = {.key = "cleanup-key"};
   er_id_t done = start(f, "euclid", "[1071, 462]", &keyed);
   er_id_t fan = start(f, "fan_sum", "[5]", NULL);
-  er_id_t leaf = start(f, "errand.Return", "[1]", NULL); /* a root done by its run */
+  er_id_t leaf = start(f, "Return", "[1]", NULL); /* a root done by its run */
   drive(f, 1000);
   er_id_t aborted = aborted_chain(f, 4);
   json_t *ids = json_array();
@@ -120,7 +120,7 @@ void test_retention(void **state) {
   er_pipeline_cleanup_counts_t n = cleanup(f, -1);
   assert_int_equal(n.roots, 0);
   assert_int_equal(n.docs, 0);
-  json_t *mid = snapshot(f);
+  json_t *mid = store_snapshot(f);
   assert_int_equal(json_integer_value(json_object_get(mid, ER__ENDED_COLL)), 4);
   json_decref(mid);
   /* older: every finished tree goes, the running root stays */
@@ -128,7 +128,7 @@ void test_retention(void **state) {
   n = cleanup(f, -1);
   assert_int_equal(n.roots, 4);
   assert_true(n.docs > json_array_size(ids));
-  json_t *after = snapshot(f);
+  json_t *after = store_snapshot(f);
   same_docs(before, after);
   all_gone(f, ids);
   json_decref(pipe_doc(f, running.text));
@@ -183,7 +183,7 @@ static size_t sweep_all(fx_t *f, int64_t now_ms, const char *root, size_t base, 
 void test_bounded(void **state) {
   fx_t *f = *state;
   purge(f);
-  json_t *before = snapshot(f);
+  json_t *before = store_snapshot(f);
   size_t base = count_docs(f, ER__PIPE_COLL);
   er_id_t fan = start(f, "fan_sum", "[40]", NULL);
   drive(f, 20000);
@@ -196,7 +196,7 @@ void test_bounded(void **state) {
   assert_true(json_array_size(deep_ids) > 20);
   assert_true(sweep_all(f, fan_end, fan.text, base + json_array_size(deep_ids), 8 + 10) > 10);
   sweep_all(f, g_now, deep.text, base, json_array_size(deep_ids) + 10);
-  json_t *after = snapshot(f);
+  json_t *after = store_snapshot(f);
   same_docs(before, after);
   all_gone(f, fan_ids);
   all_gone(f, deep_ids);
@@ -233,7 +233,7 @@ static size_t run_holding(fx_t *f, const char *root, er_task_rec_t **held, size_
 void test_waits_for_stages(void **state) {
   fx_t *f = *state;
   purge(f);
-  json_t *before = snapshot(f);
+  json_t *before = store_snapshot(f);
   /* euclid's stages share the last one's output: it releases every
    * finalize at once */
   er_id_t root = start(f, "euclid", "[1071, 462]", NULL);
@@ -243,11 +243,11 @@ void test_waits_for_stages(void **state) {
   json_t *d = pipe_doc(f, root.text);
   assert_string_equal(json_string_value(json_object_get(d, "status")), "done");
   json_decref(d);
-  json_t *mid = snapshot(f);
+  json_t *mid = store_snapshot(f);
   er_pipeline_cleanup_counts_t n = cleanup(f, 0);
   assert_int_equal(n.roots, 0);
   assert_int_equal(n.docs, 0);
-  json_t *now = snapshot(f);
+  json_t *now = store_snapshot(f);
   same_docs(mid, now);
   json_decref(now);
   run_task(f, held[0]); /* one finalize done, one still to come */
@@ -257,7 +257,7 @@ void test_waits_for_stages(void **state) {
   g_now += DAY_MS + 1;
   n = cleanup(f, 0);
   assert_int_equal(n.roots, 1);
-  json_t *after = snapshot(f);
+  json_t *after = store_snapshot(f);
   same_docs(before, after);
   /* its finalize comes at last: nothing is written back */
   er__pipe_result_t res;
@@ -265,7 +265,7 @@ void test_waits_for_stages(void **state) {
   assert_int_equal(er__pipe_exec(f->s, held[1], &res, err, sizeof err), 0);
   assert_false(res.applied);
   run_task(f, held[1]); /* and once more, acknowledged */
-  json_t *late = snapshot(f);
+  json_t *late = store_snapshot(f);
   same_docs(before, late);
   json_decref(late);
   er_task_rec_free(held[0]);
@@ -355,7 +355,7 @@ void test_bad_input_unchanged(void **state) {
   drive(f, 1000);
   json_t *d = pipe_doc(f, t.text);
   const char *child = json_string_value(json_array_get(json_object_get(d, "children"), 0));
-  json_t *before = snapshot(f);
+  json_t *before = store_snapshot(f);
   er_pipeline_opts_t o = {.queue = f->queue};
   json_t *obj = json_object(), *arr = json_array(), *str = json_string("[1]");
   er_id_t id;
@@ -383,7 +383,7 @@ void test_bad_input_unchanged(void **state) {
   json_t *v = NULL;
   refused(f, er_pipeline_output(f->c, t.text, "nope", &v), ER_ENOENT, "has no output 'nope'");
   refused(f, er_pipeline_tree(f->c, "nope", &v), ER_EINVAL, "not a pipeline id");
-  json_t *after = snapshot(f);
+  json_t *after = store_snapshot(f);
   if (!json_equal(before, after)) {
     char *a = json_dumps(before, JSON_SORT_KEYS), *b = json_dumps(after, JSON_SORT_KEYS);
     fail_msg("the store changed: %s, then %s", a, b);

@@ -59,7 +59,7 @@ static void test_stage_reads_once(void **state) {
   er_id_t root = start(f, "fan_sum", "[3]", NULL);
   assert_int_equal(step(f, 1), 1);
   spy_on(f);
-  assert_int_equal(step(f, 1), 1); /* one errand.Return child */
+  assert_int_equal(step(f, 1), 1); /* one Return child */
   spy_off(f);
   assert_int_equal(g_gets_pipe, 1);
   assert_int_equal(g_gets_abort, 1);

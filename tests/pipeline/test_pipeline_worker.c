@@ -348,6 +348,115 @@ static void test_kill9(void **state) {
   h_teardown(&h);
 }
 
+/* Waits until pipeline id is in RUN (an async stage waiting for a callback). */
+static void wait_run(harness_t *h, const char *id) {
+  int64_t end = er_now_wall_ms() + 60000;
+  for (;;) {
+    json_t *d = NULL;
+    if (er_pipeline_get(h->client, id, &d) == 0 &&
+        !strcmp(json_string_value(json_object_get(d, "status")), "run")) {
+      json_decref(d);
+      return;
+    }
+    json_decref(d);
+    assert_true(er_now_wall_ms() < end);
+    sleep_ms(20);
+  }
+}
+
+/* `errand pipeline callback root choice=approve [token=...]`: the answer
+ * "approved", then the root's output true. */
+static void approve(harness_t *hp, const char *root, const char *token) {
+  harness_t h = *hp; /* for CLI */
+  char *out = NULL, *err = NULL;
+  int rc = token ? CLI(&out, &err, "pipeline", "callback", root, "choice=approve", token,
+                       "--timeout", "60")
+                 : CLI(&out, &err, "pipeline", "callback", root, "choice=approve", "--timeout",
+                       "60");
+  assert_int_equal(rc, 0);
+  assert_string_equal(out, "approved\n");
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", root, "--timeout", "60"), 0);
+  assert_string_equal(out, "true\n");
+  free(out);
+  free(err);
+}
+
+/* Async pipelines run by a prefork worker that has a base URL: Delay 1 end
+ * to end, approve_demo and Approval through `errand pipeline callback`,
+ * and its refusals with their exit codes. */
+static void test_async_cli(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  char *out = NULL, *err = NULL;
+  /* a base URL that is not http(s) is refused as the worker starts */
+  assert_int_equal(CLI(&out, &err, "worker", "-A", TASKS_LIB, "--base-url", "ftp://x"), 2);
+  assert_non_null(strstr(err, "base_url"));
+  free(out);
+  free(err);
+  pid_t w = h_worker(&h, "prefork", 2, "--base-url", "http://localhost:8080/errand", NULL);
+  int64_t t0 = er_now_wall_ms();
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "delay_demo", "--args", "[1]", "--wait",
+                       "--timeout", "60"), 0);
+  assert_true(er_now_wall_ms() - t0 >= 1000); /* it waited its second */
+  assert_string_equal(out, "\"done\"\n");
+  free(out);
+  free(err);
+  /* approve_demo: its links are the worker's callback URLs */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "approve_demo"), 0);
+  char root[64];
+  snprintf(root, sizeof root, "%.36s", out);
+  free(out);
+  free(err);
+  wait_run(&h, root);
+  assert_int_equal(CLI(&out, &err, "pipeline", "show", root), 0);
+  assert_non_null(strstr(out, "[waiting for a choice]"));
+  char want[256];
+  snprintf(want, sizeof want, "  approve: http://localhost:8080/errand/callback?pipeline_id=%s"
+           "&choice=approve&token=", root);
+  assert_non_null(strstr(out, want));
+  assert_non_null(strstr(out, "  deny: http://localhost:8080/errand/callback?"));
+  free(out);
+  free(err);
+  approve(&h, root, NULL);
+  /* finished, unknown, bad parameters: one line each, nothing queued */
+  assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "choice=deny"), 2);
+  assert_non_null(strstr(err, "is done: callback refused\n"));
+  assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "callback", "01a2372a-0000-7000-8000-000000000000",
+                       "a=1"), 4);
+  assert_non_null(strstr(err, "no pipeline 01a2372a-0000-7000-8000-000000000000"));
+  free(out);
+  free(err);
+  assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "novalue"), 2);
+  assert_non_null(strstr(err, "parameters are NAME=VALUE, not 'novalue'"));
+  free(out);
+  free(err);
+  /* Approval: a wrong token is refused (exit 1), its own approves */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "Approval"), 0);
+  snprintf(root, sizeof root, "%.36s", out);
+  free(out);
+  free(err);
+  wait_run(&h, root);
+  assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "choice=approve", "token=0",
+                       "--timeout", "60"), 1);
+  assert_non_null(strstr(err, "refused (403): Approval: wrong token"));
+  free(out);
+  free(err);
+  json_t *d = NULL;
+  assert_int_equal(er_pipeline_get(h.client, root, &d), 0);
+  char tok[64];
+  snprintf(tok, sizeof tok, "token=%s",
+           json_string_value(json_object_get(json_object_get(d, "state"), "token")));
+  json_decref(d);
+  approve(&h, root, tok);
+  h_stop(w, SIGTERM);
+  h_teardown(&h);
+}
+
 static void test_sqlite(void **state) {
   harness_t h;
   h_setup(&h, NULL);
@@ -370,6 +479,7 @@ int main(void) {
       cmocka_unit_test(test_kill9),
       cmocka_unit_test(test_cli_bad_input),
       cmocka_unit_test(test_retention),
+      cmocka_unit_test(test_async_cli),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
