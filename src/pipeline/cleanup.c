@@ -102,7 +102,36 @@ static int del_barrier(sweep_t *sw, const char *id, const char *what) {
                              .delta = -v, .if_value = v});
 }
 
-/* A stage whose descendants all go: its record, output slots and barriers. */
+/* An async stage's callback records, "<id>:<task id>" (callback.c): they
+ * sort together after "<id>:", listed a page at a time. */
+static int del_callbacks(sweep_t *sw, const char *id) {
+  char prefix[ER_ID_LEN + 2], after[600];
+  size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s:", id);
+  snprintf(after, sizeof after, "%s", prefix);
+  for (;;) {
+    json_t *page = NULL;
+    sw->budget--;
+    int rc = er_store_doc_list(sw->s, ER__CB_COLL, after, 64, &page);
+    if (rc < 0) return rc;
+    size_t i, n = json_array_size(page);
+    json_t *e;
+    json_array_foreach(page, i, e) {
+      const char *key = json_string_value(json_object_get(e, "key"));
+      if (!key || strncmp(key, prefix, plen) != 0) {
+        n = 0; /* past this stage's records: the end */
+        break;
+      }
+      rc = add_del(sw, ER__CB_COLL, key, json_integer_value(json_object_get(e, "version")));
+      if (rc < 0) break;
+      snprintf(after, sizeof after, "%s", key);
+    }
+    json_decref(page);
+    if (rc < 0 || n < 64) return rc;
+  }
+}
+
+/* A stage whose descendants all go: its record, output slots and barriers,
+ * and an async stage's callback records. */
 static int collect(sweep_t *sw, const frame_t *f) {
   const char *id = json_string_value(json_object_get(f->doc, "id"));
   if (!id) return 0;
@@ -112,6 +141,7 @@ static int collect(sweep_t *sw, const frame_t *f) {
   json_object_foreach(json_object_get(f->doc, "outputs"), name, sid) {
     if (rc == 0) rc = del_doc(sw, ER__SLOT_COLL, json_string_value(sid));
   }
+  if (rc == 0 && json_is_true(json_object_get(f->doc, "async"))) rc = del_callbacks(sw, id);
   if (rc == 0) rc = del_barrier(sw, id, "start");
   return rc ? rc : del_barrier(sw, id, "fin");
 }

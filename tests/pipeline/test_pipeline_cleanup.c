@@ -9,7 +9,8 @@
 #define DAY_MS (24LL * 3600 * 1000)
 
 static const char *const g_colls[] = {ER__PIPE_COLL,  ER__SLOT_COLL,  ER__KEY_COLL,
-                                      ER__ROOT_COLL,  ER__ABORT_COLL, ER__ENDED_COLL, NULL};
+                                      ER__ROOT_COLL,  ER__ABORT_COLL, ER__ENDED_COLL,
+                                      ER__CB_COLL,    NULL};
 
 /* How many documents each pipeline collection holds, and how many tasks
  * the store has (new). */
@@ -102,11 +103,14 @@ void test_retention(void **state) {
   er_id_t done = start(f, "euclid", "[1071, 462]", &keyed);
   er_id_t fan = start(f, "fan_sum", "[5]", NULL);
   er_id_t leaf = start(f, "Return", "[1]", NULL); /* a root done by its run */
+  er_id_t waiter = start(f, "t.waiter", NULL, NULL); /* async: done by a callback */
+  drive(f, 1000);
+  callback(f, waiter.text, "{\"v\": \"x\"}");
   drive(f, 1000);
   er_id_t aborted = aborted_chain(f, 4);
   json_t *ids = json_array();
-  const char *roots[] = {done.text, fan.text, leaf.text, aborted.text};
-  for (size_t i = 0; i < 4; i++) {
+  const char *roots[] = {done.text, fan.text, leaf.text, waiter.text, aborted.text};
+  for (size_t i = 0; i < 5; i++) {
     json_t *t = tree_ids(f, roots[i]);
     json_array_extend(ids, t);
     json_decref(t);
@@ -121,12 +125,12 @@ void test_retention(void **state) {
   assert_int_equal(n.roots, 0);
   assert_int_equal(n.docs, 0);
   json_t *mid = store_snapshot(f);
-  assert_int_equal(json_integer_value(json_object_get(mid, ER__ENDED_COLL)), 4);
+  assert_int_equal(json_integer_value(json_object_get(mid, ER__ENDED_COLL)), 5);
   json_decref(mid);
   /* older: every finished tree goes, the running root stays */
   g_now += 120000;
   n = cleanup(f, -1);
-  assert_int_equal(n.roots, 4);
+  assert_int_equal(n.roots, 5);
   assert_true(n.docs > json_array_size(ids));
   json_t *after = store_snapshot(f);
   same_docs(before, after);
