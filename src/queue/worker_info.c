@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/json_walk.h"
+#include "errand/pipeline.h"
 #include "queue/worker_internal.h"
 
 #define RESULT_SHOWN 80 /* characters of a result in the log */
@@ -28,6 +29,18 @@ static void add_name(const er_task_def_t *d, void *ud) {
 static json_t *registered(void) {
   json_t *a = json_array();
   if (a) er_task_foreach(add_name, a);
+  return a;
+}
+
+static void add_pipeline(const er_pipeline_def_t *d, void *ud) {
+  json_array_append_new(ud, json_string(d->name));
+}
+
+/* The pipelines this worker can run: a client that starts one by name
+ * without the library (errand pipeline start) checks it against these. */
+static json_t *pipelines(void) {
+  json_t *a = json_array();
+  if (a) er_pipeline_foreach(add_pipeline, a);
   return a;
 }
 
@@ -107,11 +120,13 @@ json_t *er__worker_info(er_worker_t *w) {
   /* The counts are the lists' lengths: one test decides what runs and what
    * waits (a prefork child's next jobs count as reserved, not active). */
   json_t *active = job_list(w, true), *reserved = job_list(w, false);
-  return json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "id",
+  return json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
+                   "id",
                    w->id, "hostname", w->hostname, "pid", (int)getpid(), "queues", qs,
                    "concurrency", w->opts.concurrency, "pool", er_pool_name(w->opts.pool),
                    "active", (json_int_t)json_array_size(active), "reserved",
                    (json_int_t)json_array_size(reserved), "processed", (json_int_t)w->processed, "failed",
                    (json_int_t)w->failed, "started_ms", (json_int_t)w->started_ms, "registered",
-                   registered(), "active_tasks", active, "reserved_tasks", reserved);
+                   registered(), "pipelines", pipelines(), "active_tasks", active,
+                   "reserved_tasks", reserved);
 }

@@ -126,9 +126,17 @@ static void test_cli(void **state) {
   assert_non_null(strstr(err, "aborted: euclid takes two integers >= 0\n"));
   free(out);
   free(err);
-  /* a pipeline the worker's libraries lack: the root aborts, saying so */
-  assert_int_equal(CLI(&out, &err, "pipeline", "start", "no.such", "--wait", "--timeout", "60"),
-                   1);
+  /* a pipeline the worker's libraries lack: the command refuses it (the
+   * worker's heartbeat lists what it has); started anyway through the
+   * library, the root aborts, saying so */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "no.such"), 2);
+  assert_non_null(strstr(err, "unknown pipeline 'no.such': no live worker has registered it"));
+  free(out);
+  free(err);
+  er_id_t lacking;
+  er_pipeline_opts_t unchecked = {.unchecked = true};
+  assert_int_equal(er_pipeline_start(h.client, "no.such", NULL, NULL, &unchecked, &lacking), 0);
+  assert_int_equal(CLI(&out, &err, "pipeline", "wait", lacking.text, "--timeout", "60"), 1);
   assert_non_null(strstr(err, "aborted: unknown pipeline 'no.such' (not registered in the "
                               "worker that ran stage"));
   assert_non_null(strchr(err, '\n') == err + strlen(err) - 1 ? err : NULL); /* one line */
@@ -271,6 +279,30 @@ static void test_cli_bad_input(void **state) {
   assert_string_equal(before, after);
   free(before);
   free(after);
+  h_teardown(&h);
+}
+
+/* Without -A, a name is checked against the live workers' heartbeats: a
+ * name none of them has is refused with nothing written. */
+static void test_cli_name_checked_by_workers(void **state) {
+  harness_t h;
+  h_setup(&h, NULL);
+  pid_t w = h_worker(&h, "threads", 2, NULL);
+  h_wait_workers(&h, 1, 30000);
+  char *before = store_state(&h);
+  REFUSED(2, "unknown pipeline 'NoSuch': no live worker has registered it", "pipeline",
+          "start", "NoSuch");
+  char *after = store_state(&h);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "euclid", "--args", "[1071, 462]",
+                       "--wait", "--timeout", "60"), 0);
+  assert_string_equal(out, "21\n");
+  free(out);
+  free(err);
+  h_stop(w, SIGTERM);
   h_teardown(&h);
 }
 
@@ -478,6 +510,7 @@ int main(void) {
       cmocka_unit_test(test_cli),
       cmocka_unit_test(test_kill9),
       cmocka_unit_test(test_cli_bad_input),
+      cmocka_unit_test(test_cli_name_checked_by_workers),
       cmocka_unit_test(test_retention),
       cmocka_unit_test(test_async_cli),
   };
