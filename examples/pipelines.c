@@ -34,7 +34,7 @@ static json_t *euclid(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   if (a < 0 || b < 0) return er_pipe_abort(ctx, "euclid takes two integers >= 0");
   if (b == 0) return json_integer(a);
   json_t *next = json_pack("[I, I]", b, a % b);
-  er_pipe_child(ctx, "euclid", next, NULL); /* the last child fills our output */
+  er_pipe_child(ctx, "euclid", next); /* the last child fills our output */
   json_decref(next);
   return NULL;
 }
@@ -46,11 +46,11 @@ static json_t *fan_sum(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *parts = json_array();
   for (json_int_t i = 0; i < n; i++) {
     json_t *a = json_pack("[I]", i);
-    er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a, NULL);
+    er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a);
     json_decref(a);
     json_array_append(parts, er_pipe_out(h, NULL)); /* a slot reference */
   }
-  er_pipe_child(ctx, "Sum", parts, NULL); /* waits for every part */
+  er_pipe_child(ctx, "Sum", parts); /* waits for every part */
   json_decref(parts);
   return NULL;
 }
@@ -67,7 +67,7 @@ static json_t *chain(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *prev = json_integer(0);
   for (json_int_t i = 0; i < n; i++) {
     json_t *a = json_pack("[O]", prev);
-    er_pipe_handle_t *h = er_pipe_child(ctx, "chain.step", a, NULL);
+    er_pipe_handle_t *h = er_pipe_child(ctx, "chain.step", a);
     json_decref(a);
     json_decref(prev);
     prev = json_incref(er_pipe_out(h, NULL)); /* the next stage waits for it */
@@ -112,11 +112,11 @@ ER_PIPELINE("approve_demo", approve_demo, .callback = approve_demo_cb,
 static json_t *delay_demo(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *s = json_array_size(args) ? json_array_get(args, 0) : NULL;
   json_t *a = s ? json_pack("[O]", s) : json_pack("[i]", 1);
-  er_pipe_handle_t *d = er_pipe_child(ctx, "Delay", a, NULL);
+  er_pipe_handle_t *d = er_pipe_child(ctx, "Delay", a);
   json_decref(a);
   er_pipe_after(ctx, d, NULL); /* Return waits for the Delay */
   a = json_pack("[s]", "done");
-  er_pipe_child(ctx, "Return", a, NULL);
+  er_pipe_child(ctx, "Return", a);
   json_decref(a);
   er_pipe_after_end(ctx);
   return NULL;

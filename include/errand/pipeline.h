@@ -151,13 +151,14 @@ json_t *er_pipe_retry(er_pipe_ctx_t *ctx, const char *fmt, ...) ER_PRINTF(2, 3);
 json_t *er_pipe_abort(er_pipe_ctx_t *ctx, const char *fmt, ...) ER_PRINTF(2, 3);
 
 /* Declares a child running the pipeline name with args (an array; NULL: [])
- * and kwargs (an object; NULL: {}), both borrowed; an argument (or a kwargs
- * value) that is a slot reference from er_pipe_out makes the child wait for
- * that slot. Returns a handle owned by ctx, or NULL (the attempt then fails
- * with the reason: an unknown name, args not an array, a reference to no
- * output of this stage's children). */
-er_pipe_handle_t *er_pipe_child(er_pipe_ctx_t *ctx, const char *name, json_t *args,
-                                json_t *kwargs);
+ * and, with er_pipe_child_kw, kwargs (an object; NULL: {}), both borrowed; an
+ * argument (or a kwargs value) that is a slot reference from er_pipe_out
+ * makes the child wait for that slot. Returns a handle owned by ctx, or NULL
+ * (the attempt then fails with the reason: an unknown name, args not an
+ * array, a reference to no output of this stage's children). */
+er_pipe_handle_t *er_pipe_child(er_pipe_ctx_t *ctx, const char *name, json_t *args);
+er_pipe_handle_t *er_pipe_child_kw(er_pipe_ctx_t *ctx, const char *name, json_t *args,
+                                   json_t *kwargs);
 /* A reference to the child's output name (NULL: the default), borrowed from
  * the handle, to put in later children's args. A dynamic child's output is
  * made when first named; a strict child's undeclared one gives NULL and

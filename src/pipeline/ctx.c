@@ -198,8 +198,12 @@ static void dedupe(json_t *waits) {
   json_decref(seen);
 }
 
-er_pipe_handle_t *er_pipe_child(er_pipe_ctx_t *ctx, const char *name, json_t *args,
-                                json_t *kwargs) {
+er_pipe_handle_t *er_pipe_child(er_pipe_ctx_t *ctx, const char *name, json_t *args) {
+  return er_pipe_child_kw(ctx, name, args, NULL);
+}
+
+er_pipe_handle_t *er_pipe_child_kw(er_pipe_ctx_t *ctx, const char *name, json_t *args,
+                                   json_t *kwargs) {
   if (!ctx->running) {
     er__pctx_usage(ctx, "pipeline '%s': children are declared in run", ctx->name);
     return NULL;

@@ -32,7 +32,7 @@ static void reset_stamps(void) {
 
 static er_pipe_handle_t *child_k(er_pipe_ctx_t *ctx, int k) {
   json_t *a = json_pack("[i]", k);
-  er_pipe_handle_t *h = er_pipe_child(ctx, "t.stamp", a, NULL);
+  er_pipe_handle_t *h = er_pipe_child(ctx, "t.stamp", a);
   json_decref(a);
   return h;
 }
@@ -77,10 +77,10 @@ static json_t *two(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 ER_PIPELINE("t.two", two, .outputs = (const char *[]){"a", "b", NULL})
 
 static json_t *use_named(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_handle_t *h = er_pipe_child(ctx, "t.two", NULL, NULL);
+  er_pipe_handle_t *h = er_pipe_child(ctx, "t.two", NULL);
   json_t *a =
       json_pack("[O, O, O]", er_pipe_out(h, "a"), er_pipe_out(h, "b"), er_pipe_out(h, NULL));
-  er_pipe_child(ctx, "Sum", a, NULL);
+  er_pipe_child(ctx, "Sum", a);
   json_decref(a);
   return NULL;
 }
@@ -111,10 +111,10 @@ static json_t *dyn(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
 ER_PIPELINE("t.dyn", dyn)
 
 static json_t *use_dyn(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_handle_t *h = er_pipe_child(ctx, "t.dyn", NULL, NULL);
+  er_pipe_handle_t *h = er_pipe_child(ctx, "t.dyn", NULL);
   json_t *kw = json_pack("{s:O, s:i}", "x", er_pipe_out(h, "x"), "plain", 5);
   json_t *a = json_pack("[O]", er_pipe_out(h, "x"));
-  er_pipe_child(ctx, "Return", a, kw);
+  er_pipe_child_kw(ctx, "Return", a, kw);
   json_decref(a);
   json_decref(kw);
   return NULL;
@@ -131,7 +131,7 @@ ER_PIPELINE("t.dyn_a", dyn_a)
 static json_t *strict_parent(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   const char *last = json_string_value(json_array_get(args, 0));
   json_t *a = json_pack("[i]", 1);
-  er_pipe_child(ctx, last, a, NULL);
+  er_pipe_child(ctx, last, a);
   json_decref(a);
   return NULL;
 }

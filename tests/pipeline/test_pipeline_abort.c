@@ -18,8 +18,8 @@ ER_PIPELINE("t.hold", hold, .finalize = record, .max_attempts = 5, .backoff_s = 
 
 static json_t *parent(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   const char *second = json_string_value(json_array_get(args, 0));
-  er_pipe_child(ctx, "t.fin_leaf", NULL, NULL);
-  er_pipe_child(ctx, second ? second : "t.fin_leaf", NULL, NULL);
+  er_pipe_child(ctx, "t.fin_leaf", NULL);
+  er_pipe_child(ctx, second ? second : "t.fin_leaf", NULL);
   return NULL;
 }
 ER_PIPELINE("t.fin_parent", parent, .finalize = record)

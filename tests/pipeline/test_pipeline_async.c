@@ -42,9 +42,9 @@ ER_PIPELINE("t.waiter", waiter, .callback = waiter_cb, .flags = ER_PIPE_ASYNC,
 
 /* A parent: the waiter, then Return of its output. */
 static json_t *waits_for(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_handle_t *w = er_pipe_child(ctx, "t.waiter", NULL, NULL);
+  er_pipe_handle_t *w = er_pipe_child(ctx, "t.waiter", NULL);
   json_t *a = json_pack("[O]", er_pipe_out(w, NULL));
-  er_pipe_child(ctx, "Return", a, NULL);
+  er_pipe_child(ctx, "Return", a);
   json_decref(a);
   return NULL;
 }
@@ -276,8 +276,8 @@ ER_PIPELINE("t.cancellable", waiter, .callback = waiter_cb, .flags = ER_PIPE_ASY
 
 /* Two async children, one whose try_cancel agrees, one without. */
 static json_t *two(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_child(ctx, "t.cancellable", NULL, NULL);
-  er_pipe_child(ctx, "t.waiter", NULL, NULL);
+  er_pipe_child(ctx, "t.cancellable", NULL);
+  er_pipe_child(ctx, "t.waiter", NULL);
   return NULL;
 }
 ER_PIPELINE("t.two_async", two, .finalize = record)

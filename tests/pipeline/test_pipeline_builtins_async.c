@@ -14,10 +14,10 @@ static json_t *nothing(er_pipe_ctx_t *ctx, json_t *params) { return NULL; }
 /* Delay of a slot: Return [2], then Delay [its output]. */
 static json_t *delay_ref(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
   json_t *a = json_pack("[i]", 2);
-  er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a, NULL);
+  er_pipe_handle_t *h = er_pipe_child(ctx, "Return", a);
   json_decref(a);
   a = json_pack("[O]", er_pipe_out(h, NULL));
-  er_pipe_child(ctx, "Delay", a, NULL);
+  er_pipe_child(ctx, "Delay", a);
   json_decref(a);
   return NULL;
 }

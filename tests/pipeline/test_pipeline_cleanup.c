@@ -413,7 +413,7 @@ void test_bad_input_unchanged(void **state) {
 /* A stage that declares a child its library lacks fails clearly, saying
  * which; it is retried, then its root aborts. */
 static json_t *lacks(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_child(ctx, "t.not.in.this.library", NULL, NULL);
+  er_pipe_child(ctx, "t.not.in.this.library", NULL);
   return NULL;
 }
 ER_PIPELINE("t.lacks", lacks, .max_attempts = 2, .backoff_s = 1)

@@ -129,7 +129,7 @@ static json_t *aborting_child(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) 
 ER_PIPELINE("t.aborting_child", aborting_child)
 
 static json_t *parent_of_aborting(er_pipe_ctx_t *ctx, json_t *args, json_t *kwargs) {
-  er_pipe_child(ctx, "t.aborting_child", NULL, NULL);
+  er_pipe_child(ctx, "t.aborting_child", NULL);
   return NULL;
 }
 ER_PIPELINE("t.parent_of_aborting", parent_of_aborting)
