@@ -140,6 +140,16 @@ static const er_pipeline_def_t g_defs[] = {
     {0},
 };
 
+static bool in(const er_pipeline_def_t *defs, const er_pipeline_def_t *def) {
+  for (const er_pipeline_def_t *d = defs; d->name; d++)
+    if (d == def) return true;
+  return false;
+}
+
+bool er__pipe_builtin(const er_pipeline_def_t *def) {
+  return in(g_defs, def) || in(er__pipe_builtins_text, def) || in(er__pipe_builtins_async, def);
+}
+
 void er__pipe_builtins_register(void) {
   for (const er_pipeline_def_t *d = g_defs; d->name; d++) er__pipe_register_raw(d);
   for (const er_pipeline_def_t *d = er__pipe_builtins_text; d->name; d++) er__pipe_register_raw(d);

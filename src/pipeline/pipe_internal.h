@@ -33,6 +33,8 @@ void er__pipe_init(void);
 int er__pipe_register_raw(const er_pipeline_def_t *def);
 /* The built-ins (common.c, common_text.c). */
 void er__pipe_builtins_register(void);
+/* def is one of the built-ins (Return, Sum, ..., Delay, Approval). */
+bool er__pipe_builtin(const er_pipeline_def_t *def);
 extern const er_pipeline_def_t er__pipe_builtins_text[];  /* ends with {0} */
 extern const er_pipeline_def_t er__pipe_builtins_async[]; /* Delay, Approval */
 /* Python's truth: false, null, 0, "", [] and {} are false. */

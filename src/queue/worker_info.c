@@ -6,6 +6,7 @@
 
 #include "core/json_walk.h"
 #include "errand/pipeline.h"
+#include "pipeline/pipe_internal.h"
 #include "queue/worker_internal.h"
 
 #define RESULT_SHOWN 80 /* characters of a result in the log */
@@ -24,6 +25,24 @@ void er__human_ms(int64_t ms, char *buf, size_t size) {
 
 static void add_name(const er_task_def_t *d, void *ud) {
   json_array_append_new(ud, json_string(d->name));
+}
+
+/* The banner's names: what the libraries brought, not the library's own
+ * (the pipelines' internal errand.* tasks, the built-in pipelines). */
+static void add_own_task(const er_task_def_t *d, void *ud) {
+  if (strncmp(d->name, "errand.", 7) != 0) add_name(d, ud);
+}
+
+static void add_own_pipeline(const er_pipeline_def_t *d, void *ud) {
+  if (!er__pipe_builtin(d)) json_array_append_new(ud, json_string(d->name));
+}
+
+static void print_names(const char *what, json_t *names) {
+  size_t i;
+  json_t *v;
+  fprintf(stderr, "%s (%zu):", what, json_array_size(names));
+  json_array_foreach(names, i, v) fprintf(stderr, "%s%s", i ? ", " : " ", json_string_value(v));
+  fprintf(stderr, "%s\n", json_array_size(names) ? "" : " none");
 }
 
 static json_t *registered(void) {
@@ -51,13 +70,14 @@ void er__worker_banner(er_worker_t *w) {
   char shown[512];
   er_url_redact(er_client_url(w->client), shown, sizeof shown);
   fprintf(stderr, ", store %s\n", shown);
-  json_t *names = registered();
-  size_t i;
-  json_t *v;
-  fprintf(stderr, "tasks (%zu):", json_array_size(names));
-  json_array_foreach(names, i, v) fprintf(stderr, "%s%s", i ? ", " : " ", json_string_value(v));
-  fprintf(stderr, "%s\n", json_array_size(names) ? "" : " none");
-  json_decref(names);
+  json_t *tasks = json_array(), *pipes = json_array();
+  er_task_foreach(add_own_task, tasks);
+  er_pipeline_foreach(add_own_pipeline, pipes);
+  print_names("tasks", tasks);
+  /* A worker of tasks alone says nothing of pipelines. */
+  if (json_array_size(pipes)) print_names("pipelines", pipes);
+  json_decref(tasks);
+  json_decref(pipes);
 }
 
 void er__log_received(const er__job_t *j) {
