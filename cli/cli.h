@@ -38,6 +38,9 @@ int cli_open_exit(int rc);
 /* Opens a client on url (NULL: default); on failure prints the store's
  * message as one line, sets *code (cli_open_exit) and returns NULL. */
 er_client_t *cli_open(const char *url, int *code);
+/* Whether a live worker consumes queue; true when the store cannot say, so
+ * that a store hiccup never produces a false warning (wait.c). */
+bool cli_queue_served(er_client_t *c, const char *queue);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */
 json_t *cli_json_arg(const char *what, const char *text);
 /* Reading the command line (opts.c). */

@@ -59,6 +59,11 @@ int cli_pipeline_callback(er_client_t *c, const char *id, int nparams, char **pa
     cli_error("%s", er_client_last_error(c));
     return rc == ER_ESTATE ? EXIT_USAGE : cli_exit_for(rc);
   }
+  /* Nobody would run the callback task: say so before waiting for it. */
+  er_task_rec_t *r = NULL;
+  if (er_status(c, task.text, NULL, &r) == 0 && r->queue && !cli_queue_served(c, r->queue))
+    cli_error("no live worker serves queue '%s'; the callback waits in the queue", r->queue);
+  er_task_rec_free(r);
   json_t *answer = NULL, *error = NULL;
   rc = er_result(c, task.text, NULL, timeout_ms, &answer, &error);
   int code;

@@ -31,9 +31,7 @@ static void clear_bar(bool *drawn) {
   *drawn = false;
 }
 
-/* Whether a live worker consumes queue; true when the store cannot say, so
- * that a store hiccup never produces a false warning. */
-static bool queue_served(er_client_t *c, const char *queue) {
+bool cli_queue_served(er_client_t *c, const char *queue) {
   er_store_t *s;
   json_t *workers = NULL;
   if (er_store_open(er_client_url(c), &s, NULL, 0) < 0) return true;
@@ -55,7 +53,7 @@ static void warn_if_unserved(er_client_t *c, const char *id, bool *drawn) {
   er_task_rec_t *r = NULL;
   if (er_status(c, id, NULL, &r) == 0 &&
       (r->state == ER_STATE_PENDING || r->state == ER_STATE_RETRY) && r->queue &&
-      !queue_served(c, r->queue)) {
+      !cli_queue_served(c, r->queue)) {
     clear_bar(drawn);
     cli_error("no live worker serves queue '%s'; the task waits in the queue", r->queue);
   }

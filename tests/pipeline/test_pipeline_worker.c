@@ -490,7 +490,19 @@ static void test_async_cli(void **state) {
            json_string_value(json_object_get(json_object_get(d, "state"), "token")));
   json_decref(d);
   approve(&h, root, tok);
-  h_stop(w, SIGTERM);
+  /* an async pipeline waiting in RUN when no worker is left: the callback
+   * command says nobody will run it, then gives up at its timeout */
+  assert_int_equal(CLI(&out, &err, "pipeline", "start", "approve_demo"), 0);
+  snprintf(root, sizeof root, "%.36s", out);
+  free(out);
+  free(err);
+  wait_run(&h, root);
+  assert_int_equal(WEXITSTATUS(h_stop(w, SIGTERM)), 0); /* a clean stop: its heartbeat goes */
+  assert_int_equal(CLI(&out, &err, "pipeline", "callback", root, "choice=approve", "--timeout",
+                       "0.2"), 5);
+  assert_non_null(strstr(err, "no live worker serves queue 'default'; the callback waits"));
+  free(out);
+  free(err);
   h_teardown(&h);
 }
 
