@@ -12,7 +12,7 @@
 
 static const char pipeline_usage[] =
     "usage: errand pipeline start NAME [options] | wait ROOT | show ROOT | abort ROOT | list\n"
-    "       | callback ID [NAME=VALUE ...] | cleanup\n"
+    "       | callback ID [NAME=VALUE ...] | cleanup | rotate-secret\n"
     "  start NAME      starts a root pipeline and prints its id; with --wait its\n"
     "                  default output as JSON (exit 1 with the message if it aborts)\n"
     "      --args JSON     positional arguments, a JSON array\n"
@@ -37,6 +37,8 @@ static const char pipeline_usage[] =
     "  cleanup         deletes the trees of roots finished over the retention ago\n"
     "      --older-than S  roots finished over S seconds ago (default: the store's\n"
     "                      pipe_retention_ms, 7 days)\n"
+    "  rotate-secret   a new secret for callback tokens; those made before stay\n"
+    "                  valid until the next rotation\n"
     CLI_STORE_HELP;
 
 static void sleep_ms(int ms) {
@@ -291,14 +293,15 @@ int cmd_pipeline(int argc, char **argv) {
   }
   const char *sub = optind < argc ? argv[optind] : NULL;
   const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-  bool needs_arg = sub && strcmp(sub, "list") != 0 && strcmp(sub, "cleanup") != 0;
+  bool needs_arg = sub && strcmp(sub, "list") != 0 && strcmp(sub, "cleanup") != 0 &&
+                   strcmp(sub, "rotate-secret") != 0;
   bool more = sub && strcmp(sub, "callback") == 0; /* its NAME=VALUE parameters */
   if (!sub || (needs_arg && !arg) || (!more && optind + (needs_arg ? 2 : 1) < argc)) {
     cli_error("pipeline: give a subcommand and its argument (see errand pipeline --help)");
     return EXIT_USAGE;
   }
-  static const char *const subs[] = {"start", "wait",     "show",   "abort",
-                                     "list",  "callback", "cleanup"};
+  static const char *const subs[] = {"start", "wait",     "show",    "abort",
+                                     "list",  "callback", "cleanup", "rotate-secret"};
   bool known = false;
   for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) known = known || !strcmp(sub, subs[i]);
   if (!known) {
@@ -321,6 +324,11 @@ int cmd_pipeline(int argc, char **argv) {
     code = cli_pipeline_callback(cl, arg, argc - optind - 2, argv + optind + 2, timeout);
   } else if (!strcmp(sub, "cleanup")) {
     code = cleanup(cl, older_than);
+  } else if (!strcmp(sub, "rotate-secret")) {
+    int rc = er_pipeline_secret_rotate(cl);
+    if (rc < 0) cli_error("%s", er_client_last_error(cl));
+    else printf("rotated: callback tokens made before stay valid until the next rotation\n");
+    code = cli_exit_for(rc);
   } else {
     int rc = er_pipeline_abort(cl, arg, message, &aborted);
     if (rc < 0) cli_error("%s", er_client_last_error(cl));

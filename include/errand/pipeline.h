@@ -266,6 +266,13 @@ int er_pipeline_abort(er_client_t *c, const char *root_id, const char *message, 
  * for bad params. Nothing is written on error. */
 int er_pipeline_callback(er_client_t *c, const char *id, json_t *params, er_id_t *task_id);
 
+/* Rotates the secret the callback tokens are made under (the store keeps
+ * it): tokens made before stay valid until the next rotation, made after
+ * use the new one. Processes that cached the secret see the rotation at
+ * their next check (a failed check reads the store again). Two rotations
+ * racing count as one. 0, or the store's error. */
+int er_pipeline_secret_rotate(er_client_t *c);
+
 /* One pipeline's record, *out new: {"id", "name", "root", "parent", "args",
  * "kwargs", "outputs" (name -> slot id), "children", "status" (waiting, run,
  * retry, finalizing, done, aborted), "attempts", "max_attempts",

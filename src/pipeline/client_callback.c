@@ -37,3 +37,14 @@ int er_pipeline_callback(er_client_t *c, const char *id, json_t *params, er_id_t
   json_decref(p);
   return rc;
 }
+
+int er_pipeline_secret_rotate(er_client_t *c) {
+  if (!c) return ER_EINVAL;
+  er_store_t *s = NULL;
+  int rc = er__client_take_store(c, &s);
+  if (rc < 0) return rc;
+  rc = er__pipe_secret_rotate(s);
+  if (rc < 0) er__client_store_fail(c, s, rc, "pipeline secret rotate");
+  er__client_put_store(c, s);
+  return rc;
+}

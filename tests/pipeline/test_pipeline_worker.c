@@ -210,6 +210,25 @@ static void test_cli(void **state) {
   assert_int_equal(CLI(&out, &err, "pipeline", "wait", "01a2372a-0000-7000-8000-000000000000"), 4);
   free(out);
   free(err);
+  /* a new callback secret: a new version of the store's secret document */
+  json_t *before = NULL, *after = NULL;
+  assert_int_equal(CLI(&out, &err, "pipeline", "rotate-secret"), 0);
+  assert_non_null(strstr(out, "rotated"));
+  free(out);
+  free(err);
+  er_store_t *st = NULL;
+  int64_t v1 = 0, v2 = 0;
+  assert_int_equal(er_store_open(h.url, &st, NULL, 0), 0);
+  assert_int_equal(er_store_doc_get(st, "pipe.secret", "callback", &before, &v1), 0);
+  assert_int_equal(CLI(&out, &err, "pipeline", "rotate-secret"), 0);
+  free(out);
+  free(err);
+  assert_int_equal(er_store_doc_get(st, "pipe.secret", "callback", &after, &v2), 0);
+  assert_int_equal(v2, v1 + 1);
+  assert_true(json_equal(json_object_get(after, "previous"), json_object_get(before, "current")));
+  json_decref(before);
+  json_decref(after);
+  er_store_close(st);
   h_stop(w, SIGTERM);
   h_teardown(&h);
 }

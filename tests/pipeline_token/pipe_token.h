@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "core/url_query.h"
+#include "errand/client.h"
+#include "errand/pipeline.h"
 #include "pipeline/token.h"
 
 #define ID "0190a2b4-0000-7000-8000-000000000001"
@@ -39,6 +41,7 @@ void hex32(const uint8_t *b, char out[65]);
 /* test_pipe_secret.c */
 void test_secret_stored(void **state);
 void test_rotation(void **state);
+void test_rotation_by_client(void **state);
 void test_rotation_elsewhere(void **state);
 void test_cache_ttl(void **state);
 void test_stores_apart(void **state);

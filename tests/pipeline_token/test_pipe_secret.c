@@ -66,6 +66,24 @@ void test_rotation(void **state) {
   json_decref(p);
 }
 
+/* The public rotation (`errand pipeline rotate-secret`): a client's rotation
+ * is the store's, seen by every handle. */
+void test_rotation_by_client(void **state) {
+  fx_t *f = *state;
+  json_t *p = json_pack("{s:s}", "k", "v");
+  char t0[ER__PIPE_TOKEN_LEN + 1];
+  make(f->s, ID, p, t0);
+  er_client_t *c = NULL;
+  assert_int_equal(er_client_open(f->url, &c, NULL, 0), 0);
+  assert_int_equal(er_pipeline_secret_rotate(c), 0);
+  assert_int_equal(er__pipe_token_check(f->s, ID, p, t0), 0); /* the previous secret */
+  assert_int_equal(er_pipeline_secret_rotate(c), 0);
+  assert_int_equal(er__pipe_token_check(f->s, ID, p, t0), ER_EAUTH);
+  assert_int_equal(er_pipeline_secret_rotate(NULL), ER_EINVAL);
+  er_client_close(c);
+  json_decref(p);
+}
+
 /* The first read goes to the store, the next is the cache's. */
 static void read_then_cached(er_store_t *s, er__pipe_secret_t *sec) {
   bool cached = true;

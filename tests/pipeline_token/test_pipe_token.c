@@ -177,6 +177,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_stores_apart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_make_race_lost, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_race_lost, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rotation_by_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_make_race_processes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed_secret, setup, teardown),
       cmocka_unit_test_setup_teardown(test_url_make_and_check, setup, teardown),
