@@ -135,8 +135,8 @@ void er_worker_stop(er_worker_t *w, bool now);
 void er_worker_free(er_worker_t *w); /* accepts NULL */
 
 /* Makes a worker as er_worker_new does and runs it, embedded (see above),
- * on a thread of its own; returns once it has started: its loop, store
- * thread and pool are up and its heartbeat is on the way. ER_EINVAL for
+ * on a thread of its own; returns once its loop, store thread and pool are
+ * up (it then sends its first heartbeat and takes tasks). ER_EINVAL for
  * opts NULL, for pool ER_POOL_PREFORK, or as er_worker_new; the error of
  * its start-up (ER_ESYS, ER_ENOMEM) otherwise, with nothing left running.
  * errmsg (may be NULL) gets the reason. Any thread; opts and what it points
