@@ -120,17 +120,9 @@ static json_t *result_of(fx_t *f, const char *id) {
   return res;
 }
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  int n = 0;
-  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-  closedir(d);
-  return n;
-}
-
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
+/* Entries of a /proc directory: this process's descriptors or threads. */
+static int count_entries(const char *path) {
+  DIR *d = opendir(path);
   assert_non_null(d);
   int n = 0;
   for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
@@ -165,12 +157,12 @@ static void start_and_stop_20_times(void **state) {
     /* The first cycle may leave what lives as long as the process (the
      * stores' one-time set-up); every later one must leave nothing. */
     if (i == 0) {
-      fds = count_fds();
-      threads = count_threads();
+      fds = count_entries("/proc/self/fd");
+      threads = count_entries("/proc/self/task");
     }
   }
-  assert_int_equal(count_fds(), fds);
-  assert_int_equal(count_threads(), threads);
+  assert_int_equal(count_entries("/proc/self/fd"), fds);
+  assert_int_equal(count_entries("/proc/self/task"), threads);
 }
 
 static void two_at_once_on_different_queues(void **state) {
