@@ -206,7 +206,7 @@ static void warm_stop_lets_running_tasks_finish(void **state) {
   fx_t *f = *state;
   er_worker_t *w = start(f, "warm", 60000);
   er_id_t ids[2];
-  for (int i = 0; i < 2; i++) send_to(f, "warm", "embed_sleep", json_pack("[i]", 400), &ids[i]);
+  for (int i = 0; i < 2; i++) send_to(f, "warm", "embed_sleep", json_pack("[i]", 1500), &ids[i]);
   for (int i = 0; i < 2; i++) wait_started(f, ids[i].text);
   stop(w, false); /* returns once both have finished */
   for (int i = 0; i < 2; i++) {
