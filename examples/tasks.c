@@ -12,6 +12,8 @@
  * flaky     asks for a retry until it has been retried args[0] times
  * fanout    a tasklet task: sends args[0] `add` subtasks, awaits them all and
  *           returns the sum of their results, without holding a worker slot
+ * send_email "mails" the user its context names (sent by examples/webapp.c with
+ *           the caller of POST /signup): logs and returns "mail to USER: welcome"
  */
 #include <errand.h>
 #include <errand/client.h>
@@ -118,3 +120,15 @@ static int fanout(er_task_t *t, json_t **result) {
   return 0;
 }
 ER_TASK("fanout", fanout, .tasklet = true)
+
+/* The user comes in the task's context, put there by the web request that
+ * sent it (examples/webapp.c), not in its args: the task reads who asked the
+ * way pymacaron's async tasks do. A real one would call a mail service. */
+static int send_email(er_task_t *t, json_t **result) {
+  const char *user = json_string_value(json_object_get(er_task_context(t), "user"));
+  if (!user) return er_task_fail(t, ER_EINVAL, "send_email: the task's context names no user");
+  er_log(ER_LOG_INFO, "mail to %s: welcome", user);
+  *result = json_sprintf("mail to %s: welcome", user);
+  return *result ? 0 : er_task_fail(t, ER_ENOMEM, "out of memory");
+}
+ER_TASK("send_email", send_email, .max_retries = ER_RETRIES_NONE)

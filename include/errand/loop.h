@@ -150,8 +150,9 @@ void er_loop_unref(er_loop_t *loop);
  *     as it would have, SIG_IGN ignores a sent signal (a real fault cannot be
  *     ignored, so it ends the process);
  *   - gives the calling thread, and each thread that makes a loop afterwards,
- *     an alternate signal stack (64 KiB; a thread's own is kept), since an
- *     overflowing stack has no room for the handler. A thread that made its
+ *     an alternate signal stack (64 KiB, unmapped when the thread ends; a
+ *     thread's own is kept), since an overflowing stack has no room for the
+ *     handler. A thread that made its
  *     loop before the call gets none: call this at start-up, before starting
  *     threads that run tasklets.
  * Idempotent; any thread. A handler installed after this one replaces it (as

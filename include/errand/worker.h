@@ -27,13 +27,31 @@
  * makes every store call on a store thread of its own (the loop never waits
  * on the store); the pools add their own threads or processes.
  *
- * er_worker_run ignores SIGPIPE (as servers do), installs the tasklet stack
- * overflow reporter (er_stack_overflow_handler_install, which hands every
- * other fault to the handler installed before it), and installs SIGTERM and
- * SIGINT handlers: the first signal stops
+ * er_worker_run ignores SIGPIPE (as servers do) and SIGXFSZ, installs the
+ * tasklet stack overflow reporter (er_stack_overflow_handler_install, which
+ * hands every other fault to the handler installed before it), and installs
+ * SIGTERM and SIGINT handlers: the first signal stops
  * taking tasks, lets the running ones finish within grace_ms and gives the
  * rest back to the queue; a second gives everything back at once. Nothing is
  * lost either way.
+ *
+ * Embedded (er_worker_start): a worker inside a host process, a web server
+ * say, on threads of its own, that leaves the process to its host. It
+ * changes no signal's disposition (no SIGTERM, SIGINT, SIGPIPE, SIGXFSZ,
+ * SIGSEGV or SIGBUS handler): the host stops it with er_worker_stop. Its
+ * threads (its loop's, its store thread, the threads pool's) block every
+ * signal but the faults a thread raises on itself (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGTRAP, SIGSYS, SIGABRT), so a signal sent to the process is
+ * always delivered to one of the host's threads, and a write to a closed
+ * pipe or socket, or past a file size limit, fails with EPIPE or EFBIG on
+ * the worker's threads (its tasks' too) instead of raising a signal. A
+ * tasklet task that overflows its stack is reported only when the host has
+ * called er_stack_overflow_handler_install before er_worker_start; otherwise
+ * it is a plain SIGSEGV. It never calls exit. Pools: threads and solo;
+ * prefork is refused (it would fork the host, a copy of a process whose
+ * other threads may hold locks the child then waits on forever). Several
+ * may run at once, and a process may start and join them as often as it
+ * likes.
  */
 #ifndef ERRAND_WORKER_H
 #define ERRAND_WORKER_H
@@ -106,9 +124,34 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
 /* Runs until stopped (a signal, or er_worker_stop). Returns 0, or ER_ENOENT
  * when it stopped because its store's file was deleted (see docs/queue.md). */
 int er_worker_run(er_worker_t *w);
-/* Asks the worker to stop: warm (finish running tasks) or at once. Any thread. */
+/* Asks the worker to stop: warm (now false: the running tasks finish within
+ * grace_ms, those reserved ahead go back at once) or at once (now true:
+ * everything goes back); a warm stop asked for while one is under way
+ * stops at once, as a second SIGTERM does. Returns at once; any thread,
+ * until the worker is freed (er_worker_free, er_worker_join). Not
+ * async-signal-safe: a host's signal handler should wake a thread that
+ * calls it. */
 void er_worker_stop(er_worker_t *w, bool now);
 void er_worker_free(er_worker_t *w); /* accepts NULL */
+
+/* Makes a worker as er_worker_new does and runs it, embedded (see above),
+ * on a thread of its own; returns once its loop, store thread and pool are
+ * up (it then sends its first heartbeat and takes tasks). ER_EINVAL for
+ * opts NULL, for pool ER_POOL_PREFORK, or as er_worker_new; the error of
+ * its start-up (ER_ESYS, ER_ENOMEM) otherwise, with nothing left running.
+ * errmsg (may be NULL) gets the reason. Any thread; opts and what it points
+ * to are copied (base_url is borrowed, as for er_worker_new). End it with
+ * er_worker_stop, then er_worker_join, never er_worker_run or
+ * er_worker_free. */
+int er_worker_start(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
+                    size_t errmsg_size);
+/* Waits for a worker started by er_worker_start to end (after er_worker_stop,
+ * or when its store's file was deleted) and frees it. *rc (rc may be NULL)
+ * gets what er_worker_run returned (0, or ER_ENOENT). Returns 0, or
+ * ER_EINVAL (nothing done) for NULL or a worker er_worker_start did not
+ * start. Call it once, from any thread but the worker's own (so not from a
+ * task); er_worker_stop may be called until it has been. */
+int er_worker_join(er_worker_t *w, int *rc);
 const char *er_worker_id(const er_worker_t *w);
 
 ER_API_END

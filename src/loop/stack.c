@@ -14,6 +14,7 @@
  * on an alternate signal stack, name the overflow on stderr before the default
  * action ends the process; any other fault goes to the handler that was there
  * before. A library must not take the process's signals unasked. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,19 +299,33 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
 }
 
 /* The handler runs on an alternate stack: the overflowing stack has no room
- * left. One per thread that makes a loop, for the thread's life. */
+ * left. One per thread that makes a loop, for the thread's life: unmapped
+ * when the thread ends, so that a process starting and ending threads that
+ * run loops (embedded workers) does not leak one each time. */
+#define ALT_STACK_SIZE (64 * 1024)
+static pthread_key_t g_alt_key;
+static pthread_once_t g_alt_once = PTHREAD_ONCE_INIT;
+
+static void alt_stack_free(void *alt) {
+  stack_t off = {.ss_flags = SS_DISABLE};
+  sigaltstack(&off, NULL);
+  munmap(alt, ALT_STACK_SIZE);
+}
+
+static void alt_key_make(void) { pthread_key_create(&g_alt_key, alt_stack_free); }
+
 static void alt_stack_for_thread(void) {
   stack_t cur;
   if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE)) return; /* has one */
-  static _Thread_local char *alt;
-  size_t size = 64 * 1024;
-  if (!alt) alt = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (alt == MAP_FAILED) {
-    alt = NULL;
-    return;
+  pthread_once(&g_alt_once, alt_key_make);
+  char *alt = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (alt == MAP_FAILED) return;
+  stack_t ss = {.ss_sp = alt, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+  if (sigaltstack(&ss, NULL) != 0 || pthread_setspecific(g_alt_key, alt) != 0) {
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    munmap(alt, ALT_STACK_SIZE);
   }
-  stack_t ss = {.ss_sp = alt, .ss_size = size, .ss_flags = 0};
-  sigaltstack(&ss, NULL);
 }
 
 int er_stack_overflow_handler_install(void) {

@@ -377,18 +377,24 @@ static int start(er_worker_t *w) {
   uv_timer_start(&w->beat, on_beat, (uint64_t)w->opts.heartbeat_ms, (uint64_t)w->opts.heartbeat_ms);
   uint64_t every = (uint64_t)w->opts.lease_ms / 3;
   uv_timer_start(&w->renew, er__worker_on_renew, every ? every : 1, every ? every : 1);
-  uv_signal_init(uv, &w->sigterm);
-  uv_signal_init(uv, &w->sigint);
-  w->sigterm.data = w->sigint.data = w;
-  uv_signal_start(&w->sigterm, er__worker_on_signal, SIGTERM);
-  uv_signal_start(&w->sigint, er__worker_on_signal, SIGINT);
+  /* An embedded worker's host owns SIGTERM and SIGINT (libuv would install
+   * process-wide handlers for them): it stops the worker with er_worker_stop. */
+  if (!w->embed) {
+    uv_signal_init(uv, &w->sigterm);
+    uv_signal_init(uv, &w->sigint);
+    w->sigterm.data = w->sigint.data = w;
+    uv_signal_start(&w->sigterm, er__worker_on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, er__worker_on_signal, SIGINT);
+  }
   uv_async_init(uv, &w->stop_async, er__worker_on_stop_async);
   w->stop_async.data = w;
   return 0;
 }
 
-int er_worker_run(er_worker_t *w) {
-  w->started_ms = er_now_wall_ms();
+/* The process-wide signal settings a worker that owns its process makes. An
+ * embedded worker makes none: its threads block SIGPIPE and SIGXFSZ instead
+ * (worker_embed.c), which has the same effect on its own writes. */
+static void own_process_signals(er_worker_t *w) {
   /* A child that dies while a job is being written to it must not take the
    * worker with it: the write fails with EPIPE and the death is handled. */
   signal(SIGPIPE, SIG_IGN);
@@ -399,7 +405,15 @@ int er_worker_run(er_worker_t *w) {
    * process dies; other faults still reach whatever handled them before. */
   if (er_stack_overflow_handler_install() < 0)
     er_log(ER_LOG_WARN, "worker %s: no stack overflow reports: sigaction failed", w->id);
+}
+
+int er_worker_run(er_worker_t *w) { return er__worker_run(w, NULL); }
+
+int er__worker_run(er_worker_t *w, void (*started)(er_worker_t *w, int rc)) {
+  w->started_ms = er_now_wall_ms();
+  if (!w->embed) own_process_signals(w);
   int rc = start(w);
+  if (started) started(w, rc);
   if (rc < 0) return rc;
   if (!w->opts.quiet) er__worker_banner(w);
   er__io_watch(w); /* then reads the wake-ups, fills, and asks what is due */

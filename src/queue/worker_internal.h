@@ -77,6 +77,9 @@ struct er_worker {
   int exit_rc;      /* what er_worker_run returns: its store's file was deleted */
   double rate;                  /* tasks finished per second, smoothed */
   uint64_t rate_ms, rate_count; /* the current measuring window */
+  /* Set by er_worker_start (worker_embed.c): the worker runs on a thread of
+   * its own in a host process and leaves the process's signals alone. */
+  struct er__embed *embed;
 };
 
 /* A reserved job not handed to the pool yet (tasklets never wait). */
@@ -98,6 +101,11 @@ void er__worker_update_rate(er_worker_t *w, size_t n);
 /* The periodic look: outcomes kept, housekeeping, work. */
 void er__worker_tick(er_worker_t *w);
 void er__worker_on_renew(uv_timer_t *h);
+
+/* er_worker_run's body. started (may be NULL) is told how start-up went (0
+ * or an error), on the worker's thread, before the loop runs or the call
+ * returns that error. */
+int er__worker_run(er_worker_t *w, void (*started)(er_worker_t *w, int rc));
 
 /* worker_opts.c */
 /* *out = *in with the defaults filled in; ER_EINVAL (errmsg, may be NULL,

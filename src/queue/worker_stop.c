@@ -13,8 +13,8 @@ static void close_all(er_worker_t *w) {
   for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) uv_timer_stop(timers[i]);
   if (w->wake_on) uv_poll_stop(&w->wake);
   w->wake_on = false;
-  uv_signal_stop(&w->sigterm);
-  uv_signal_stop(&w->sigint);
+  if (w->sigterm.loop) uv_signal_stop(&w->sigterm); /* an embedded worker has none */
+  if (w->sigint.loop) uv_signal_stop(&w->sigint);
   uv_unref((uv_handle_t *)&w->stop_async);
   er__sthread_unref(w->io);
 }

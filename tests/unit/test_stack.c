@@ -1,6 +1,8 @@
 /* Tasklet stacks: an overflow is reported as one (in a child process, which it
  * kills), and tasklets with stacks of many sizes keep their frames intact
  * across suspensions. */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -312,10 +314,58 @@ static void test_overflow_handler_chains(void **state) {
   assert_null(strstr(err, "stack overflow"));
 }
 
+/* ---- the alternate signal stack ---------------------------------------------- */
+
+static const char k_alt_mark[16] = "errand alt mark";
+
+static void *loop_thread(void *arg) {
+  er_loop_t *loop = NULL;
+  if (er_loop_new(&loop, NULL) != 0) _exit(2);
+  stack_t cur;
+  if (sigaltstack(NULL, &cur) != 0 || (cur.ss_flags & SS_DISABLE)) _exit(3); /* none given */
+  *(void **)arg = cur.ss_sp;
+  memcpy(cur.ss_sp, k_alt_mark, sizeof k_alt_mark); /* its lowest bytes: never used */
+  er_loop_free(loop);
+  return NULL;
+}
+
+/* A thread that made a loop after the handler was installed got an alternate
+ * stack; once that thread has ended, the stack is unmapped. */
+static void child_alt_stack_freed(void) {
+  if (er_stack_overflow_handler_install() != 0) _exit(2);
+  for (int i = 0; i < 3; i++) {
+    void *sp = NULL;
+    pthread_t t;
+    if (pthread_create(&t, NULL, loop_thread, &sp) != 0 || pthread_join(t, NULL) != 0) _exit(2);
+    /* Unmapped (the kernel cannot read it: EFAULT), or mapped again since
+     * for something else (the mark is gone): not the thread's any more. */
+    int p[2];
+    char got[sizeof k_alt_mark];
+    if (pipe(p) != 0) _exit(2);
+    bool readable = write(p[1], sp, sizeof got) == (ssize_t)sizeof got;
+    if (readable && read(p[0], got, sizeof got) != (ssize_t)sizeof got) _exit(2);
+    close(p[0]);
+    close(p[1]);
+    if (readable && memcmp(got, k_alt_mark, sizeof got) == 0) _exit(1); /* still there */
+  }
+  _exit(0);
+}
+
+/* Threads that run loops may come and go (embedded workers started and
+ * stopped): each one's alternate signal stack goes with it. */
+static void test_alt_stack_freed_with_its_thread(void **state) {
+  (void)state;
+  char err[4096];
+  int st = run_child("alt_stack_freed", err, sizeof err);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    fail_msg("status %d (1: the alternate stack outlived its thread); stderr:\n%s", st, err);
+}
+
 static const struct {
   const char *name;
   void (*body)(void);
 } k_children[] = {
+    {"alt_stack_freed", child_alt_stack_freed},
     {"overflow", overflow_child},
     {"loop_keeps_user_handler", child_loop_keeps_user_handler},
     {"chains_fault_outside_tasklets", child_chains_fault_outside_tasklets},
@@ -341,6 +391,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_loop_default_stack_size),
       cmocka_unit_test(test_loop_takes_no_signals),
       cmocka_unit_test(test_overflow_handler_chains),
+      cmocka_unit_test(test_alt_stack_freed_with_its_thread),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
