@@ -318,7 +318,8 @@ static void alt_stack_for_thread(void) {
   stack_t cur;
   if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE)) return; /* has one */
   pthread_once(&g_alt_once, alt_key_make);
-  char *alt = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *alt =
+      mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (alt == MAP_FAILED) return;
   stack_t ss = {.ss_sp = alt, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
   if (sigaltstack(&ss, NULL) != 0 || pthread_setspecific(g_alt_key, alt) != 0) {
