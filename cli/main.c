@@ -130,7 +130,8 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"worker", cmd_worker}, {"send", cmd_send},       {"status", cmd_status},
               {"result", cmd_result}, {"revoke", cmd_revoke},   {"inspect", cmd_inspect},
-              {"purge", cmd_purge},   {"pipeline", cmd_pipeline}};
+              {"purge", cmd_purge},   {"pipeline", cmd_pipeline},
+              {"serve", cmd_serve}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   cli_error("unknown command '%s' (see errand --help)", argv[1]);
