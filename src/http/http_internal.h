@@ -6,6 +6,7 @@
 #define ER_HTTP_INTERNAL_H
 
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,7 +25,10 @@ struct er_http_server {
   int port;
   char url[96];
   bool v6;
-  unsigned char addr[28]; /* the sockaddr to bind (sockaddr_in or _in6) */
+  union {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+  } addr; /* the address to bind */
 };
 
 /* One request, as the handlers see it. */

@@ -36,9 +36,9 @@ static bool parse_listen(er_http_server_t *s, const char *text) {
   if (n >= sizeof host) return false;
   memcpy(host, text, n);
   host[n] = 0;
-  memset(s->addr, 0, sizeof s->addr);
+  memset(&s->addr, 0, sizeof s->addr);
   if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)s->addr;
+    struct sockaddr_in6 *a = &s->addr.v6;
     host[n - 1] = 0;
     if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1) return false;
     a->sin6_family = AF_INET6;
@@ -46,7 +46,7 @@ static bool parse_listen(er_http_server_t *s, const char *text) {
     s->v6 = true;
     return true;
   }
-  struct sockaddr_in *a = (struct sockaddr_in *)s->addr;
+  struct sockaddr_in *a = &s->addr.v4;
   if (!strcmp(host, "localhost") || !*host) strcpy(host, "127.0.0.1");
   if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return false;
   a->sin_family = AF_INET;
@@ -208,7 +208,7 @@ int er_http_server_start(er_http_server_t *s, char *errmsg, size_t errmsg_size) 
                    MHD_USE_POLL | (s->v6 ? MHD_USE_IPv6 : 0);
   errno = 0;
   s->mhd = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)s->addr,
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->addr,
       MHD_OPTION_URI_LOG_CALLBACK, uri_seen, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
       MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
       s->o.timeout_s, MHD_OPTION_END);
@@ -221,9 +221,9 @@ int er_http_server_start(er_http_server_t *s, char *errmsg, size_t errmsg_size) 
   s->port = info ? info->port : 0;
   char host[INET6_ADDRSTRLEN] = "";
   if (s->v6)
-    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)s->addr)->sin6_addr, host, sizeof host);
+    inet_ntop(AF_INET6, &s->addr.v6.sin6_addr, host, sizeof host);
   else
-    inet_ntop(AF_INET, &((struct sockaddr_in *)s->addr)->sin_addr, host, sizeof host);
+    inet_ntop(AF_INET, &s->addr.v4.sin_addr, host, sizeof host);
   snprintf(s->url, sizeof s->url, s->v6 ? "http://[%s]:%d" : "http://%s:%d", host, s->port);
   return 0;
 }
