@@ -29,6 +29,8 @@ static const char usage[] =
     "           [--countdown S] [-A LIB] [--wait [--timeout S]] | wait ROOT [--timeout S]\n"
     "           | show ROOT [--json] | abort ROOT [--message M] | list [--name N]\n"
     "           [--limit N]\n"
+    "  serve    the HTTP API: errand serve [--listen HOST:PORT] [--token T]\n"
+    "           [--secret S] [--base-url URL]\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
     "or --store-file PATH (the URL from PATH's first line), and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
