@@ -54,6 +54,13 @@ typedef struct er__http_resp {
   char allow[64];           /* the Allow header of a 405 */
 } er__http_resp_t;
 
+/* A request for the raw URI ("/path?query"), path and query split (NULL
+ * when out of memory; its path or query NULL too then); the caller sets
+ * method, headers and body (an er_malloc'd buffer the request then owns).
+ * er__http_req_free releases it (accepts NULL). */
+er__http_req_t *er__http_req_new(er_http_server_t *srv, const char *uri);
+void er__http_req_free(er__http_req_t *rq);
+
 typedef void (*er__http_handler_fn)(er__http_req_t *rq, er__http_resp_t *out);
 
 /* Routes, auth and dispatch: fills out for rq (router.c). */

@@ -55,7 +55,7 @@ static bool seconds(json_t *v, int64_t *ms) {
   if (!json_is_number(v)) return false;
   double s = json_number_value(v);
   if (!isfinite(s) || s < 0 || s > 1e9) return false;
-  *ms = (int64_t)llround(s * 1000.0);
+  *ms = (int64_t)(s * 1000.0 + 0.5); /* no libm: liberrand links without it */
   return true;
 }
 

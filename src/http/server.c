@@ -103,10 +103,10 @@ int er_http_server_new(const er_http_opts_t *opts, er_http_server_t **out, char 
 /* The raw URI, before libmicrohttpd decodes it: the router decodes each
  * path segment itself (a key may hold an encoded '/'), and the callback's
  * token is checked over the query exactly as sent. */
-static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn) {
+er__http_req_t *er__http_req_new(er_http_server_t *srv, const char *uri) {
   er__http_req_t *rq = er_calloc(1, sizeof *rq);
   if (!rq) return NULL;
-  rq->srv = cls;
+  rq->srv = srv;
   const char *q = strchr(uri, '?');
   size_t plen = q ? (size_t)(q - uri) : strlen(uri);
   rq->path = er_malloc(plen + 1);
@@ -120,7 +120,11 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn) {
   return rq;
 }
 
-static void req_free(er__http_req_t *rq) {
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn) {
+  return er__http_req_new(cls, uri);
+}
+
+void er__http_req_free(er__http_req_t *rq) {
   if (!rq) return;
   er_free(rq->path);
   er_free(rq->query);
@@ -131,7 +135,7 @@ static void req_free(er__http_req_t *rq) {
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode why) {
-  req_free(*con_cls);
+  er__http_req_free(*con_cls);
   *con_cls = NULL;
 }
 
