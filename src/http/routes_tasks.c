@@ -111,7 +111,7 @@ static void client_error(er__http_req_t *rq, er__http_resp_t *out, int rc) {
   er__http_error(out, er__http_status_for(rc), "%s", er_client_last_error(rq->srv->client));
 }
 
-/* Answers with id's record (status), plus extra (stolen, may be NULL). */
+/* Answers with the record of id (or of key's newest task) and its status URL. */
 static void answer_rec(er__http_req_t *rq, er__http_resp_t *out, const char *id, const char *key,
                        int status) {
   er_task_rec_t *r = NULL;

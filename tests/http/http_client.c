@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int dial(int port) {
+int tc_dial(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -32,7 +32,7 @@ static void send_all(int fd, const char *p, size_t n) {
 tc_resp_t tc_request(int port, const char *method, const char *path, const char *extra_headers,
                      const char *body, size_t body_len) {
   tc_resp_t r = {0};
-  int fd = dial(port);
+  int fd = tc_dial(port);
   if (fd < 0) return r;
   char head[4096];
   int n = snprintf(head, sizeof head,

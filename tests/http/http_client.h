@@ -26,5 +26,7 @@ char *tc_header(const tc_resp_t *r, const char *name);
 /* Whether the body is {"error": {"status": r->status, "message": "..."}}. */
 int tc_is_error(const tc_resp_t *r);
 void tc_free(tc_resp_t *r);
+/* A connected socket to 127.0.0.1:port, or -1. */
+int tc_dial(int port);
 
 #endif

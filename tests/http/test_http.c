@@ -3,12 +3,15 @@
  * `errand worker` with the example tasks and pipelines: sends, long polls,
  * keys, revokes, the error answers, bearer auth, and the callback endpoint's
  * refusals and deliveries. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -295,6 +298,63 @@ static void callback_public(void **state) {
   json_decref(links);
 }
 
+/* Reads from fd until EOF, an error or 60 s; true when the server closed
+ * the connection without answering. */
+static bool closed_unanswered(int fd) {
+  struct timeval tv = {.tv_sec = 60};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[256];
+  ssize_t got = recv(fd, buf, sizeof buf, 0);
+  return got == 0 || (got < 0 && errno == ECONNRESET);
+}
+
+static void slow_clients_and_connection_limit(void **state) {
+  /* A client that stops halfway through its headers is cut off. */
+  er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = H.url, .timeout_s = 1};
+  er_http_server_t *s;
+  assert_int_equal(er_http_server_new(&o, &s, NULL, 0), 0);
+  assert_int_equal(er_http_server_start(s, NULL, 0), 0);
+  int fd = tc_dial(er_http_server_port(s));
+  assert_true(fd >= 0);
+  const char *half = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  assert_int_equal(send(fd, half, strlen(half), 0), (ssize_t)strlen(half));
+  assert_true(closed_unanswered(fd));
+  close(fd);
+  er_http_server_free(s);
+  /* Past max_connections, a connection is closed at once, unanswered; once
+   * one ends, the next is served. */
+  o.timeout_s = 120;
+  o.max_connections = 2;
+  assert_int_equal(er_http_server_new(&o, &s, NULL, 0), 0);
+  assert_int_equal(er_http_server_start(s, NULL, 0), 0);
+  int port = er_http_server_port(s);
+  int held[2];
+  for (int i = 0; i < 2; i++) {
+    held[i] = tc_dial(port);
+    assert_true(held[i] >= 0);
+    assert_int_equal(send(held[i], half, strlen(half), 0), (ssize_t)strlen(half));
+  }
+  /* Until the server has accepted both held ones, a probe may be served. */
+  tc_resp_t r = tc_req(port, "GET", "/healthz", NULL);
+  for (int i = 0; i < 600 && r.status != 0; i++) {
+    tc_free(&r);
+    usleep(50000);
+    r = tc_req(port, "GET", "/healthz", NULL);
+  }
+  assert_int_equal(r.status, 0);
+  tc_free(&r);
+  close(held[0]);
+  for (int i = 0; i < 600 && r.status != 200; i++) { /* the server sees the close */
+    tc_free(&r);
+    usleep(50000);
+    r = tc_req(port, "GET", "/healthz", NULL);
+  }
+  assert_int_equal(r.status, 200);
+  tc_free(&r);
+  close(held[1]);
+  er_http_server_free(s);
+}
+
 static void serve_command(void **state) {
   char log[400];
   snprintf(log, sizeof log, "%s/serve.log", H.dir);
@@ -324,7 +384,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(send_then_wait), cmocka_unit_test(keys_start_once),
       cmocka_unit_test(revoke_task),       cmocka_unit_test(bad_requests),
       cmocka_unit_test(bearer_token),   cmocka_unit_test(callback_signed),
-      cmocka_unit_test(callback_public), cmocka_unit_test(serve_command),
+      cmocka_unit_test(callback_public), cmocka_unit_test(slow_clients_and_connection_limit),
+      cmocka_unit_test(serve_command),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
