@@ -6,40 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "http/http_internal.h"
 
-static void set_time(json_t *o, const char *name, int64_t ms) {
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  char buf[40];
-  if (!gmtime_r(&t, &tm)) return;
-  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
-  json_object_set_new(o, name, json_string(buf));
-}
-
 /* The record as `errand status` prints it, with the result when done. */
 static json_t *rec_json(const er_task_rec_t *r) {
-  json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", er_state_name(r->state));
-  json_object_set_new(o, "task", json_string(r->task));
-  json_object_set_new(o, "queue", json_string(r->queue));
-  if (r->key) json_object_set_new(o, "key", json_string(r->key));
-  if (r->name) json_object_set_new(o, "name", json_string(r->name));
-  json_object_set_new(o, "attempt", json_integer(r->attempt));
-  json_object_set_new(o, "retries", json_integer(r->retries));
-  if (r->progress >= 0) json_object_set_new(o, "progress", json_real(r->progress));
-  if (r->progress_msg) json_object_set_new(o, "progress_msg", json_string(r->progress_msg));
-  set_time(o, "created", r->created_ms);
-  set_time(o, "eta", r->eta_ms);
-  if (r->expires_ms) set_time(o, "expires", r->expires_ms);
-  if (r->started_ms) set_time(o, "started", r->started_ms);
-  if (r->finished_ms) set_time(o, "finished", r->finished_ms);
-  if (r->worker) json_object_set_new(o, "worker", json_string(r->worker));
-  if (r->state == ER_STATE_SUCCESS)
+  json_t *o = er_task_rec_json(r);
+  if (o && r->state == ER_STATE_SUCCESS)
     json_object_set(o, "result", r->result ? r->result : json_null());
-  if (r->error) json_object_set(o, "error", r->error);
   return o;
 }
 
