@@ -102,25 +102,36 @@ static void answer_rec(er__http_req_t *rq, er__http_resp_t *out, const char *id,
   er_task_rec_free(r);
 }
 
-void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out) {
+/* Sends the task the body describes; with key (the path's), the key's live
+ * task instead when there is one. False with the error in out. */
+static bool send_body(er__http_req_t *rq, er__http_resp_t *out, const char *key, er_id_t *id,
+                      bool *existed) {
   json_t *body = er__http_body_object(rq, out);
-  if (!body) return;
+  if (!body) return false;
   er_send_opts_t o = {0};
   const char *task;
   json_t *args, *kwargs;
-  if (send_fields(body, true, &o, &task, &args, &kwargs, out)) {
-    er_id_t id;
-    bool existed = false;
-    int rc = er_send_ex(rq->srv->client, task, args, kwargs, &o, &id, &existed);
-    if (rc < 0) {
-      client_error(rq, out, rc);
-    } else {
-      json_t *a = json_pack("{s:s, s:b}", "id", id.text, "existed", existed);
-      status_url(rq, a, id.text);
-      er__http_json(out, 202, a);
-    }
+  bool ok = send_fields(body, true, &o, &task, &args, &kwargs, out);
+  if (ok && key && o.key && strcmp(o.key, key)) {
+    er__http_error(out, 400, "'key' in the body differs from the path's");
+    ok = false;
+  } else if (ok && key) {
+    o.key = key;
+    o.if_absent = true; /* the key's live task, if any, is the answer */
   }
+  int rc = ok ? er_send_ex(rq->srv->client, task, args, kwargs, &o, id, existed) : 0;
+  if (rc < 0) client_error(rq, out, rc);
   json_decref(body);
+  return ok && rc == 0;
+}
+
+void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out) {
+  er_id_t id;
+  bool existed = false;
+  if (!send_body(rq, out, NULL, &id, &existed)) return;
+  json_t *a = json_pack("{s:s, s:b}", "id", id.text, "existed", existed);
+  status_url(rq, a, id.text);
+  er__http_json(out, 202, a);
 }
 
 void er__http_task_get(er__http_req_t *rq, er__http_resp_t *out) {
@@ -163,27 +174,10 @@ void er__http_task_delete(er__http_req_t *rq, er__http_resp_t *out) {
 }
 
 void er__http_key_put(er__http_req_t *rq, er__http_resp_t *out) {
-  json_t *body = er__http_body_object(rq, out);
-  if (!body) return;
-  er_send_opts_t o = {0};
-  const char *task;
-  json_t *args, *kwargs;
-  const char *key = rq->caps[0];
-  if (!send_fields(body, true, &o, &task, &args, &kwargs, out)) {
-  } else if (o.key && strcmp(o.key, key)) {
-    er__http_error(out, 400, "'key' in the body differs from the path's");
-  } else {
-    o.key = key;
-    o.if_absent = true; /* the key's live task, if any, is the answer */
-    er_id_t id;
-    bool existed = false;
-    int rc = er_send_ex(rq->srv->client, task, args, kwargs, &o, &id, &existed);
-    if (rc < 0)
-      client_error(rq, out, rc);
-    else
-      answer_rec(rq, out, id.text, NULL, existed ? 200 : 202);
-  }
-  json_decref(body);
+  er_id_t id;
+  bool existed = false;
+  if (send_body(rq, out, rq->caps[0], &id, &existed))
+    answer_rec(rq, out, id.text, NULL, existed ? 200 : 202);
 }
 
 void er__http_key_get(er__http_req_t *rq, er__http_resp_t *out) {

@@ -308,6 +308,19 @@ static bool closed_unanswered(int fd) {
   return got == 0 || (got < 0 && errno == ECONNRESET);
 }
 
+/* GET /healthz until it answers want (0: closed unanswered), for up to 30 s;
+ * the last status. */
+static int probe_until(int port, int want) {
+  int status = -1;
+  for (int i = 0; i < 600 && status != want; i++) {
+    if (i) usleep(50000);
+    tc_resp_t r = tc_req(port, "GET", "/healthz", NULL);
+    status = r.status;
+    tc_free(&r);
+  }
+  return status;
+}
+
 static void slow_clients_and_connection_limit(void **state) {
   /* A client that stops halfway through its headers is cut off. */
   er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = H.url, .timeout_s = 1};
@@ -335,22 +348,9 @@ static void slow_clients_and_connection_limit(void **state) {
     assert_int_equal(send(held[i], half, strlen(half), 0), (ssize_t)strlen(half));
   }
   /* Until the server has accepted both held ones, a probe may be served. */
-  tc_resp_t r = tc_req(port, "GET", "/healthz", NULL);
-  for (int i = 0; i < 600 && r.status != 0; i++) {
-    tc_free(&r);
-    usleep(50000);
-    r = tc_req(port, "GET", "/healthz", NULL);
-  }
-  assert_int_equal(r.status, 0);
-  tc_free(&r);
+  assert_int_equal(probe_until(port, 0), 0);
   close(held[0]);
-  for (int i = 0; i < 600 && r.status != 200; i++) { /* the server sees the close */
-    tc_free(&r);
-    usleep(50000);
-    r = tc_req(port, "GET", "/healthz", NULL);
-  }
-  assert_int_equal(r.status, 200);
-  tc_free(&r);
+  assert_int_equal(probe_until(port, 200), 200); /* once the server sees the close */
   close(held[1]);
   er_http_server_free(s);
 }
