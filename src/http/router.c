@@ -105,13 +105,15 @@ void er__http_dispatch(er__http_req_t *rq, er__http_resp_t *out) {
     snprintf(out->allow + used, sizeof out->allow - used, "%s%s", allowed++ ? ", " : "",
              routes[i].method);
   }
-  if (!found && !allowed) {
-    er__http_error(out, 404, "no route for %s %s", rq->method, rq->path);
-    return;
-  }
+  /* Before telling which routes exist: a caller without the token learns
+   * nothing of the API. */
   if (!strncmp(rq->path, "/api/", 5) && !authorised(rq)) {
     out->allow[0] = 0;
     er__http_error(out, 401, "this API needs 'Authorization: Bearer TOKEN'");
+    return;
+  }
+  if (!found && !allowed) {
+    er__http_error(out, 404, "no route for %s %s", rq->method, rq->path);
     return;
   }
   if (!found) {

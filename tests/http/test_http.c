@@ -191,6 +191,9 @@ static void bearer_token(void **state) {
   assert_int_equal(strncmp(str(j, "status_url"), "http://example.test/api/v1/tasks/", 33), 0);
   json_decref(j);
   tc_free(&r);
+  r = tc_req(port, "GET", "/api/v1/nothing", NULL); /* no route told without the token */
+  assert_int_equal(r.status, 401);
+  tc_free(&r);
   r = tc_req(port, "GET", "/healthz", NULL); /* no token needed */
   assert_int_equal(r.status, 200);
   tc_free(&r);
