@@ -107,5 +107,6 @@ int cmd_revoke(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -40,34 +40,6 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
   return optind;
 }
 
-/* Sets key to the time ms as ISO 8601 (people read status; scripts parse
- * ISO 8601 as easily as milliseconds). */
-static void set_time(json_t *o, const char *key, int64_t ms) {
-  char t[32];
-  json_object_set_new(o, key, json_string(cli_iso_time(ms, t)));
-}
-
-static json_t *rec_json(const er_task_rec_t *r) {
-  json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", er_state_name(r->state));
-  if (r->state == ER_STATE_UNKNOWN) return o;
-  json_object_set_new(o, "task", json_string(r->task));
-  json_object_set_new(o, "queue", json_string(r->queue));
-  if (r->key) json_object_set_new(o, "key", json_string(r->key));
-  if (r->name) json_object_set_new(o, "name", json_string(r->name));
-  json_object_set_new(o, "attempt", json_integer(r->attempt));
-  json_object_set_new(o, "retries", json_integer(r->retries));
-  if (r->progress >= 0) json_object_set_new(o, "progress", json_real(r->progress));
-  if (r->progress_msg) json_object_set_new(o, "progress_msg", json_string(r->progress_msg));
-  set_time(o, "created", r->created_ms);
-  set_time(o, "eta", r->eta_ms);
-  if (r->expires_ms) set_time(o, "expires", r->expires_ms);
-  if (r->started_ms) set_time(o, "started", r->started_ms);
-  if (r->finished_ms) set_time(o, "finished", r->finished_ms);
-  if (r->worker) json_object_set_new(o, "worker", json_string(r->worker));
-  if (r->error) json_object_set(o, "error", r->error);
-  return o;
-}
-
 int cmd_status(int argc, char **argv) {
   static const char usage[] =
       "usage: errand status ID | --key K [--store URL]\n"
@@ -89,7 +61,7 @@ int cmd_status(int argc, char **argv) {
     cli_error("%s", er_client_last_error(c));
     code = cli_exit_for(rc);
   } else {
-    json_t *o = rec_json(r);
+    json_t *o = er_task_rec_json(r);
     char *s = cli_json_text(o, JSON_INDENT(2));
     printf("%s\n", s ? s : "");
     free(s);

@@ -29,6 +29,8 @@ static const char usage[] =
     "           [--countdown S] [-A LIB] [--wait [--timeout S]] | wait ROOT [--timeout S]\n"
     "           | show ROOT [--json] | abort ROOT [--message M] | list [--name N]\n"
     "           [--limit N]\n"
+    "  serve    the HTTP API: errand serve [--listen HOST:PORT] [--token T]\n"
+    "           [--secret S] [--base-url URL]\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
     "or --store-file PATH (the URL from PATH's first line), and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
@@ -130,7 +132,8 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"worker", cmd_worker}, {"send", cmd_send},       {"status", cmd_status},
               {"result", cmd_result}, {"revoke", cmd_revoke},   {"inspect", cmd_inspect},
-              {"purge", cmd_purge},   {"pipeline", cmd_pipeline}};
+              {"purge", cmd_purge},   {"pipeline", cmd_pipeline},
+              {"serve", cmd_serve}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   cli_error("unknown command '%s' (see errand --help)", argv[1]);

@@ -16,5 +16,6 @@
 #include "errand/client.h" /* sending tasks, reading their state and result */
 #include "errand/worker.h" /* workers and their pools */
 #include "errand/pipeline.h" /* pipelines: stages, slots, barriers, retries, abort */
+#include "errand/http.h"     /* the HTTP API, mounted in a program's own process */
 
 #endif

@@ -304,8 +304,11 @@ static int build_run(er__pb_t *pb, void *ud) {
     json_object_set_new(doc, "start_ms", json_integer(r->start_ms));
   er__pctx_put_status(&r->ctx, doc);
   /* A root started unchecked did not know; the worker does. */
-  if (r->ctx.def)
+  if (r->ctx.def) {
     json_object_set_new(doc, "async", json_boolean(r->ctx.def->flags & ER_PIPE_ASYNC));
+    json_object_set_new(doc, "public_callbacks",
+                        json_boolean(r->ctx.def->flags & ER_PIPE_PUBLIC_CALLBACKS));
+  }
   bool requested;
   if (r->kind != OUT_RETRY && r->kind != OUT_ABORT &&
       (rc = er__pctx_put_async(pb, &r->ctx, doc)) < 0)

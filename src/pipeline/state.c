@@ -25,6 +25,10 @@ json_t *er__pipe_doc_new(const char *id, const char *name, const char *root, con
       "abort_message", "status_message", "links", "abort_requested", 0);
   /* Whether it takes callbacks: what a client checks before queueing one. */
   json_object_set_new(doc, "async", json_boolean(def && (def->flags & ER_PIPE_ASYNC)));
+  /* Whether its callbacks check their own token: what the HTTP layer asks
+   * when a callback's URL is not signed. */
+  json_object_set_new(doc, "public_callbacks",
+                      json_boolean(def && (def->flags & ER_PIPE_PUBLIC_CALLBACKS)));
   json_object_set_new(doc, "state", json_null());
   return doc;
 }

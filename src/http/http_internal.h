@@ -1,0 +1,99 @@
+/* The HTTP server's private parts: server.c (life, libmicrohttpd),
+ * router.c (routes, auth, dispatch), reply.c (answers and request bodies),
+ * routes_tasks.c and routes_callback.c (the handlers). A later route
+ * module adds its entries to the table in router.c. */
+#ifndef ER_HTTP_INTERNAL_H
+#define ER_HTTP_INTERNAL_H
+
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errand/client.h"
+#include "errand/http.h"
+
+#define ER__HTTP_MAX_CAPS 2 /* {id} parameters in one route */
+
+struct er_http_server {
+  er_http_opts_t o; /* strings below are copies */
+  char *listen, *token, *base_url;
+  er_client_t *client;
+  struct MHD_Daemon *mhd;
+  atomic_bool stopping;
+  int port;
+  char url[96];
+  bool v6;
+  union {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+  } addr; /* the address to bind */
+};
+
+/* One request, as the handlers see it. */
+typedef struct er__http_req {
+  er_http_server_t *srv;
+  const char *method;
+  char *path;            /* raw, without the query */
+  char *query;           /* raw, after '?' ("" when none) */
+  const char *content_type; /* the header's value, or NULL */
+  const char *auth;      /* Authorization's value, or NULL */
+  char *body;            /* NUL-terminated */
+  size_t body_len;
+  char *caps[ER__HTTP_MAX_CAPS]; /* decoded {id} parameters */
+} er__http_req_t;
+
+/* One answer: status and a body (new, er_free'd by the server). */
+typedef struct er__http_resp {
+  int status;
+  char *body;
+  size_t body_len;
+  const char *content_type; /* static, or owned_type */
+  char *owned_type;
+  char allow[64];           /* the Allow header of a 405 */
+} er__http_resp_t;
+
+/* A request for the raw URI ("/path?query"), path and query split (NULL
+ * when out of memory; its path or query NULL too then); the caller sets
+ * method, headers and body (an er_malloc'd buffer the request then owns).
+ * er__http_req_free releases it (accepts NULL). */
+er__http_req_t *er__http_req_new(er_http_server_t *srv, const char *uri);
+void er__http_req_free(er__http_req_t *rq);
+
+typedef void (*er__http_handler_fn)(er__http_req_t *rq, er__http_resp_t *out);
+
+/* Routes, auth and dispatch: fills out for rq (router.c). */
+void er__http_dispatch(er__http_req_t *rq, er__http_resp_t *out);
+/* Percent-decodes s[0..n) (no '+' rule: a path) into a new string; NULL for
+ * a bad escape or a decoded NUL byte. */
+char *er__http_pct_decode(const char *s, size_t n);
+
+/* ---- Answers (reply.c) ---- */
+/* out gets j (stolen) as compact JSON with status. */
+void er__http_json(er__http_resp_t *out, int status, json_t *j);
+/* out gets {"error": {"status": status, "message": the text}}. */
+void er__http_error(er__http_resp_t *out, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The HTTP status for a library error code (ER_ENOENT 404, ...). */
+int er__http_status_for(int rc);
+/* rq's body as a JSON object (new), or NULL with a 400 in out: malformed
+ * JSON (jansson's text, line, column and position) or not an object. */
+json_t *er__http_body_object(er__http_req_t *rq, er__http_resp_t *out);
+/* The query's parameters as an object of strings (new), or NULL with a 400
+ * in out. */
+json_t *er__http_query(er__http_req_t *rq, er__http_resp_t *out);
+/* Waits up to ms (capped by max_wait_ms) for task id to finish, giving up
+ * early when the server stops. */
+void er__http_wait_done(er_http_server_t *srv, const char *id, int64_t ms);
+
+/* ---- Handlers ---- */
+void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_task_get(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_task_delete(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_key_put(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_key_get(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_healthz(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_callback(er__http_req_t *rq, er__http_resp_t *out);
+
+#endif

@@ -1,0 +1,189 @@
+/* Tasks and polling keys: send, status (with a long poll), revoke; start by
+ * key unless the key names a live task, and read by key. The server does
+ * not know which tasks exist (workers register them): a task no worker has
+ * waits in its queue until one that has it runs, as with er_send. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_internal.h"
+
+/* The record as `errand status` prints it, with the result when done. */
+static json_t *rec_json(const er_task_rec_t *r) {
+  json_t *o = er_task_rec_json(r);
+  if (o && r->state == ER_STATE_SUCCESS)
+    json_object_set(o, "result", r->result ? r->result : json_null());
+  return o;
+}
+
+static void status_url(er__http_req_t *rq, json_t *o, const char *id) {
+  char url[512];
+  const char *base = rq->srv->base_url ? rq->srv->base_url : "";
+  snprintf(url, sizeof url, "%s/api/v1/tasks/%s", base, id);
+  json_object_set_new(o, "status_url", json_string(url));
+}
+
+/* Seconds (a number >= 0) into ms, or false. */
+static bool seconds(json_t *v, int64_t *ms) {
+  if (!json_is_number(v)) return false;
+  double s = json_number_value(v);
+  if (!isfinite(s) || s < 0 || s > 1e9) return false;
+  *ms = (int64_t)(s * 1000.0 + 0.5); /* no libm: liberrand links without it */
+  return true;
+}
+
+/* The send's fields out of body into *o (strings borrowed from body);
+ * false with a 400 in out. */
+static bool send_fields(json_t *body, bool need_task, er_send_opts_t *o, const char **task,
+                        json_t **args, json_t **kwargs, er__http_resp_t *out) {
+  const char *k;
+  json_t *v;
+  *task = NULL;
+  *args = *kwargs = NULL;
+  json_object_foreach(body, k, v) {
+    bool ok = true;
+    if (!strcmp(k, "task")) ok = (*task = json_string_value(v)) != NULL;
+    else if (!strcmp(k, "args")) ok = json_is_array(*args = v);
+    else if (!strcmp(k, "kwargs")) ok = json_is_object(*kwargs = v);
+    else if (!strcmp(k, "context")) ok = json_is_object(o->context = v);
+    else if (!strcmp(k, "key")) ok = (o->key = json_string_value(v)) != NULL;
+    else if (!strcmp(k, "name")) ok = (o->name = json_string_value(v)) != NULL;
+    else if (!strcmp(k, "queue")) ok = (o->queue = json_string_value(v)) != NULL;
+    else if (!strcmp(k, "if_absent")) ok = json_is_boolean(v) && ((o->if_absent = json_is_true(v)), 1);
+    else if (!strcmp(k, "countdown")) ok = seconds(v, &o->countdown_ms);
+    else if (!strcmp(k, "expires")) ok = seconds(v, &o->expires_ms);
+    else if (!strcmp(k, "eta")) ok = json_is_integer(v) && (o->eta_ms = json_integer_value(v)) >= 0;
+    else if (!strcmp(k, "priority"))
+      ok = json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
+           json_integer_value(v) <= INT32_MAX && ((o->priority = (int)json_integer_value(v)), 1);
+    else {
+      er__http_error(out, 400, "unknown field '%s'", k);
+      return false;
+    }
+    if (!ok) {
+      static const char *const what[][2] = {
+          {"args", "an array"}, {"kwargs", "an object"}, {"context", "an object"},
+          {"if_absent", "true or false"}, {"countdown", "seconds (a number >= 0)"},
+          {"expires", "seconds (a number >= 0)"}, {"eta", "ms since the epoch (an integer >= 0)"},
+          {"priority", "a 32-bit integer"}};
+      const char *want = "a string";
+      for (size_t i = 0; i < sizeof what / sizeof what[0]; i++)
+        if (!strcmp(k, what[i][0])) want = what[i][1];
+      er__http_error(out, 400, "'%s' must be %s", k, want);
+      return false;
+    }
+  }
+  if (need_task && !*task) {
+    er__http_error(out, 400, "'task' (the task's name) is required");
+    return false;
+  }
+  return true;
+}
+
+static void client_error(er__http_req_t *rq, er__http_resp_t *out, int rc) {
+  er__http_error(out, er__http_status_for(rc), "%s", er_client_last_error(rq->srv->client));
+}
+
+/* Answers with the record of id (or of key's newest task) and its status URL. */
+static void answer_rec(er__http_req_t *rq, er__http_resp_t *out, const char *id, const char *key,
+                       int status) {
+  er_task_rec_t *r = NULL;
+  int rc = er_status(rq->srv->client, id, key, &r);
+  if (rc < 0) {
+    client_error(rq, out, rc);
+  } else if (r->state == ER_STATE_UNKNOWN) {
+    er__http_error(out, 404, id ? "no task %s" : "no task for key %s", id ? id : key);
+  } else {
+    json_t *o = rec_json(r);
+    status_url(rq, o, r->id);
+    er__http_json(out, status, o);
+  }
+  er_task_rec_free(r);
+}
+
+/* Sends the task the body describes; with key (the path's), the key's live
+ * task instead when there is one. False with the error in out. */
+static bool send_body(er__http_req_t *rq, er__http_resp_t *out, const char *key, er_id_t *id,
+                      bool *existed) {
+  json_t *body = er__http_body_object(rq, out);
+  if (!body) return false;
+  er_send_opts_t o = {0};
+  const char *task;
+  json_t *args, *kwargs;
+  bool ok = send_fields(body, true, &o, &task, &args, &kwargs, out);
+  if (ok && key && o.key && strcmp(o.key, key)) {
+    er__http_error(out, 400, "'key' in the body differs from the path's");
+    ok = false;
+  } else if (ok && key) {
+    o.key = key;
+    o.if_absent = true; /* the key's live task, if any, is the answer */
+  }
+  int rc = ok ? er_send_ex(rq->srv->client, task, args, kwargs, &o, id, existed) : 0;
+  if (rc < 0) client_error(rq, out, rc);
+  json_decref(body);
+  return ok && rc == 0;
+}
+
+void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out) {
+  er_id_t id;
+  bool existed = false;
+  if (!send_body(rq, out, NULL, &id, &existed)) return;
+  json_t *a = json_pack("{s:s, s:b}", "id", id.text, "existed", existed);
+  status_url(rq, a, id.text);
+  er__http_json(out, 202, a);
+}
+
+void er__http_task_get(er__http_req_t *rq, er__http_resp_t *out) {
+  const char *id = rq->caps[0];
+  if (!er_id_valid(id)) {
+    er__http_error(out, 404, "no task %s", id);
+    return;
+  }
+  json_t *q = er__http_query(rq, out);
+  if (!q) return;
+  const char *k;
+  json_t *v;
+  int64_t wait_ms = 0;
+  json_object_foreach(q, k, v) {
+    char *end;
+    double s = strcmp(k, "wait") ? -1 : strtod(json_string_value(v), &end);
+    if (s < 0 || !isfinite(s) || *end || end == json_string_value(v)) {
+      er__http_error(out, 400, strcmp(k, "wait") ? "unknown parameter '%s'"
+                                                 : "'%s' takes seconds (a number >= 0)", k);
+      json_decref(q);
+      return;
+    }
+    wait_ms = s * 1000.0 > (double)rq->srv->o.max_wait_ms ? rq->srv->o.max_wait_ms
+                                                          : (int64_t)(s * 1000.0);
+  }
+  json_decref(q);
+  if (wait_ms > 0) er__http_wait_done(rq->srv, id, wait_ms);
+  answer_rec(rq, out, id, NULL, 200);
+}
+
+void er__http_task_delete(er__http_req_t *rq, er__http_resp_t *out) {
+  const char *id = rq->caps[0];
+  int rc = er_id_valid(id) ? er_revoke(rq->srv->client, id) : ER_ENOENT;
+  if (rc == ER_ENOENT)
+    er__http_error(out, 404, "no task %s", id);
+  else if (rc < 0)
+    client_error(rq, out, rc);
+  else
+    answer_rec(rq, out, id, NULL, 200);
+}
+
+void er__http_key_put(er__http_req_t *rq, er__http_resp_t *out) {
+  er_id_t id;
+  bool existed = false;
+  if (send_body(rq, out, rq->caps[0], &id, &existed))
+    answer_rec(rq, out, id.text, NULL, existed ? 200 : 202);
+}
+
+void er__http_key_get(er__http_req_t *rq, er__http_resp_t *out) {
+  answer_rec(rq, out, NULL, rq->caps[0], 200);
+}
+
+void er__http_healthz(er__http_req_t *rq, er__http_resp_t *out) {
+  er__http_json(out, 200, json_pack("{s:s}", "status", "ok"));
+}
