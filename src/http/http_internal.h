@@ -77,6 +77,8 @@ void er__http_error(er__http_resp_t *out, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The HTTP status for a library error code (ER_ENOENT 404, ...). */
 int er__http_status_for(int rc);
+/* out gets the client's last error with the status for rc. */
+void er__http_client_error(er__http_req_t *rq, er__http_resp_t *out, int rc);
 /* rq's body as a JSON object (new), or NULL with a 400 in out: malformed
  * JSON (jansson's text, line, column and position) or not an object. */
 json_t *er__http_body_object(er__http_req_t *rq, er__http_resp_t *out);
@@ -95,5 +97,12 @@ void er__http_key_put(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_key_get(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_healthz(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_callback(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_pipeline_post(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_pipeline_get(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_pipeline_list(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_pipeline_abort(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_queues(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_workers(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_openapi(er__http_req_t *rq, er__http_resp_t *out);
 
 #endif

@@ -57,6 +57,10 @@ int er__http_status_for(int rc) {
   }
 }
 
+void er__http_client_error(er__http_req_t *rq, er__http_resp_t *out, int rc) {
+  er__http_error(out, er__http_status_for(rc), "%s", er_client_last_error(rq->srv->client));
+}
+
 json_t *er__http_body_object(er__http_req_t *rq, er__http_resp_t *out) {
   json_error_t e;
   json_t *j = json_loadb(rq->body ? rq->body : "", rq->body_len, JSON_REJECT_DUPLICATES, &e);

@@ -81,17 +81,13 @@ static bool send_fields(json_t *body, bool need_task, er_send_opts_t *o, const c
   return true;
 }
 
-static void client_error(er__http_req_t *rq, er__http_resp_t *out, int rc) {
-  er__http_error(out, er__http_status_for(rc), "%s", er_client_last_error(rq->srv->client));
-}
-
 /* Answers with the record of id (or of key's newest task) and its status URL. */
 static void answer_rec(er__http_req_t *rq, er__http_resp_t *out, const char *id, const char *key,
                        int status) {
   er_task_rec_t *r = NULL;
   int rc = er_status(rq->srv->client, id, key, &r);
   if (rc < 0) {
-    client_error(rq, out, rc);
+    er__http_client_error(rq, out, rc);
   } else if (r->state == ER_STATE_UNKNOWN) {
     er__http_error(out, 404, id ? "no task %s" : "no task for key %s", id ? id : key);
   } else {
@@ -120,7 +116,7 @@ static bool send_body(er__http_req_t *rq, er__http_resp_t *out, const char *key,
     o.if_absent = true; /* the key's live task, if any, is the answer */
   }
   int rc = ok ? er_send_ex(rq->srv->client, task, args, kwargs, &o, id, existed) : 0;
-  if (rc < 0) client_error(rq, out, rc);
+  if (rc < 0) er__http_client_error(rq, out, rc);
   json_decref(body);
   return ok && rc == 0;
 }
@@ -168,7 +164,7 @@ void er__http_task_delete(er__http_req_t *rq, er__http_resp_t *out) {
   if (rc == ER_ENOENT)
     er__http_error(out, 404, "no task %s", id);
   else if (rc < 0)
-    client_error(rq, out, rc);
+    er__http_client_error(rq, out, rc);
   else
     answer_rec(rq, out, id, NULL, 200);
 }
