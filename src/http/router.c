@@ -27,6 +27,7 @@ static const route_t routes[] = {
     {"POST", "/api/v1/pipelines/{id}/abort", er__http_pipeline_abort},
     {"GET", "/api/v1/queues", er__http_queues},
     {"GET", "/api/v1/workers", er__http_workers},
+    {"GET", "/api/v1/openapi.json", er__http_openapi},
     {"GET", "/healthz", er__http_healthz},
     {"GET", "/callback", er__http_callback},
     {"POST", "/callback", er__http_callback},

@@ -402,6 +402,49 @@ static void queues_and_workers(void **state) {
   json_decref(a);
 }
 
+/* The served document lists exactly the routes of router.c's table, read
+ * from its source: neither can change without the other. */
+static void openapi_matches_routes(void **state) {
+  json_t *doc = call("GET", "/api/v1/openapi.json", NULL, 200);
+  assert_int_equal(strncmp(str(doc, "openapi"), "3.0", 3), 0);
+  assert_non_null(json_object_get(json_object_get(json_object_get(doc, "components"),
+                                                  "securitySchemes"), "bearer"));
+  json_t *paths = json_object_get(doc, "paths");
+  char *src = h_read_file(ROUTER_C);
+  assert_non_null(src);
+  size_t n = 0, documented = 0;
+  for (const char *p = strstr(src, "routes[] = {"); p && (p = strstr(p, "{\"")); p++) {
+    char method[16], pattern[128];
+    if (sscanf(p, "{\"%15[A-Z]\", \"%127[^\"]\"", method, pattern) != 2) break;
+    for (char *m = method; *m; m++) *m = (char)(*m - 'A' + 'a');
+    if (!json_object_get(json_object_get(paths, pattern), method))
+      fail_msg("%s %s is not in openapi.json", method, pattern);
+    n++;
+  }
+  free(src);
+  assert_true(n >= 15);
+  const char *path, *method;
+  json_t *ops, *op;
+  json_object_foreach(paths, path, ops) {
+    json_object_foreach(ops, method, op) documented++;
+  }
+  assert_int_equal(documented, n); /* nothing documented that is not served */
+  json_decref(doc);
+  /* Under /api/: with a token, it needs it like the data routes. */
+  er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = H.url, .token = "s3cret"};
+  er_http_server_t *s;
+  assert_int_equal(er_http_server_new(&o, &s, NULL, 0), 0);
+  assert_int_equal(er_http_server_start(s, NULL, 0), 0);
+  tc_resp_t r = tc_req(er_http_server_port(s), "GET", "/api/v1/openapi.json", NULL);
+  assert_int_equal(r.status, 401);
+  tc_free(&r);
+  r = tc_request(er_http_server_port(s), "GET", "/api/v1/openapi.json",
+                 "Authorization: Bearer s3cret\r\n", NULL, 0);
+  assert_int_equal(r.status, 200);
+  tc_free(&r);
+  er_http_server_free(s);
+}
+
 /* Reads from fd until EOF, an error or 60 s; true when the server closed
  * the connection without answering. */
 static bool closed_unanswered(int fd) {
@@ -491,6 +534,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(callback_public), cmocka_unit_test(slow_clients_and_connection_limit),
       cmocka_unit_test(serve_command),   cmocka_unit_test(pipelines_api),
       cmocka_unit_test(pipelines_abort), cmocka_unit_test(queues_and_workers),
+      cmocka_unit_test(openapi_matches_routes),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
