@@ -1,7 +1,8 @@
 /* The HTTP server's private parts: server.c (life, libmicrohttpd),
  * router.c (routes, auth, dispatch), reply.c (answers and request bodies),
- * routes_tasks.c and routes_callback.c (the handlers). A later route
- * module adds its entries to the table in router.c. */
+ * routes_tasks.c, routes_pipelines.c, routes_admin.c, routes_openapi.c and
+ * routes_callback.c (the handlers). A route module adds its entries to the
+ * table in router.c and to openapi.json. */
 #ifndef ER_HTTP_INTERNAL_H
 #define ER_HTTP_INTERNAL_H
 
@@ -77,6 +78,9 @@ void er__http_error(er__http_resp_t *out, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The HTTP status for a library error code (ER_ENOENT 404, ...). */
 int er__http_status_for(int rc);
+/* o gets "status_url": BASE/api/v1/KIND/ID (KIND "tasks" or "pipelines";
+ * BASE the server's base URL, or none). */
+void er__http_status_url(er__http_req_t *rq, const char *kind, json_t *o, const char *id);
 /* out gets the client's last error with the status for rc. */
 void er__http_client_error(er__http_req_t *rq, er__http_resp_t *out, int rc);
 /* rq's body as a JSON object (new), or NULL with a 400 in out: malformed

@@ -57,6 +57,13 @@ int er__http_status_for(int rc) {
   }
 }
 
+void er__http_status_url(er__http_req_t *rq, const char *kind, json_t *o, const char *id) {
+  char url[512];
+  const char *base = rq->srv->base_url ? rq->srv->base_url : "";
+  snprintf(url, sizeof url, "%s/api/v1/%s/%s", base, kind, id);
+  json_object_set_new(o, "status_url", json_string(url));
+}
+
 void er__http_client_error(er__http_req_t *rq, er__http_resp_t *out, int rc) {
   er__http_error(out, er__http_status_for(rc), "%s", er_client_last_error(rq->srv->client));
 }

@@ -8,13 +8,6 @@
 #include "errand/pipeline.h"
 #include "http/http_internal.h"
 
-static void status_url(er__http_req_t *rq, json_t *o, const char *id) {
-  char url[512];
-  const char *base = rq->srv->base_url ? rq->srv->base_url : "";
-  snprintf(url, sizeof url, "%s/api/v1/pipelines/%s", base, id);
-  json_object_set_new(o, "status_url", json_string(url));
-}
-
 /* The start's fields out of body (strings borrowed); false with a 400. */
 static bool start_fields(json_t *body, const char **name, json_t **args, json_t **kwargs,
                          er_pipeline_opts_t *o, er__http_resp_t *out) {
@@ -53,13 +46,13 @@ void er__http_pipeline_post(er__http_req_t *rq, er__http_resp_t *out) {
       er__http_client_error(rq, out, rc);
       json_t *e = json_loadb(out->body, out->body_len, 0, NULL);
       json_object_set_new(e, "id", json_string(root.text));
-      status_url(rq, e, root.text);
+      er__http_status_url(rq, "pipelines", e, root.text);
       er__http_json(out, 409, e);
     } else if (rc < 0) {
       er__http_client_error(rq, out, rc);
     } else {
       json_t *a = json_pack("{s:s}", "id", root.text);
-      status_url(rq, a, root.text);
+      er__http_status_url(rq, "pipelines", a, root.text);
       er__http_json(out, 202, a);
     }
   }

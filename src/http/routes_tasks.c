@@ -17,13 +17,6 @@ static json_t *rec_json(const er_task_rec_t *r) {
   return o;
 }
 
-static void status_url(er__http_req_t *rq, json_t *o, const char *id) {
-  char url[512];
-  const char *base = rq->srv->base_url ? rq->srv->base_url : "";
-  snprintf(url, sizeof url, "%s/api/v1/tasks/%s", base, id);
-  json_object_set_new(o, "status_url", json_string(url));
-}
-
 /* Seconds (a number >= 0) into ms, or false. */
 static bool seconds(json_t *v, int64_t *ms) {
   if (!json_is_number(v)) return false;
@@ -92,7 +85,7 @@ static void answer_rec(er__http_req_t *rq, er__http_resp_t *out, const char *id,
     er__http_error(out, 404, id ? "no task %s" : "no task for key %s", id ? id : key);
   } else {
     json_t *o = rec_json(r);
-    status_url(rq, o, r->id);
+    er__http_status_url(rq, "tasks", o, r->id);
     er__http_json(out, status, o);
   }
   er_task_rec_free(r);
@@ -126,7 +119,7 @@ void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out) {
   bool existed = false;
   if (!send_body(rq, out, NULL, &id, &existed)) return;
   json_t *a = json_pack("{s:s, s:b}", "id", id.text, "existed", existed);
-  status_url(rq, a, id.text);
+  er__http_status_url(rq, "tasks", a, id.text);
   er__http_json(out, 202, a);
 }
 
