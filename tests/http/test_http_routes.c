@@ -111,6 +111,30 @@ static void queues_and_workers(void **state) {
   assert_true(json_integer_value(json_object_get(one, "heartbeat_ms")) > 0);
   json_decref(w);
   json_decref(a);
+  if (strncmp(H.url, "redis://", 8)) return;
+  /* A store URL with a password: shown with it hidden. */
+  int port = atoi(strrchr(H.url, ':') + 1);
+  char cmd[200], url[200], shown[200];
+  snprintf(cmd, sizeof cmd, "redis-cli -p %d ACL SETUSER ann on '>pw-secret' '~*' '&*' '+@all' "
+           ">/dev/null", port);
+  assert_int_equal(system(cmd), 0);
+  snprintf(url, sizeof url, "redis://ann:pw-secret@127.0.0.1:%d/0", port);
+  snprintf(shown, sizeof shown, "redis://ann:***@127.0.0.1:%d/0", port);
+  er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = url};
+  er_http_server_t *s;
+  assert_int_equal(er_http_server_new(&o, &s, NULL, 0), 0);
+  assert_int_equal(er_http_server_start(s, NULL, 0), 0);
+  const char *const paths[] = {"/api/v1/queues", "/api/v1/workers"};
+  for (int i = 0; i < 2; i++) {
+    tc_resp_t r = tc_req(er_http_server_port(s), "GET", paths[i], NULL);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "pw-secret"));
+    json_t *j = tc_json(&r);
+    assert_string_equal(str(j, "store"), shown);
+    json_decref(j);
+    tc_free(&r);
+  }
+  er_http_server_free(s);
 }
 
 /* The served document lists exactly the routes of router.c's table, read
