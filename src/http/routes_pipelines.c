@@ -1,7 +1,6 @@
 /* Pipelines: start a root, read its tree, list roots, abort one. The server
  * loads no libraries, so it starts names it has not registered (a worker
  * has them); a worker lacking the name aborts the root. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,17 +77,21 @@ void er__http_pipeline_list(er__http_req_t *rq, er__http_resp_t *out) {
   long limit = 0;
   json_t *v;
   json_object_foreach(q, k, v) {
-    const char *s = json_string_value(v);
+    const char *s = json_string_value(v), *why = NULL;
     char *end = NULL;
-    if (!strcmp(k, "name")) name = s;
-    else if (!strcmp(k, "cursor")) cursor = s;
-    else if (!strcmp(k, "limit") && (limit = strtol(s, &end, 10), 1) &&
-             (end == s || *end || limit < 1 || limit > 1000)) {
-      er__http_error(out, 400, "'limit' takes an integer from 1 to 1000");
-      json_decref(q);
-      return;
-    } else if (strcmp(k, "limit")) {
-      er__http_error(out, 400, "unknown parameter '%s'", k);
+    if (!strcmp(k, "name")) {
+      name = s;
+    } else if (!strcmp(k, "cursor")) {
+      cursor = s;
+    } else if (!strcmp(k, "limit")) {
+      limit = strtol(s, &end, 10);
+      if (end == s || *end || limit < 1 || limit > 1000)
+        why = "'%s' takes an integer from 1 to 1000";
+    } else {
+      why = "unknown parameter '%s'";
+    }
+    if (why) {
+      er__http_error(out, 400, why, k);
       json_decref(q);
       return;
     }
