@@ -38,8 +38,13 @@ int cli_open_exit(int rc);
 /* Opens a client on url (NULL: default); on failure prints the store's
  * message as one line, sets *code (cli_open_exit) and returns NULL. */
 er_client_t *cli_open(const char *url, int *code);
+/* How many live workers list value in their heartbeat's array field
+ * ("queues", "pipelines"); *live (may be NULL) gets how many live workers
+ * there are. -1 when the store cannot say, or none lists it and some
+ * worker's heartbeat has no such field (wait.c). */
+int cli_workers_listing(er_client_t *c, const char *field, const char *value, int *live);
 /* Whether a live worker consumes queue; true when the store cannot say, so
- * that a store hiccup never produces a false warning (wait.c). */
+ * that a store hiccup never produces a false warning. */
 bool cli_queue_served(er_client_t *c, const char *queue);
 /* Parses a JSON text argument; prints the error and returns NULL if bad. */
 json_t *cli_json_arg(const char *what, const char *text);

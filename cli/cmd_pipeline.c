@@ -180,37 +180,17 @@ static int cleanup(er_client_t *c, int64_t older_than_ms) {
   return EXIT_OK;
 }
 
-/* Without -A the command knows no pipeline: the live workers' heartbeats
- * list theirs. 1: some live worker has name; 0: there are live workers and
- * none has it; -1: no live worker, or the store cannot say (then the start
- * goes ahead: a worker may come). */
-static int live_workers_have(er_client_t *c, const char *name) {
-  er_store_t *s;
-  json_t *workers = NULL;
-  if (er_store_open(er_client_url(c), &s, NULL, 0) < 0) return -1;
-  int have = er_store_workers(s, er_now_wall_ms(), &workers) < 0 ? -1 : 0;
-  if (!json_array_size(workers)) have = -1;
-  size_t i, k;
-  json_t *w, *p;
-  json_array_foreach(workers, i, w) {
-    json_array_foreach(json_object_get(w, "pipelines"), k, p) {
-      if (json_is_string(p) && !strcmp(json_string_value(p), name)) have = 1;
-    }
-    /* A worker from before heartbeats listed pipelines cannot say. */
-    if (!json_object_get(w, "pipelines")) have = have == 1 ? 1 : -1;
-  }
-  json_decref(workers);
-  er_store_close(s);
-  return have;
-}
-
 static int start(er_client_t *c, const char *name, const char *args_s, const char *kwargs_s,
                  er_pipeline_opts_t *po, bool wait, int64_t timeout) {
   if (!po->unchecked && !er_pipeline_lookup(name)) {
     cli_error("unknown pipeline '%s' (not in the libraries given with -A)", name);
     return EXIT_USAGE;
   }
-  if (po->unchecked && live_workers_have(c, name) == 0) {
+  /* Without -A the command knows no pipeline: the live workers' heartbeats
+   * list theirs. No live worker (one may come) or a store that cannot say:
+   * the start goes ahead. */
+  int live = 0;
+  if (po->unchecked && cli_workers_listing(c, "pipelines", name, &live) == 0 && live > 0) {
     cli_error("unknown pipeline '%s': no live worker has registered it (-A LIB checks a "
               "library instead)",
               name);

@@ -31,21 +31,30 @@ static void clear_bar(bool *drawn) {
   *drawn = false;
 }
 
-bool cli_queue_served(er_client_t *c, const char *queue) {
+int cli_workers_listing(er_client_t *c, const char *field, const char *value, int *live) {
   er_store_t *s;
   json_t *workers = NULL;
-  if (er_store_open(er_client_url(c), &s, NULL, 0) < 0) return true;
-  bool served = er_store_workers(s, er_now_wall_ms(), &workers) < 0;
+  if (live) *live = 0;
+  if (er_store_open(er_client_url(c), &s, NULL, 0) < 0) return -1;
+  int n = er_store_workers(s, er_now_wall_ms(), &workers) < 0 ? -1 : 0;
+  bool unsaid = false;
   size_t i, k;
-  json_t *w, *q;
+  json_t *w, *v;
   json_array_foreach(workers, i, w) {
-    json_array_foreach(json_object_get(w, "queues"), k, q) {
-      if (json_is_string(q) && !strcmp(json_string_value(q), queue)) served = true;
-    }
+    json_t *list = json_object_get(w, field);
+    unsaid |= !list; /* a worker from before its heartbeat said this */
+    bool has = false;
+    json_array_foreach(list, k, v) has |= json_is_string(v) && !strcmp(json_string_value(v), value);
+    n += has;
   }
+  if (live) *live = (int)json_array_size(workers);
   json_decref(workers);
   er_store_close(s);
-  return served;
+  return n == 0 && unsaid ? -1 : n;
+}
+
+bool cli_queue_served(er_client_t *c, const char *queue) {
+  return cli_workers_listing(c, "queues", queue, NULL) != 0;
 }
 
 /* A task nobody will take waits silently forever: say so, once. */
