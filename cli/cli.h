@@ -32,6 +32,10 @@ int cli_exit_for(int rc);
 /* The URL in path's first line (its newline stripped), for --store-file; a
  * static buffer. NULL after printing the error (the caller exits 2). */
 const char *cli_store_file(const char *path);
+/* The store options every command takes: c is 's' (--store URL) or 'S'
+ * (--store-file PATH); sets *store. False (the error printed) for a file
+ * that cannot be read. */
+bool cli_store_opt(int c, const char *arg, const char **store);
 /* The exit code for a store that did not open with rc: 2 for a malformed
  * URL (ER_EINVAL), else 3. */
 int cli_open_exit(int rc);

@@ -18,10 +18,8 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
                                        {0, 0, 0, 0}};
   int c;
   while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
-    if (c == 's') {
-      *store = optarg;
-    } else if (c == 'S') {
-      if (!(*store = cli_store_file(optarg))) {
+    if (c == 's' || c == 'S') {
+      if (!cli_store_opt(c, optarg, store)) {
         *code = EXIT_USAGE;
         return -1;
       }

@@ -263,9 +263,9 @@ int cmd_pipeline(int argc, char **argv) {
         if (!cli_seconds_opt("--older-than", optarg, 0, CLI_MAX_SECONDS_MS, &older_than))
           return EXIT_USAGE;
         break;
-      case 's': store = optarg; break;
+      case 's':
       case 'S':
-        if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
+        if (!cli_store_opt(c, optarg, &store)) return EXIT_USAGE;
         break;
       case 'h': fputs(pipeline_usage, stdout); return EXIT_OK;
       default: return EXIT_USAGE; /* cli_getopt said why */

@@ -104,9 +104,9 @@ int cmd_send(int argc, char **argv) {
         if (!cli_seconds_opt("--timeout", optarg, 0, CLI_MAX_SECONDS_MS, &timeout))
           return EXIT_USAGE;
         break;
-      case 's': store = optarg; break;
+      case 's':
       case 'S':
-        if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
+        if (!cli_store_opt(c, optarg, &store)) return EXIT_USAGE;
         break;
       case 'h': fputs(send_usage, stdout); return EXIT_OK;
       default: return EXIT_USAGE; /* cli_getopt said why */
@@ -179,9 +179,9 @@ int cmd_result(int argc, char **argv) {
         if (!cli_seconds_opt("--timeout", optarg, 0, CLI_MAX_SECONDS_MS, &timeout))
           return EXIT_USAGE;
         break;
-      case 's': store = optarg; break;
+      case 's':
       case 'S':
-        if (!(store = cli_store_file(optarg))) return EXIT_USAGE;
+        if (!cli_store_opt(c, optarg, &store)) return EXIT_USAGE;
         break;
       case 'h': fputs(result_usage, stdout); return EXIT_OK;
       default: return EXIT_USAGE; /* cli_getopt said why */

@@ -32,9 +32,9 @@ int cmd_serve(int argc, char **argv) {
       case 't': o.token = optarg; break;
       case 'x': o.secret = optarg; break;
       case 'B': o.base_url = optarg; break;
-      case 's': o.store_url = optarg; break;
+      case 's':
       case 'S':
-        if (!(o.store_url = cli_store_file(optarg))) return EXIT_USAGE;
+        if (!cli_store_opt(c, optarg, &o.store_url)) return EXIT_USAGE;
         break;
       case 'h': fputs(usage, stdout); return EXIT_OK;
       default: return EXIT_USAGE;

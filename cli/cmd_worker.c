@@ -100,9 +100,9 @@ int cmd_worker(int argc, char **argv) {
         wo.pool = (er_pool_kind_t)p;
         break;
       }
-      case 's': wo.store_url = optarg; break;
+      case 's':
       case 'S':
-        if (!(wo.store_url = cli_store_file(optarg))) return EXIT_USAGE;
+        if (!cli_store_opt(c, optarg, &wo.store_url)) return EXIT_USAGE;
         break;
       case 'L':
         if (!cli_seconds_opt("--lease", optarg, ER_WORKER_MIN_LEASE_MS, ER_WORKER_MAX_LEASE_MS,

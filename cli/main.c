@@ -71,6 +71,12 @@ int cli_exit_for(int rc) {
   }
 }
 
+bool cli_store_opt(int c, const char *arg, const char **store) {
+  const char *url = c == 'S' ? cli_store_file(arg) : arg;
+  if (url) *store = url;
+  return url != NULL;
+}
+
 const char *cli_store_file(const char *path) {
   static char url[4096];
   FILE *f = fopen(path, "r");
