@@ -247,8 +247,46 @@ int er_store_worker_gone(er_store_t *s, const char *worker_id);
 /* *out: new array of the live workers' info objects, each with
  * "heartbeat_ms" (the time of its last beat) added. */
 int er_store_workers(er_store_t *s, int64_t now_ms, json_t **out);
-/* *out: new object {"queues": {"name": {"PENDING": n, ...}}, "total": {...}}. */
+/* *out: new object {"queues": {"name": {"PENDING": n, ...}}, "total": {...},
+ * "names": {"task name": {"PENDING": n, ...}}}: tasks by queue and state, in
+ * all, and by task name and state. Each counter is kept in the transactions
+ * that change tasks (a read never walks the tasks); queues and names whose
+ * counts are all zero are left out. On Redis the by-name counts are read
+ * right after the by-queue ones, not in the same instant. */
 int er_store_stats(er_store_t *s, json_t **out);
+
+/* ---- Listing ---- */
+
+/* Which tasks er_store_list_tasks returns; zero-initialised it asks for the
+ * newest 50 tasks of any state, name and queue. */
+typedef struct er_task_list_req {
+  bool by_state;          /* only tasks in .state */
+  er_task_state_t state;
+  const char *task;       /* only tasks of this registered name (NULL: any) */
+  const char *queue;      /* only tasks on this queue (NULL: any) */
+  const char *cursor;     /* only tasks older than this id: the previous page's
+                             next_cursor (NULL or "": from the newest) */
+  size_t limit;           /* 1..ER_TASK_LIST_MAX; 0: ER_TASK_LIST_DEFAULT */
+} er_task_list_req_t;
+
+#define ER_TASK_LIST_DEFAULT 50
+#define ER_TASK_LIST_MAX 1000
+
+/* Task records newest first (by id: UUIDv7 ids sort by creation time),
+ * filtered by req, one page at a time. *out is a new array of new records
+ * (free with er_task_rec_free_array), without their result (result is NULL:
+ * er_store_get reads it); *n may be 0. next_cursor (ER_ID_LEN + 1 bytes) gets
+ * the id to pass as the next page's cursor, or "" when no task is left past
+ * this page. Tasks whose result expired are left out, as er_store_get does.
+ * A page may be shorter than limit and still have a next_cursor: on Redis a
+ * filtered page looks at no more than ER_TASK_LIST_SCAN index entries (so
+ * that one call stays short whatever the filter) and then stops there; the
+ * caller follows next_cursor for more. An empty page with a cursor is
+ * possible the same way. ER_EINVAL for a limit over ER_TASK_LIST_MAX, a
+ * state outside PENDING..REVOKED or a cursor that is not an id's text. */
+#define ER_TASK_LIST_SCAN 10000
+int er_store_list_tasks(er_store_t *s, const er_task_list_req_t *req, er_task_rec_t ***out,
+                        size_t *n, char *next_cursor);
 
 /* ---- Waking ---- */
 
@@ -404,7 +442,7 @@ int er_store_next_due(er_store_t *s, const char *const *queues, size_t nqueues,
 /* ---- Backends ---- */
 
 /* The vtable each backend fills. version is ER_STORE_OPS_VERSION. */
-#define ER_STORE_OPS_VERSION 2
+#define ER_STORE_OPS_VERSION 3
 typedef struct er_store_ops {
   int version;
   const char *scheme; /* "sqlite", "redis" */
@@ -439,6 +477,9 @@ typedef struct er_store_ops {
   int (*watch)(er_store_t *s, const er_watch_t *w);
   int (*read_wakeups)(er_store_t *s, er_wakeups_t *out);
   int (*next_due)(er_store_t *s, const char *const *queues, size_t nqueues, int64_t *due_ms);
+  /* Version 3 (NULL: ER_ENOTSUP). req is checked: limit in 1..1000. */
+  int (*list_tasks)(er_store_t *s, const er_task_list_req_t *req, er_task_rec_t ***out,
+                    size_t *n, char *next_cursor);
 } er_store_ops_t;
 
 /* Every backend's handle starts with this. */

@@ -64,24 +64,19 @@ int er__rd_workers(er_store_t *s, int64_t now_ms, json_t **out) {
 }
 
 
-int er__rd_stats(er_store_t *s, json_t **out) {
-  er_rd_t *rd = er__rd(s);
-  size_t n = strlen(rd->base_key);
-  char *key = er_malloc(n + 7);
+/* The hash base_key + name (fields "<state>:<what>") into by[what][state],
+ * and into total when not NULL. */
+static int read_counts(er_rd_t *rd, const char *name, json_t *by, json_t *total) {
+  size_t n = strlen(rd->base_key), m = strlen(name);
+  char *key = er_malloc(n + m + 1);
   if (!key) return ER_ENOMEM;
   memcpy(key, rd->base_key, n);
-  memcpy(key + n, "counts", 7);
+  memcpy(key + n, name, m + 1);
   const char *argv[] = {"HGETALL", key};
   redisReply *r;
   int rc = er__rd_command(rd, 2, argv, NULL, &r, "stats");
   er_free(key);
   if (rc) return rc;
-  json_t *queues = json_object(), *total = er__stats_zero_counts();
-  json_t *res = json_pack("{s:o, s:o}", "queues", queues, "total", total);
-  if (!res) {
-    freeReplyObject(r);
-    return ER_ENOMEM;
-  }
   for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
     const redisReply *f = r->element[i], *v = r->element[i + 1];
     if (f->type != REDIS_REPLY_STRING || f->len < 3 || f->str[1] != ':') continue;
@@ -89,13 +84,27 @@ int er__rd_stats(er_store_t *s, json_t **out) {
     if (st < ER_STATE_PENDING || st > ER_STATE_REVOKED) continue;
     json_int_t c = v->type == REDIS_REPLY_STRING ? strtoll(v->str, NULL, 10) : 0;
     if (c <= 0) continue;
-    const char *q = f->str + 2;
-    json_t *qc = json_object_get(queues, q);
-    if (!qc) json_object_set_new(queues, q, qc = er__stats_zero_counts());
-    er__stats_add(qc, er_state_name((er_task_state_t)st), c);
-    er__stats_add(total, er_state_name((er_task_state_t)st), c);
+    const char *what = f->str + 2;
+    json_t *wc = json_object_get(by, what);
+    if (!wc) json_object_set_new(by, what, wc = er__stats_zero_counts());
+    er__stats_add(wc, er_state_name((er_task_state_t)st), c);
+    if (total) er__stats_add(total, er_state_name((er_task_state_t)st), c);
   }
   freeReplyObject(r);
+  return 0;
+}
+
+int er__rd_stats(er_store_t *s, json_t **out) {
+  er_rd_t *rd = er__rd(s);
+  json_t *queues = json_object(), *total = er__stats_zero_counts(), *names = json_object();
+  json_t *res = json_pack("{s:o, s:o, s:o}", "queues", queues, "total", total, "names", names);
+  if (!res) return ER_ENOMEM;
+  int rc = read_counts(rd, "counts", queues, total);
+  if (!rc) rc = read_counts(rd, "ncounts", names, NULL);
+  if (rc) {
+    json_decref(res);
+    return rc;
+  }
   *out = res;
   return 0;
 }

@@ -12,6 +12,7 @@
  *   redis_work.c    reserve, renew, complete, progress
  *   redis_maint.c   maintain
  *   redis_admin.c   heartbeats, workers, stats
+ *   redis_list.c    listing tasks
  *   redis_docs.c    transition batches (apply), documents and counters
  *   redis_wake.c    wake-ups: a SUBSCRIBEd connection behind an epoll fd
  *   redis_watch.c   precise wake-ups (watch, read_wakeups) and next_due
@@ -28,8 +29,9 @@
 #include "store/store_internal.h"
 
 /* The key layout this code writes (the value of errand:{P}:version); a store
- * with a larger one is refused. */
-#define ER_RD_LAYOUT_VERSION 1
+ * with a larger one is refused, one with version 1 (no ids index, no counts
+ * by name) is migrated when opened (lua/migrate.lua). */
+#define ER_RD_LAYOUT_VERSION 2
 
 /* Scripts, by number: src/store/lua/<name>.lua after the shared prelude
  * (redis_lua.c). */
@@ -49,6 +51,8 @@ typedef enum er_rd_script {
   ER_RD_APPLY,
   ER_RD_DOCREAD,
   ER_RD_NEXT_DUE,
+  ER_RD_LIST,
+  ER_RD_MIGRATE,
   ER_RD_NSCRIPTS
 } er_rd_script_t;
 
@@ -230,6 +234,8 @@ int er__rd_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms
 int er__rd_worker_gone(er_store_t *s, const char *worker_id);
 int er__rd_workers(er_store_t *s, int64_t now_ms, json_t **out);
 int er__rd_stats(er_store_t *s, json_t **out);
+int er__rd_list_tasks(er_store_t *s, const er_task_list_req_t *req, er_task_rec_t ***out,
+                      size_t *n, char *next_cursor);
 
 int er__rd_apply(er_store_t *s, const er_mut_t *muts, size_t n, er_mut_result_t *results,
                  size_t *failed);

@@ -36,7 +36,8 @@ extern const char er__rd_lua_prelude[], er__rd_lua_finish[], er__rd_lua_cleanup[
     er__rd_lua_enqueue[], er__rd_lua_get[], er__rd_lua_revoke[], er__rd_lua_purge[],
     er__rd_lua_reserve[], er__rd_lua_renew[], er__rd_lua_complete[], er__rd_lua_progress[],
     er__rd_lua_maintain[], er__rd_lua_heartbeat[], er__rd_lua_worker_gone[],
-    er__rd_lua_workers[], er__rd_lua_apply[], er__rd_lua_docread[], er__rd_lua_next_due[];
+    er__rd_lua_workers[], er__rd_lua_apply[], er__rd_lua_docread[], er__rd_lua_next_due[],
+    er__rd_lua_list[], er__rd_lua_migrate[];
 
 /* Libraries, in the order they are included. */
 enum { LIB_FINISH = 1, LIB_CLEANUP = 2, LIB_TASK = 4, LIB_ENQUEUE = 8, LIB_COMPLETE = 16, LIB_DOCS = 32 };
@@ -64,6 +65,8 @@ static const struct {
     [ER_RD_APPLY] = {"apply", er__rd_lua_apply, LIB_ENQ | LIB_DONE | LIB_DOCS, true},
     [ER_RD_DOCREAD] = {"docread", er__rd_lua_docread, LIB_DOCS, false},
     [ER_RD_NEXT_DUE] = {"next_due", er__rd_lua_next_due, 0, false},
+    [ER_RD_LIST] = {"list", er__rd_lua_list, 0, false},
+    [ER_RD_MIGRATE] = {"migrate", er__rd_lua_migrate, 0, false},
 };
 
 /* Each body runs as main(); what it changed is written once after. */

@@ -130,13 +130,35 @@ static int parse_options(er_rd_t *rd, const char *url, char *errmsg, size_t size
   return 0;
 }
 
-/* Reads the layout version, writing 1 into an empty store. It is read
+/* Brings a store of layout version 1 to this one (lua/migrate.lua). */
+static int migrate(er_rd_t *rd, char *errmsg, size_t size) {
+  redisReply *r = NULL;
+  int rc = er__rd_script(rd, ER_RD_MIGRATE, true, 0, NULL, NULL, &r);
+  if (rc) {
+    er__errmsg(errmsg, size, "redis %s:%d prefix '%s': migrating from key layout version 1: %s",
+               rd->host, rd->port, rd->prefix, rd->base.last_error);
+    return rc;
+  }
+  bool ok = r->type == REDIS_REPLY_STRING && strcmp(r->str, "2") == 0;
+  freeReplyObject(r);
+  if (!ok) {
+    er__errmsg(errmsg, size, "redis %s:%d prefix '%s': migrating from key layout version 1 "
+               "left another version", rd->host, rd->port, rd->prefix);
+    return ER_ECORRUPT;
+  }
+  return 0;
+}
+
+/* Reads the layout version, writing the current one into an empty store
+ * and migrating one of version 1. It is read
  * first: a write, even one that changes nothing, is refused by a server at
  * maxmemory (noeviction), and a full store must still open (to inspect,
  * purge and drain it). */
 static int check_version(er_rd_t *rd, char *errmsg, size_t size) {
   const char *key = rd->guard_key;
-  const char *set[] = {"SET", key, "1", "NX"};
+  char cur[16];
+  snprintf(cur, sizeof cur, "%d", ER_RD_LAYOUT_VERSION);
+  const char *set[] = {"SET", key, cur, "NX"};
   const char *get[] = {"GET", key};
   redisReply *r = NULL;
   int rc = er__rd_command(rd, 2, get, NULL, &r, "open");
@@ -170,6 +192,8 @@ static int check_version(er_rd_t *rd, char *errmsg, size_t size) {
                rd->host, rd->port, rd->prefix, v, ER_RD_LAYOUT_VERSION);
     return ER_ECORRUPT;
   }
+  _Static_assert(ER_RD_LAYOUT_VERSION == 2, "migrate from every older layout version");
+  if (v == 1) return migrate(rd, errmsg, size);
   return 0;
 }
 
@@ -247,6 +271,7 @@ static const er_store_ops_t g_ops = {
     .worker_gone = er__rd_worker_gone,
     .workers = er__rd_workers,
     .stats = er__rd_stats,
+    .list_tasks = er__rd_list_tasks,
     .wakeup_fd = er__rd_wakeup_fd,
     .drain_wakeups = er__rd_drain_wakeups,
     .wait_change = er__rd_wait_change,

@@ -12,6 +12,7 @@ static const char SQL_LIVE[] =
     "SELECT info, beat_ms FROM workers WHERE expires_ms > ?1 ORDER BY id";
 /* Kept by triggers on tasks (schema version 2): a few rows, never a scan. */
 static const char SQL_COUNTS[] = "SELECT queue, state, n FROM counts WHERE n > 0";
+static const char SQL_NAME_COUNTS[] = "SELECT task, state, n FROM name_counts WHERE n > 0";
 
 int er__sq_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms) {
   er_sq_t *sq = er__sq(s);
@@ -72,25 +73,38 @@ int er__sq_workers(er_store_t *s, int64_t now_ms, json_t **out) {
 }
 
 
-int er__sq_stats(er_store_t *s, json_t **out) {
-  er_sq_t *sq = er__sq(s);
+/* Rows of (name, state, n) into by[name][state], and into total when not
+ * NULL. */
+static int read_counts(er_sq_t *sq, const char *sql, json_t *by, json_t *total) {
   sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, SQL_COUNTS, &st);
+  int rc = er__sq_prep(sq, sql, &st);
   if (rc) return rc;
-  json_t *queues = json_object(), *total = er__stats_zero_counts();
-  json_t *res = json_pack("{s:o, s:o}", "queues", queues, "total", total);
-  if (!res) return ER_ENOMEM;
   while ((rc = er__sq_step(sq, st, "stats")) == SQLITE_ROW) {
-    const char *q = (const char *)sqlite3_column_text(st, 0);
+    const char *k = (const char *)sqlite3_column_text(st, 0);
     const char *state = er_state_name((er_task_state_t)sqlite3_column_int(st, 1));
     json_int_t n = sqlite3_column_int64(st, 2);
-    json_t *qc = json_object_get(queues, q);
-    if (!qc) json_object_set_new(queues, q, qc = er__stats_zero_counts());
-    er__stats_add(qc, state, n);
-    er__stats_add(total, state, n);
+    json_t *c = json_object_get(by, k);
+    if (!c) json_object_set_new(by, k, c = er__stats_zero_counts());
+    er__stats_add(c, state, n);
+    if (total) er__stats_add(total, state, n);
   }
   er__sq_done(st);
-  if (rc != SQLITE_DONE) {
+  return rc == SQLITE_DONE ? 0 : rc;
+}
+
+int er__sq_stats(er_store_t *s, json_t **out) {
+  er_sq_t *sq = er__sq(s);
+  json_t *queues = json_object(), *total = er__stats_zero_counts(), *names = json_object();
+  json_t *res = json_pack("{s:o, s:o, s:o}", "queues", queues, "total", total, "names", names);
+  if (!res) return ER_ENOMEM;
+  /* One read transaction, so that both sets of counts are of one instant. */
+  int rc = er__sq_exec(sq, "BEGIN", "stats");
+  if (!rc) {
+    rc = read_counts(sq, SQL_COUNTS, queues, total);
+    if (!rc) rc = read_counts(sq, SQL_NAME_COUNTS, names, NULL);
+    if (er__sq_exec(sq, "COMMIT", "stats")) sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  if (rc) {
     json_decref(res);
     return rc;
   }

@@ -8,6 +8,7 @@
  *   sqlite_work.c    reserve, renew, complete, progress
  *   sqlite_maint.c   maintain
  *   sqlite_admin.c   heartbeats, workers, stats
+ *   sqlite_list.c    listing tasks
  *   sqlite_apply.c   transition batches (through the per-task enqueue and complete)
  *   sqlite_docs.c    documents and counters
  *   sqlite_watch.c   precise wake-ups (watch, read_wakeups), next_due
@@ -20,7 +21,7 @@
 #include "store/store_internal.h"
 
 /* The schema this code writes; a file with a larger one is refused. */
-#define ER_SQ_SCHEMA_VERSION 2
+#define ER_SQ_SCHEMA_VERSION 3
 
 typedef struct er_sq_stmt {
   const char *sql; /* the key: a static string's address */
@@ -149,9 +150,10 @@ int er__sq_read_rec(er_sq_t *sq, sqlite3_stmt *st, int col, er_task_rec_t **out,
  * finished log, the done bell, and its name's tombstone (name may be NULL). */
 int er__sq_finished(er_sq_t *sq, const char *name, const char *id, int64_t now_ms);
 
-/* Makes sure queue has its six rows in counts, which the triggers on tasks
- * then only update (sqlite_tasks.c). Once per queue and handle. */
-int er__sq_counts_ensure(er_sq_t *sq, const char *queue);
+/* Makes sure queue has its six rows in counts and task its six in
+ * name_counts, which the triggers on tasks then only update
+ * (sqlite_tasks.c). Once per queue (task name) and handle. */
+int er__sq_counts_ensure(er_sq_t *sq, const char *queue, const char *task);
 /* At the end of a transaction: keeps (committed) or forgets what it ensured. */
 void er__sq_counts_settle(er_sq_t *sq, bool committed);
 void er__sq_counts_free(er_sq_t *sq);
@@ -197,6 +199,8 @@ int er__sq_heartbeat(er_store_t *s, json_t *info, int64_t now_ms, int64_t ttl_ms
 int er__sq_worker_gone(er_store_t *s, const char *worker_id);
 int er__sq_workers(er_store_t *s, int64_t now_ms, json_t **out);
 int er__sq_stats(er_store_t *s, json_t **out);
+int er__sq_list_tasks(er_store_t *s, const er_task_list_req_t *req, er_task_rec_t ***out,
+                      size_t *n, char *next_cursor);
 
 /* One task mutation each, inside a transaction begun by the caller: the
  * single calls (enqueue, complete) and er_store_apply share them.

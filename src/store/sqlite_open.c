@@ -257,6 +257,7 @@ static const er_store_ops_t g_ops = {
     .worker_gone = er__sq_worker_gone,
     .workers = er__sq_workers,
     .stats = er__sq_stats,
+    .list_tasks = er__sq_list_tasks,
     .wakeup_fd = er__sq_wakeup_fd,
     .drain_wakeups = er__sq_drain_wakeups,
     .wait_change = er__sq_wait_change,

@@ -97,10 +97,32 @@ static const er_sq_migration_t g_migrations[] = {
      "CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN"
      "  UPDATE counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
      "END;"},
+    {3, "counts by task name",
+     /* As counts, by task name: a name has its six rows from its first task
+      * on (er__sq_counts_ensure). */
+     "CREATE TABLE name_counts(task TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+     "  PRIMARY KEY(task, state)) WITHOUT ROWID;"
+     "INSERT INTO name_counts(task, state, n) SELECT task, state, count(*) FROM tasks"
+     "  GROUP BY task, state;"
+     "INSERT OR IGNORE INTO name_counts(task, state, n) SELECT t.task, s.state, 0"
+     "  FROM (SELECT DISTINCT task FROM name_counts) AS t, (SELECT 0 AS state UNION ALL"
+     "  SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5)"
+     "  AS s;"
+     "CREATE TRIGGER tasks_name_count_insert AFTER INSERT ON tasks BEGIN"
+     "  UPDATE name_counts SET n = n + 1 WHERE task = new.task AND state = new.state;"
+     "END;"
+     "CREATE TRIGGER tasks_name_count_update AFTER UPDATE OF state ON tasks"
+     "  WHEN old.state != new.state BEGIN"
+     "  UPDATE name_counts SET n = n - 1 WHERE task = old.task AND state = old.state;"
+     "  UPDATE name_counts SET n = n + 1 WHERE task = new.task AND state = new.state;"
+     "END;"
+     "CREATE TRIGGER tasks_name_count_delete AFTER DELETE ON tasks BEGIN"
+     "  UPDATE name_counts SET n = n - 1 WHERE task = old.task AND state = old.state;"
+     "END;"},
 };
 #define N_MIGRATIONS (sizeof g_migrations / sizeof g_migrations[0])
 
-_Static_assert(ER_SQ_SCHEMA_VERSION == 2, "add a migration step for the new version");
+_Static_assert(ER_SQ_SCHEMA_VERSION == 3, "add a migration step for the new version");
 
 const char *er__sq_migration_sql(int version) {
   for (size_t i = 0; i < N_MIGRATIONS; i++)

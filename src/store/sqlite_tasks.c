@@ -108,10 +108,15 @@ static int insert(er_sq_t *sq, const er_task_rec_t *r) {
 static const char SQL_COUNTS_ENSURE[] =
     "INSERT OR IGNORE INTO counts(queue, state, n) "
     "VALUES(?1, 0, 0), (?1, 1, 0), (?1, 2, 0), (?1, 3, 0), (?1, 4, 0), (?1, 5, 0)";
+static const char SQL_NAME_COUNTS_ENSURE[] =
+    "INSERT OR IGNORE INTO name_counts(task, state, n) "
+    "VALUES(?1, 0, 0), (?1, 1, 0), (?1, 2, 0), (?1, 3, 0), (?1, 4, 0), (?1, 5, 0)";
 
-int er__sq_counts_ensure(er_sq_t *sq, const char *queue) {
+/* The cache holds "q" + queue and "t" + task name: one list for both kinds
+ * of rows. */
+static int ensure_rows(er_sq_t *sq, char kind, const char *value, const char *sql) {
   for (size_t i = 0; i < sq->nknown_q; i++)
-    if (strcmp(sq->known_q[i], queue) == 0) return 0;
+    if (sq->known_q[i][0] == kind && strcmp(sq->known_q[i] + 1, value) == 0) return 0;
   if (sq->nknown_q == sq->capknown_q) {
     size_t cap = sq->capknown_q ? sq->capknown_q * 2 : 8;
     char **p = er_realloc(sq->known_q, cap * sizeof *p);
@@ -119,11 +124,14 @@ int er__sq_counts_ensure(er_sq_t *sq, const char *queue) {
     sq->known_q = p;
     sq->capknown_q = cap;
   }
-  char *copy = er_strdup(queue);
+  size_t len = strlen(value);
+  char *copy = er_malloc(len + 2);
   sqlite3_stmt *st;
-  int rc = copy ? er__sq_prep(sq, SQL_COUNTS_ENSURE, &st) : ER_ENOMEM;
+  int rc = copy ? er__sq_prep(sq, sql, &st) : ER_ENOMEM;
   if (!rc) {
-    er__sq_bind_text(st, 1, queue);
+    copy[0] = kind;
+    memcpy(copy + 1, value, len + 1);
+    er__sq_bind_text(st, 1, value);
     rc = er__sq_step(sq, st, "enqueue (counts)");
     er__sq_done(st);
     rc = rc < 0 ? rc : 0;
@@ -134,6 +142,11 @@ int er__sq_counts_ensure(er_sq_t *sq, const char *queue) {
   }
   sq->known_q[sq->nknown_q++] = copy;
   return 0;
+}
+
+int er__sq_counts_ensure(er_sq_t *sq, const char *queue, const char *task) {
+  int rc = ensure_rows(sq, 'q', queue, SQL_COUNTS_ENSURE);
+  return rc ? rc : ensure_rows(sq, 't', task, SQL_NAME_COUNTS_ENSURE);
 }
 
 void er__sq_counts_settle(er_sq_t *sq, bool committed) {
@@ -158,7 +171,7 @@ int er__sq_enqueue_one(er_sq_t *sq, const er_task_rec_t *r, int flags, bool *fou
     if (rc || *found) return rc;
   }
   if (r->name) rc = claim_name(sq, r);
-  if (!rc) rc = er__sq_counts_ensure(sq, r->queue);
+  if (!rc) rc = er__sq_counts_ensure(sq, r->queue, r->task);
   if (!rc) rc = insert(sq, r);
   if (!rc) rc = er__sq_owe_queue(sq, r->queue);
   return rc;

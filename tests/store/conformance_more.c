@@ -230,8 +230,8 @@ void test_schema_version(void **state) {
                                       -1, &st, NULL),
                    SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
-  assert_int_equal(sqlite3_column_int(st, 1), 2);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "3");
+  assert_int_equal(sqlite3_column_int(st, 1), 3);
   assert_string_equal((const char *)sqlite3_column_text(st, 2), "wal");
   sqlite3_finalize(st);
   /* the claim walks the partial index of ready tasks, without sorting */

@@ -66,8 +66,8 @@ static void test_migrate_v1(void **state) {
   char err[256];
   assert_int_equal(er_store_open(url, &s, err, sizeof err), 0);
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
-  assert_int_equal(query_int(db, "SELECT count(*) FROM migrations"), 2);
+  assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'schema_version'"), 3);
+  assert_int_equal(query_int(db, "SELECT count(*) FROM migrations"), 3);
   assert_int_equal(query_int(db, "SELECT ready FROM tasks WHERE id = 'due'"), 1);
   assert_int_equal(query_int(db, "SELECT ready FROM tasks WHERE id = 'later'"), 0);
   sqlite3_close(db);
@@ -76,6 +76,14 @@ static void test_migrate_v1(void **state) {
   assert_int_equal(stat_of(s, "q", "RETRY"), 1);
   assert_int_equal(stat_of(s, "q", "STARTED"), 1);
   assert_int_equal(stat_of(s, "q", "SUCCESS"), 1);
+  /* and by task name (schema 3) */
+  json_t *stats = NULL;
+  assert_int_equal(er_store_stats(s, &stats), 0);
+  json_t *by_name = json_object_get(json_object_get(stats, "names"), "t");
+  assert_int_equal(json_integer_value(json_object_get(by_name, "PENDING")), 1);
+  assert_int_equal(json_integer_value(json_object_get(by_name, "RETRY")), 1);
+  assert_int_equal(json_integer_value(json_object_get(by_name, "SUCCESS")), 1);
+  json_decref(stats);
   const char *qs[] = {"q"};
   int64_t due = 0;
   assert_int_equal(er_store_next_due(s, qs, 1, &due), 0);
@@ -94,6 +102,11 @@ static void test_migrate_v1(void **state) {
   er_task_rec_free_array(got, n);
   assert_int_equal(stat_of(s, "q", "STARTED"), 3);
   assert_int_equal(stat_of(s, "q", "RETRY"), 0);
+  assert_int_equal(er_store_stats(s, &stats), 0);
+  by_name = json_object_get(json_object_get(stats, "names"), "t");
+  assert_int_equal(json_integer_value(json_object_get(by_name, "STARTED")), 3);
+  assert_int_equal(json_integer_value(json_object_get(by_name, "RETRY")), 0);
+  json_decref(stats);
   er_store_close(s);
 }
 

@@ -20,11 +20,12 @@ local function result_expiry(ttl, now)
   return now + ttl
 end
 
--- ends a task (from state 'from') in state st at now: one HSET of sets plus
+-- ends a task (from state 'from'; on queue q, of task name tn) in state st
+-- at now: one HSET of sets plus
 -- state, finished_ms and when its result expires, one HDEL of dels plus its
 -- lease and queue member; the name's tombstone starts, the counts move and
 -- the finished channel hears of it
-local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
+local function finish(id, h, q, tn, from, st, now, ttl, name, sets, dels)
   sets[#sets + 1] = 'state'
   sets[#sets + 1] = st
   sets[#sets + 1] = 'finished_ms'
@@ -42,17 +43,17 @@ local function finish(id, h, q, from, st, now, ttl, name, sets, dels)
   redis.call('HSET', h, unpack(sets))
   redis.call('HDEL', h, unpack(dels))
   tombstone(name, id, now)
-  move(q, from, st)
+  move(q, tn, from, st)
   WFIN = wake_id(WFIN, id)
 end
 
 -- ends a task whose record cannot be used (an older writer, a foreign
 -- script) FAILURE, from state 'from': its error is baderr (the JSON of
 -- "task record cannot be decoded", from the caller) with ': ' .. why added
-local function finish_undecodable(id, h, q, from, now, ttl, name, baderr, why)
+local function finish_undecodable(id, h, q, tn, from, now, ttl, name, baderr, why)
   local e = cjson.decode(baderr)
   e.message = e.message .. ': ' .. why
-  finish(id, h, q, from, FAILURE, now, ttl, name,
+  finish(id, h, q, tn, from, FAILURE, now, ttl, name,
     {'error', cjson.encode(e), 'revoke_requested', '0', 'progress', '-1'},
     {'worker', 'progress_msg', 'result'})
 end

@@ -51,7 +51,7 @@ local function done_write(o, t)
     if m then sets[#sets + 1] = 'qm' sets[#sets + 1] = m end
     redis.call('HSET', h, unpack(sets))
     redis.call('HDEL', h, unpack(dels))
-    move(q, STARTED, st)
+    move(q, t.task, STARTED, st)
     wake_queue(q)
   else
     local res = opt(A(o + 4))
@@ -59,6 +59,6 @@ local function done_write(o, t)
     else dels[#dels + 1] = 'result' end
     if err then sets[#sets + 1] = 'error' sets[#sets + 1] = err
     else dels[#dels + 1] = 'error' end
-    finish(id, h, q, STARTED, st, now, t.ttl, t.name, sets, dels)
+    finish(id, h, q, t.task, STARTED, st, now, t.ttl, t.name, sets, dels)
   end
 end

@@ -97,6 +97,7 @@ local function enq_write(o, seq)
     redis.call('ZADD', KK(key), seq, id)
   end
   redis.call('HSET', TK(id), unpack(f))
-  count(q, PENDING, 1)
+  redis.call('ZADD', IDS, 0, id)
+  count(q, A(o + 2), PENDING, 1)
   wake_queue(q)
 end

@@ -11,7 +11,7 @@ local gone = {}
 for _, id in ipairs(lost) do
   local h = TK(id)
   local f = redis.call('HMGET', h, 'state', 'revoke_requested', 'queue', 'name',
-    'lease_until_ms', 'result_ttl_ms', 'priority', 'eta_ms', 'seq')
+    'lease_until_ms', 'result_ttl_ms', 'priority', 'eta_ms', 'seq', 'task')
   if f[1] ~= STARTED then
     gone[#gone + 1] = id
   elseif (tonumber(f[5] or '0') or 0) >= now then
@@ -20,17 +20,17 @@ for _, id in ipairs(lost) do
     gone[#gone + 1] = id
     local prio, eta, seq = tonumber(f[7]), tonumber(f[8]), tonumber(f[9])
     if f[2] == '1' then
-      finish(id, h, f[3], STARTED, REVOKED, now, f[6], f[4], {'error', rerr}, {})
+      finish(id, h, f[3], f[10], STARTED, REVOKED, now, f[6], f[4], {'error', rerr}, {})
     elseif not (prio and eta and seq) then
       local field = (not prio and 'priority') or (not eta and 'eta_ms') or 'seq'
-      finish_undecodable(id, h, f[3], STARTED, now, f[6], f[4], baderr,
+      finish_undecodable(id, h, f[3], f[10], STARTED, now, f[6], f[4], baderr,
         field .. ': not a number')
     else
       local m = place_f(id, f[3], prio, eta, seq, now)
       if m then redis.call('HSET', h, 'state', PENDING, 'qm', m)
       else redis.call('HSET', h, 'state', PENDING) end
       redis.call('HDEL', h, 'worker', 'lease_until_ms')
-      move(f[3], STARTED, PENDING)
+      move(f[3], f[10], STARTED, PENDING)
       wake_queue(f[3])
       requeued = requeued + 1
     end

@@ -20,6 +20,9 @@ local function NK(n) return B .. 'name:' .. n end
 local function KK(k) return B .. 'key:' .. k end
 local LEASES, RESULTS, TOMBS = B .. 'leases', B .. 'results', B .. 'tombstones'
 local COUNTS, SEQ = B .. 'counts', B .. 'seq'
+-- every task's id (score 0, so by id: UUIDv7 ids sort by creation time),
+-- for listing; by-name counts as counts by queue (layout version 2)
+local IDS, NCOUNTS = B .. 'ids', B .. 'ncounts'
 local WORKERS, WEXP = B .. 'workers', B .. 'workers:expiry'
 
 -- optional strings: '-' for NULL, '+text'
@@ -28,21 +31,32 @@ local function opt(s)
   return string.sub(s, 2)
 end
 
--- counts: field '<state>:<queue>' of the hash counts, changed once per field
--- at the end of the script (flush_counts, from the epilogue)
-local DELTA = {}
-local function count(q, st, d)
+-- counts: field '<state>:<queue>' of the hash counts and '<state>:<task
+-- name>' of ncounts, changed once per field at the end of the script
+-- (flush_counts, from the epilogue). tn, the task's name, may be nil (a
+-- foreign record without one): it is then counted by queue only, on the way
+-- in and out alike.
+local DELTA, NDELTA = {}, {}
+local function count(q, tn, st, d)
   local f = st .. ':' .. q
   DELTA[f] = (DELTA[f] or 0) + d
+  if tn then
+    f = st .. ':' .. tn
+    NDELTA[f] = (NDELTA[f] or 0) + d
+  end
 end
-local function move(q, from, to)
-  if from ~= to then count(q, from, -1) count(q, to, 1) end
+local function move(q, tn, from, to)
+  if from ~= to then count(q, tn, from, -1) count(q, tn, to, 1) end
 end
 local function flush_counts()
-  for f, d in pairs(DELTA) do
-    if d ~= 0 and redis.call('HINCRBY', COUNTS, f, d) <= 0 then
-      redis.call('HDEL', COUNTS, f)
+  local h, t = COUNTS, DELTA
+  for _ = 1, 2 do
+    for f, d in pairs(t) do
+      if d ~= 0 and redis.call('HINCRBY', h, f, d) <= 0 then
+        redis.call('HDEL', h, f)
+      end
     end
+    h, t = NCOUNTS, NDELTA
   end
 end
 

@@ -37,7 +37,7 @@ end
 -- and RETRY tasks)
 local function poison(id, h, q, f, why)
   local from = (f[1] == RETRY) and RETRY or PENDING
-  finish_undecodable(id, h, q, from, now, f[6], f[4], baderr, why)
+  finish_undecodable(id, h, q, f[10], from, now, f[6], f[4], baderr, why)
 end
 local function promote(q)
   local due = redis.call('ZRANGEBYSCORE', DK(q), '-inf', now, 'LIMIT', 0, 1000)
@@ -82,7 +82,7 @@ while A(qi) and #out < max do
         rm[#rm + 1] = m
         local exp = tonumber(f[3])
         if exp > 0 and exp <= now then
-          finish(id, h, q, st, REVOKED, now, f[6], f[4],
+          finish(id, h, q, f[10], st, REVOKED, now, f[6], f[4],
             {'error', experr, 'revoke_requested', '0', 'progress', '-1'},
             {'worker', 'progress_msg'})
         else
@@ -92,7 +92,7 @@ while A(qi) and #out < max do
           redis.call('HDEL', h, 'qm', 'finished_ms', 'progress_msg', 'result_expires_ms')
           leases[#leases + 1] = untl
           leases[#leases + 1] = id
-          move(q, st, STARTED)
+          move(q, f[10], st, STARTED)
           out[#out + 1] = redis.call('HGETALL', h)
         end
       end

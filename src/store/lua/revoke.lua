@@ -11,11 +11,11 @@ end
 
 local id, now = A(1), N(2)
 local h = TK(id)
-local f = redis.call('HMGET', h, 'state', 'queue', 'name', 'result_ttl_ms')
+local f = redis.call('HMGET', h, 'state', 'queue', 'name', 'result_ttl_ms', 'task')
 if not f[1] then return -1 end
 if f[1] == PENDING or f[1] == RETRY then
   unplace(id, h, f[2])
-  finish(id, h, f[2], f[1], REVOKED, now, f[4], f[3], {'error', A(3)}, {})
+  finish(id, h, f[2], f[5], f[1], REVOKED, now, f[4], f[3], {'error', A(3)}, {})
 elseif f[1] == STARTED then
   redis.call('HSET', h, 'revoke_requested', '1')
   WCTL = wake_id(WCTL, id)

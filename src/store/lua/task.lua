@@ -13,9 +13,9 @@ local function task_view(id)
   if t ~= nil then return t end
   local f = redis.call('HMGET', TK(id), 'state', 'attempt', 'ignore_result',
     'result_expires_ms', 'queue', 'name', 'result_ttl_ms', 'priority', 'eta_ms', 'seq',
-    'retries')
+    'retries', 'task')
   if not f[1] then return nil end
   return {state = f[1], attempt = tonumber(f[2]), ignore = f[3] == '1',
     expires = tonumber(f[4]), queue = f[5], name = f[6], ttl = f[7], priority = f[8],
-    eta = f[9], seq = f[10], retries = f[11]}
+    eta = f[9], seq = f[10], retries = f[11], task = f[12]}
 end
