@@ -189,14 +189,14 @@ static void test_layout(void **state) {
   redisContext *c = raw();
   redisReply *v = cmd(c, "GET errand:{layout}:version");
   assert_int_equal(v->type, REDIS_REPLY_STRING);
-  assert_string_equal(v->str, "1");
+  assert_string_equal(v->str, "2");
   freeReplyObject(v);
   /* every key under the one hash tag, so one cluster slot holds the store */
   redisReply *k = cmd(c, "KEYS *{layout}*");
   assert_int_equal(k->type, REDIS_REPLY_ARRAY);
   static const char *const want[] = {"version", "seq",        "counts",  "leases",
                                      "name:n1", "key:k1",     "delayed:q1", "workers",
-                                     "workers:expiry"};
+                                     "workers:expiry", "ids", "ncounts"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
     char full[128];
     snprintf(full, sizeof full, "errand:{layout}:%s", want[w]);
@@ -222,6 +222,56 @@ static void test_layout(void **state) {
   cmd_ok(c, "RPUSH errand:{other}:version x");
   snprintf(url, sizeof url, "%s?prefix=other", g_url);
   assert_int_equal(er_store_open(url, &s, err, sizeof err), ER_ECORRUPT);
+  redisFree(c);
+}
+
+/* A store of key layout version 1 (no ids index, no counts by name) is
+ * migrated when opened: its tasks are listed and counted by name. */
+static void test_migrate_v1(void **state) {
+  (void)state;
+  er_store_t *s = open_prefix("old", NULL);
+  char ids[3][ER_ID_LEN + 1];
+  for (int i = 0; i < 3; i++) {
+    er_task_rec_t *r = mk("q1");
+    assert_int_equal(er_store_enqueue(s, &r, 1, 0, NULL), 0);
+    memcpy(ids[i], r->id, sizeof ids[i]);
+    er_task_rec_free(r);
+  }
+  er_store_close(s);
+  /* as a version-1 errand left it */
+  redisContext *c = raw();
+  cmd_ok(c, "DEL errand:{old}:ids errand:{old}:ncounts");
+  cmd_ok(c, "SET errand:{old}:version 1");
+  s = open_prefix("old", NULL);
+  redisReply *v = cmd(c, "GET errand:{old}:version");
+  assert_string_equal(v->str, "2");
+  freeReplyObject(v);
+  er_task_list_req_t req = {.queue = "q1"};
+  er_task_rec_t **recs = NULL;
+  size_t n = 0;
+  char next[ER_ID_LEN + 1];
+  assert_int_equal(er_store_list_tasks(s, &req, &recs, &n, next), 0);
+  assert_int_equal(n, 3);
+  assert_string_equal(recs[0]->id, ids[2]);
+  assert_string_equal(recs[2]->id, ids[0]);
+  er_task_rec_free_array(recs, n);
+  json_t *st = NULL;
+  assert_int_equal(er_store_stats(s, &st), 0);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(json_object_get(st, "names"), "t"),
+                                         "PENDING")),
+      3);
+  json_decref(st);
+  /* a second open changes nothing */
+  er_store_close(s);
+  s = open_prefix("old", NULL);
+  assert_int_equal(er_store_stats(s, &st), 0);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(json_object_get(st, "names"), "t"),
+                                         "PENDING")),
+      3);
+  json_decref(st);
+  er_store_close(s);
   redisFree(c);
 }
 
@@ -322,7 +372,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_urls),          cmocka_unit_test(test_unreachable),
       cmocka_unit_test(test_url_errors_redacted), cmocka_unit_test(test_url_redact),
-      cmocka_unit_test(test_layout),        cmocka_unit_test(test_script_flush),
+      cmocka_unit_test(test_layout),        cmocka_unit_test(test_migrate_v1),
+      cmocka_unit_test(test_script_flush),
       cmocka_unit_test(test_connection_killed), cmocka_unit_test(test_auth),
       cmocka_unit_test(test_database),
   };
