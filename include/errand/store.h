@@ -106,8 +106,9 @@ void er_task_rec_free_array(er_task_rec_t **recs, size_t n);
  * (new; NULL when out of memory): {"id", "state"} and, for a task the store
  * knows, "task", "queue", "key", "name", "attempt", "retries", "progress",
  * "progress_msg", "created", "eta", "expires", "started", "finished" (ISO
- * 8601 UTC with milliseconds), "worker", "error"; fields that do not apply
- * are left out. The result is not included. */
+ * 8601 UTC with milliseconds), "worker", "error", "args", "kwargs",
+ * "context"; fields that do not apply are left out. The result is not
+ * included. */
 json_t *er_task_rec_json(const er_task_rec_t *r);
 
 typedef struct er_store er_store_t;

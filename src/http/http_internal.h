@@ -96,6 +96,8 @@ void er__http_wait_done(er_http_server_t *srv, const char *id, int64_t ms);
 /* ---- Handlers ---- */
 void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_task_get(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_task_list(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_metrics(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_task_delete(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_key_put(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_key_get(er__http_req_t *rq, er__http_resp_t *out);

@@ -1,6 +1,7 @@
 /* Routes: a method and a path pattern whose "{id}" segments capture one
  * decoded segment each. A path no pattern matches is 404; one that matches
- * with another method is 405 with Allow. Requests under /api/ need the
+ * with another method is 405 with Allow. Requests under /api/, and
+ * /metrics (queue and task names tell about the application), need the
  * bearer token when the server has one. */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@ typedef struct route {
 static const route_t routes[] = {
     {"POST", "/api/v1/tasks", er__http_task_post},
     {"GET", "/api/v1/tasks/{id}", er__http_task_get},
+    {"GET", "/api/v1/tasks", er__http_task_list},
     {"DELETE", "/api/v1/tasks/{id}", er__http_task_delete},
     {"PUT", "/api/v1/keys/{key}", er__http_key_put},
     {"GET", "/api/v1/keys/{key}", er__http_key_get},
@@ -31,6 +33,7 @@ static const route_t routes[] = {
     {"GET", "/healthz", er__http_healthz},
     {"GET", "/callback", er__http_callback},
     {"POST", "/callback", er__http_callback},
+    {"GET", "/metrics", er__http_metrics},
 };
 
 static int hex(char c) {
@@ -114,7 +117,7 @@ void er__http_dispatch(er__http_req_t *rq, er__http_resp_t *out) {
   }
   /* Before telling which routes exist: a caller without the token learns
    * nothing of the API. */
-  if (!strncmp(rq->path, "/api/", 5) && !authorised(rq)) {
+  if ((!strncmp(rq->path, "/api/", 5) || !strcmp(rq->path, "/metrics")) && !authorised(rq)) {
     out->allow[0] = 0;
     er__http_error(out, 401, "this API needs 'Authorization: Bearer TOKEN'");
     return;

@@ -1,4 +1,4 @@
-/* Tasks and polling keys: send, status (with a long poll), revoke; start by
+/* Tasks and polling keys: send, status (with a long poll), list, revoke; start by
  * key unless the key names a live task, and read by key. The server does
  * not know which tasks exist (workers register them): a task no worker has
  * waits in its queue until one that has it runs, as with er_send. */
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http/http_internal.h"
+#include "queue/client_internal.h"
 
 /* The record as `errand status` prints it, with the result when done. */
 static json_t *rec_json(const er_task_rec_t *r) {
@@ -149,6 +150,86 @@ void er__http_task_get(er__http_req_t *rq, er__http_resp_t *out) {
   json_decref(q);
   if (wait_ms > 0) er__http_wait_done(rq->srv, id, wait_ms);
   answer_rec(rq, out, id, NULL, 200);
+}
+
+/* ---- listing ---------------------------------------------------------------- */
+
+/* The listing's query parameters into req (strings borrowed from q); false
+ * with a 400 in out. */
+static bool list_params(json_t *q, er_task_list_req_t *req, er__http_resp_t *out) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(q, k, v) {
+    const char *s = json_string_value(v);
+    if (!strcmp(k, "state")) {
+      req->state = er_state_from_name(s);
+      req->by_state = true;
+      if (req->state == ER_STATE_UNKNOWN) {
+        er__http_error(out, 400, "unknown state '%s' (PENDING, STARTED, RETRY, SUCCESS, "
+                                 "FAILURE or REVOKED)", s);
+        return false;
+      }
+    } else if (!strcmp(k, "name")) {
+      req->task = s;
+    } else if (!strcmp(k, "queue")) {
+      req->queue = s;
+    } else if (!strcmp(k, "cursor")) {
+      req->cursor = s;
+      if (*s && !er_id_valid(s)) {
+        er__http_error(out, 400, "'cursor' must be a next_cursor this API gave");
+        return false;
+      }
+    } else if (!strcmp(k, "limit")) {
+      char *end;
+      long n = strtol(s, &end, 10);
+      if (end == s || *end || n < 1 || n > ER_TASK_LIST_MAX) {
+        er__http_error(out, 400, "'limit' must be an integer from 1 to %d", ER_TASK_LIST_MAX);
+        return false;
+      }
+      req->limit = (size_t)n;
+    } else {
+      er__http_error(out, 400, "unknown parameter '%s'", k);
+      return false;
+    }
+  }
+  return true;
+}
+
+void er__http_task_list(er__http_req_t *rq, er__http_resp_t *out) {
+  json_t *q = er__http_query(rq, out);
+  if (!q) return;
+  er_task_list_req_t req = {0};
+  if (!list_params(q, &req, out)) {
+    json_decref(q);
+    return;
+  }
+  er_client_t *c = rq->srv->client;
+  er_store_t *s = NULL;
+  er_task_rec_t **recs = NULL;
+  size_t n = 0;
+  char next[ER_ID_LEN + 1] = "";
+  int rc = er__client_take_store(c, &s);
+  if (rc == 0) {
+    rc = er_store_list_tasks(s, &req, &recs, &n, next);
+    if (rc < 0) er__client_store_fail(c, s, rc, "list tasks");
+    er__client_put_store(c, s);
+  }
+  json_decref(q);
+  if (rc < 0) {
+    er__http_client_error(rq, out, rc);
+    return;
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    /* as GET /api/v1/tasks/{id} answers it, without the result */
+    json_t *o = er_task_rec_json(recs[i]);
+    er__http_status_url(rq, "tasks", o, recs[i]->id);
+    json_array_append_new(arr, o);
+  }
+  er_task_rec_free_array(recs, n);
+  json_t *res = json_pack("{s:o}", "tasks", arr);
+  if (res && next[0]) json_object_set_new(res, "next_cursor", json_string(next));
+  er__http_json(out, 200, res);
 }
 
 void er__http_task_delete(er__http_req_t *rq, er__http_resp_t *out) {

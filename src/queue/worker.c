@@ -99,6 +99,9 @@ void er__worker_job_done(er_worker_t *w, er__job_t *j) {
   if (c.state == ER_STATE_SUCCESS && j->rec->ignore_result) c.result = NULL;
   w->processed++;
   if (c.state == ER_STATE_FAILURE) w->failed++;
+  if (c.state != ER_STATE_PENDING && j->started_wall_ms)
+    er__hist_add(&w->runtime, (int64_t)(er_now_mono_ms() - j->started_ms));
+  if (er_state_finished(c.state)) er__hist_add(&w->roundtrip, c.now_ms - j->rec->created_ms);
   er__log_outcome(j, &c);
   er__io_push_completion(w, j, &c);
 }

@@ -140,7 +140,7 @@ json_t *er__worker_info(er_worker_t *w) {
   /* The counts are the lists' lengths: one test decides what runs and what
    * waits (a prefork child's next jobs count as reserved, not active). */
   json_t *active = job_list(w, true), *reserved = job_list(w, false);
-  return json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
+  return json_pack("{s:s, s:s, s:i, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
                    "id",
                    w->id, "hostname", w->hostname, "pid", (int)getpid(), "queues", qs,
                    "concurrency", w->opts.concurrency, "pool", er_pool_name(w->opts.pool),
@@ -148,5 +148,7 @@ json_t *er__worker_info(er_worker_t *w) {
                    (json_int_t)json_array_size(reserved), "processed", (json_int_t)w->processed, "failed",
                    (json_int_t)w->failed, "started_ms", (json_int_t)w->started_ms, "registered",
                    registered(), "pipelines", pipelines(), "active_tasks", active,
-                   "reserved_tasks", reserved);
+                   "reserved_tasks", reserved, "histograms",
+                   json_pack("{s:o, s:o}", "runtime", er__hist_json(&w->runtime), "roundtrip",
+                             er__hist_json(&w->roundtrip)));
 }

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "queue/client_internal.h"
+#include "queue/histogram.h"
 #include "queue/pool.h"
 #include "queue/store_thread.h"
 
@@ -72,6 +73,9 @@ struct er_worker {
   uint64_t last_maintain_ms;
   int64_t started_ms;
   uint64_t processed, failed;
+  /* Durations of the tasks this worker ended (run time of each attempt
+   * that ran; created to finished of each that finished), for /metrics. */
+  er__hist_t runtime, roundtrip;
   struct er__unknown *unknown;  /* tasks not registered here (worker_unknown.c) */
   er__backoff_t bo; /* the store failing: worker_backoff.c */
   int exit_rc;      /* what er_worker_run returns: its store's file was deleted */

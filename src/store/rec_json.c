@@ -38,5 +38,9 @@ json_t *er_task_rec_json(const er_task_rec_t *r) {
   if (r->finished_ms) set_time(o, "finished", r->finished_ms);
   if (r->worker) json_object_set_new(o, "worker", json_string(r->worker));
   if (r->error) json_object_set(o, "error", r->error);
+  /* What the task was called with: a record page shows it. */
+  if (r->args) json_object_set(o, "args", r->args);
+  if (r->kwargs) json_object_set(o, "kwargs", r->kwargs);
+  if (r->context) json_object_set(o, "context", r->context);
   return o;
 }
