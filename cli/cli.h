@@ -114,6 +114,7 @@ int cmd_status(int argc, char **argv);
 int cmd_result(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -23,6 +23,8 @@ static const char usage[] =
     "  result   a task's result: errand result ID | --key K [--wait [--timeout S]]\n"
     "  revoke   revoke a task: errand revoke ID\n"
     "  inspect  queues, counts by state, live workers and their tasks\n"
+    "  tasks    list tasks, newest first: errand tasks [--state S] [--name N]\n"
+    "           [--queue Q] [--limit L] [--cursor C] [--json]\n"
     "  purge    remove a queue's waiting tasks: errand purge QUEUE\n"
     "  pipeline start, wait for, show, abort, list pipelines: errand pipeline\n"
     "           start NAME [--args JSON] [--kwargs JSON] [--key K] [--queue Q]\n"
@@ -139,7 +141,7 @@ int main(int argc, char **argv) {
   } cmds[] = {{"worker", cmd_worker}, {"send", cmd_send},       {"status", cmd_status},
               {"result", cmd_result}, {"revoke", cmd_revoke},   {"inspect", cmd_inspect},
               {"purge", cmd_purge},   {"pipeline", cmd_pipeline},
-              {"serve", cmd_serve}};
+              {"serve", cmd_serve},   {"tasks", cmd_tasks}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   cli_error("unknown command '%s' (see errand --help)", argv[1]);

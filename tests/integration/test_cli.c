@@ -436,7 +436,8 @@ static void help_and_docs_list_the_same_options(void **s) {
   assert_int_equal(h_cli(&H, &usage, &err, "--help", NULL), 0);
   free(err);
   static const char *const cmds[] = {"worker", "send",    "status", "result",
-                                     "revoke", "inspect", "purge",  "serve"};
+                                     "revoke", "inspect", "purge",  "serve",
+                                     "tasks"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char *help = NULL;
     assert_int_equal(h_cli(&H, &help, &err, cmds[i], "--help", NULL), 0);
@@ -456,6 +457,58 @@ static void help_and_docs_list_the_same_options(void **s) {
   assert_non_null(strstr(usage, "ERRAND_LOG"));
   free(usage);
   free(docs);
+}
+
+/* errand tasks: newest first, a line each, paged by the cursor it prints;
+ * filters; JSON; bad input exits 2. */
+static void tasks_lists_newest_first(void **s) {
+  er_id_t ids[3];
+  er_send_opts_t o = {.queue = "q-cli-list"};
+  for (int i = 0; i < 3; i++) h_send(&H, i == 1 ? "sleep" : "add", "[1, 2]", &o, &ids[i]);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(h_cli(&H, &out, &err, "tasks", "--queue", "q-cli-list", "--limit", "2", NULL),
+                   0);
+  const char *second = strchr(out, '\n');
+  assert_non_null(second);
+  assert_int_equal(strncmp(out, ids[2].text, ER_ID_LEN), 0);
+  assert_int_equal(strncmp(second + 1, ids[1].text, ER_ID_LEN), 0);
+  assert_non_null(strstr(out, "PENDING"));
+  assert_non_null(strstr(out, "q-cli-list"));
+  char want[128];
+  snprintf(want, sizeof want, "more: errand tasks --cursor %s\n", ids[1].text);
+  assert_string_equal(err, want);
+  free(out);
+  free(err);
+  assert_int_equal(h_cli(&H, &out, &err, "tasks", "--queue", "q-cli-list", "--cursor",
+                         ids[1].text, NULL),
+                   0);
+  assert_int_equal(strncmp(out, ids[0].text, ER_ID_LEN), 0);
+  assert_int_equal(strlen(out), strcspn(out, "\n") + 1); /* one line */
+  assert_string_equal(err, "");
+  free(out);
+  free(err);
+  assert_int_equal(h_cli(&H, &out, &err, "tasks", "--name", "sleep", "--state", "pending",
+                         "--json", NULL),
+                   0);
+  json_t *j = json_loads(out, 0, NULL);
+  assert_non_null(j);
+  json_t *tasks = json_object_get(j, "tasks");
+  assert_int_equal(json_array_size(tasks), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 0), "id")),
+                      ids[1].text);
+  assert_null(json_object_get(j, "next_cursor"));
+  json_decref(j);
+  free(out);
+  free(err);
+  static const char *const bad[][2] = {
+      {"--state", "bogus"}, {"--limit", "0"}, {"--limit", "1001"}, {"--cursor", "x"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(h_cli(&H, &out, &err, "tasks", bad[i][0], bad[i][1], NULL), 2);
+    assert_int_equal(strncmp(err, "errand: ", 8), 0);
+    assert_int_equal(strlen(err), strcspn(err, "\n") + 1); /* one line */
+    free(out);
+    free(err);
+  }
 }
 
 /* A store file cut short, or one that is not SQLite's: inspect exits 3 (the
@@ -511,6 +564,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(store_password_is_never_printed, setup, teardown),
       cmocka_unit_test_setup_teardown(store_file_gives_the_url, setup, teardown),
       cmocka_unit_test_setup_teardown(damaged_store_file_is_named_so, setup, teardown),
+      cmocka_unit_test_setup_teardown(tasks_lists_newest_first, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
