@@ -1,9 +1,9 @@
 -- migrate. Brings a store of key layout version 1 to this one, 2: every
 -- task's id into the ids index and its count by name into ncounts, then the
 -- version key (KEYS[2], which no other script writes) to 2, all in this one
--- script, so no call sees a store half migrated. It walks every task key of
--- the store once (SCAN, within the store's slot): a large store is blocked
--- that long, once. Returns the version the store has after it.
+-- script, so no call sees a store half migrated. It walks the database's
+-- keys once (SCAN; a cluster node's own), matching the store's task keys: a
+-- large store is blocked that long, once. Returns the version the store has after it.
 local v = redis.call('GET', KEYS[2])
 if v ~= '1' then return v end
 local pat = string.gsub(B, '[%*%?%[%]\\]', '\\%0') .. 'task:*'
