@@ -70,6 +70,21 @@ bool cli_seconds_opt(const char *opt, const char *s, int64_t min_ms, int64_t max
  * 9999), into ms since the epoch; prints the error and returns false. */
 bool cli_time_opt(const char *opt, const char *s, int64_t *ms);
 
+/* The callback secret's options: c is 'x' (--secret S) or 'X'
+ * (--secret-file PATH, its first line); sets *secret. False (the error
+ * printed) for a file that cannot be read or holds no secret. */
+bool cli_secret_opt(int c, const char *arg, const char **secret);
+/* After the options: *secret from $ERRAND_SECRET when none was given, then
+ * its length checked (ER_SECRET_MIN_LEN bytes at least); false after
+ * printing the error (the caller exits 2). */
+bool cli_secret_env(const char **secret);
+/* Help lines for the secret's options. */
+#define CLI_SECRET_HELP \
+  "      --secret S      callback tokens are made and checked under S (at least 16\n" \
+  "                      bytes) instead of the store's secret\n" \
+  "      --secret-file PATH  the secret from PATH's first line (default\n" \
+  "                      $ERRAND_SECRET; a secret on the command line shows in ps)\n"
+
 /* The most seconds a countdown, expiry or --timeout takes (about 31 years):
  * far enough for any schedule, and now + it never overflows. */
 #define CLI_MAX_SECONDS_MS 1000000000000LL
@@ -117,5 +132,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_up(int argc, char **argv);
 
 #endif

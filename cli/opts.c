@@ -121,3 +121,35 @@ bool cli_time_opt(const char *opt, const char *s, int64_t *ms) {
   if (!ok) cli_error("%s takes a UTC time like 2026-12-02T11:40:00Z (from 1970), not '%s'", opt, s);
   return ok;
 }
+
+bool cli_secret_opt(int c, const char *arg, const char **secret) {
+  if (c == 'x') {
+    *secret = arg;
+    return true;
+  }
+  /* The file's first line, as --store-file reads a URL: a buffer of its own,
+   * since a command may take both. */
+  static char buf[4096];
+  FILE *f = fopen(arg, "r");
+  bool ok = f && fgets(buf, sizeof buf, f);
+  int err = f ? (ferror(f) ? errno : 0) : errno;
+  if (f) fclose(f);
+  if (ok) buf[strcspn(buf, "\r\n")] = 0;
+  if (!ok || !*buf) {
+    cli_error("--secret-file %s: %s", arg, err ? strerror(err) : "no secret in its first line");
+    return false;
+  }
+  *secret = buf;
+  return true;
+}
+
+bool cli_secret_env(const char **secret) {
+  const char *env = getenv("ERRAND_SECRET");
+  if (!*secret && env && *env) *secret = env;
+  if (*secret && strlen(*secret) < ER_SECRET_MIN_LEN) {
+    cli_error("the callback secret (--secret, --secret-file or $ERRAND_SECRET) is %zu bytes: "
+              "it takes at least %d", strlen(*secret), ER_SECRET_MIN_LEN);
+    return false;
+  }
+  return true;
+}

@@ -122,6 +122,9 @@ char *er_strdup(const char *s);
  * Thread-safe. Returns 0, or ER_ESYS when the system has no randomness.
  */
 #define ER_ID_LEN 36
+/* The shortest callback secret of a worker's or server's own
+ * (er_worker_opts_t.secret, er_http_opts_t.secret), in bytes. */
+#define ER_SECRET_MIN_LEN 16
 typedef struct er_id {
   char text[ER_ID_LEN + 1];
 } er_id_t;
