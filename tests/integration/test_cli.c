@@ -436,7 +436,7 @@ static void help_and_docs_list_the_same_options(void **s) {
   assert_int_equal(h_cli(&H, &usage, &err, "--help", NULL), 0);
   free(err);
   static const char *const cmds[] = {"worker", "send",    "status", "result",
-                                     "revoke", "inspect", "purge",  "serve"};
+                                     "revoke", "inspect", "purge",  "serve", "up"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char *help = NULL;
     assert_int_equal(h_cli(&H, &help, &err, cmds[i], "--help", NULL), 0);
