@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 #include <errand.h>
+#include <errand/http.h>
 
 #include "harness.h"
 #include "http_client.h"
@@ -371,6 +372,26 @@ static void secrets_of_their_own(void **state) {
   free(l3);
 }
 
+/* The library's options refuse a short secret with a message that says so,
+ * and take one long enough. */
+static void options_refuse_short_secrets(void **state) {
+  char msg[256] = "";
+  er_worker_t *w = NULL;
+  er_worker_opts_t wo = {.store_url = H.url, .secret = "fifteen-bytes!!", .quiet = true};
+  assert_int_equal(er_worker_new(&wo, &w, msg, sizeof msg), ER_EINVAL);
+  assert_non_null(strstr(msg, "secret"));
+  wo.secret = SECRET_A;
+  assert_int_equal(er_worker_new(&wo, &w, msg, sizeof msg), 0);
+  er_worker_free(w);
+  er_http_server_t *s = NULL;
+  er_http_opts_t ho = {.store_url = H.url, .listen = "127.0.0.1:0", .secret = "short"};
+  assert_int_equal(er_http_server_new(&ho, &s, msg, sizeof msg), ER_EINVAL);
+  assert_non_null(strstr(msg, "at least 16"));
+  ho.secret = SECRET_A;
+  assert_int_equal(er_http_server_new(&ho, &s, msg, sizeof msg), 0);
+  er_http_server_free(s);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -380,6 +401,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(up_refuses_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(up_port_in_use, setup, teardown),
       cmocka_unit_test_setup_teardown(secrets_of_their_own, setup, teardown),
+      cmocka_unit_test_setup_teardown(options_refuse_short_secrets, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
