@@ -66,8 +66,9 @@ bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out);
  * "OPT: S is out of range (MIN..MAX seconds)" and returns false. */
 bool cli_seconds_opt(const char *opt, const char *s, int64_t min_ms, int64_t max_ms,
                      int64_t *ms);
-/* Parses a UTC time as status prints it, 2026-12-02T11:40:00[.123]Z (1970 to
- * 9999), into ms since the epoch; prints the error and returns false. */
+/* Parses a time as status prints it, 2026-12-02T11:40:00[.123]Z, or any
+ * RFC 3339 time with an offset (er_time_parse: 1970 to 9999), into ms since
+ * the epoch; prints the error and returns false. */
 bool cli_time_opt(const char *opt, const char *s, int64_t *ms);
 
 /* The callback secret's options: c is 'x' (--secret S) or 'X'

@@ -3,8 +3,9 @@
  * (tests/http's client): a task sent and its result read, an async
  * pipeline completed through the callback URL its worker made (which must
  * point at up's own address), a worker killed and replaced, SIGTERM and
- * exit 0. Then its refusals (bad flags, a port in use), and callback
- * secrets of the server's own: shared by worker and server, or not. */
+ * exit 0. Then its refusals (bad flags, a port in use), callback secrets
+ * of the server's own (shared by worker and server, or not), and the HTTP
+ * API's eta as an RFC 3339 time. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -392,6 +393,47 @@ static void options_refuse_short_secrets(void **state) {
   er_http_server_free(s);
 }
 
+/* POST /api/v1/tasks takes eta as ms or as an RFC 3339 time (offsets
+ * converted); a bad time is a 400 naming the field, and nothing is sent. */
+static void http_eta_as_time(void **state) {
+  er_http_opts_t o = {.store_url = H.url, .listen = "127.0.0.1:0"};
+  er_http_server_t *s = NULL;
+  assert_int_equal(er_http_server_new(&o, &s, NULL, 0), 0);
+  assert_int_equal(er_http_server_start(s, NULL, 0), 0);
+  int port = er_http_server_port(s);
+  static const struct {
+    const char *eta;
+    long long ms;
+  } good[] = {{"\"2026-12-02T15:41:32.934Z\"", 1796226092934LL},
+              {"\"2026-12-02T15:41:32Z\"", 1796226092000LL},
+              {"\"2026-12-02T16:41:32.934123+01:00\"", 1796226092934LL},
+              {"\"2026-12-02T15:41:32.934+00:00\"", 1796226092934LL},
+              {"1796226092934", 1796226092934LL}};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    char body[200];
+    snprintf(body, sizeof body, "{\"task\": \"add\", \"eta\": %s}", good[i].eta);
+    json_t *a = request(port, "POST", "/api/v1/tasks", body, 202);
+    er_task_rec_t *r = NULL;
+    assert_int_equal(er_status(H.client, json_string_value(json_object_get(a, "id")), NULL, &r), 0);
+    assert_int_equal(r->eta_ms, good[i].ms);
+    er_task_rec_free(r);
+    json_decref(a);
+  }
+  static const char *const bad[] = {"\"2026-12-02T15:41:32\"", "\"2026-02-30T00:00:00Z\"",
+                                    "\"tomorrow\"", "\"\"", "-1", "1.5", "true"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char body[200];
+    snprintf(body, sizeof body, "{\"task\": \"add\", \"eta\": %s}", bad[i]);
+    tc_resp_t r = tc_req(port, "POST", "/api/v1/tasks", body);
+    assert_int_equal(r.status, 400);
+    assert_true(tc_is_error(&r));
+    assert_non_null(strstr(r.body, "'eta' must be"));
+    tc_free(&r);
+  }
+  assert_int_equal(h_count_state(&H, "PENDING"), (long)(sizeof good / sizeof good[0]));
+  er_http_server_free(s);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -402,6 +444,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(up_port_in_use, setup, teardown),
       cmocka_unit_test_setup_teardown(secrets_of_their_own, setup, teardown),
       cmocka_unit_test_setup_teardown(options_refuse_short_secrets, setup, teardown),
+      cmocka_unit_test_setup_teardown(http_eta_as_time, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
