@@ -141,7 +141,7 @@ static void print_welcome(const up_t *u, const char *url, const char *store, boo
     printf("send it work from another terminal:\n");
     printf("  curl%s -H 'Content-Type: application/json' -d '{\"task\": \"add\", \"args\": [2, 3]}' "
            "%s/api/v1/tasks\n", auth, url);
-    printf("  curl%s %s/api/v1/tasks/ID?wait=10\n", auth, url);
+    printf("  curl%s '%s/api/v1/tasks/ID?wait=10'\n", auth, url);
     printf("  curl%s -H 'Content-Type: application/json' -d '{\"pipeline\": \"approve_demo\"}' "
            "%s/api/v1/pipelines\n", auth, url);
     printf("  %s send add --args '[2, 3]' --wait\n", u->exe);
