@@ -66,9 +66,25 @@ bool cli_int_opt(const char *opt, const char *s, int min, int max, int *out);
  * "OPT: S is out of range (MIN..MAX seconds)" and returns false. */
 bool cli_seconds_opt(const char *opt, const char *s, int64_t min_ms, int64_t max_ms,
                      int64_t *ms);
-/* Parses a UTC time as status prints it, 2026-12-02T11:40:00[.123]Z (1970 to
- * 9999), into ms since the epoch; prints the error and returns false. */
+/* Parses a time as status prints it, 2026-12-02T11:40:00[.123]Z, or any
+ * RFC 3339 time with an offset (er_time_parse: 1970 to 9999), into ms since
+ * the epoch; prints the error and returns false. */
 bool cli_time_opt(const char *opt, const char *s, int64_t *ms);
+
+/* The callback secret's options: c is 'x' (--secret S) or 'X'
+ * (--secret-file PATH, its first line); sets *secret. False (the error
+ * printed) for a file that cannot be read or holds no secret. */
+bool cli_secret_opt(int c, const char *arg, const char **secret);
+/* After the options: *secret from $ERRAND_SECRET when none was given, then
+ * its length checked (ER_SECRET_MIN_LEN bytes at least); false after
+ * printing the error (the caller exits 2). */
+bool cli_secret_env(const char **secret);
+/* Help lines for the secret's options. */
+#define CLI_SECRET_HELP \
+  "      --secret S      callback tokens are made and checked under S (at least 16\n" \
+  "                      bytes) instead of the store's secret\n" \
+  "      --secret-file PATH  the secret from PATH's first line (default\n" \
+  "                      $ERRAND_SECRET; a secret on the command line shows in ps)\n"
 
 /* The most seconds a countdown, expiry or --timeout takes (about 31 years):
  * far enough for any schedule, and now + it never overflows. */
@@ -118,5 +134,6 @@ int cmd_tasks(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_up(int argc, char **argv);
 
 #endif

@@ -10,19 +10,20 @@
 
 int cmd_serve(int argc, char **argv) {
   static const char usage[] =
-      "usage: errand serve [--listen HOST:PORT] [--token T] [--base-url URL] [--store URL]\n"
+      "usage: errand serve [--listen HOST:PORT] [--token T] [--secret S] [--base-url URL]\n"
+      "                    [--store URL]\n"
       "Serves the HTTP API (docs/http-api.md) until SIGTERM or SIGINT; prints the URL it\n"
       "listens on.\n"
       "      --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks a\n"
       "                      free one)\n"
       "      --token T       every /api/ request needs 'Authorization: Bearer T'\n"
-      "      --secret S      not supported yet: callback tokens use the store's secret\n"
       "      --base-url URL  the base of the status URLs answers give (http(s)://...)\n"
-      CLI_STORE_HELP;
+      CLI_SECRET_HELP CLI_STORE_HELP;
   static const struct option opts[] = {
       {"listen", required_argument, 0, 'l'},   {"token", required_argument, 0, 't'},
       {"secret", required_argument, 0, 'x'},   {"base-url", required_argument, 0, 'B'},
       {"store", required_argument, 0, 's'},    {"store-file", required_argument, 0, 'S'},
+      {"secret-file", required_argument, 0, 'X'},
       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   er_http_opts_t o = {0};
   int c;
@@ -30,7 +31,10 @@ int cmd_serve(int argc, char **argv) {
     switch (c) {
       case 'l': o.listen = optarg; break;
       case 't': o.token = optarg; break;
-      case 'x': o.secret = optarg; break;
+      case 'x':
+      case 'X':
+        if (!cli_secret_opt(c, optarg, &o.secret)) return EXIT_USAGE;
+        break;
       case 'B': o.base_url = optarg; break;
       case 's':
       case 'S':
@@ -44,6 +48,7 @@ int cmd_serve(int argc, char **argv) {
     cli_error("serve takes no arguments (see errand serve --help)");
     return EXIT_USAGE;
   }
+  if (!cli_secret_env(&o.secret)) return EXIT_USAGE;
   /* The server's threads inherit this mask: the signals come to sigwait. */
   sigset_t set;
   sigemptyset(&set);
@@ -56,7 +61,7 @@ int cmd_serve(int argc, char **argv) {
   int rc = er_http_server_new(&o, &s, msg, sizeof msg);
   if (rc < 0) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
-    return rc == ER_EINVAL || rc == ER_ENOTSUP ? EXIT_USAGE : EXIT_STORE;
+    return rc == ER_EINVAL ? EXIT_USAGE : EXIT_STORE;
   }
   rc = er_http_server_start(s, msg, sizeof msg);
   if (rc < 0) {

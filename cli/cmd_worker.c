@@ -25,6 +25,7 @@ static const char usage[] =
     "                      the log\n"
     "      --base-url URL  the base of pipelines' callback URLs, http(s)://...\n"
     "                      (default: $ERRAND_BASE_URL)\n"
+    CLI_SECRET_HELP
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -57,7 +58,8 @@ int cmd_worker(int argc, char **argv) {
       {"prefetch", required_argument, 0, 'p'}, {"loglevel", required_argument, 0, 'l'},
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
       {"max-result-size", required_argument, 0, 'R'}, {"task-output", required_argument, 0, 'T'},
-      {"base-url", required_argument, 0, 'B'}, {0, 0, 0, 0}};
+      {"base-url", required_argument, 0, 'B'}, {"secret", required_argument, 0, 'x'},
+      {"secret-file", required_argument, 0, 'X'}, {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   size_t builtins = 0;
   er_pipeline_foreach(count_pipeline, &builtins);
@@ -116,6 +118,10 @@ int cmd_worker(int argc, char **argv) {
       case 'q': wo.quiet = true; break;
       case 'T': wo.task_output = optarg; break;
       case 'B': wo.base_url = optarg; break;
+      case 'x':
+      case 'X':
+        if (!cli_secret_opt(c, optarg, &wo.secret)) return EXIT_USAGE;
+        break;
       case 'R': {
         int bytes;
         if (!cli_int_opt("--max-result-size", optarg, 1, INT_MAX, &bytes)) return EXIT_USAGE;
@@ -143,6 +149,7 @@ int cmd_worker(int argc, char **argv) {
     cli_error("-Q: %zu queues given, at most %d supported", nq, ER_WORKER_MAX_QUEUES);
     return EXIT_USAGE;
   }
+  if (!cli_secret_env(&wo.secret)) return EXIT_USAGE;
   wo.queues = (const char *const *)queues;
   wo.nqueues = nq;
   er_worker_t *w;

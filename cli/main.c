@@ -14,7 +14,8 @@ static const char usage[] =
     "  worker   run a worker: errand worker -A LIB [-A LIB]... [--queues a,b]\n"
     "           [--concurrency N] [--pool prefork|threads|solo] [--prefetch N]\n"
     "           [--lease S] [--grace S] [--max-result-size BYTES]\n"
-    "           [--task-output FILE] [--base-url URL] [--loglevel L] [--quiet]\n"
+    "           [--task-output FILE] [--base-url URL] [--secret S] [--secret-file PATH]\n"
+    "           [--loglevel L] [--quiet]\n"
     "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON]\n"
     "           [--context JSON] [--countdown S] [--eta TIME] [--expires S|TIME]\n"
     "           [--key K] [--name N] [--if-absent] [--queue Q] [--priority P]\n"
@@ -32,7 +33,10 @@ static const char usage[] =
     "           | show ROOT [--json] | abort ROOT [--message M] | list [--name N]\n"
     "           [--limit N]\n"
     "  serve    the HTTP API: errand serve [--listen HOST:PORT] [--token T]\n"
-    "           [--secret S] [--base-url URL]\n"
+"           [--secret S] [--secret-file PATH] [--base-url URL]\n"
+    "  up       the HTTP API and a worker in one: errand up [--listen HOST:PORT]\n"
+    "           [-A LIB]... [--concurrency N] [--pool P] [--queues a,b] [--token T]\n"
+    "           [--secret S] [--secret-file PATH] [--base-url URL]\n"
     "\n"
     "every command takes --store URL (default $ERRAND_STORE, else sqlite:errand.db)\n"
     "or --store-file PATH (the URL from PATH's first line), and --help. ERRAND_LOG=error|warn|info|debug|trace sets the log level.\n"
@@ -141,7 +145,8 @@ int main(int argc, char **argv) {
   } cmds[] = {{"worker", cmd_worker}, {"send", cmd_send},       {"status", cmd_status},
               {"result", cmd_result}, {"revoke", cmd_revoke},   {"inspect", cmd_inspect},
               {"purge", cmd_purge},   {"pipeline", cmd_pipeline},
-              {"serve", cmd_serve},   {"tasks", cmd_tasks}};
+              {"serve", cmd_serve},   {"tasks", cmd_tasks},
+              {"up", cmd_up}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   cli_error("unknown command '%s' (see errand --help)", argv[1]);

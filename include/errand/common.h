@@ -122,6 +122,9 @@ char *er_strdup(const char *s);
  * Thread-safe. Returns 0, or ER_ESYS when the system has no randomness.
  */
 #define ER_ID_LEN 36
+/* The shortest callback secret of a worker's or server's own
+ * (er_worker_opts_t.secret, er_http_opts_t.secret), in bytes. */
+#define ER_SECRET_MIN_LEN 16
 typedef struct er_id {
   char text[ER_ID_LEN + 1];
 } er_id_t;
@@ -135,6 +138,15 @@ int er_id_valid(const char *s);
 uint64_t er_now_mono_ns(void);
 uint64_t er_now_mono_ms(void);
 int64_t er_now_wall_ms(void);
+/* Parses an RFC 3339 (ISO 8601) time into *ms, ms since the epoch:
+ * YYYY-MM-DDTHH:MM:SS (T or t), an optional fraction of 1 to 9 digits (kept
+ * to the millisecond, the rest dropped), then Z (or z) or an offset +HH:MM
+ * or -HH:MM, converted to UTC: 2026-12-02T15:41:32.934Z,
+ * 2026-12-02T16:41:32+01:00. The time, in UTC, must lie from 1970 to 9999.
+ * 0, or ER_EINVAL (nothing written) for anything else: no offset, a date
+ * that does not exist (Feb 30), 24:00, a leap second (:60), spaces. Pure;
+ * any thread. */
+int er_time_parse(const char *s, int64_t *ms);
 
 /* ---- Logging -----------------------------------------------------------------
  * Levels, lowest first. The initial level comes from ERRAND_LOG

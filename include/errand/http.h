@@ -16,7 +16,8 @@
  * Security: the default listen address is loopback. With a token, every
  * /api/ request needs "Authorization: Bearer TOKEN" (compared in constant
  * time); /healthz and /callback need none (a callback carries a token of
- * its own, checked against the store's secret).
+ * its own, checked against the store's secret, or against the server's own
+ * secret alone when it is given one).
  *
  * Errors: 0 or a negative ER_E* code, with a one-line reason in errmsg (may
  * be NULL) of errmsg_size bytes.
@@ -41,9 +42,11 @@ typedef struct er_http_opts {
                             [IPv6] or localhost; PORT 0 picks a free one */
   const char *store_url; /* the store (NULL: $ERRAND_STORE, else sqlite:errand.db) */
   const char *token;     /* the bearer token /api/ needs (NULL or "": none) */
-  const char *secret;    /* reserved: a callback secret of the server's own is
-                            not supported yet (non-empty: ER_ENOTSUP); tokens
-                            are checked against the store's secret */
+  const char *secret;    /* callback tokens are checked under this secret (at
+                            least ER_SECRET_MIN_LEN bytes) alone: give the
+                            workers the same (er_worker_opts_t.secret); tokens
+                            made under the store's secret are refused (403).
+                            NULL or "": the store's secret */
   const char *base_url;  /* http(s)://... the status URLs answers give are made
                             from (NULL: paths relative to the server) */
   size_t max_body;       /* request body limit in bytes: 1 MiB (413 past it) */
@@ -55,8 +58,8 @@ typedef struct er_http_opts {
 typedef struct er_http_server er_http_server_t;
 
 /* Checks opts and opens the store: *out is new, not yet listening.
- * ER_EINVAL for a malformed listen address or base URL; the store's errors
- * as er_client_open; ER_ENOTSUP for a secret. */
+ * ER_EINVAL for a malformed listen address or base URL, or a secret
+ * shorter than ER_SECRET_MIN_LEN; the store's errors as er_client_open. */
 int er_http_server_new(const er_http_opts_t *opts, er_http_server_t **out, char *errmsg,
                        size_t errmsg_size);
 /* Binds and starts serving. ER_ESYS when the address cannot be bound (in

@@ -112,6 +112,12 @@ typedef struct er_worker_opts {
                                  (er_pipe_callback_url), http:// or https://;
                                  NULL: $ERRAND_BASE_URL. Borrowed: it must
                                  outlive the worker */
+  const char *secret;         /* callback URLs' tokens are made under this secret
+                                 (at least ER_SECRET_MIN_LEN bytes) instead of
+                                 the one the store keeps; an HTTP server must be
+                                 given the same (er_http_opts_t.secret) to accept
+                                 them. NULL or "": the store's. Not kept: the
+                                 worker keeps a key made from it */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg

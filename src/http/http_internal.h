@@ -20,6 +20,8 @@
 struct er_http_server {
   er_http_opts_t o; /* strings below are copies */
   char *listen, *token, *base_url;
+  uint8_t secret[32]; /* o.secret as a key (er__pipe_secret_derive) */
+  bool has_secret;    /* false: tokens are checked under the store's secret */
   er_client_t *client;
   struct MHD_Daemon *mhd;
   atomic_bool stopping;

@@ -41,8 +41,12 @@ static bool merge_form(er__http_req_t *rq, json_t *q, er__http_resp_t *out) {
   return true;
 }
 
-/* Whether token is the HMAC for (id, q) under the store's secret. */
-static bool signed_ok(er_client_t *c, const char *id, json_t *q, const char *token) {
+/* Whether token is the HMAC for (id, q) under the server's own secret, or
+ * the store's when it has none. */
+static bool signed_ok(er_http_server_t *srv, const char *id, json_t *q, const char *token) {
+  er_client_t *c = srv->client;
+  if (srv->has_secret)
+    return er__pipe_token_check_with(NULL, srv->secret, id, q, token) == 0;
   er_store_t *s;
   if (er__client_take_store(c, &s) < 0) return false;
   bool ok = er__pipe_token_check(s, id, q, token) == 0;
@@ -98,7 +102,7 @@ void er__http_callback(er__http_req_t *rq, er__http_resp_t *out) {
   char *token = er_strdup(json_string_value(json_object_get(q, "token")));
   json_object_del(q, "pipeline_id");
   bool ok = id && token && er_id_valid(id);
-  if (ok && signed_ok(c, id, q, token)) {
+  if (ok && signed_ok(rq->srv, id, q, token)) {
     json_object_del(q, "token"); /* the HMAC is the server's, not the callback's */
   } else if (!(ok && is_public(c, id))) {
     ok = false;

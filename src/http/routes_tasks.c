@@ -47,7 +47,9 @@ static bool send_fields(json_t *body, bool need_task, er_send_opts_t *o, const c
     else if (!strcmp(k, "if_absent")) ok = json_is_boolean(v) && ((o->if_absent = json_is_true(v)), 1);
     else if (!strcmp(k, "countdown")) ok = seconds(v, &o->countdown_ms);
     else if (!strcmp(k, "expires")) ok = seconds(v, &o->expires_ms);
-    else if (!strcmp(k, "eta")) ok = json_is_integer(v) && (o->eta_ms = json_integer_value(v)) >= 0;
+    else if (!strcmp(k, "eta")) /* ms, or a time as the records show them */
+      ok = json_is_integer(v) ? (o->eta_ms = json_integer_value(v)) >= 0
+                              : json_is_string(v) && !er_time_parse(json_string_value(v), &o->eta_ms);
     else if (!strcmp(k, "priority"))
       ok = json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
            json_integer_value(v) <= INT32_MAX && ((o->priority = (int)json_integer_value(v)), 1);
@@ -59,7 +61,8 @@ static bool send_fields(json_t *body, bool need_task, er_send_opts_t *o, const c
       static const char *const what[][2] = {
           {"args", "an array"}, {"kwargs", "an object"}, {"context", "an object"},
           {"if_absent", "true or false"}, {"countdown", "seconds (a number >= 0)"},
-          {"expires", "seconds (a number >= 0)"}, {"eta", "ms since the epoch (an integer >= 0)"},
+          {"expires", "seconds (a number >= 0)"}, {"eta", "ms since the epoch (an integer >= 0) or an RFC 3339 time "
+           "(2026-12-02T15:41:32.934Z, 2026-12-02T16:41:32+01:00; from 1970)"},
           {"priority", "a 32-bit integer"}};
       const char *want = "a string";
       for (size_t i = 0; i < sizeof what / sizeof what[0]; i++)

@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "http/http_internal.h"
+#include "pipeline/token.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -59,10 +60,12 @@ int er_http_server_new(const er_http_opts_t *opts, er_http_server_t **out, char 
   if (!out) return ER_EINVAL;
   *out = NULL;
   er_http_opts_t o = opts ? *opts : (er_http_opts_t){0};
-  if (o.secret && *o.secret)
-    return fail(errmsg, errmsg_size, ER_ENOTSUP,
-                "a server's own callback secret is not supported yet%s: tokens are checked "
-                "against the store's secret", "");
+  if (o.secret && *o.secret && strlen(o.secret) < ER_SECRET_MIN_LEN) {
+    if (errmsg && errmsg_size)
+      snprintf(errmsg, errmsg_size, "the callback secret is %zu bytes: it takes at least %d",
+               strlen(o.secret), ER_SECRET_MIN_LEN);
+    return ER_EINVAL;
+  }
   const char *listen = o.listen && *o.listen ? o.listen : DEFAULT_LISTEN;
   if (o.base_url && *o.base_url && strncmp(o.base_url, "http://", 7) &&
       strncmp(o.base_url, "https://", 8))
@@ -76,6 +79,12 @@ int er_http_server_new(const er_http_opts_t *opts, er_http_server_t **out, char 
                 "listen address '%s' is not HOST:PORT (127.0.0.1:8080, [::1]:0)", listen);
   }
   s->o = o;
+  /* Kept as the key only, never as the caller's text. */
+  s->has_secret = o.secret && *o.secret;
+  if (s->has_secret && er__pipe_secret_derive(o.secret, s->secret) < 0) {
+    er_free(s);
+    return ER_EINTERNAL;
+  }
   if (!s->o.max_body) s->o.max_body = DEFAULT_MAX_BODY;
   if (!s->o.max_connections) s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
   if (!s->o.timeout_s) s->o.timeout_s = DEFAULT_TIMEOUT_S;

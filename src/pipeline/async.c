@@ -22,9 +22,11 @@ static bool async_ok(er_pipe_ctx_t *ctx, const char *what) {
   return false;
 }
 
-int er__pctx_bind(er_pipe_ctx_t *ctx, er_store_t *s, const char *base_url, const char *source) {
+int er__pctx_bind(er_pipe_ctx_t *ctx, er_store_t *s, const char *base_url, const uint8_t *secret,
+                  const char *source) {
   ctx->s = s;
   ctx->base_url = base_url;
+  ctx->secret = secret;
   snprintf(ctx->source, sizeof ctx->source, "%s", source);
   const char *name;
   json_t *sid;
@@ -88,7 +90,8 @@ char *er_pipe_callback_url(er_pipe_ctx_t *ctx, json_t *params) {
   } else if (rc == 0 && own) {
     rc = er__pipe_callback_url(base, ctx->id, rest, own, &url, err, sizeof err);
   } else if (rc == 0) {
-    rc = er__pipe_callback_url_make(ctx->s, base, ctx->id, rest, &url, err, sizeof err);
+    rc = er__pipe_callback_url_make_with(ctx->s, ctx->secret, base, ctx->id, rest, &url, err,
+                                         sizeof err);
   }
   if (rc == ER_EINVAL)
     er__pctx_usage(ctx, "pipeline '%s': er_pipe_callback_url: %s", ctx->name, err);

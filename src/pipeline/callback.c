@@ -106,11 +106,11 @@ static int build_cb(er__pb_t *pb, void *ud) {
 
 /* Runs the callback function and decides what came of it. */
 static int run_callback(er_store_t *s, cb_t *c, const er_pipeline_def_t *def, json_t *params,
-                        const char *base_url) {
+                        const char *base_url, const uint8_t *secret) {
   er_pipe_ctx_t *ctx = &c->ctx;
   char source[64];
   snprintf(source, sizeof source, "cb:%s", c->task_id);
-  int rc = er__pctx_bind(ctx, s, base_url, source);
+  int rc = er__pctx_bind(ctx, s, base_url, secret, source);
   if (rc < 0) return rc;
   bool aborting = er__pipe_aborting(s, ctx->doc);
   json_t *v = def->callback(ctx, params);
@@ -152,7 +152,8 @@ static int run_callback(er_store_t *s, cb_t *c, const er_pipeline_def_t *def, js
 }
 
 int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *id,
-                           json_t *params, const char *base_url, er__pipe_result_t *res) {
+                           json_t *params, const char *base_url, const uint8_t *secret,
+                           er__pipe_result_t *res) {
   cb_t c = {.id = id, .task_id = rec->id};
   snprintf(c.done_key, sizeof c.done_key, "%s:%s", id, rec->id);
   json_t *done = NULL;
@@ -181,7 +182,7 @@ int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *
   }
   er__pctx_init(&c.ctx, def, doc, (int)json_integer_value(json_object_get(doc, "attempts")), true);
   c.ctx.in_callback = true;
-  rc = run_callback(s, &c, def, params, base_url);
+  rc = run_callback(s, &c, def, params, base_url, secret);
   const char *queue = json_string_value(json_object_get(doc, "queue"));
   if (rc == 0) rc = er__pb_commit(s, rec, queue, build_cb, &c, &res->applied);
   if (rc == 0) res->answer = json_incref(c.answer);

@@ -11,11 +11,11 @@
 
 int er__pipe_exec(er_store_t *s, const er_task_rec_t *rec, er__pipe_result_t *res, char *err,
                   size_t err_size) {
-  return er__pipe_exec_at(s, rec, NULL, res, err, err_size);
+  return er__pipe_exec_at(s, rec, NULL, NULL, res, err, err_size);
 }
 
 int er__pipe_exec_at(er_store_t *s, const er_task_rec_t *rec, const char *base_url,
-                     er__pipe_result_t *res, char *err, size_t err_size) {
+                     const uint8_t *secret, er__pipe_result_t *res, char *err, size_t err_size) {
   res->applied = false;
   res->answer = NULL;
   const char *task = rec->task ? rec->task : "";
@@ -31,8 +31,9 @@ int er__pipe_exec_at(er_store_t *s, const er_task_rec_t *rec, const char *base_u
              run ? ", attempt" : cb ? ", params" : "");
     return ER_EINVAL;
   }
-  int rc = run  ? er__pipe_exec_run(s, rec, id, (int)json_integer_value(att), base_url, res)
-           : cb ? er__pipe_exec_callback(s, rec, id, att, base_url, res)
+  int rc = run  ? er__pipe_exec_run(s, rec, id, (int)json_integer_value(att), base_url, secret,
+                                    res)
+           : cb ? er__pipe_exec_callback(s, rec, id, att, base_url, secret, res)
                 : er__pipe_exec_fin(s, rec, id, abort, res);
   if (rc < 0)
     snprintf(err, err_size, "%s %s: %s", task, id,
@@ -90,7 +91,8 @@ static int pipe_task(er_task_t *t, json_t **result) {
   int rc = thread_store(er__task_store_url(t), &s, err, sizeof err);
   if (rc < 0) return er_task_retry(t, -1, rc, "pipeline: cannot open the store: %s", err);
   er__pipe_result_t res;
-  rc = er__pipe_exec_at(s, t->rec, er__task_base_url(t), &res, err, sizeof err);
+  rc = er__pipe_exec_at(s, t->rec, er__task_base_url(t), er__task_secret(t), &res, err,
+                        sizeof err);
   if (rc == ER_EINVAL) return er_task_fail(t, rc, "%s", err);
   if (rc < 0) return er_task_retry(t, -1, rc, "%s", err);
   /* A callback's answer is what its caller waits for (er_result). */

@@ -168,15 +168,18 @@ typedef struct er__pipe_result {
 } er__pipe_result_t;
 /* Runs the internal task rec (reserved: STARTED at rec->attempt) on s: what
  * a worker does for "errand.pipe.*". 0 or an error; err gets a line.
- * base_url (may be NULL: $ERRAND_BASE_URL) is the base of callback URLs. */
+ * base_url (may be NULL: $ERRAND_BASE_URL) is the base of callback URLs;
+ * secret (may be NULL: the store's) the key their tokens are made under
+ * (er__pipe_secret_derive). */
 int er__pipe_exec(er_store_t *s, const er_task_rec_t *rec, er__pipe_result_t *res, char *err,
                   size_t err_size);
 int er__pipe_exec_at(er_store_t *s, const er_task_rec_t *rec, const char *base_url,
-                     er__pipe_result_t *res, char *err, size_t err_size);
+                     const uint8_t *secret, er__pipe_result_t *res, char *err, size_t err_size);
 int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, int attempt,
-                      const char *base_url, er__pipe_result_t *res);
+                      const char *base_url, const uint8_t *secret, er__pipe_result_t *res);
 int er__pipe_exec_callback(er_store_t *s, const er_task_rec_t *rec, const char *id,
-                           json_t *params, const char *base_url, er__pipe_result_t *res);
+                           json_t *params, const char *base_url, const uint8_t *secret,
+                           er__pipe_result_t *res);
 /* Whether pipeline doc takes a callback now (async, waiting in RUN); else
  * false with "pipeline ID is done: callback refused" (or not async, not
  * started, retrying, ...) in why. */
@@ -229,6 +232,7 @@ struct er_pipe_ctx {
   /* async pipelines (async.c) */
   er_store_t *s;        /* for callback URLs' tokens; NULL in finalize */
   const char *base_url; /* of callback URLs; NULL: $ERRAND_BASE_URL */
+  const uint8_t *secret; /* their tokens' key; NULL: the store's secret */
   char source[64];      /* "run:<attempt>" or "cb:<task id>": names callback tasks */
   bool in_callback;
   bool completed;
@@ -246,9 +250,10 @@ void er__pctx_free(er_pipe_ctx_t *ctx);
 void er__pctx_usage(er_pipe_ctx_t *ctx, const char *fmt, ...) ER_PRINTF(2, 3);
 /* Writes the status message and links the stage set into doc. */
 void er__pctx_put_status(const er_pipe_ctx_t *ctx, json_t *doc);
-/* Binds ctx to the store and callback URL base (async.c), and reads which
- * of the pipeline's outputs are filled already. */
-int er__pctx_bind(er_pipe_ctx_t *ctx, er_store_t *s, const char *base_url, const char *source);
+/* Binds ctx to the store, the callback URL base and the tokens' key
+ * (async.c), and reads which of the pipeline's outputs are filled already. */
+int er__pctx_bind(er_pipe_ctx_t *ctx, er_store_t *s, const char *base_url, const uint8_t *secret,
+                  const char *source);
 /* Writes what an async stage asked for besides its outcome into the batch:
  * its state into doc, its callback tasks. */
 int er__pctx_put_async(er__pb_t *pb, const er_pipe_ctx_t *ctx, json_t *doc);

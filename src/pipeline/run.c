@@ -92,12 +92,12 @@ static json_t *resolve(er_store_t *s, json_t *v, char *msg, size_t msg_size, int
 /* Runs the stage's function and decides what came of it. A store error
  * reading its arguments is returned (the task retries, no attempt spent). */
 static int run_stage(er_store_t *s, run_t *r, json_t *doc, const er_pipeline_def_t *def,
-                     const char *base_url) {
+                     const char *base_url, const uint8_t *secret) {
   er__pctx_init(&r->ctx, def, doc, r->attempt, true);
   char msg[512] = "";
   bool async = def->flags & ER_PIPE_ASYNC;
   snprintf(msg, sizeof msg, "run:%d", r->attempt);
-  int rc = async ? er__pctx_bind(&r->ctx, s, base_url, msg) : 0;
+  int rc = async ? er__pctx_bind(&r->ctx, s, base_url, secret, msg) : 0;
   msg[0] = 0;
   if (rc < 0) return rc;
   json_t *args = resolve(s, json_object_get(doc, "args"), msg, sizeof msg, &rc);
@@ -332,7 +332,7 @@ static int build_run(er__pb_t *pb, void *ud) {
 }
 
 int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, int attempt,
-                      const char *base_url, er__pipe_result_t *res) {
+                      const char *base_url, const uint8_t *secret, er__pipe_result_t *res) {
   json_t *doc = NULL;
   int64_t version = 0;
   int rc = er_store_doc_get(s, ER__PIPE_COLL, id, &doc, &version);
@@ -347,7 +347,7 @@ int er__pipe_exec_run(er_store_t *s, const er_task_rec_t *rec, const char *id, i
   const char *name = json_string_value(json_object_get(doc, "name"));
   const er_pipeline_def_t *def = er_pipeline_lookup(name);
   if (def) {
-    rc = run_stage(s, &r, doc, def, base_url);
+    rc = run_stage(s, &r, doc, def, base_url, secret);
   } else {
     er__pctx_init(&r.ctx, NULL, doc, attempt, true);
     r.kind = OUT_ABORT;

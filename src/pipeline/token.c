@@ -146,6 +146,12 @@ int er__pipe_token_compute(const uint8_t key[ER__PIPE_SECRET_LEN], const char *p
 
 int er__pipe_token_make(er_store_t *s, const char *pipeline_id, const json_t *params,
                         char out[ER__PIPE_TOKEN_LEN + 1]) {
+  return er__pipe_token_make_with(s, NULL, pipeline_id, params, out);
+}
+
+int er__pipe_token_make_with(er_store_t *s, const uint8_t *own, const char *pipeline_id,
+                             const json_t *params, char out[ER__PIPE_TOKEN_LEN + 1]) {
+  if (own) return er__pipe_token_compute(own, pipeline_id, params, out);
   er__pipe_secret_t sec;
   int rc = er__pipe_secret_get(s, &sec, NULL);
   if (!rc) rc = er__pipe_token_compute(sec.current, pipeline_id, params, out);
@@ -170,6 +176,11 @@ static int match(const er__pipe_secret_t *sec, const char *msg, size_t len, cons
 
 int er__pipe_token_check(er_store_t *s, const char *pipeline_id, const json_t *params,
                          const char *token) {
+  return er__pipe_token_check_with(s, NULL, pipeline_id, params, token);
+}
+
+int er__pipe_token_check_with(er_store_t *s, const uint8_t *own, const char *pipeline_id,
+                              const json_t *params, const char *token) {
   /* Nothing is made for an empty id, and a token's length is no secret. */
   if (!pipeline_id || !*pipeline_id || !token ||
       strnlen(token, ER__PIPE_TOKEN_LEN + 1) != ER__PIPE_TOKEN_LEN)
@@ -180,6 +191,14 @@ int er__pipe_token_check(er_store_t *s, const char *pipeline_id, const json_t *p
   if (rc) return rc;
   er__pipe_secret_t sec;
   bool cached = false;
+  if (own) { /* one key, no previous: a rotation is a restart with another */
+    memset(&sec, 0, sizeof sec);
+    memcpy(sec.current, own, ER__PIPE_SECRET_LEN);
+    rc = match(&sec, msg, len, token);
+    OPENSSL_cleanse(&sec, sizeof sec);
+    er_free(msg);
+    return rc;
+  }
   rc = er__pipe_secret_get(s, &sec, &cached);
   if (!rc) rc = match(&sec, msg, len, token);
   /* Another process may have rotated since this one read the secret: the
@@ -238,13 +257,20 @@ int er__pipe_callback_url(const char *base_url, const char *pipeline_id, const j
 
 int er__pipe_callback_url_make(er_store_t *s, const char *base_url, const char *pipeline_id,
                                const json_t *params, char **out, char *errmsg, size_t errmsg_size) {
+  return er__pipe_callback_url_make_with(s, NULL, base_url, pipeline_id, params, out, errmsg,
+                                         errmsg_size);
+}
+
+int er__pipe_callback_url_make_with(er_store_t *s, const uint8_t *own, const char *base_url,
+                                    const char *pipeline_id, const json_t *params, char **out,
+                                    char *errmsg, size_t errmsg_size) {
   *out = NULL;
   /* Bad input is refused before the store is asked for its secret. */
   int rc = check_base(base_url, errmsg, errmsg_size);
   if (!rc) rc = er__pipe_params_check(params, true, errmsg, errmsg_size);
   if (rc) return rc;
   char token[ER__PIPE_TOKEN_LEN + 1];
-  rc = er__pipe_token_make(s, pipeline_id, params, token);
+  rc = er__pipe_token_make_with(s, own, pipeline_id, params, token);
   if (rc == ER_EINVAL)
     er__errmsg(errmsg, errmsg_size, "a callback URL needs a pipeline id");
   else if (rc == ER_ECORRUPT)

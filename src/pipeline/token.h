@@ -59,6 +59,13 @@ int er__pipe_secret_load(er_store_t *s, er__pipe_secret_t *out);
  * so tokens made before them still verify). Makes the secret first when
  * there is none. */
 int er__pipe_secret_rotate(er_store_t *s);
+/* A secret of a worker's or server's own, given as text (at least
+ * ER_SECRET_MIN_LEN bytes, from --secret or er_worker_opts_t.secret), as
+ * the key tokens are made and checked under instead of the store's:
+ * HMAC-SHA256 of a fixed label under the text, so any length gives a key
+ * of ER__PIPE_SECRET_LEN bytes. ER_EINVAL for a NULL or short text;
+ * ER_EINTERNAL when the HMAC fails. Pure. */
+int er__pipe_secret_derive(const char *text, uint8_t out[ER__PIPE_SECRET_LEN]);
 /* Forgets every secret the process keeps (tests; a program that wants the
  * store read at once). */
 void er__pipe_secret_cache_clear(void);
@@ -91,6 +98,10 @@ int er__pipe_token_compute(const uint8_t key[ER__PIPE_SECRET_LEN], const char *p
 /* The token under the store's current secret (er__pipe_secret_get). */
 int er__pipe_token_make(er_store_t *s, const char *pipeline_id, const json_t *params,
                         char out[ER__PIPE_TOKEN_LEN + 1]);
+/* The same under own (ER__PIPE_SECRET_LEN bytes, er__pipe_secret_derive)
+ * when own is not NULL; the store is then not asked. */
+int er__pipe_token_make_with(er_store_t *s, const uint8_t *own, const char *pipeline_id,
+                             const json_t *params, char out[ER__PIPE_TOKEN_LEN + 1]);
 /* 0 when token is the token for (pipeline_id, params) under the store's
  * current or previous secret; ER_EAUTH when it is not (NULL, wrong length,
  * wrong digits, or made for another id or other parameters). Compared in
@@ -99,6 +110,11 @@ int er__pipe_token_make(er_store_t *s, const char *pipeline_id, const json_t *pa
  * HTTP layer answers it as it answers ER_EAUTH); a store's errors. */
 int er__pipe_token_check(er_store_t *s, const char *pipeline_id, const json_t *params,
                          const char *token);
+/* The same under own alone when own is not NULL (a server given a secret
+ * of its own refuses tokens made under the store's, and the store is not
+ * asked); as er__pipe_token_check when it is NULL. */
+int er__pipe_token_check_with(er_store_t *s, const uint8_t *own, const char *pipeline_id,
+                              const json_t *params, const char *token);
 
 /* ---- Callback URLs ---- */
 
@@ -117,6 +133,11 @@ int er__pipe_callback_url(const char *base_url, const char *pipeline_id, const j
  * (er__pipe_token_make). */
 int er__pipe_callback_url_make(er_store_t *s, const char *base_url, const char *pipeline_id,
                                const json_t *params, char **out, char *errmsg, size_t errmsg_size);
+/* The same with the token made under own when it is not NULL
+ * (er__pipe_token_make_with). */
+int er__pipe_callback_url_make_with(er_store_t *s, const uint8_t *own, const char *base_url,
+                                    const char *pipeline_id, const json_t *params, char **out,
+                                    char *errmsg, size_t errmsg_size);
 /* The base URL for callback URLs: opt when set and non-empty, else
  * $ERRAND_BASE_URL when set and non-empty, else NULL (the caller says that
  * none is configured). Returns opt or the environment's string (not copied). */

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "pipeline/token.h"
@@ -190,6 +192,17 @@ void er__pipe_secret_cache_clear(void) {
 }
 
 /* ---- The API ---- */
+
+int er__pipe_secret_derive(const char *text, uint8_t out[ER__PIPE_SECRET_LEN]) {
+  static const char label[] = "errand callback secret";
+  if (!text || strlen(text) < ER_SECRET_MIN_LEN) return ER_EINVAL;
+  unsigned int n = 0;
+  if (!HMAC(EVP_sha256(), text, (int)strlen(text), (const unsigned char *)label,
+            sizeof label - 1, out, &n) ||
+      n != ER__PIPE_SECRET_LEN)
+    return ER_EINTERNAL;
+  return 0;
+}
 
 int er__pipe_secret_load(er_store_t *s, er__pipe_secret_t *out) {
   int rc = load_or_make(s, out);

@@ -49,6 +49,7 @@ struct er__pool {
   int capacity;  /* jobs it takes at once; start() sets it (>= concurrency) */
   const char *store_url;
   const char *base_url; /* for the pipelines' callback URLs; may be NULL */
+  const uint8_t *secret; /* their tokens' key (the worker's); NULL: the store's */
   int64_t revoke_grace_ms;
   size_t max_result; /* a result's limit in bytes (er__result_limit): set on each er_task_t */
   const char *task_output; /* prefork: the file for what tasks print; NULL: the log */

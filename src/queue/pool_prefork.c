@@ -76,7 +76,8 @@ static int spawn(prefork_t *p, child_t *c) {
         if (o->out[k].fd >= 0) close(o->out[k].fd);
     }
     er__out_child_setup(fds[3], fds[5]);
-    _exit(er__child_run(fds[1], p->base.store_url, p->base.base_url, p->base.max_result));
+    _exit(er__child_run(fds[1], p->base.store_url, p->base.base_url, p->base.secret,
+                        p->base.max_result));
   }
   close(fds[1]);
   close(fds[3]);

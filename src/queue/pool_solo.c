@@ -23,6 +23,7 @@ static void run(void *arg) {
   t.max_result = p->max_result;
   t.store_url = p->store_url;
   t.base_url = p->base_url;
+  t.secret = p->secret;
   t.progress = er__worker_progress;
   t.progress_ud = j->w;
   er__task_run(j->rec, j->def, &t);

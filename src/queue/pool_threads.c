@@ -48,6 +48,7 @@ static void *thread_main(void *arg) {
     t.progress_ud = store;
     t.store_url = tp->base.store_url;
     t.base_url = tp->base.base_url;
+    t.secret = tp->base.secret;
     if (__atomic_load_n(&j->revoked, __ATOMIC_RELAXED)) {
       /* Revoked, or its lease lost, while it waited here: it never starts. */
       t.out.rc = ER_EREVOKED;

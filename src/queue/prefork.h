@@ -14,7 +14,8 @@
 
 /* Serves jobs read from fd until it closes; results over max_result bytes
  * (0: the default) fail their task. Returns the child's exit code. */
-int er__child_run(int fd, const char *store_url, const char *base_url, size_t max_result);
+int er__child_run(int fd, const char *store_url, const char *base_url, const uint8_t *secret,
+                  size_t max_result);
 /* er__child_run with the default limit. */
 int er__child_main(int fd, const char *store_url);
 int er__child_next_seq(int seq);

@@ -89,10 +89,11 @@ static void answer(FILE *out, const er_task_rec_t *rec, const er__outcome_t *o) 
 }
 
 int er__child_main(int fd, const char *store_url) {
-  return er__child_run(fd, store_url, NULL, 0);
+  return er__child_run(fd, store_url, NULL, NULL, 0);
 }
 
-int er__child_run(int fd, const char *store_url, const char *base_url, size_t max_result) {
+int er__child_run(int fd, const char *store_url, const char *base_url, const uint8_t *secret,
+                  size_t max_result) {
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -155,6 +156,7 @@ int er__child_run(int fd, const char *store_url, const char *base_url, size_t ma
     t.max_result = max_result;
     t.store_url = store_url;
     t.base_url = base_url;
+    t.secret = secret;
     er__task_run(rec, def, &t);
     answer(out, rec, &t.out);
     er__outcome_clear(&t.out);

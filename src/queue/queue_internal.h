@@ -48,6 +48,7 @@ struct er_task {
   size_t max_result; /* bytes of the result as compact JSON; 0: the default */
   const char *store_url; /* the worker's store (for the pipelines' tasks) */
   const char *base_url;  /* the worker's --base-url (pipelines' callback URLs) */
+  const uint8_t *secret; /* the worker's own key for their tokens, or NULL */
 };
 
 /* The store the running task's worker uses: t->store_url, else its client's
@@ -55,6 +56,9 @@ struct er_task {
 const char *er__task_store_url(const er_task_t *t);
 /* The worker's base URL for callback URLs, or NULL. */
 const char *er__task_base_url(const er_task_t *t);
+/* The worker's own key for callback tokens (32 bytes), or NULL: the
+ * store's secret. */
+const uint8_t *er__task_secret(const er_task_t *t);
 
 /* Runs rec's task (def may be NULL: unknown task) on the calling thread and
  * fills out. */

@@ -55,6 +55,7 @@ const char *er__task_store_url(const er_task_t *t) {
   return t->store_url ? t->store_url : t->client ? er_client_url(t->client) : NULL;
 }
 const char *er__task_base_url(const er_task_t *t) { return t->base_url; }
+const uint8_t *er__task_secret(const er_task_t *t) { return t->secret; }
 
 int er_task_progress(er_task_t *t, double fraction, const char *msg) {
   if (fraction < 0) fraction = 0;

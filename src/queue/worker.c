@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pipeline/token.h"
 #include "queue/result_check.h"
 #include "queue/worker_internal.h"
 
@@ -122,6 +123,7 @@ static int run_tasklet_task(void *arg) {
   t.client = w->client;
   t.max_result = w->pool->max_result;
   t.base_url = w->pool->base_url;
+  t.secret = w->pool->secret;
   t.progress = er__worker_progress;
   t.progress_ud = w;
   json_t *result = NULL;
@@ -297,6 +299,13 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   er_worker_t *w = er_calloc(1, sizeof *w);
   if (!w) return ER_ENOMEM;
   w->opts = o;
+  /* Kept as the key only: the caller's string is not held. */
+  w->has_secret = o.secret && *o.secret;
+  if (w->has_secret && er__pipe_secret_derive(o.secret, w->secret) < 0) {
+    er_free(w);
+    return ER_EINTERNAL;
+  }
+  w->opts.secret = NULL;
   w->precise = w->has_due = -1;
   static const char *const dflt[] = {"default"};
   const char *const *qs = opts->queues && opts->nqueues ? opts->queues : dflt;
@@ -354,6 +363,7 @@ static int start(er_worker_t *w) {
   w->pool->prefetch = w->opts.prefetch;
   w->pool->store_url = er_client_url(w->client);
   w->pool->base_url = w->opts.base_url;
+  w->pool->secret = w->has_secret ? w->secret : NULL;
   w->pool->revoke_grace_ms = w->opts.revoke_grace_ms;
   w->pool->max_result = er__result_limit(w->opts.max_result_bytes, er_store_max_payload(w->store));
   w->pool->task_output = w->opts.task_output;

@@ -29,6 +29,8 @@ typedef struct er__backoff {
 
 struct er_worker {
   er_worker_opts_t opts;
+  uint8_t secret[32]; /* opts.secret as a key (er__pipe_secret_derive) */
+  bool has_secret;
   char **queues;
   size_t nqueues;
   char id[160];

@@ -3,6 +3,7 @@
  * be taken as "the default" or wrapped in a timer's unsigned period; a queue
  * list past what the worker serves must be an error, not a silent drop. */
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "pipeline/token.h"
@@ -67,6 +68,12 @@ int er__worker_opts_resolve(const er_worker_opts_t *in, er_worker_opts_t *out, c
   if (!rc)
     rc = in_range("revoke_grace_ms", in->revoke_grace_ms, 1, ER_WORKER_MAX_GRACE_MS, errmsg, size);
   if (!rc) rc = check_base_url(in->base_url, errmsg, size);
+  if (!rc && in->secret && *in->secret && strlen(in->secret) < ER_SECRET_MIN_LEN) {
+    if (errmsg && size)
+      snprintf(errmsg, size, "worker option secret: %zu bytes, at least %d needed",
+               strlen(in->secret), ER_SECRET_MIN_LEN);
+    rc = ER_EINVAL;
+  }
   if (rc) return rc;
   *out = *in;
   if (!out->concurrency) {

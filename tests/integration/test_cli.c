@@ -437,7 +437,7 @@ static void help_and_docs_list_the_same_options(void **s) {
   free(err);
   static const char *const cmds[] = {"worker", "send",    "status", "result",
                                      "revoke", "inspect", "purge",  "serve",
-                                     "tasks"};
+                                     "tasks", "up"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char *help = NULL;
     assert_int_equal(h_cli(&H, &help, &err, cmds[i], "--help", NULL), 0);

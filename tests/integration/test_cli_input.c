@@ -143,12 +143,16 @@ static void send_takes_eta_and_expires(void **s) {
   assert_int_equal(r->eta_ms, 946684800250LL);
   assert_int_equal(r->expires_ms, 0);
   er_task_rec_free(r);
+  /* Any RFC 3339 time, its offset converted (the HTTP API's parser). */
+  r = sent(run_h("send", "add", "--eta", "2000-01-01T01:00:00.250999+01:00", NULL));
+  assert_int_equal(r->eta_ms, 946684800250LL);
+  er_task_rec_free(r);
   r = sent(run_h("send", "add", "--expires", "60", NULL));
   assert_int_equal(r->expires_ms - r->created_ms, 60000);
   er_task_rec_free(r);
   static const char *const bad[] = {"2026-02-30T00:00:00Z", "2026-12-02 11:40:00Z",
                                     "2026-12-02T11:40:00",  "1969-12-31T23:59:59Z",
-                                    "2026-12-02T11:40:00.Z", "2026-12-02T11:40:00.1234Z",
+                                    "2026-12-02T11:40:00.Z", "2026-12-02T11:40:00+0100",
                                     "+026-12-02T11:40:00Z", "2026-12-02T24:00:00Z",
                                     "",                     NULL};
   for (int i = 0; bad[i]; i++)

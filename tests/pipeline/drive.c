@@ -79,7 +79,7 @@ er_id_t start(fx_t *f, const char *name, const char *args_json, const er_pipelin
 void exec1(fx_t *f, er_task_rec_t *r) {
   er__pipe_result_t res;
   char err[512] = "";
-  int rc = er__pipe_exec_at(f->s, r, f->base_url[0] ? f->base_url : NULL, &res, err, sizeof err);
+  int rc = er__pipe_exec_at(f->s, r, f->base_url[0] ? f->base_url : NULL, NULL, &res, err, sizeof err);
   if (rc) fail_msg("exec %s %s: %s: %s", r->task, r->id, er_err_name(rc), err);
   f->execs++;
   if (res.answer) json_object_set_new(f->answers, r->id, res.answer);

@@ -49,5 +49,7 @@ void test_make_race_lost(void **state);
 void test_rotate_race_lost(void **state);
 void test_make_race_processes(void **state);
 void test_malformed_secret(void **state);
+/* test_pipe_own.c */
+void test_own_secret(void **state);
 
 #endif

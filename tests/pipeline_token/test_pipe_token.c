@@ -181,6 +181,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_make_race_processes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed_secret, setup, teardown),
       cmocka_unit_test_setup_teardown(test_url_make_and_check, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_own_secret, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
