@@ -40,7 +40,7 @@ function when(ms) {
 }
 
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.flat().filter((n) => n !== undefined && n !== null && n !== false && n !== ''));
 }
 
 function note(text, cls) {
@@ -303,7 +303,9 @@ async function viewTasks(cursor) {
             (h) => el('th', {}, h)))), el('tbody', {}, rows))),
         r.next_cursor ? el('button', {onclick: () => viewTasks(r.next_cursor)}, 'Next page') : '');
   } catch (e) {
-    body.replaceChildren(e.status === 404 ? note('task listing not available on this server')
+    /* a server without the listing: no route (404), or only POST there (405) */
+    body.replaceChildren(e.status === 404 || e.status === 405
+                             ? note('task listing not available on this server')
                                           : note(e.message, 'error'));
   }
 }
@@ -339,7 +341,7 @@ function renderTask(t, id) {
   add('started', t.started);
   add('finished', t.finished);
   const blocks = [];
-  if (t.progress !== undefined && t.progress >= 0 || t.state === 'STARTED')
+  if (typeof t.progress === 'number' && t.progress >= 0)
     blocks.push(el('h2', {}, 'Progress'), progressBar(t.progress, t.progress_msg));
   for (const k of ['args', 'kwargs', 'context']) if (k in t) blocks.push(el('h2', {}, k), json(t[k]));
   if ('result' in t) blocks.push(el('h2', {}, 'result'), json(t.result));
