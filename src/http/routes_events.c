@@ -21,7 +21,7 @@
 #define TICK_MS 500         /* the shortest time between two looks */
 #define WORKERS_TICK_MS 2000 /* heartbeats change slowly: looked at less often */
 #define SLICE_MS 200        /* the longest a reader blocks without looking at stop */
-#define MAX_FINISHED 64     /* task events per tick; past it the counts tell */
+#define MAX_FINISHED 16     /* task events per tick; past it the counts tell */
 #define DEFAULT_KEEPALIVE_S 15
 
 typedef struct stream {
@@ -32,6 +32,8 @@ typedef struct stream {
   char *out;             /* bytes not yet handed to libmicrohttpd */
   size_t len, off;
   char *sent_stats, *sent_workers, *sent_task, *sent_tree; /* the last data sent */
+  char *finished[MAX_FINISHED]; /* ids finished since the last look */
+  size_t nfinished;
   int64_t next_tick, next_workers, last_write;
 } stream_t;
 
@@ -46,6 +48,7 @@ static void stream_free(void *cls) {
   free(st->sent_workers);
   free(st->sent_task);
   free(st->sent_tree);
+  for (size_t i = 0; i < st->nfinished; i++) er_free(st->finished[i]);
   atomic_fetch_sub(&st->srv->streams, 1);
   er_free(st);
 }
@@ -92,18 +95,26 @@ static json_t *task_json(stream_t *st, const char *id) {
   return o;
 }
 
-static void look_finished(stream_t *st) {
+/* Notes the ids of tasks that finished, for the next look: a busy store
+ * wakes the stream often, and the events go out at most once a tick. */
+static void note_finished(stream_t *st) {
   er_wakeups_t w = {0};
   if (er_store_read_wakeups(st->store, &w) < 0) return;
-  for (size_t i = 0; i < w.nfinished && i < MAX_FINISHED; i++) {
+  for (size_t i = 0; i < w.nfinished && st->nfinished < MAX_FINISHED; i++) {
     if (st->task && !strcmp(st->task, w.finished[i])) continue; /* its own look sends it */
-    event(st, "task", task_json(st, w.finished[i]), NULL);
+    char *id = er_strdup(w.finished[i]);
+    if (id) st->finished[st->nfinished++] = id;
   }
   er_wakeups_clear(&w);
 }
 
 /* What changed since the last look, as events. */
 static void look(stream_t *st, int64_t now) {
+  for (size_t i = 0; i < st->nfinished; i++) {
+    event(st, "task", task_json(st, st->finished[i]), NULL);
+    er_free(st->finished[i]);
+  }
+  st->nfinished = 0;
   json_t *j = NULL;
   if (er_store_stats(st->store, &j) == 0) event(st, "stats", j, &st->sent_stats);
   if (now >= st->next_workers) {
@@ -165,11 +176,11 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     int fd = er_store_wakeup_fd(st->store);
     if (fd >= 0) {
       struct pollfd p = {.fd = fd, .events = POLLIN};
-      if (poll(&p, 1, (int)wait) > 0) look_finished(st);
+      if (poll(&p, 1, (int)wait) > 0) note_finished(st);
     } else {
       struct timespec ts = {0, (long)wait * 1000000L};
       nanosleep(&ts, NULL);
-      look_finished(st);
+      note_finished(st);
     }
   }
 }

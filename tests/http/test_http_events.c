@@ -197,6 +197,25 @@ static void keepalive(void **state) {
   close_stream(&s);
 }
 
+/* A server that closes idle connections after 1 s: a quiet stream, with
+ * keepalives 2 s apart, lives on past that. */
+static void stream_outlives_idle_timeout(void **state) {
+  er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = H.url, .timeout_s = 1};
+  er_http_server_t *srv;
+  assert_int_equal(er_http_server_new(&o, &srv, NULL, 0), 0);
+  assert_int_equal(er_http_server_start(srv, NULL, 0), 0);
+  stream_t s = open_stream(er_http_server_port(srv), "/api/v1/events?keepalive=2", NULL);
+  stream_headers_ok(&s);
+  int64_t t0 = (int64_t)er_now_mono_ms();
+  long at = 0;
+  while ((int64_t)er_now_mono_ms() - t0 < 5000) {
+    at = read_until(&s, (size_t)at + 1, ": keepalive\n\n", WAIT_MS);
+    assert_true(at > 0); /* never closed for being idle */
+  }
+  close_stream(&s);
+  er_http_server_free(srv);
+}
+
 static void bad_parameters(void **state) {
   json_decref(call("GET", "/api/v1/events?task=nope", NULL, 400));
   json_decref(call("GET", "/api/v1/events?pipeline=1", NULL, 400));
@@ -296,7 +315,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(task_and_stats_events), cmocka_unit_test(failure_event),
       cmocka_unit_test(watched_task_progress), cmocka_unit_test(watched_pipeline),
-      cmocka_unit_test(keepalive),             cmocka_unit_test(bad_parameters),
+      cmocka_unit_test(keepalive),             cmocka_unit_test(stream_outlives_idle_timeout),
+      cmocka_unit_test(bad_parameters),
       cmocka_unit_test(token_bound_and_stop),  cmocka_unit_test(web_assets),
   };
   return fx_run(argc, argv, "http_events", tests, sizeof tests / sizeof tests[0]);
