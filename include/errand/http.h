@@ -5,6 +5,9 @@
  * The server answers JSON on libmicrohttpd: tasks (send, status with a long
  * poll, revoke), polling keys, the pipelines' callback endpoint and a
  * health check. It opens a client of its own on the store it is given.
+ * It also serves the dashboard (GET /, docs/dashboard.md) and its event
+ * stream (GET /api/v1/events), each stream on its own connection and store
+ * handle; at most half of max_connections may be streams.
  *
  * Threads: er_http_server_start runs the server on threads of its own (one
  * listening thread, one per connection, at most max_connections of them),
@@ -18,6 +21,7 @@
  * time); /healthz and /callback need none (a callback carries a token of
  * its own, checked against the store's secret, or against the server's own
  * secret alone when it is given one).
+ * The dashboard's files (/, /dash.js, /style.css) need none either.
  *
  * Errors: 0 or a negative ER_E* code, with a one-line reason in errmsg (may
  * be NULL) of errmsg_size bytes.
@@ -71,7 +75,8 @@ int er_http_server_port(const er_http_server_t *s);
  * "" before start. */
 const char *er_http_server_url(const er_http_server_t *s);
 /* Stops listening and ends every connection: requests that wait give up
- * within half a second; returns when all threads have ended. A stopped
+ * within half a second, event streams end as soon; returns when all
+ * threads have ended. A stopped
  * server may not be started again. Accepts a server never started. */
 void er_http_server_stop(er_http_server_t *s);
 /* Stops (if needed) and frees s; accepts NULL. */

@@ -1,7 +1,7 @@
 /* The HTTP server's private parts: server.c (life, libmicrohttpd),
  * router.c (routes, auth, dispatch), reply.c (answers and request bodies),
- * routes_tasks.c, routes_pipelines.c, routes_admin.c, routes_openapi.c and
- * routes_callback.c (the handlers). A route module adds its entries to the
+ * routes_tasks.c, routes_pipelines.c, routes_admin.c, routes_openapi.c,
+ * routes_callback.c, routes_events.c and routes_web.c (the handlers). A route module adds its entries to the
  * table in router.c and to openapi.json. */
 #ifndef ER_HTTP_INTERNAL_H
 #define ER_HTTP_INTERNAL_H
@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "errand/client.h"
 #include "errand/http.h"
@@ -27,6 +29,7 @@ struct er_http_server {
   atomic_bool stopping;
   int port;
   char url[96];
+  atomic_int streams; /* event streams open (routes_events.c) */
   bool v6;
   union {
     struct sockaddr_in v4;
@@ -42,6 +45,7 @@ typedef struct er__http_req {
   char *query;           /* raw, after '?' ("" when none) */
   const char *content_type; /* the header's value, or NULL */
   const char *auth;      /* Authorization's value, or NULL */
+  const char *if_none_match; /* If-None-Match's value, or NULL */
   char *body;            /* NUL-terminated */
   size_t body_len;
   char *caps[ER__HTTP_MAX_CAPS]; /* decoded {id} parameters */
@@ -55,6 +59,15 @@ typedef struct er__http_resp {
   const char *content_type; /* static, or owned_type */
   char *owned_type;
   char allow[64];           /* the Allow header of a 405 */
+  const char *etag;          /* static or owned by the handler's module; NULL: none */
+  const char *cache_control; /* static; NULL: no-store */
+  /* A body of unknown length written as it comes (an event stream) instead
+   * of body: libmicrohttpd's content reader, called on the connection's
+   * thread, returning bytes written, or -1 at the end; stream_done frees
+   * stream_cls once the connection is over (also when never read). */
+  ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
+  void (*stream_done)(void *cls);
+  void *stream_cls;
 } er__http_resp_t;
 
 /* A request for the raw URI ("/path?query"), path and query split (NULL
@@ -112,5 +125,7 @@ void er__http_pipeline_abort(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_queues(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_workers(er__http_req_t *rq, er__http_resp_t *out);
 void er__http_openapi(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_events(er__http_req_t *rq, er__http_resp_t *out);
+void er__http_web(er__http_req_t *rq, er__http_resp_t *out);
 
 #endif

@@ -34,6 +34,10 @@ static const route_t routes[] = {
     {"GET", "/callback", er__http_callback},
     {"POST", "/callback", er__http_callback},
     {"GET", "/metrics", er__http_metrics},
+    {"GET", "/api/v1/events", er__http_events},
+    {"GET", "/", er__http_web},
+    {"GET", "/dash.js", er__http_web},
+    {"GET", "/style.css", er__http_web},
 };
 
 static int hex(char c) {

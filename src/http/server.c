@@ -150,11 +150,21 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static enum MHD_Result answer(struct MHD_Connection *conn, er__http_resp_t *r) {
   struct MHD_Response *resp =
-      MHD_create_response_from_buffer(r->body_len, r->body ? r->body : "", MHD_RESPMEM_MUST_COPY);
-  if (!resp) return MHD_NO;
+      r->stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, r->stream,
+                                                    r->stream_cls, r->stream_done)
+                : MHD_create_response_from_buffer(r->body_len, r->body ? r->body : "",
+                                                  MHD_RESPMEM_MUST_COPY);
+  if (!resp) {
+    if (r->stream && r->stream_done) r->stream_done(r->stream_cls);
+    er_free(r->body);
+    er_free(r->owned_type);
+    return MHD_NO;
+  }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                           r->content_type ? r->content_type : "application/json");
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                          r->cache_control ? r->cache_control : "no-store");
+  if (r->etag) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
   if (r->allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
   enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
@@ -193,6 +203,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rq->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
     rq->auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    rq->if_none_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_IF_NONE_MATCH);
     const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (len && strtoull(len, NULL, 10) > rq->srv->o.max_body) {
