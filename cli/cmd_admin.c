@@ -41,7 +41,8 @@ static int small_opts(int argc, char **argv, const char *usage, const char **sto
 int cmd_status(int argc, char **argv) {
   static const char usage[] =
       "usage: errand status ID | --key K [--store URL]\n"
-      "Prints the task's state, progress, attempts, times (ISO 8601, UTC) and error as JSON.\n"
+      "Prints the task's state, progress, attempts, times (ISO 8601, UTC), error and\n"
+      "what it was called with (args, kwargs, context) as JSON.\n"
       "      --key K         the newest task sent with --key K\n" CLI_STORE_HELP;
   const char *store = NULL, *key = NULL;
   int code = EXIT_OK;

@@ -189,8 +189,25 @@ static void test_flat_with_tasks_for_later(void **state) {
                    N_LATER);
   json_decref(st);
   int64_t stats = steps(h);
-  print_message("steps: due check %lld, claim %lld, next_due %lld, stats %lld (%d later)\n",
-                (long long)check, (long long)claim, (long long)next, (long long)stats, N_LATER);
+  /* a page of tasks walks the id index from its cursor: 10 rows, not all */
+  er_task_list_req_t lreq = {.limit = 10};
+  er_task_rec_t **page = NULL;
+  char cursor[ER_ID_LEN + 1], after[ER_ID_LEN + 1];
+  assert_int_equal(er_store_list_tasks(h, &lreq, &page, &n, cursor), 0);
+  er_task_rec_free_array(page, n);
+  lreq.cursor = cursor;
+  assert_int_equal(er_store_list_tasks(h, &lreq, &page, &n, after), 0); /* prepared */
+  er_task_rec_free_array(page, n);
+  steps_reset(h);
+  assert_int_equal(er_store_list_tasks(h, &lreq, &page, &n, after), 0);
+  assert_int_equal(n, 10);
+  er_task_rec_free_array(page, n);
+  int64_t list = steps(h);
+  print_message("steps: due check %lld, claim %lld, next_due %lld, stats %lld, a page of 10 "
+                "tasks %lld (%d later)\n",
+                (long long)check, (long long)claim, (long long)next, (long long)stats,
+                (long long)list, N_LATER);
+  assert_true(list < FLAT_STEPS);
   assert_true(check < FLAT_STEPS);
   assert_true(claim < FLAT_STEPS);
   assert_true(next < FLAT_STEPS);
