@@ -40,6 +40,10 @@ static void round_trip(void) {
   wait_status(port, root, "done");
   pid_t worker = worker_pid();
   assert_true(worker > 0);
+  /* The errand lines it prints reach this store. */
+  char line[700];
+  snprintf(line, sizeof line, "send add --args '[2, 3]' --wait --store '%s'\n", H.url);
+  assert_true(h_wait_text(g_log, line, 1000));
   expect_exit(up, SIGTERM, 0);
   /* The worker went with it (up reaped it): no process is left. */
   assert_int_equal(kill(worker, 0), -1);
