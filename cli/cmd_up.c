@@ -135,6 +135,12 @@ static void print_welcome(const up_t *u, const char *url, const char *store, boo
   if (store || (env && *env)) er_url_redact(store ? store : env, shown, sizeof shown);
   char auth[64] = "";
   if (token) snprintf(auth, sizeof auth, " -H 'Authorization: Bearer TOKEN'");
+  /* The errand lines must reach the same store; a password is not shown. */
+  char where[1100] = "";
+  if (store && !strcmp(store, shown))
+    snprintf(where, sizeof where, " --store '%s'", store);
+  else if (store)
+    snprintf(where, sizeof where, " --store-file FILE");
   printf("errand up: the dashboard is at %s/\n", url);
   printf("  API %s/api/v1, worker pid %d, store %s\n", url, (int)u->pid, shown);
   if (examples) {
@@ -144,13 +150,14 @@ static void print_welcome(const up_t *u, const char *url, const char *store, boo
     printf("  curl%s '%s/api/v1/tasks/ID?wait=10'\n", auth, url);
     printf("  curl%s -H 'Content-Type: application/json' -d '{\"pipeline\": \"approve_demo\"}' "
            "%s/api/v1/pipelines\n", auth, url);
-    printf("  %s send add --args '[2, 3]' --wait\n", u->exe);
-    printf("  %s send progress --args '[3]' --wait\n", u->exe);
-    printf("  %s pipeline start euclid --args '[1071, 462]' --wait\n", u->exe);
-    printf("  %s inspect\n", u->exe);
+    printf("  %s send add --args '[2, 3]' --wait%s\n", u->exe, where);
+    printf("  %s send progress --args '[3]' --wait%s\n", u->exe, where);
+    printf("  %s pipeline start euclid --args '[1071, 462]' --wait%s\n", u->exe, where);
+    printf("  %s inspect%s\n", u->exe, where);
   } else {
     printf("send it work:\n  curl%s -H 'Content-Type: application/json' -d '{\"task\": \"NAME\", "
-           "\"args\": []}' %s/api/v1/tasks\n  %s send NAME --args '[]' --wait\n", auth, url, u->exe);
+           "\"args\": []}' %s/api/v1/tasks\n  %s send NAME --args '[]' --wait%s\n", auth, url, u->exe,
+           where);
   }
   printf("Ctrl-C stops it (twice: the worker at once).\n");
   fflush(stdout);
