@@ -510,26 +510,27 @@ let current = '';
 let ticker = null;
 let listRefresh = null;
 
-/* Refreshes the list views at most once a second however many events come. */
-function soon(fn) {
+/* Refreshes a list view at most once a second however many events come,
+ * and not at all once the user has gone to another view. */
+function soon(view, fn) {
   if (listRefresh) return;
   listRefresh = setTimeout(() => {
     listRefresh = null;
-    fn();
+    if (current === view) fn();
   }, 1000);
 }
 
 handlers.stats.push((s) => {
   noteStats(s);
   if (current === 'queues') renderQueues();
-  if (current === 'pipelines') soon(viewPipelines);
+  if (current === 'pipelines') soon('pipelines', viewPipelines);
 });
 handlers.workers.push(() => {
   if (current === 'workers') viewWorkers();
 });
 handlers.task.push((t) => {
   if (current === 'task:' + t.id) refreshTask(t.id);
-  if (current === 'tasks') soon(() => viewTasks());
+  if (current === 'tasks') soon('tasks', () => viewTasks());
 });
 handlers.pipeline.push((tree) => {
   if (current === 'pipeline:' + tree.root) renderTree(tree);
@@ -541,6 +542,8 @@ function route() {
   const arg = decodeURIComponent(rest.join('/'));
   clearInterval(ticker);
   ticker = null;
+  clearTimeout(listRefresh);
+  listRefresh = null;
   document.querySelectorAll('nav a').forEach((a) => {
     const v = a.getAttribute('data-view');
     a.classList.toggle('here', v === (view || 'queues') || v === view + 's');

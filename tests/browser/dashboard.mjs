@@ -262,6 +262,7 @@ async function run() {
     console.log('ok: fits a phone');
     check(errors.length === 0, 'script errors in the page: ' + errors.join('; '));
   } catch (e) {
+    e.message += ` (server and worker logs in ${dir})`;
     if (page) await shot(page, 'failure').catch(() => {});
     if (errors.length) e.message += ' (script errors in the page: ' + errors.join('; ') + ')';
     throw e;
@@ -269,6 +270,7 @@ async function run() {
     await browser.close();
     await srv.stop();
   }
+  fs.rmSync(dir, {recursive: true, force: true}); // kept, with its logs, on a failure
 }
 
 run().then(() => {
