@@ -72,6 +72,11 @@ document.getElementById('token-form').addEventListener('submit', () => {
   restartEvents();
 });
 
+function tokenWhy() {
+  return sessionStorage.getItem(TOKEN_KEY) ? 'That token was refused: try again.'
+                                           : 'This server needs its API token.';
+}
+
 function authHeaders() {
   const t = sessionStorage.getItem(TOKEN_KEY);
   return t ? {Authorization: 'Bearer ' + t} : {};
@@ -92,8 +97,7 @@ async function api(path, opts) {
     o.headers = Object.assign({}, o.headers || {}, authHeaders());
     const r = await fetch(path, o);
     if (r.status === 401) {
-      await askToken(sessionStorage.getItem(TOKEN_KEY) ? 'That token was refused: try again.'
-                                                        : 'This server needs its API token.');
+      await askToken(tokenWhy());
       continue;
     }
     let body = null;
@@ -143,7 +147,7 @@ async function readEvents(query) {
     const r = await fetch('/api/v1/events' + query, {headers: authHeaders(), signal: ctl.signal});
     if (r.status === 401) {
       setLive(false, 'no token');
-      await askToken('This server needs its API token.');
+      await askToken(tokenWhy());
       return; /* the token form opens the stream again */
     }
     if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
@@ -197,7 +201,8 @@ function restartEvents() {
 /* ---- Queues ---- */
 
 let lastStats = null;
-const history = []; /* [{t, done: {queue: finished count}}], the last minute */
+let storeName = ''; /* from GET /api/v1/queues: the events' counts do not repeat it */
+const seenCounts = []; /* [{t, done: {queue: finished count}}], the last minute */
 
 function finishedOf(counts) {
   return (counts.SUCCESS || 0) + (counts.FAILURE || 0) + (counts.REVOKED || 0);
@@ -209,24 +214,24 @@ function noteStats(stats) {
   for (const [q, c] of Object.entries(stats.queues || {})) done[q] = finishedOf(c);
   done['*'] = finishedOf(stats.total || {});
   const now = Date.now();
-  history.push({t: now, done});
-  while (history.length > 2 && now - history[0].t > 60000) history.shift();
+  seenCounts.push({t: now, done});
+  while (seenCounts.length > 2 && now - seenCounts[0].t > 60000) seenCounts.shift();
 }
 
 /* Tasks finished per second over the last ten seconds or so, from the
  * counts seen then and now (a count that went down, results expiring, is
  * no work done). */
 function rate(q) {
-  if (history.length < 2) return null;
-  const last = history[history.length - 1];
-  let first = history[0];
-  for (const h of history) {
+  if (seenCounts.length < 2) return null;
+  const last = seenCounts[seenCounts.length - 1];
+  let first = seenCounts[0];
+  for (const h of seenCounts) {
     if (last.t - h.t <= 10000) {
       first = h;
       break;
     }
   }
-  if (first === last) first = history[history.length - 2];
+  if (first === last) first = seenCounts[seenCounts.length - 2];
   const dt = (last.t - first.t) / 1000;
   if (dt <= 0) return null;
   const d = (last.done[q] || 0) - (first.done[q] || 0);
@@ -246,13 +251,15 @@ function renderQueues() {
   show(el('h1', {}, 'Queues'),
        el('div', {class: 'scroll'}, el('table', {id: 'queues'}, el('thead', {}, head),
           el('tbody', {}, rows), el('tfoot', {}, row('all', s.total || {}, '*', 'total')))),
-       el('p', {class: 'hint'}, 'store: ', s.store || ''));
+       storeName ? el('p', {class: 'hint'}, 'store: ', storeName) : '');
 }
 
 async function viewQueues() {
   renderQueues();
   try {
-    noteStats(await api('/api/v1/queues'));
+    const s = await api('/api/v1/queues');
+    storeName = s.store || '';
+    noteStats(s);
     if (current === 'queues') renderQueues();
   } catch (e) {
     show(el('h1', {}, 'Queues'), note(e.message, 'error'));
