@@ -33,6 +33,7 @@ static const route_t routes[] = {
     {"POST", "/callback", er__http_callback},
     {"GET", "/api/v1/events", er__http_events},
     {"GET", "/", er__http_web},
+    {"GET", "/core.js", er__http_web},
     {"GET", "/dash.js", er__http_web},
     {"GET", "/style.css", er__http_web},
 };

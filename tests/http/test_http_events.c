@@ -279,9 +279,10 @@ static void token_bound_and_stop(void **state) {
 /* The dashboard's files: types, ETag and 304, no token. */
 static void web_assets(void **state) {
   static const char *const files[][2] = {{"/", "text/html"},
+                                         {"/core.js", "text/javascript"},
                                          {"/dash.js", "text/javascript"},
                                          {"/style.css", "text/css"}};
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     tc_resp_t r = tc_req(g_port, "GET", files[i][0], NULL);
     assert_int_equal(r.status, 200);
     char *type = tc_header(&r, "Content-Type"), *etag = tc_header(&r, "ETag");
@@ -306,6 +307,7 @@ static void web_assets(void **state) {
     tc_free(&r);
   }
   tc_resp_t r = tc_req(g_port, "GET", "/", NULL);
+  assert_non_null(strstr(r.body, "<script src=\"/core.js\">"));
   assert_non_null(strstr(r.body, "<script src=\"/dash.js\">"));
   tc_free(&r);
   json_decref(call("GET", "/app.js", NULL, 404));
