@@ -1,203 +1,13 @@
-/* errand's dashboard: hash-routed views over the HTTP API, kept current by
- * the event stream (GET /api/v1/events, read with fetch so that the token
- * travels in a header, never in a URL). Every value from the server enters
- * the page as text (textContent), never as markup. */
+/* errand's dashboard, its views: queues, tasks, a task, workers,
+ * pipelines and a pipeline's tree, chosen by the URL's hash (#/task/ID...)
+ * and kept current by the events core.js reads. */
 'use strict';
-
-const TOKEN_KEY = 'errand.token';
-const STATES = ['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
-const main = document.getElementById('main');
-
-/* ---- DOM ---- */
-
-/* el('tr', {class: 'x'}, child...): strings and numbers become text nodes. */
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const k of kids.flat()) {
-    if (k === undefined || k === null || k === false) continue;
-    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
-  }
-  return e;
-}
-
-function badge(state) {
-  return el('span', {class: 'badge s-' + String(state).toLowerCase()}, state);
-}
-
-function json(v) {
-  return el('pre', {class: 'json'}, JSON.stringify(v, null, 2));
-}
-
-function when(ms) {
-  if (!ms) return '';
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
-}
-
-function show(...nodes) {
-  main.replaceChildren(...nodes.flat().filter((n) => n !== undefined && n !== null && n !== false && n !== ''));
-}
-
-function note(text, cls) {
-  return el('p', {class: 'note ' + (cls || '')}, text);
-}
-
-/* ---- The token ---- */
-
-let tokenWaiters = null;
-
-function askToken(why) {
-  const dlg = document.getElementById('token-dialog');
-  document.getElementById('token-why').textContent = why;
-  if (!tokenWaiters) {
-    tokenWaiters = [];
-    dlg.showModal();
-    document.getElementById('token-input').focus();
-  }
-  return new Promise((resolve) => tokenWaiters.push(resolve));
-}
-
-document.getElementById('token-form').addEventListener('submit', () => {
-  const input = document.getElementById('token-input');
-  sessionStorage.setItem(TOKEN_KEY, input.value);
-  input.value = '';
-  const waiters = tokenWaiters || [];
-  tokenWaiters = null;
-  waiters.forEach((w) => w());
-  restartEvents();
-});
-
-function authHeaders() {
-  const t = sessionStorage.getItem(TOKEN_KEY);
-  return t ? {Authorization: 'Bearer ' + t} : {};
-}
-
-class HttpError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/* A call under /api/: its JSON answer, or an HttpError carrying the
- * server's message. A 401 asks for the token and tries again. */
-async function api(path, opts) {
-  for (;;) {
-    const o = Object.assign({}, opts || {});
-    o.headers = Object.assign({}, o.headers || {}, authHeaders());
-    const r = await fetch(path, o);
-    if (r.status === 401) {
-      await askToken(sessionStorage.getItem(TOKEN_KEY) ? 'That token was refused: try again.'
-                                                        : 'This server needs its API token.');
-      continue;
-    }
-    let body = null;
-    try {
-      body = await r.json();
-    } catch (e) {
-      body = null;
-    }
-    if (!r.ok) {
-      const msg = body && body.error && body.error.message ? body.error.message
-                                                           : 'HTTP ' + r.status;
-      throw new HttpError(r.status, msg);
-    }
-    return body;
-  }
-}
-
-/* ---- The event stream ---- */
-
-const handlers = {stats: [], task: [], workers: [], pipeline: []};
-let evAbort = null;
-let evWant = '';
-let evRetry = null;
-
-function setLive(on, text) {
-  const l = document.getElementById('live');
-  l.textContent = text;
-  l.className = 'live ' + (on ? 'on' : 'off');
-}
-
-function dispatch(name, data) {
-  let v;
-  try {
-    v = JSON.parse(data);
-  } catch (e) {
-    return;
-  }
-  (handlers[name] || []).forEach((h) => h(v));
-}
-
-/* Reads the stream for the current view's query (?task=, ?pipeline=); the
- * stream is opened again when that changes, and after a failure. */
-async function readEvents(query) {
-  const ctl = new AbortController();
-  evAbort = ctl;
-  try {
-    const r = await fetch('/api/v1/events' + query, {headers: authHeaders(), signal: ctl.signal});
-    if (r.status === 401) {
-      setLive(false, 'no token');
-      await askToken('This server needs its API token.');
-      return; /* the token form opens the stream again */
-    }
-    if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
-    setLive(true, 'live');
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) break;
-      buf += value;
-      let end;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        let name = 'message';
-        const data = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue; /* a comment: the keepalive */
-          const c = line.indexOf(':');
-          const field = c < 0 ? line : line.slice(0, c);
-          const val = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
-          if (field === 'event') name = val;
-          else if (field === 'data') data.push(val);
-        }
-        if (data.length) dispatch(name, data.join('\n'));
-      }
-    }
-    throw new Error('stream ended');
-  } catch (e) {
-    if (ctl.signal.aborted) return;
-    setLive(false, 'offline');
-    clearTimeout(evRetry);
-    evRetry = setTimeout(() => {
-      if (evAbort === ctl) openEvents(evWant, true);
-    }, 3000);
-  }
-}
-
-function openEvents(query, force) {
-  if (!force && query === evWant && evAbort) return;
-  evWant = query;
-  if (evAbort) evAbort.abort();
-  clearTimeout(evRetry);
-  readEvents(query);
-}
-
-function restartEvents() {
-  openEvents(evWant, true);
-}
 
 /* ---- Queues ---- */
 
 let lastStats = null;
-const history = []; /* [{t, done: {queue: finished count}}], the last minute */
+let storeName = ''; /* from GET /api/v1/queues: the events' counts do not repeat it */
+const seenCounts = []; /* [{t, done: {queue: finished count}}], the last minute */
 
 function finishedOf(counts) {
   return (counts.SUCCESS || 0) + (counts.FAILURE || 0) + (counts.REVOKED || 0);
@@ -209,24 +19,24 @@ function noteStats(stats) {
   for (const [q, c] of Object.entries(stats.queues || {})) done[q] = finishedOf(c);
   done['*'] = finishedOf(stats.total || {});
   const now = Date.now();
-  history.push({t: now, done});
-  while (history.length > 2 && now - history[0].t > 60000) history.shift();
+  seenCounts.push({t: now, done});
+  while (seenCounts.length > 2 && now - seenCounts[0].t > 60000) seenCounts.shift();
 }
 
 /* Tasks finished per second over the last ten seconds or so, from the
  * counts seen then and now (a count that went down, results expiring, is
  * no work done). */
 function rate(q) {
-  if (history.length < 2) return null;
-  const last = history[history.length - 1];
-  let first = history[0];
-  for (const h of history) {
+  if (seenCounts.length < 2) return null;
+  const last = seenCounts[seenCounts.length - 1];
+  let first = seenCounts[0];
+  for (const h of seenCounts) {
     if (last.t - h.t <= 10000) {
       first = h;
       break;
     }
   }
-  if (first === last) first = history[history.length - 2];
+  if (first === last) first = seenCounts[seenCounts.length - 2];
   const dt = (last.t - first.t) / 1000;
   if (dt <= 0) return null;
   const d = (last.done[q] || 0) - (first.done[q] || 0);
@@ -246,13 +56,15 @@ function renderQueues() {
   show(el('h1', {}, 'Queues'),
        el('div', {class: 'scroll'}, el('table', {id: 'queues'}, el('thead', {}, head),
           el('tbody', {}, rows), el('tfoot', {}, row('all', s.total || {}, '*', 'total')))),
-       el('p', {class: 'hint'}, 'store: ', s.store || ''));
+       storeName ? el('p', {class: 'hint'}, 'store: ', storeName) : '');
 }
 
 async function viewQueues() {
   renderQueues();
   try {
-    noteStats(await api('/api/v1/queues'));
+    const s = await api('/api/v1/queues');
+    storeName = s.store || '';
+    noteStats(s);
     if (current === 'queues') renderQueues();
   } catch (e) {
     show(el('h1', {}, 'Queues'), note(e.message, 'error'));
@@ -510,26 +322,27 @@ let current = '';
 let ticker = null;
 let listRefresh = null;
 
-/* Refreshes the list views at most once a second however many events come. */
-function soon(fn) {
+/* Refreshes a list view at most once a second however many events come,
+ * and not at all once the user has gone to another view. */
+function soon(view, fn) {
   if (listRefresh) return;
   listRefresh = setTimeout(() => {
     listRefresh = null;
-    fn();
+    if (current === view) fn();
   }, 1000);
 }
 
 handlers.stats.push((s) => {
   noteStats(s);
   if (current === 'queues') renderQueues();
-  if (current === 'pipelines') soon(viewPipelines);
+  if (current === 'pipelines') soon('pipelines', viewPipelines);
 });
 handlers.workers.push(() => {
   if (current === 'workers') viewWorkers();
 });
 handlers.task.push((t) => {
   if (current === 'task:' + t.id) refreshTask(t.id);
-  if (current === 'tasks') soon(() => viewTasks());
+  if (current === 'tasks') soon('tasks', () => viewTasks());
 });
 handlers.pipeline.push((tree) => {
   if (current === 'pipeline:' + tree.root) renderTree(tree);
@@ -541,6 +354,8 @@ function route() {
   const arg = decodeURIComponent(rest.join('/'));
   clearInterval(ticker);
   ticker = null;
+  clearTimeout(listRefresh);
+  listRefresh = null;
   document.querySelectorAll('nav a').forEach((a) => {
     const v = a.getAttribute('data-view');
     a.classList.toggle('here', v === (view || 'queues') || v === view + 's');

@@ -21,7 +21,8 @@
  * time); /healthz and /callback need none (a callback carries a token of
  * its own, checked against the store's secret, or against the server's own
  * secret alone when it is given one).
- * The dashboard's files (/, /dash.js, /style.css) need none either.
+ * The dashboard's files (/, /core.js, /dash.js, /style.css) need none
+ * either.
  *
  * Errors: 0 or a negative ER_E* code, with a one-line reason in errmsg (may
  * be NULL) of errmsg_size bytes.

@@ -36,6 +36,7 @@ static const route_t routes[] = {
     {"GET", "/metrics", er__http_metrics},
     {"GET", "/api/v1/events", er__http_events},
     {"GET", "/", er__http_web},
+    {"GET", "/core.js", er__http_web},
     {"GET", "/dash.js", er__http_web},
     {"GET", "/style.css", er__http_web},
 };

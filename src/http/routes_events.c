@@ -53,12 +53,13 @@ static void stream_free(void *cls) {
   er_free(st);
 }
 
-static void put(stream_t *st, const char *text, size_t n) {
+static bool put(stream_t *st, const char *text, size_t n) {
   char *b = er_realloc(st->out, st->len + n);
-  if (!b) return; /* out of memory: this event is lost, the next look sends it */
+  if (!b) return false;
   memcpy(b + st->len, text, n);
   st->out = b;
   st->len += n;
+  return true;
 }
 
 /* Sends event `name` with j (stolen) as its data when it differs from *last
@@ -73,9 +74,13 @@ static void event(stream_t *st, const char *name, json_t *j, char **last) {
   }
   char head[64];
   int n = snprintf(head, sizeof head, "event: %s\ndata: ", name);
-  put(st, head, (size_t)n);
-  put(st, text, strlen(text)); /* compact JSON has no newline: one data line */
-  put(st, "\n\n", 2);
+  size_t was = st->len;
+  /* compact JSON has no newline: one data line */
+  if (!put(st, head, (size_t)n) || !put(st, text, strlen(text)) || !put(st, "\n\n", 2)) {
+    st->len = was; /* out of memory: not sent, so not remembered as sent */
+    free(text);
+    return;
+  }
   if (last) {
     free(*last);
     *last = text;
@@ -168,16 +173,18 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
       continue;
     }
     if (now >= st->last_write + st->keepalive_ms) {
-      put(st, ": keepalive\n\n", 13);
+      if (!put(st, ": keepalive\n\n", 13)) st->last_write = now; /* out of memory: later */
       continue;
     }
     int64_t wait = st->next_tick - now;
     if (wait > SLICE_MS) wait = SLICE_MS;
     int fd = er_store_wakeup_fd(st->store);
-    if (fd >= 0) {
-      struct pollfd p = {.fd = fd, .events = POLLIN};
-      if (poll(&p, 1, (int)wait) > 0) note_finished(st);
-    } else {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (fd >= 0 && poll(&p, 1, (int)wait) > 0 && p.revents == POLLIN) {
+      note_finished(st);
+    } else if (fd < 0 || p.revents) {
+      /* no wake-up to wait on (or a broken one, which poll would report at
+       * once, again and again): a slice's sleep, then a look */
       struct timespec ts = {0, (long)wait * 1000000L};
       nanosleep(&ts, NULL);
       note_finished(st);

@@ -1,5 +1,5 @@
 /* The dashboard's files (web/ in the source tree, embedded at build time):
- * GET / and its script and style sheet. They carry no data, so they need no
+ * GET / and its scripts and style sheet. They carry no data, so they need no
  * token; the page asks for it before its first call under /api/. Each file
  * has an ETag (a hash of its bytes) and "no-cache": a browser revalidates and
  * gets 304 until the server runs another build. */
@@ -10,7 +10,7 @@
 
 #include "http/http_internal.h"
 
-extern const char er__web_index[], er__web_dash[], er__web_style[];
+extern const char er__web_index[], er__web_core[], er__web_dash[], er__web_style[];
 
 typedef struct asset {
   const char *path, *type, *data;
@@ -19,6 +19,7 @@ typedef struct asset {
 
 static asset_t assets[] = {
     {"/", "text/html; charset=utf-8", er__web_index, ""},
+    {"/core.js", "text/javascript; charset=utf-8", er__web_core, ""},
     {"/dash.js", "text/javascript; charset=utf-8", er__web_dash, ""},
     {"/style.css", "text/css; charset=utf-8", er__web_style, ""},
 };

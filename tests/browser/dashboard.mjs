@@ -120,8 +120,12 @@ async function run() {
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => d.accept()); // the Revoke and Abort confirmations
 
-    // The token: asked once, kept for the tab.
+    // The token: asked once, kept for the tab; a wrong one is asked again.
     await page.goto(srv.url + '/');
+    await page.locator('#token-input').fill('wrong-' + TOKEN, {timeout: WAIT});
+    await page.locator('#token-submit').click();
+    await page.waitForFunction(() => document.getElementById('token-dialog').open &&
+        document.getElementById('token-why').textContent.includes('refused'), null, {timeout: WAIT});
     await page.locator('#token-input').fill(TOKEN, {timeout: WAIT});
     await page.locator('#token-submit').click();
     await page.locator('table#queues').waitFor({timeout: WAIT});
@@ -240,6 +244,15 @@ async function run() {
     await shot(page, 'desktop-pipeline-done');
     console.log(`ok: pipeline went from ${before} (waiting for a choice) to done by a click`);
 
+    // Another one aborted from the page while it waits.
+    const other = await apiPost(srv.url, '/api/v1/pipelines', {pipeline: 'approve_demo'});
+    await page.goto(srv.url + '/#/pipeline/' + other.id);
+    await page.locator('#tree button[data-link="deny"]').waitFor({timeout: WAIT});
+    await page.locator('#abort:not([disabled])').click({timeout: WAIT});
+    await page.waitForFunction(() => document.getElementById('root-status') &&
+        document.getElementById('root-status').textContent === 'aborted', null, {timeout: WAIT});
+    console.log('ok: pipeline aborted from the page');
+
     // A phone: the same pages fit its width (tables scroll inside their box).
     const phone = await browser.newContext({viewport: {width: 390, height: 844}, isMobile: true,
                                             hasTouch: true, deviceScaleFactor: 2});
@@ -262,6 +275,7 @@ async function run() {
     console.log('ok: fits a phone');
     check(errors.length === 0, 'script errors in the page: ' + errors.join('; '));
   } catch (e) {
+    e.message += ` (server and worker logs in ${dir})`;
     if (page) await shot(page, 'failure').catch(() => {});
     if (errors.length) e.message += ' (script errors in the page: ' + errors.join('; ') + ')';
     throw e;
@@ -269,6 +283,7 @@ async function run() {
     await browser.close();
     await srv.stop();
   }
+  fs.rmSync(dir, {recursive: true, force: true}); // kept, with its logs, on a failure
 }
 
 run().then(() => {
