@@ -76,6 +76,7 @@ int er_http_server_new(const er_http_opts_t *opts, er_http_server_t **out, char 
                 "listen address '%s' is not HOST:PORT (127.0.0.1:8080, [::1]:0)", listen);
   }
   s->o = o;
+  er__http_group_init(s);
   if (!s->o.max_body) s->o.max_body = DEFAULT_MAX_BODY;
   if (!s->o.max_connections) s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
   if (!s->o.timeout_s) s->o.timeout_s = DEFAULT_TIMEOUT_S;
@@ -250,5 +251,6 @@ void er_http_server_free(er_http_server_t *s) {
   er_free(s->listen);
   er_free(s->token);
   er_free(s->base_url);
+  er__http_group_destroy(s);
   er_free(s);
 }
