@@ -25,6 +25,7 @@ typedef struct er__http_send_stats {
   uint64_t writes; /* batches written, a send alone counting as one */
   uint64_t sends;  /* sends in them */
   size_t largest;  /* the most sends in one batch */
+  uint64_t alone;  /* sends written again alone, their batch refused */
   size_t waiting;  /* sends in the list now, not yet taken by a leader */
 } er__http_send_stats_t;
 

@@ -14,9 +14,12 @@
  * gets its answer only after its own task is committed.
  *
  * A batch is all or nothing, so one bad request (a name already taken, a
- * value the send's checks refuse) would fail its neighbours. A failed batch
- * is therefore written again one request at a time: nothing of it was
- * written, and each request then gets its own answer and its own error. */
+ * value the send's checks refuse) would fail its neighbours. A batch refused
+ * for such a reason is therefore written again one request at a time:
+ * nothing of it was written, and each request then gets its own answer and
+ * its own error. A store that fails as a whole (locked past its busy
+ * timeout, unreachable) fails every request of the batch with its one
+ * error: trying each again alone would only make the last wait n times. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -69,9 +72,17 @@ static void send_one(er_client_t *c, er__http_send_t *q) {
   if (q->rc < 0) fail_msg(q, c);
 }
 
+/* Whether a batch failing with rc may have failed for one request's sake
+ * (its input, its name, its key rule): then each is tried alone. */
+static bool request_fault(int rc) {
+  return rc == ER_EINVAL || rc == ER_EPARSE || rc == ER_EEXIST || rc == ER_ETOMBSTONED ||
+         rc == ER_ETOOBIG || rc == ER_ENOTSUP;
+}
+
 /* Writes the n requests of batch: one transaction, or one each when that
- * fails. Called without the lock. */
-static void write_batch(er_client_t *c, er__http_send_t **batch, size_t n) {
+ * fails for a request's sake. Called without the lock; *alone counts the
+ * requests written alone. */
+static void write_batch(er_client_t *c, er__http_send_t **batch, size_t n, size_t *alone) {
   if (n == 1) { /* the plain send: its errors read as any send's */
     send_one(c, batch[0]);
     return;
@@ -83,9 +94,14 @@ static void write_batch(er_client_t *c, er__http_send_t **batch, size_t n) {
     reqs[i] = (er_send_req_t){.task = batch[i]->task, .args = batch[i]->args,
                               .kwargs = batch[i]->kwargs, .opts = batch[i]->opts};
   int rc = er_send_batch_ex(c, reqs, n, ids, existed);
+  bool each = rc < 0 && request_fault(rc);
   for (size_t i = 0; i < n; i++) {
-    if (rc < 0) {
+    if (each) {
       send_one(c, batch[i]);
+      ++*alone;
+    } else if (rc < 0) {
+      batch[i]->rc = rc;
+      fail_msg(batch[i], c);
     } else {
       batch[i]->rc = 0;
       batch[i]->id = ids[i];
@@ -122,8 +138,10 @@ static void lead(er_http_server_t *srv, er__http_send_t *me) {
   st->sends += n;
   if (n > st->largest) st->largest = n;
   pthread_mutex_unlock(&srv->send_lock);
-  write_batch(srv->client, batch, n);
+  size_t alone = 0;
+  write_batch(srv->client, batch, n, &alone);
   pthread_mutex_lock(&srv->send_lock);
+  st->alone += alone;
   er__http_send_t *heir = srv->send_head;
   if (!heir) srv->send_busy = false;
   pthread_mutex_unlock(&srv->send_lock);

@@ -3,8 +3,9 @@
  * its own task; the sends that arrive while a write is in progress go out
  * together in the next one; and a bad request in such a batch fails alone,
  * with the answer it gets when sent by itself, while the others in its
- * batch are stored. argv[1] "redis" runs on a private redis-server (the
- * blocked-write case needs SQLite's write lock and is skipped there). */
+ * batch are stored, while a store that fails as a whole fails the batch
+ * once. argv[1] "redis" runs on a private redis-server (the blocked-write
+ * cases need SQLite's write lock and are skipped there). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,6 +57,7 @@ static int teardown(void **state) {
 /* One POST /api/v1/tasks made on a thread of its own (no asserts there). */
 typedef struct post {
   char body[128];
+  int port; /* 0: g_port */
   pthread_t th;
   int status;
   json_t *answer;
@@ -63,7 +65,7 @@ typedef struct post {
 
 static void *post_run(void *ud) {
   post_t *p = ud;
-  tc_resp_t r = tc_req(g_port, "POST", "/api/v1/tasks", p->body);
+  tc_resp_t r = tc_req(p->port ? p->port : g_port, "POST", "/api/v1/tasks", p->body);
   p->status = r.status;
   p->answer = tc_json(&r);
   tc_free(&r);
@@ -76,11 +78,13 @@ static const char *message(json_t *answer) {
   return json_string_value(json_object_get(json_object_get(answer, "error"), "message"));
 }
 
-static er__http_send_stats_t stats(void) {
+static er__http_send_stats_t stats_of(er_http_server_t *srv) {
   er__http_send_stats_t st;
-  er__http_send_stats(g_srv, &st);
+  er__http_send_stats(srv, &st);
   return st;
 }
+
+static er__http_send_stats_t stats(void) { return stats_of(g_srv); }
 
 /* The task id answered must be stored with the args the body sent. */
 static void assert_stored(json_t *answer, json_int_t a, json_int_t b) {
@@ -148,17 +152,19 @@ static void concurrent_sends_all_stored(void **state) {
   assert_int_equal(after.waiting, 0);
 }
 
-/* Waits up to 60 s for cond over the stats; fails with what when it never holds. */
-#define WAIT_STATS(cond, what)                                          \
+/* Waits up to 60 s for cond over srv's stats; fails with what when it
+ * never holds. */
+#define WAIT_STATS_OF(srv, cond, what)                                  \
   do {                                                                  \
-    er__http_send_stats_t st = stats();                                 \
+    er__http_send_stats_t st = stats_of(srv);                           \
     for (int w_ = 0; w_ < 6000 && !(cond); w_++) {                      \
       usleep(10000);                                                    \
-      st = stats();                                                     \
+      st = stats_of(srv);                                               \
     }                                                                   \
     if (!(cond)) fail_msg("%s (writes %llu, waiting %zu)", what,        \
                           (unsigned long long)st.writes, st.waiting);   \
   } while (0)
+#define WAIT_STATS(cond, what) WAIT_STATS_OF(g_srv, cond, what)
 
 /* SQLite's write lock held by another connection: the first send takes the
  * lead and waits on it; seven more queue behind. Released, the seven go out
@@ -223,9 +229,58 @@ static void batch_while_writing_fails_alone(void **state) {
   er__http_send_stats_t after = stats();
   assert_int_equal(after.writes, before.writes + 2); /* the first alone, then the seven */
   assert_true(after.largest >= N);
+  assert_int_equal(after.alone, before.alone + N); /* each of the seven tried alone */
   assert_int_equal(after.waiting, 0);
   json_decref(alone_taken);
   json_decref(alone_empty);
+}
+
+/* The store failing as a whole (locked past its busy timeout) fails the
+ * whole batch once, with the error a lone send gets, rather than trying
+ * each send alone against the same lock. */
+static void store_failure_fails_the_batch_once(void **state) {
+  if (g_redis) skip();
+  char url[512], path[400];
+  snprintf(path, sizeof path, "%s/errand.db", H.dir);
+  snprintf(url, sizeof url, "sqlite:%s?busy_ms=3000", path);
+  er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = url};
+  er_http_server_t *srv;
+  char msg[256] = "";
+  assert_int_equal(er_http_server_new(&o, &srv, msg, sizeof msg), 0);
+  assert_int_equal(er_http_server_start(srv, msg, sizeof msg), 0);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+  post_t first = {.body = "{\"task\":\"add\",\"args\":[300,0]}",
+                  .port = er_http_server_port(srv)};
+  post_start(&first);
+  WAIT_STATS_OF(srv, st.writes == 1, "the first send never took the lead");
+  enum { N = 4 };
+  post_t p[N];
+  for (int i = 0; i < N; i++) {
+    memset(&p[i], 0, sizeof p[i]);
+    p[i].port = first.port;
+    snprintf(p[i].body, sizeof p[i].body, "{\"task\":\"add\",\"args\":[300,%d]}", i + 1);
+    post_start(&p[i]);
+  }
+  WAIT_STATS_OF(srv, st.waiting == N, "the sends never queued behind the write");
+  pthread_join(first.th, NULL);
+  assert_true(first.status >= 500); /* 503: busy */
+  assert_non_null(message(first.answer));
+  for (int i = 0; i < N; i++) {
+    pthread_join(p[i].th, NULL);
+    assert_int_equal(p[i].status, first.status);
+    assert_string_equal(message(p[i].answer), message(first.answer));
+    json_decref(p[i].answer);
+  }
+  json_decref(first.answer);
+  er__http_send_stats_t st = stats_of(srv);
+  assert_int_equal(st.writes, 2);
+  assert_int_equal(st.alone, 0);
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  er_http_server_free(srv);
 }
 
 int main(int argc, char **argv) {
@@ -237,6 +292,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(concurrent_sends_all_stored),
       cmocka_unit_test(batch_while_writing_fails_alone),
+      cmocka_unit_test(store_failure_fails_the_batch_once),
   };
   return cmocka_run_group_tests_name(g_redis ? "http_group.redis" : "http_group.sqlite", tests,
                                      setup, teardown);
