@@ -11,7 +11,9 @@
  *
  * Threads: er_http_server_start runs the server on threads of its own (one
  * listening thread, one per connection, at most max_connections of them),
- * so a request that waits (?wait=S, a callback) holds up no other. The
+ * so a request that waits (?wait=S, a callback) holds up no other. Sends
+ * made at the same time share one store transaction, each answered once its
+ * task is committed (docs/http-api.md, Performance). The
  * server's calls (new, start, stop, free) are made from one thread at a
  * time; er_http_server_port and er_http_server_url from any thread once
  * started.

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +19,17 @@
 #include "errand/http.h"
 
 #define ER__HTTP_MAX_CAPS 2 /* {id} parameters in one route */
+
+typedef struct er__http_send er__http_send_t; /* one send waiting (send_group.c) */
+
+/* What the group commit has done (send_group.c), for tests. */
+typedef struct er__http_send_stats {
+  uint64_t writes; /* batches written, a send alone counting as one */
+  uint64_t sends;  /* sends in them */
+  size_t largest;  /* the most sends in one batch */
+  uint64_t alone;  /* sends written again alone, their batch refused */
+  size_t waiting;  /* sends in the list now, not yet taken by a leader */
+} er__http_send_stats_t;
 
 struct er_http_server {
   er_http_opts_t o; /* strings below are copies */
@@ -31,6 +43,11 @@ struct er_http_server {
   char url[96];
   atomic_int streams; /* event streams open (routes_events.c) */
   bool v6;
+  /* The sends waiting for the next group commit (send_group.c). */
+  pthread_mutex_t send_lock;
+  er__http_send_t *send_head, *send_tail;
+  bool send_busy; /* a thread is writing a batch */
+  er__http_send_stats_t send_stats;
   union {
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
@@ -107,6 +124,20 @@ json_t *er__http_query(er__http_req_t *rq, er__http_resp_t *out);
 /* Waits up to ms (capped by max_wait_ms) for task id to finish, giving up
  * early when the server stops. */
 void er__http_wait_done(er_http_server_t *srv, const char *id, int64_t ms);
+
+/* ---- Sends, committed in groups (send_group.c) ---- */
+void er__http_group_init(er_http_server_t *s);
+void er__http_group_destroy(er_http_server_t *s);
+/* er_send_ex on srv's client, in one store transaction with the sends
+ * other threads make meanwhile; returns once this task is committed (or
+ * refused). Each send keeps its own answer: 0 with *id and *existed (either
+ * may be NULL), or the negative code with the client's one-line reason in
+ * msg (may be NULL) of msg_size bytes, as er_send_ex alone would give. The
+ * strings and values are borrowed for the call. Any thread. */
+int er__http_send(er_http_server_t *srv, const char *task, json_t *args, json_t *kwargs,
+                  const er_send_opts_t *opts, er_id_t *id, bool *existed, char *msg,
+                  size_t msg_size);
+void er__http_send_stats(er_http_server_t *s, er__http_send_stats_t *out);
 
 /* ---- Handlers ---- */
 void er__http_task_post(er__http_req_t *rq, er__http_resp_t *out);

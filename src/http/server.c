@@ -85,6 +85,7 @@ int er_http_server_new(const er_http_opts_t *opts, er_http_server_t **out, char 
     er_free(s);
     return ER_EINTERNAL;
   }
+  er__http_group_init(s);
   if (!s->o.max_body) s->o.max_body = DEFAULT_MAX_BODY;
   if (!s->o.max_connections) s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
   if (!s->o.timeout_s) s->o.timeout_s = DEFAULT_TIMEOUT_S;
@@ -271,5 +272,6 @@ void er_http_server_free(er_http_server_t *s) {
   er_free(s->listen);
   er_free(s->token);
   er_free(s->base_url);
+  er__http_group_destroy(s);
   er_free(s);
 }
