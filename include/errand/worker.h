@@ -112,6 +112,14 @@ typedef struct er_worker_opts {
                                  (er_pipe_callback_url), http:// or https://;
                                  NULL: $ERRAND_BASE_URL. Borrowed: it must
                                  outlive the worker */
+  bool celery;                /* also consume Celery (protocol v2) messages from the
+                                 Redis lists of the same queue names (default queue
+                                 "celery"), writing results as Celery's Redis backend
+                                 does (docs/celery.md); a store that is not redis://
+                                 is ER_EINVAL */
+  int64_t celery_visibility_ms; /* celery: an unacknowledged Celery message older than
+                                 this goes back to its queue (kombu's
+                                 visibility_timeout); 0: 3600000, as kombu */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg
