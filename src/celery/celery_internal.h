@@ -72,6 +72,15 @@ int64_t er__cel_parse_time(const char *s);
 /* ms since the epoch as Celery's isoformat with +00:00. */
 void er__cel_format_time(int64_t ms, bool zone, char *out, size_t size);
 
+/* ---- progress.c ---- */
+
+/* True for a record made from a Celery message (its context has "celery"). */
+bool er__celery_borne(const er_task_rec_t *rec);
+/* A task's progress callback for a Celery-borne task run in a pool thread or
+ * child: ud is the store URL; writes the PROGRESS state to the task's result
+ * key on a connection of its own. */
+void er__celery_progress(void *ud, const char *id, int attempt, double p, const char *msg);
+
 /* ---- source.c ---- */
 
 /* Wraps a Redis store handle (taken: the wrapper closes it) so that

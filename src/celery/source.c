@@ -35,7 +35,9 @@ static er_task_rec_t *to_rec(const er__cel_msg_t *m, const char *list,
   r->state = ER_STATE_STARTED;
   r->args = json_incref(m->args);
   r->kwargs = json_incref(m->kwargs);
-  r->context = json_object();
+  /* marks it Celery-borne (er__celery_borne), and tells the task its canvas */
+  r->context = json_pack("{s:{s:s?,s:s?,s:s?}}", "celery", "root_id", m->root_id, "parent_id",
+                         m->parent_id, "group", m->group);
   r->created_ms = r->started_ms = req->now_ms;
   r->eta_ms = m->eta_ms;
   r->expires_ms = m->expires_ms;
