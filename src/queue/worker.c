@@ -294,6 +294,9 @@ static int celery_wrap(er_worker_t *w, char *errmsg, size_t size) {
   int rc = er__celery_wrap(w->store, (const char *const *)w->queues, w->nqueues, vis, &cs, errmsg,
                            size);
   if (rc == 0) w->store = cs;
+  /* a lease renews (touches unacked_index) every third of it: within the
+   * visibility timeout, so no consumer restores a message that runs */
+  if (w->opts.lease_ms > vis) w->opts.lease_ms = vis;
   return rc;
 #else
   snprintf(errmsg, size, "--celery: this errand was built without the redis store");

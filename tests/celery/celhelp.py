@@ -22,6 +22,7 @@ def args():
     p.add_argument('--errand', required=True)
     p.add_argument('--tasks', required=True)
     p.add_argument('--tool')
+    p.add_argument('--mark')
     return p.parse_args()
 
 
