@@ -75,6 +75,8 @@ class Env:
         return p
 
     def log(self, name='worker.log'):
+        if not os.path.exists(os.path.join(self.dir, name)):
+            return ''
         with open(os.path.join(self.dir, name), errors='replace') as f:
             return f.read()
 

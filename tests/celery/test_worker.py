@@ -14,6 +14,13 @@ from celhelp import check, run_main, wait_for
 def run(env):
     app = env.app()
     r = env.r
+    import os
+    import subprocess
+    p = subprocess.run([env.opts.errand, 'worker', '--celery', '--store',
+                        'sqlite:' + os.path.join(env.dir, 'x.db'), '-A', env.opts.tasks],
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 2 and p.stderr.count('\n') == 1 and 'redis' in p.stderr,
+          '--celery on a store that is not Redis: one line, exit 2 (%r)' % p.stderr)
     w = env.worker('-P', 'threads', '-c', '4')
 
     check(app.send_task('add', args=[2, 3]).get(timeout=30) == 5, 'a value comes back')
