@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 
+_T0 = time.time()
+
 import redis
 from celery import Celery
 
@@ -100,7 +102,7 @@ class Env:
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
-    print('ok -', what)
+    print('ok -', what, '(%.1f s)' % (time.time() - _T0))
     sys.stdout.flush()
 
 
@@ -127,6 +129,7 @@ def run_main(body):
     except BaseException:
         traceback.print_exc()
         print('worker log:\n' + env.log()[-4000:])
+        print('python worker log:\n' + env.log('py.log')[-4000:])
     finally:
         env.close()
     sys.stdout.flush()

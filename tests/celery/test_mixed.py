@@ -26,6 +26,7 @@ def run(env):
                            '--without-mingle', '-l', 'warning'],
                           env=penv, cwd=HERE, stdout=plog, stderr=plog)
     env.procs.append(py)
+    wait_for(lambda: app.control.ping(timeout=1.0), 120, 'the Python worker answers a ping')
     extra = ['-A', env.opts.mark, '-c', '4', '--visibility-timeout', '5']
     c1 = env.worker(*extra)
     rs = [app.send_task('mark', args=[env.port, 0.02]) for _ in range(N)]
@@ -38,7 +39,11 @@ def run(env):
         held.add(json.loads(v)[0]['headers']['id'])
     check(True, 'the C worker killed -9 mid-batch (%d messages unacknowledged)' % len(held))
     c2 = env.worker(*extra, log='worker2.log')
-    ids = [x.get(timeout=300) for x in rs]
+    keys = ['celery-task-meta-' + x.id for x in rs]
+    # read from the result keys (AsyncResult.get, one by one, is slow here)
+    metas = wait_for(lambda: (lambda v: None if None in v else v)(r.mget(keys)), 300,
+                     'every result')
+    ids = [json.loads(m)['result'] for m in metas]
     check(ids == [x.id for x in rs], 'every task has its result')
     counts = [int(r.get('mark:' + x.id) or 0) for x in rs]
     check(min(counts) >= 1, 'no task was lost')
