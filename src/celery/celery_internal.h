@@ -113,7 +113,8 @@ typedef struct er__cel {
   bool have_watcher, have_listener;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  bool armed, stop;   /* mu */
+  uint64_t gen;       /* mu: reservations so far (the watcher rings once per one) */
+  bool stop;          /* mu */
   json_t *revoked;    /* mu: ids revoked by `celery control revoke` */
   bool revoke_news;   /* mu */
 } er__cel_t;

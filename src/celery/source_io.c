@@ -5,6 +5,7 @@
  * moves nothing), and the listener, subscribed to kombu's pidbox fanout, for
  * `celery control revoke`. The watcher rings once and waits until the
  * worker has reserved again, so a busy worker is not woken in a loop. */
+#include <stdint.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -88,7 +89,7 @@ bool er__cel_rang(er__cel_t *cs) {
 
 void er__cel_arm(er__cel_t *cs) {
   pthread_mutex_lock(&cs->mu);
-  cs->armed = true;
+  cs->gen++;
   pthread_cond_signal(&cs->cv);
   pthread_mutex_unlock(&cs->mu);
 }
@@ -130,9 +131,13 @@ static void *watch_main(void *arg) {
   er__cel_t *cs = arg;
   redisContext *c = NULL;
   char err[200];
+  /* the reservation count when it last rang: it rings again only after
+   * another reservation (one made while it looked counts) */
+  uint64_t rung = 0, gen;
   while (!stopping(cs)) {
     pthread_mutex_lock(&cs->mu);
-    while (!cs->armed && !cs->stop) pthread_cond_wait(&cs->cv, &cs->mu);
+    while (cs->gen == rung && !cs->stop) pthread_cond_wait(&cs->cv, &cs->mu);
+    gen = cs->gen;
     pthread_mutex_unlock(&cs->mu);
     if (!c && er__rd_connect(er__rd(cs->inner), CONNECT_MS, true, &c, err, sizeof err)) {
       usleep(200000);
@@ -148,9 +153,7 @@ static void *watch_main(void *arg) {
       continue;
     }
     if (found) {
-      pthread_mutex_lock(&cs->mu);
-      cs->armed = false;
-      pthread_mutex_unlock(&cs->mu);
+      rung = gen;
       ring(cs);
     }
   }
@@ -239,7 +242,7 @@ int er__cel_wake_start(er__cel_t *cs, char *errmsg, size_t size) {
   epoll_ctl(cs->epfd, EPOLL_CTL_ADD, cs->evfd, &ev);
   int in = er_store_wakeup_fd(cs->inner);
   if (in >= 0) epoll_ctl(cs->epfd, EPOLL_CTL_ADD, in, &ev);
-  cs->armed = true;
+  cs->gen = 1;
   if (pthread_create(&cs->watcher, NULL, watch_main, cs)) {
     snprintf(errmsg, size, "celery: cannot start the watcher thread");
     return ER_ESYS;
