@@ -130,6 +130,14 @@ def run_main(body):
         traceback.print_exc()
         print('worker log:\n' + env.log()[-4000:])
         print('python worker log:\n' + env.log('py.log')[-4000:])
+        print('second worker log:\n' + env.log('worker2.log')[-4000:])
+        try:
+            r = env.r
+            print('state: list %d, unacked %d, delayed %d, rejected %d, results %d' % (
+                r.llen('celery'), r.hlen('unacked'), r.zcard('errand.celery.delayed_index'),
+                r.llen('errand.celery.rejected'), len(r.keys('celery-task-meta-*'))))
+        except Exception as e:
+            print('state: %s' % e)
     finally:
         env.close()
     sys.stdout.flush()
