@@ -3,7 +3,11 @@
  *   codec.c      a kombu envelope in and out: headers, properties, the base64
  *                body [args, kwargs, embed]; result metadata; times
  *   source.c     a store that wraps the Redis store's handle for a worker and
- *                serves Celery messages beside errand's tasks
+ *                serves Celery messages beside errand's tasks (reserve, renew,
+ *                complete, progress, restore)
+ *   source_ops.c that store's vtable, wake-ups and forwarded calls
+ *   client.c     ?protocol=celery: a client's sends and reads in Celery's terms
+ *   progress.c   progress of Celery tasks run in pool threads and children
  *   source_io.c  the Redis side of it: its connection, the scripts
  *                (src/store/lua/celery_*.lua), the watcher thread
  *   outcome.c    what a finished Celery task writes: its result key, the next
@@ -134,6 +138,15 @@ void er__cel_arm(er__cel_t *cs);
 bool er__cel_rang(er__cel_t *cs);
 /* True when id was revoked by a broadcast. */
 bool er__cel_is_revoked(er__cel_t *cs, const char *id);
+
+/* ---- source.c: the calls that serve Celery messages (source_ops.c has
+ * the vtable and the rest) ---- */
+int er__cel_reserve(er_store_t *s, const er_reserve_req_t *req, er_task_rec_t ***out, size_t *n);
+int er__cel_renew(er_store_t *s, const char *const *ids, const int *attempts, size_t n,
+                  int64_t until, bool *revoked, bool *fenced);
+int er__cel_complete(er_store_t *s, const er_completion_t *c, size_t n, bool *fenced);
+int er__cel_progress(er_store_t *s, const char *id, int attempt, double p, const char *msg);
+int er__cel_maintain(er_store_t *s, int64_t now_ms, er_maint_counts_t *counts);
 
 /* ---- outcome.c ---- */
 /* Adds to a the operations that record completion c of the Celery message

@@ -122,8 +122,8 @@ static int cli_get(er_store_t *s, const char *id, const char *key, er_task_rec_t
   } else if (r->state == ER_STATE_FAILURE || r->state == ER_STATE_REVOKED ||
              r->state == ER_STATE_RETRY) {
     char msg[512];
-    int code = r->state == ER_STATE_REVOKED ? ER_EREVOKED : er__cel_meta_error(meta, msg, sizeof msg);
-    if (code == ER_EREVOKED) er__cel_meta_error(meta, msg, sizeof msg);
+    int code = er__cel_meta_error(meta, msg, sizeof msg);
+    if (r->state == ER_STATE_REVOKED) code = ER_EREVOKED;
     r->error = er__store_error_json(code, msg);
     json_t *t = json_object_get(res, "exc_type"), *m = json_object_get(res, "exc_module");
     if (r->error && t) json_object_set(r->error, "exc_type", t);

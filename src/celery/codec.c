@@ -18,7 +18,9 @@ void er__cel_msg_clear(er__cel_msg_t *m) {
   memset(m, 0, sizeof *m);
 }
 
-static const char *str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *str(json_t *o, const char *k) {
+  return json_string_value(json_object_get(o, k));
+}
 
 int64_t er__cel_parse_time(const char *s) {
   int y, mo, d, h, mi, n = 0;
@@ -75,7 +77,8 @@ int er__cel_decode(const char *text, size_t len, er__cel_msg_t *m, char *why, si
   if (!m->task || !*m->task) FAIL("headers.task missing");
   if (strlen(m->id) > ER_ID_LEN) FAIL("headers.id longer than %d characters", ER_ID_LEN);
   const char *ct = str(m->env, "content-type");
-  if (!ct || strcmp(ct, "application/json")) FAIL("content-type %s: only application/json is read", ct ? ct : "missing");
+  if (!ct || strcmp(ct, "application/json"))
+    FAIL("content-type %s: only application/json is read", ct ? ct : "missing");
   const char *enc = str(p, "body_encoding"), *body = str(m->env, "body");
   if (!body) FAIL("body missing");
   size_t blen = strlen(body);

@@ -24,6 +24,12 @@ static const char *ostr(json_t *o, const char *k) {
   return json_string_value(json_object_get(o, k));
 }
 
+/* o[k], or null (borrowed). */
+static json_t *opt_json(json_t *o, const char *k) {
+  json_t *v = json_object_get(o, k);
+  return v ? v : json_null();
+}
+
 /* Publishes signature sig (a dict as canvas.py writes it) with first
  * (may be NULL) prepended to its args unless it is immutable. */
 static void send_sig(er_rd_args_t *a, size_t *nops, json_t *sig, json_t *first,
@@ -47,12 +53,10 @@ static void send_sig(er_rd_args_t *a, size_t *nops, json_t *sig, json_t *first,
   const char *queue = ostr(opts, "queue") ? ostr(opts, "queue")
                       : ostr(opts, "routing_key") ? ostr(opts, "routing_key")
                       : from->routing_key ? from->routing_key : "celery";
-  json_t *embed = json_pack("{s:O,s:O,s:O,s:O}", "callbacks",
-                            json_object_get(opts, "link") ? json_object_get(opts, "link") : json_null(),
-                            "errbacks",
-                            json_object_get(opts, "link_error") ? json_object_get(opts, "link_error") : json_null(),
-                            "chain", chain && json_array_size(chain) ? chain : json_null(),
-                            "chord", json_object_get(opts, "chord") ? json_object_get(opts, "chord") : json_null());
+  json_t *embed = json_pack("{s:O,s:O,s:O,s:O}", "callbacks", opt_json(opts, "link"),
+                            "errbacks", opt_json(opts, "link_error"), "chain",
+                            chain && json_array_size(chain) ? chain : json_null(), "chord",
+                            opt_json(opts, "chord"));
   int pri = (int)json_integer_value(json_object_get(opts, "priority"));
   er__cel_send_t s = {.id = id, .task = task, .queue = queue, .args = args,
                       .kwargs = json_is_object(kw) ? kw : NULL, .embed = embed,
@@ -91,7 +95,8 @@ int er__cel_outcome_ops(er__cel_t *cs, const er_completion_t *c, json_t *f, er_r
   const char *tag = ostr(f, "tag"), *list = ostr(f, "list"), *raw = ostr(f, "raw");
   er__cel_msg_t m;
   char why[200];
-  if (er__cel_decode(raw, strlen(raw), &m, why, sizeof why)) return ER_EINTERNAL; /* decoded before */
+  if (er__cel_decode(raw, strlen(raw), &m, why, sizeof why))
+    return ER_EINTERNAL; /* it decoded when it was taken */
   if (c->state == ER_STATE_PENDING) { /* given back: next in its list */
     er__rd_args_str(a, "back");
     er__rd_args_str(a, tag);

@@ -164,7 +164,6 @@ static void *watch_main(void *arg) {
 /* A pidbox broadcast: {"method": "revoke", "arguments": {"task_id": ID or
  * [IDs]}} in a kombu envelope. */
 static void on_broadcast(er__cel_t *cs, const char *text, size_t len) {
-  er__cel_msg_t m;
   json_t *env = json_loadb(text, len, 0, NULL);
   const char *body = json_string_value(json_object_get(env, "body"));
   json_t *b = NULL;
@@ -176,7 +175,6 @@ static void on_broadcast(er__cel_t *cs, const char *text, size_t len) {
     if (n > 0) b = json_loadb((const char *)raw, (size_t)n, 0, NULL);
     er_free(raw);
   }
-  (void)m;
   const char *method = json_string_value(json_object_get(b, "method"));
   if (method && !strcmp(method, "revoke")) {
     json_t *ids = json_object_get(json_object_get(b, "arguments"), "task_id");
@@ -223,7 +221,8 @@ static void *listen_main(void *arg) {
       continue;
     }
     redisReply *r = rv;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[3]->type == REDIS_REPLY_STRING)
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+        r->element[3]->type == REDIS_REPLY_STRING)
       on_broadcast(cs, r->element[3]->str, r->element[3]->len);
     freeReplyObject(r);
   }
