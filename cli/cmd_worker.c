@@ -26,6 +26,10 @@ static const char usage[] =
     "      --base-url URL  the base of pipelines' callback URLs, http(s)://...\n"
     "                      (default: $ERRAND_BASE_URL)\n"
     CLI_SECRET_HELP
+    "      --celery        also run Celery messages from the Redis lists of the same\n"
+    "                      queues (default queue: celery); needs a redis:// store\n"
+    "      --visibility-timeout S  --celery: unacknowledged messages older than S go\n"
+    "                      back to their queue (default 3600, as kombu)\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -59,7 +63,8 @@ int cmd_worker(int argc, char **argv) {
       {"store-file", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
       {"max-result-size", required_argument, 0, 'R'}, {"task-output", required_argument, 0, 'T'},
       {"base-url", required_argument, 0, 'B'}, {"secret", required_argument, 0, 'x'},
-      {"secret-file", required_argument, 0, 'X'}, {0, 0, 0, 0}};
+      {"secret-file", required_argument, 0, 'X'}, {"celery", no_argument, 0, 'C'},
+      {"visibility-timeout", required_argument, 0, 'V'}, {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   size_t builtins = 0;
   er_pipeline_foreach(count_pipeline, &builtins);
@@ -116,6 +121,12 @@ int cmd_worker(int argc, char **argv) {
           return EXIT_USAGE;
         break;
       case 'q': wo.quiet = true; break;
+      case 'C': wo.celery = true; break;
+      case 'V':
+        if (!cli_seconds_opt("--visibility-timeout", optarg, 1000, 30LL * 86400000,
+                             &wo.celery_visibility_ms))
+          return EXIT_USAGE;
+        break;
       case 'T': wo.task_output = optarg; break;
       case 'B': wo.base_url = optarg; break;
       case 'x':
@@ -157,6 +168,7 @@ int cmd_worker(int argc, char **argv) {
   int rc = er_worker_new(&wo, &w, msg, sizeof msg);
   if (rc < 0) {
     cli_error("%s", *msg ? msg : er_strerror(rc));
+    if (wo.celery && rc == ER_EINVAL) return EXIT_USAGE;
     return cli_open_exit(rc);
   }
   size_t ntasks = 0, npipes = 0;

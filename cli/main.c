@@ -15,7 +15,7 @@ static const char usage[] =
     "           [--concurrency N] [--pool prefork|threads|solo] [--prefetch N]\n"
     "           [--lease S] [--grace S] [--max-result-size BYTES]\n"
     "           [--task-output FILE] [--base-url URL] [--secret S] [--secret-file PATH]\n"
-    "           [--loglevel L] [--quiet]\n"
+    "           [--loglevel L] [--quiet] [--celery [--visibility-timeout S]]\n"
     "  send     send a task: errand send TASK [--args JSON] [--kwargs JSON]\n"
     "           [--context JSON] [--countdown S] [--eta TIME] [--expires S|TIME]\n"
     "           [--key K] [--name N] [--if-absent] [--queue Q] [--priority P]\n"

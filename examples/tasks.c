@@ -12,6 +12,8 @@
  * flaky     asks for a retry until it has been retried args[0] times
  * fanout    a tasklet task: sends args[0] `add` subtasks, awaits them all and
  *           returns the sum of their results, without holding a worker slot
+ * xsum      the sum of a JSON array of numbers (args[0]): the usual chord
+ *           callback, which gets its header's results as that array
  * send_email "mails" the user its context names (sent by examples/webapp.c with
  *           the caller of POST /signup): logs and returns "mail to USER: welcome"
  */
@@ -132,3 +134,21 @@ static int send_email(er_task_t *t, json_t **result) {
   return *result ? 0 : er_task_fail(t, ER_ENOMEM, "out of memory");
 }
 ER_TASK("send_email", send_email, .max_retries = ER_RETRIES_NONE)
+
+static int xsum(er_task_t *t, json_t **result) {
+  json_t *nums = json_array_get(er_task_args(t), 0), *v;
+  if (!json_is_array(nums)) return er_task_fail(t, ER_EINVAL, "xsum takes an array of numbers");
+  size_t i;
+  json_int_t isum = 0;
+  double dsum = 0;
+  bool real = false;
+  json_array_foreach(nums, i, v) {
+    if (!json_is_number(v)) return er_task_fail(t, ER_EINVAL, "xsum: item %zu is not a number", i);
+    real |= json_is_real(v);
+    if (json_is_integer(v)) isum += json_integer_value(v);
+    dsum += json_number_value(v);
+  }
+  *result = real ? json_real(dsum) : json_integer(isum);
+  return 0;
+}
+ER_TASK("xsum", xsum, .max_retries = ER_RETRIES_NONE)

@@ -21,6 +21,9 @@
  *                      "default")
  *   timeout_ms         how long a call may take, reconnecting included, before
  *                      it gives up with ER_EUNAVAILABLE (default 5000)
+ *   protocol=celery    sends (enqueue) and reads (get) speak Celery's protocol
+ *                      v2, for Python Celery workers (docs/celery.md); other
+ *                      values are ER_EINVAL
  *
  * Threads: a store handle is used by one thread at a time; open one per
  * thread (opening is cheap). Every call blocks; the queue layer runs them on

@@ -118,6 +118,14 @@ typedef struct er_worker_opts {
                                  given the same (er_http_opts_t.secret) to accept
                                  them. NULL or "": the store's. Not kept: the
                                  worker keeps a key made from it */
+  bool celery;                /* also consume Celery (protocol v2) messages from the
+                                 Redis lists of the same queue names (default queue
+                                 "celery"), writing results as Celery's Redis backend
+                                 does (docs/celery.md); a store that is not redis://
+                                 is ER_EINVAL */
+  int64_t celery_visibility_ms; /* celery: an unacknowledged Celery message older than
+                                 this goes back to its queue (kombu's
+                                 visibility_timeout); 0: 3600000, as kombu */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg

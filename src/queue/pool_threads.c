@@ -4,6 +4,7 @@
  * this pool honours soft time limits and revocation (er_task_check) only. */
 #include <pthread.h>
 
+#include "celery/celery_internal.h"
 #include "queue/pool.h"
 
 typedef struct threads {
@@ -46,6 +47,12 @@ static void *thread_main(void *arg) {
     t.max_result = tp->base.max_result;
     t.progress = store ? progress : NULL;
     t.progress_ud = store;
+#ifdef ER_HAVE_REDIS
+    if (er__celery_borne(j->rec)) { /* --celery: the PROGRESS state of its result key */
+      t.progress = er__celery_progress;
+      t.progress_ud = (void *)tp->base.store_url;
+    }
+#endif
     t.store_url = tp->base.store_url;
     t.base_url = tp->base.base_url;
     t.secret = tp->base.secret;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "celery/celery_internal.h"
 #include "queue/prefork.h"
 #include "queue/queue_internal.h"
 
@@ -153,6 +154,12 @@ int er__child_run(int fd, const char *store_url, const char *base_url, const uin
     t.revoked = &g_revoked;
     t.progress = progress;
     t.progress_ud = pstate;
+#ifdef ER_HAVE_REDIS
+    if (er__celery_borne(rec)) { /* --celery: the PROGRESS state of its result key */
+      t.progress = er__celery_progress;
+      t.progress_ud = (void *)store_url;
+    }
+#endif
     t.max_result = max_result;
     t.store_url = store_url;
     t.base_url = base_url;

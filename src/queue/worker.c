@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pipeline/token.h"
+#include "celery/celery_internal.h"
 #include "queue/result_check.h"
 #include "queue/worker_internal.h"
 
@@ -290,6 +291,25 @@ void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec) {
 
 er__pool_t *(*er__pool_new_hook)(er_pool_kind_t kind);
 
+/* --celery: the worker's store serves Celery's lists too (src/celery). */
+static int celery_wrap(er_worker_t *w, char *errmsg, size_t size) {
+#ifdef ER_HAVE_REDIS
+  er_store_t *cs;
+  int64_t vis = w->opts.celery_visibility_ms ? w->opts.celery_visibility_ms : 3600000;
+  int rc = er__celery_wrap(w->store, (const char *const *)w->queues, w->nqueues, vis, &cs, errmsg,
+                           size);
+  if (rc == 0) w->store = cs;
+  /* a lease renews (touches unacked_index) every third of it: within the
+   * visibility timeout, so no consumer restores a message that runs */
+  if (w->opts.lease_ms > vis) w->opts.lease_ms = vis;
+  return rc;
+#else
+  snprintf(errmsg, size, "--celery: this errand was built without the redis store");
+  (void)w;
+  return ER_EINVAL;
+#endif
+}
+
 int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
                   size_t errmsg_size) {
   *out = NULL;
@@ -307,8 +327,10 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   }
   w->opts.secret = NULL;
   w->precise = w->has_due = -1;
-  static const char *const dflt[] = {"default"};
-  const char *const *qs = opts->queues && opts->nqueues ? opts->queues : dflt;
+  static const char *const dflt[] = {"default"}, *const cel_dflt[] = {"celery"};
+  const char *const *qs = opts->queues && opts->nqueues ? opts->queues
+                          : opts->celery                 ? cel_dflt
+                                                         : dflt;
   w->nqueues = opts->queues && opts->nqueues ? opts->nqueues : 1;
   w->queues = er_calloc(w->nqueues, sizeof *w->queues);
   bool ok = w->queues != NULL;
@@ -323,6 +345,7 @@ int er_worker_new(const er_worker_opts_t *opts, er_worker_t **out, char *errmsg,
   snprintf(w->id, sizeof w->id, "%s:%d:%.8s", w->hostname, (int)getpid(), rid.text + 28);
   rc = er_client_open(opts->store_url, &w->client, errmsg, errmsg_size);
   if (rc == 0) rc = er_store_open(er_client_url(w->client), &w->store, errmsg, errmsg_size);
+  if (rc == 0 && opts->celery) rc = celery_wrap(w, errmsg, errmsg_size);
   if (rc < 0) {
     er_worker_free(w);
     return rc;

@@ -21,7 +21,7 @@ static const er__store_backend_t *const g_backends[] = {
 #define N_BACKENDS (sizeof g_backends / sizeof g_backends[0])
 
 static const char *const g_common_options[] = {"tombstone_ms", "max_payload",
-                                                "pipe_retention_ms", NULL};
+                                                "pipe_retention_ms", "protocol", NULL};
 
 /* ---- Errors -------------------------------------------------------------- */
 
@@ -213,6 +213,10 @@ int er_store_open(const char *url, er_store_t **out, char *errmsg, size_t errmsg
   s->tombstone_ms = tomb;
   s->max_payload = (size_t)maxp;
   s->last_error[0] = 0;
+  /* ?protocol=celery: sends and reads speak Celery (src/celery/client.c) */
+#ifdef ER_HAVE_REDIS
+  if ((rc = er__celery_client_wrap(url, s, &s, errmsg, errmsg_size)) < 0) return rc;
+#endif
   *out = s;
   return 0;
 }

@@ -70,6 +70,12 @@ int er__store_check_completion(er_store_t *s, const er_completion_t *c);
 
 /* A new error object {"code": code, "name": "E...", "message": message}. */
 json_t *er__store_error_json(int code, const char *message);
+/* src/celery/client.c: for a URL with ?protocol=celery, *out is s wrapped so
+ * that enqueue, get and revoke speak Celery (s is then the wrapper's; on an
+ * error it is closed); without it, *out is s. ER_EINVAL for another
+ * protocol, or celery on a store that is not redis://. */
+int er__celery_client_wrap(const char *url, er_store_t *s, er_store_t **out, char *errmsg,
+                           size_t size);
 /* For stats: a new object with every state's name at 0, and adding n to one. */
 json_t *er__stats_zero_counts(void);
 void er__stats_add(json_t *counts, const char *state, json_int_t n);
