@@ -1,5 +1,5 @@
 // The dashboard in a real browser: Debian's chromium driven by playwright-core
-// against a real `errand serve` and `errand worker` (the example tasks and
+// against a real `errand up` (its server and a worker with the example tasks and
 // pipelines) on a fresh SQLite store.
 //
 //   node tests/browser/dashboard.mjs BUILD_DIR
@@ -45,12 +45,11 @@ async function launch(dir) {
   const bin = path.join(build, 'errand');
   const log = (name) => fs.openSync(path.join(dir, name + '.log'), 'w');
   const procs = [
-    spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--store', store, '--token', TOKEN],
-          {stdio: ['ignore', log('serve'), log('serve.err')]}),
-    spawn(bin, ['worker', '-A', path.join(build, 'libexample_tasks.so'), '-A',
-                path.join(build, 'libexample_pipelines.so'), '--store', store, '--pool', 'threads',
-                '-c', '4', '--base-url', url],
-          {stdio: ['ignore', log('worker'), log('worker.err')]}),
+    // errand up: the server and a worker with the example tasks and pipelines
+    // (found next to the executable), callback URLs on its own address.
+    spawn(bin, ['up', '--listen', `127.0.0.1:${port}`, '--store', store, '--token', TOKEN,
+                '--pool', 'threads', '-c', '4'],
+          {stdio: ['ignore', log('up'), log('up.err')]}),
   ];
   const stop = async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
