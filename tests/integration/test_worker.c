@@ -287,7 +287,17 @@ static void lease_lost(void) {
 
   /* At its next renewal the worker learns the leases are lost: what it had
    * not started is dropped, what runs is stopped (a thread is told; this one
-   * sleeps on). Wait until it holds nothing. */
+   * sleeps on). Each says so in the log when it is let go, so the log is
+   * waited on first: the heartbeat alone may be one written before the
+   * tasks were taken, and would say "nothing held" too early. */
+  for (int i = 0; i < 150; i++) {
+    char *now = h_read_file(log);
+    int seen = 0;
+    for (int k = 0; k < 3; k++) seen += now && in_log(now, "lease lost", ids[k].text);
+    free(now);
+    if (seen == 3) break;
+    usleep(100000);
+  }
   json_t *info = NULL;
   for (int i = 0; i < 100; i++) {
     usleep(100000);
@@ -309,6 +319,8 @@ static void lease_lost(void) {
    * waited in the backlog never started. */
   int before = 0;
   for (int i = 0; i < 3; i++) {
+    if (in_log(text, "succeeded", ids[i].text) || !in_log(text, "lease lost", ids[i].text))
+      fprintf(stderr, "worker log, task %s:\n%s\n", ids[i].text, text);
     assert_false(in_log(text, "succeeded", ids[i].text));
     assert_true(in_log(text, "lease lost", ids[i].text));
     before += in_log(text, "lease lost before it started", ids[i].text);
