@@ -164,6 +164,14 @@ static void openapi_matches_routes(void **state) {
     json_object_foreach(ops, method, op) documented++;
   }
   assert_int_equal(documented, n); /* nothing documented that is not served */
+  /* The Task schema names the states the store names, in its order. */
+  json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+  json_t *props = json_object_get(json_object_get(schemas, "Task"), "properties");
+  json_t *states = json_object_get(json_object_get(props, "state"), "enum");
+  assert_int_equal(json_array_size(states), ER_STATE_REVOKED + 1);
+  for (int k = ER_STATE_PENDING; k <= ER_STATE_REVOKED; k++)
+    assert_string_equal(json_string_value(json_array_get(states, (size_t)k)),
+                        er_state_name((er_task_state_t)k));
   json_decref(doc);
   /* Under /api/: with a token, it needs it like the data routes. */
   er_http_opts_t o = {.listen = "127.0.0.1:0", .store_url = H.url, .token = "s3cret"};
