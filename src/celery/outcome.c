@@ -151,15 +151,22 @@ int er__cel_outcome_ops(er__cel_t *cs, const er_completion_t *c, json_t *f, er_r
     send_list(a, nops, json_object_get(m.embed, "errbacks"), id, &m);
     json_decref(id);
   }
-  er__rd_args_str(a, "ack");
-  er__rd_args_str(a, tag);
-  ++*nops;
   json_t *chord = json_object_get(m.embed, "chord");
-  if (m.group && json_is_object(chord) && c->state != ER_STATE_RETRY) {
+  if (!m.group || !json_is_object(chord) || c->state == ER_STATE_RETRY) {
+    er__rd_args_str(a, "ack");
+    er__rd_args_str(a, tag);
+    ++*nops;
+  } else {
+    /* A chord part: the join acks it, unless it is the last part. Then the
+     * message stays unacked until the callback is sent (er__cel_chord_ready),
+     * so a worker that dies in between leaves it to come back after the
+     * visibility timeout; run again, it finds the join full and sends the
+     * callback then. */
     json_t *part = json_pack("[i,s,s,O]", 1, m.id, status, value);
     char *enc = part ? json_dumps(part, JSON_COMPACT) : NULL;
     json_decref(part);
     er__rd_args_str(a, "join");
+    er__rd_args_str(a, tag);
     er__rd_args_fmt(a, "celery-taskset-meta-%s.j", m.group);
     er__rd_args_fmt(a, "celery-taskset-meta-%s.t", m.group);
     er__rd_args_fmt(a, "celery-taskset-meta-%s.s", m.group);
@@ -171,8 +178,8 @@ int er__cel_outcome_ops(er__cel_t *cs, const er_completion_t *c, json_t *f, er_r
     free(enc);
     er__rd_args_i64(a, ER__CEL_RESULT_TTL_S);
     ++*nops;
-    *join = json_pack("{s:O,s:s,s:s?,s:s?}", "chord", chord, "id", m.id, "root_id", m.root_id,
-                      "queue", m.routing_key);
+    *join = json_pack("{s:O,s:s,s:s?,s:s?,s:s,s:s}", "chord", chord, "id", m.id, "root_id",
+                      m.root_id, "queue", m.routing_key, "tag", tag, "group", m.group);
   }
   json_decref(value);
   er__cel_msg_clear(&m);
@@ -209,12 +216,23 @@ void er__cel_chord_ready(er__cel_t *cs, json_t *join, redisReply *parts) {
   } else {
     send_sig(&a, &nops, sig, results, &from, NULL);
   }
+  /* In the same script as the callback: the last part's ack, and the join
+   * keys deleted. */
+  const char *group = ostr(join, "group");
+  er__rd_args_str(&a, "joined");
+  er__rd_args_str(&a, ostr(join, "tag"));
+  er__rd_args_fmt(&a, "celery-taskset-meta-%s.j", group);
+  er__rd_args_fmt(&a, "celery-taskset-meta-%s.t", group);
+  er__rd_args_fmt(&a, "celery-taskset-meta-%s.s", group);
   redisReply *r;
   if (er__cel_eval(cs, er__rd_lua_celery_ops, &a, &r) == 0)
     freeReplyObject(r);
   else
-    er_log(ER_LOG_ERROR, "celery: the chord callback %s could not be sent: %s",
-           ostr(sig, "task") ? ostr(sig, "task") : "?", cs->base.last_error);
+    er_log(ER_LOG_ERROR,
+           "celery: the chord callback %s could not be sent: %s (its last part %s comes back "
+           "after the visibility timeout and sends it then)",
+           ostr(sig, "task") ? ostr(sig, "task") : "?", cs->base.last_error,
+           ostr(join, "id"));
   er__rd_args_free(&a);
   json_decref(results);
   json_decref(decoded);

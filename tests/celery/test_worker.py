@@ -2,6 +2,7 @@
 values, failures, ignore_result, countdown kept in Redis, expires, unknown
 tasks, invalid messages, revoke, retry, 2,000 round trips, a chain of three,
 a chord of ten summed by xsum, links and errbacks."""
+import base64
 import json
 import time
 
@@ -164,6 +165,31 @@ def run(env):
 
     check(env.stop(w) == 0, 'the worker stops cleanly on SIGTERM')
     check(r.hlen('unacked') == 0 and r.zcard('unacked_index') == 0, 'every message acked')
+    chord_callback_survives(env, app, r)
+
+
+def chord_callback_survives(env, app, r):
+    """The chord's last part stays unacked until its callback is sent: when
+    the callback cannot be sent (its queue's key holds a string, so the
+    LPUSH fails), the part comes back after the visibility timeout, runs
+    again and sends it then. Nothing consumes `cbq`: the test reads it."""
+    r.set('cbq', 'not a list')
+    w = env.worker('-P', 'threads', '-c', '2', '--visibility-timeout', '2', log='chord.log')
+    chord([signature('add', args=[i, i], app=app) for i in range(3)],
+          signature('xsum', app=app).set(queue='cbq')).apply_async()
+    wait_for(lambda: 'could not be sent' in env.log('chord.log'), 30, 'the callback fails')
+    check(r.hlen('unacked') == 1, 'the last part is still unacked while its callback is unsent')
+    r.delete('cbq')
+    wait_for(lambda: r.llen('cbq') == 1, 30, 'the callback sent when the part comes back')
+    msg = json.loads(r.lindex('cbq', 0))
+    body = json.loads(base64.b64decode(msg['body']))
+    check(msg['headers']['task'] == 'xsum' and body[0] == [[0, 2, 4]],
+          'the callback gets every part\'s result, in order (%r)' % body[0])
+    wait_for(lambda: r.hlen('unacked') == 0, 10, 'the last part acked with the callback')
+    time.sleep(2.5)  # another visibility timeout: nothing comes back, nothing is sent twice
+    check(r.llen('cbq') == 1 and not r.keys('celery-taskset-meta-*.[jts]') and
+          r.hlen('unacked') == 0, 'one callback, the join keys gone, nothing unacked')
+    check(env.stop(w) == 0, 'the worker stops cleanly')
 
 
 if __name__ == '__main__':

@@ -10,9 +10,14 @@
 --   back TAG LIST MESSAGE   give back: out of unacked, next in its list
 --   aside TAG MESSAGE       out of unacked (if in), kept in the set-aside list
 --   defer TAG LIST ETA MESSAGE  out of unacked, into the delayed set until ETA
---   join J T S INDEX VALUE TTL  a chord part: ZADD J INDEX VALUE (Celery's
---                           ordered chords); when the count reaches S's size
---                           plus T, the parts in order (J, T, S then deleted)
+--   join TAG J T S INDEX VALUE TTL  a chord part: ZADD J INDEX VALUE
+--                           (Celery's ordered chords; a part run again
+--                           replaces its earlier one) and ack TAG, 0; when
+--                           the count reaches S's size plus T, the parts in
+--                           order, and TAG stays unacked (the caller sends the
+--                           callback with joined; if it cannot, the message
+--                           comes back and its run joins again)
+--   joined TAG J T S        the callback is sent: ack TAG, delete J, T and S
 -- Returns one result per operation.
 local UN, IX, ASIDE, DH, DZ, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local out, i = {}, 7
@@ -64,8 +69,10 @@ while ARGV[i] do
     out[#out + 1] = had
     i = i + 5
   elseif op == 'join' then
-    local J, T, S, ttl = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 6])
-    redis.call('ZADD', J, ARGV[i + 4], ARGV[i + 5])
+    local tag, J, T, S = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local idx, ttl = ARGV[i + 5], tonumber(ARGV[i + 7])
+    if tonumber(idx) then redis.call('ZREMRANGEBYSCORE', J, idx, idx) end
+    redis.call('ZADD', J, idx, ARGV[i + 6])
     local n = redis.call('ZCARD', J)
     local t, s = redis.call('GET', T), redis.call('GET', S)
     if ttl > 0 then
@@ -75,11 +82,15 @@ while ARGV[i] do
     end
     if s and n == tonumber(s) + (tonumber(t) or 0) then
       out[#out + 1] = redis.call('ZRANGE', J, 0, -1)
-      redis.call('DEL', J, T, S)
     else
+      unack(tag)
       out[#out + 1] = 0
     end
-    i = i + 7
+    i = i + 8
+  elseif op == 'joined' then
+    out[#out + 1] = unack(ARGV[i + 1])
+    redis.call('DEL', ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+    i = i + 5
   else
     return redis.error_reply('celery_ops: unknown operation ' .. op)
   end
