@@ -30,6 +30,8 @@ static const char usage[] =
     "                      queues (default queue: celery); needs a redis:// store\n"
     "      --visibility-timeout S  --celery: unacknowledged messages older than S go\n"
     "                      back to their queue (default 3600, as kombu)\n"
+    "      --track-started  --celery: write the STARTED state when a task starts, as\n"
+    "                      Celery's task_track_started\n"
     "  -l, --loglevel L    error, warn, info, debug or trace; info logs each task\n"
     "                      (default: $ERRAND_LOG, else warn)\n"
     "      --quiet         no start-up banner\n"
@@ -64,6 +66,7 @@ int cmd_worker(int argc, char **argv) {
       {"max-result-size", required_argument, 0, 'R'}, {"task-output", required_argument, 0, 'T'},
       {"base-url", required_argument, 0, 'B'}, {"secret", required_argument, 0, 'x'},
       {"secret-file", required_argument, 0, 'X'}, {"celery", no_argument, 0, 'C'},
+      {"track-started", no_argument, 0, 'k'},
       {"visibility-timeout", required_argument, 0, 'V'}, {0, 0, 0, 0}};
   er_worker_opts_t wo = {0};
   size_t builtins = 0;
@@ -122,6 +125,7 @@ int cmd_worker(int argc, char **argv) {
         break;
       case 'q': wo.quiet = true; break;
       case 'C': wo.celery = true; break;
+      case 'k': wo.celery_track_started = true; break;
       case 'V':
         if (!cli_seconds_opt("--visibility-timeout", optarg, 1000, 30LL * 86400000,
                              &wo.celery_visibility_ms))
@@ -161,6 +165,10 @@ int cmd_worker(int argc, char **argv) {
     return EXIT_USAGE;
   }
   if (!cli_secret_env(&wo.secret)) return EXIT_USAGE;
+  if (wo.celery_track_started && !wo.celery) {
+    cli_error("--track-started: only with --celery");
+    return EXIT_USAGE;
+  }
   wo.queues = (const char *const *)queues;
   wo.nqueues = nq;
   er_worker_t *w;

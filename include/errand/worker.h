@@ -126,6 +126,10 @@ typedef struct er_worker_opts {
   int64_t celery_visibility_ms; /* celery: an unacknowledged Celery message older than
                                  this goes back to its queue (kombu's
                                  visibility_timeout); 0: 3600000, as kombu */
+  bool celery_track_started;  /* celery: write the STARTED state ({"pid","hostname"})
+                                 when a Celery task is handed to a slot, as Celery's
+                                 task_track_started does (not for ignore_result
+                                 tasks); ignored without celery */
 } er_worker_opts_t;
 
 /* Makes a worker; nothing runs until er_worker_run. ER_EINVAL, errmsg

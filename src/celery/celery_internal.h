@@ -92,7 +92,11 @@ void er__celery_progress(void *ud, const char *id, int attempt, double p, const 
  * ER_EINVAL when inner is not a Redis store. */
 int er__celery_wrap(er_store_t *inner, const char *const *queues, size_t nqueues,
                     int64_t visibility_ms, er_store_t **out, char *errmsg, size_t size);
-
+/* Writes the STARTED state of message id (in flight on s, a store made by
+ * er__celery_wrap) as Celery's task_track_started does: {"pid", "hostname"},
+ * hostname being the worker's id. An id not in flight: 0, nothing written.
+ * Store thread only. */
+int er__cel_started(er_store_t *s, const char *id, const char *worker);
 
 /* ---- the wrapper's state, shared by source.c, source_io.c, outcome.c ---- */
 #include <hiredis/hiredis.h>

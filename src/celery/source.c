@@ -7,6 +7,7 @@
  * outcome is written, so the pool and the task functions are unchanged. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "celery/celery_internal.h"
 #include "errand/task.h"
@@ -300,6 +301,21 @@ int er__cel_progress(er_store_t *s, const char *id, int attempt, double p, const
   er__cel_ops_begin(cs, &a);
   er__cel_ops_result(&a, id, "PROGRESS", meta, NULL, NULL);
   json_decref(meta);
+  redisReply *r;
+  int rc = er__cel_eval(cs, er__rd_lua_celery_ops, &a, &r);
+  er__rd_args_free(&a);
+  if (!rc) freeReplyObject(r);
+  return rc;
+}
+
+int er__cel_started(er_store_t *s, const char *id, const char *worker) {
+  er__cel_t *cs = cel(s);
+  if (!json_object_get(cs->flight, id)) return 0;
+  json_t *info = json_pack("{s:I,s:s}", "pid", (json_int_t)getpid(), "hostname", worker);
+  er_rd_args_t a = {0};
+  er__cel_ops_begin(cs, &a);
+  er__cel_ops_result(&a, id, "STARTED", info, NULL, NULL);
+  json_decref(info);
   redisReply *r;
   int rc = er__cel_eval(cs, er__rd_lua_celery_ops, &a, &r);
   er__rd_args_free(&a);

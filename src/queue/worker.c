@@ -150,6 +150,7 @@ static void submit_job(er_worker_t *w, er__job_t *j) {
   j->started_wall_ms = er_now_wall_ms();
   if (w->pool->ops->submit(w->pool, j) == 0) {
     w->refuse_backoff_ms = 0;
+    er__io_celery_started(w, j);
     return;
   }
   /* Not the task's fault: it goes back to the queue for this or another
@@ -272,6 +273,7 @@ void er__worker_dispatch(er_worker_t *w, er_task_rec_t *rec) {
   if (j->def && j->def->tasklet) {
     w->ntasklets++;
     j->started_wall_ms = er_now_wall_ms();
+    er__io_celery_started(w, j);
     er_future_t *f = er_spawn(w->loop, run_tasklet_task, j);
     if (f)
       er_future_unref(f);

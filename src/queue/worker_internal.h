@@ -141,6 +141,9 @@ void er__io_watch(er_worker_t *w);
  * attempts; the jobs are freed at once. */
 void er__io_give_back(er_worker_t *w, er__job_t **jobs, size_t n, const char *why);
 void er__io_progress(er_worker_t *w, const char *id, int attempt, double p, const char *msg);
+/* --celery --track-started: job j, handed to a slot now, is STARTED in its
+ * Celery result key (when it is a Celery message that keeps its result). */
+void er__io_celery_started(er_worker_t *w, const er__job_t *j);
 void er__io_push_completion(er_worker_t *w, er__job_t *j, const er_completion_t *c);
 
 /* worker_unknown.c: tasks this worker has not registered go back to the

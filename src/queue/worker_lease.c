@@ -2,6 +2,7 @@
  * run in its own process, as requests to its store thread (see worker_io.c).
  * A renewal pins the jobs it names: one that ends meanwhile is freed when
  * the renewal is back. */
+#include "celery/celery_internal.h"
 #include "pipeline/pipe_maint.h"
 #include "queue/worker_internal.h"
 
@@ -187,6 +188,32 @@ void er__io_maintain(er_worker_t *w) {
 static void progress_run(er__sreq_t *r, er_store_t *s) {
   misc_t *q = (misc_t *)r;
   r->rc = er_store_progress(s, q->id, q->attempt, q->p, q->msg);
+}
+
+#ifdef ER_HAVE_REDIS
+static void started_run(er__sreq_t *r, er_store_t *s) {
+  misc_t *q = (misc_t *)r;
+  r->rc = er__cel_started(s, q->id, q->w->id);
+}
+#endif
+
+void er__io_celery_started(er_worker_t *w, const er__job_t *j) {
+#ifdef ER_HAVE_REDIS
+  if (!w->opts.celery || !w->opts.celery_track_started || j->rec->ignore_result ||
+      !er__celery_borne(j->rec))
+    return;
+  misc_t *q = er__io_req_new(sizeof *q, started_run, misc_done);
+  if (!q) return;
+  q->w = w;
+  if (!(q->id = er_strdup(j->rec->id))) {
+    er_free(q);
+    return;
+  }
+  er__sthread_post(w->io, &q->r); /* before its outcome: the store thread keeps the order */
+#else
+  (void)w;
+  (void)j;
+#endif
 }
 
 void er__io_progress(er_worker_t *w, const char *id, int attempt, double p, const char *msg) {

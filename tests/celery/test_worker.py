@@ -1,7 +1,8 @@
 """A Python Celery client calling C tasks run by `errand worker --celery`:
 values, failures, ignore_result, countdown kept in Redis, expires, unknown
 tasks, invalid messages, revoke, retry, 2,000 round trips, a chain of three,
-a chord of ten summed by xsum, links and errbacks."""
+a chord of ten summed by xsum, links and errbacks, a chord callback sent
+after a failed first try, and --track-started."""
 import base64
 import json
 import time
@@ -22,6 +23,10 @@ def run(env):
                        capture_output=True, text=True, timeout=60)
     check(p.returncode == 2 and p.stderr.count('\n') == 1 and 'redis' in p.stderr,
           '--celery on a store that is not Redis: one line, exit 2 (%r)' % p.stderr)
+    p = subprocess.run([env.opts.errand, 'worker', '--track-started', '--store', env.url, '-A',
+                        env.opts.tasks], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 2 and p.stderr.count('\n') == 1 and '--celery' in p.stderr,
+          '--track-started without --celery: one line, exit 2 (%r)' % p.stderr)
     w = env.worker('-P', 'threads', '-c', '4')
 
     check(app.send_task('add', args=[2, 3]).get(timeout=30) == 5, 'a value comes back')
@@ -166,6 +171,7 @@ def run(env):
     check(env.stop(w) == 0, 'the worker stops cleanly on SIGTERM')
     check(r.hlen('unacked') == 0 and r.zcard('unacked_index') == 0, 'every message acked')
     chord_callback_survives(env, app, r)
+    track_started(env, app, r)
 
 
 def chord_callback_survives(env, app, r):
@@ -189,6 +195,31 @@ def chord_callback_survives(env, app, r):
     time.sleep(2.5)  # another visibility timeout: nothing comes back, nothing is sent twice
     check(r.llen('cbq') == 1 and not r.keys('celery-taskset-meta-*.[jts]') and
           r.hlen('unacked') == 0, 'one callback, the join keys gone, nothing unacked')
+    check(env.stop(w) == 0, 'the worker stops cleanly')
+
+
+
+def track_started(env, app, r):
+    """--track-started writes STARTED ({pid, hostname}) when a task starts, as
+    Celery's task_track_started; without it a running task reads PENDING."""
+    w = env.worker('-P', 'threads', '-c', '2', log='plain.log')
+    res = app.send_task('sleep', args=[1.5])
+    wait_for(lambda: r.hlen('unacked') == 1, 10, 'the task taken')
+    time.sleep(0.5)
+    check(res.state == 'PENDING', 'without --track-started, a running task is PENDING')
+    res.get(timeout=30)
+    check(env.stop(w) == 0, 'the worker stops cleanly')
+    w = env.worker('-P', 'threads', '-c', '2', '--track-started', log='started.log')
+    res = app.send_task('sleep', args=[1.5])
+    wait_for(lambda: res.state == 'STARTED', 10, 'STARTED while it runs')
+    info = json.loads(r.get('celery-task-meta-' + res.id))['result']
+    check(info['pid'] == w.pid and info['hostname'],
+          'STARTED says which process runs it, as Celery\'s (%r)' % info)
+    check(res.get(timeout=30) == 1.5 and res.state == 'SUCCESS', 'then SUCCESS')
+    ig = app.send_task('sleep', args=[1], ignore_result=True)
+    wait_for(lambda: r.hlen('unacked') == 1, 10, 'the ignore_result task taken')
+    time.sleep(0.5)
+    check(r.get('celery-task-meta-' + ig.id) is None, 'ignore_result: no STARTED either')
     check(env.stop(w) == 0, 'the worker stops cleanly')
 
 
