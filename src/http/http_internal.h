@@ -133,10 +133,11 @@ void er__http_group_destroy(er_http_server_t *s);
  * refused). Each send keeps its own answer: 0 with *id and *existed (either
  * may be NULL), or the negative code with the client's one-line reason in
  * msg (may be NULL) of msg_size bytes, as er_send_ex alone would give. The
- * strings and values are borrowed for the call. Any thread. */
+ * strings and values are borrowed for the call. bytes is the request's size
+ * (its body's length), which bounds the transaction it joins. Any thread. */
 int er__http_send(er_http_server_t *srv, const char *task, json_t *args, json_t *kwargs,
-                  const er_send_opts_t *opts, er_id_t *id, bool *existed, char *msg,
-                  size_t msg_size);
+                  const er_send_opts_t *opts, size_t bytes, er_id_t *id, bool *existed,
+                  char *msg, size_t msg_size);
 void er__http_send_stats(er_http_server_t *s, er__http_send_stats_t *out);
 
 /* ---- Handlers ---- */

@@ -113,7 +113,8 @@ static bool send_body(er__http_req_t *rq, er__http_resp_t *out, const char *key,
     o.if_absent = true; /* the key's live task, if any, is the answer */
   }
   char msg[512];
-  int rc = ok ? er__http_send(rq->srv, task, args, kwargs, &o, id, existed, msg, sizeof msg) : 0;
+  int rc = ok ? er__http_send(rq->srv, task, args, kwargs, &o, rq->body_len, id, existed, msg,
+                                sizeof msg) : 0;
   if (rc < 0) er__http_error(out, er__http_status_for(rc), "%s", msg);
   json_decref(body);
   return ok && rc == 0;

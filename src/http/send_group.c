@@ -29,15 +29,20 @@
 
 #include "http/http_internal.h"
 
-/* At most this many requests in one transaction: a bound on the time the
- * first of them waits for the rest to be encoded. */
+/* At most this many requests in one transaction, and at most this many
+ * bytes of their bodies (a request alone may be larger, up to the body
+ * limit): a bound on the time the first of them waits for the rest to be
+ * encoded and written, and on the transaction's size (128 sends near the
+ * 1 MiB body limit would make a 128 MiB one). */
 #define GROUP_MAX 128
+#define GROUP_MAX_BYTES (4u << 20)
 
 struct er__http_send {
   /* The request, borrowed from the caller, who waits. */
   const char *task;
   json_t *args, *kwargs;
   const er_send_opts_t *opts;
+  size_t bytes;
   /* The answer. */
   er_id_t id;
   bool existed;
@@ -129,7 +134,12 @@ static void lead(er_http_server_t *srv, er__http_send_t *me) {
    * about 20 and the server's CPU time per send down by a quarter. */
   sched_yield();
   pthread_mutex_lock(&srv->send_lock);
-  for (er__http_send_t *q = srv->send_head; q && n < GROUP_MAX; q = q->next) batch[n++] = q;
+  size_t bytes = 0;
+  for (er__http_send_t *q = srv->send_head; q && n < GROUP_MAX; q = q->next) {
+    if (n && bytes + q->bytes > GROUP_MAX_BYTES) break;
+    bytes += q->bytes;
+    batch[n++] = q;
+  }
   srv->send_head = batch[n - 1]->next;
   if (!srv->send_head) srv->send_tail = NULL;
   er__http_send_stats_t *st = &srv->send_stats;
@@ -151,10 +161,10 @@ static void lead(er_http_server_t *srv, er__http_send_t *me) {
 }
 
 int er__http_send(er_http_server_t *srv, const char *task, json_t *args, json_t *kwargs,
-                  const er_send_opts_t *opts, er_id_t *id, bool *existed, char *msg,
-                  size_t msg_size) {
+                  const er_send_opts_t *opts, size_t bytes, er_id_t *id, bool *existed,
+                  char *msg, size_t msg_size) {
   er__http_send_t me = {.task = task, .args = args, .kwargs = kwargs, .opts = opts,
-                        .msg = msg, .msg_size = msg_size};
+                        .bytes = bytes, .msg = msg, .msg_size = msg_size};
   if (msg && msg_size) *msg = 0;
   sem_init(&me.told, 0, 0);
   pthread_mutex_lock(&srv->send_lock);

@@ -57,6 +57,7 @@ static int teardown(void **state) {
 /* One POST /api/v1/tasks made on a thread of its own (no asserts there). */
 typedef struct post {
   char body[128];
+  char *big; /* instead of body when set */
   int port; /* 0: g_port */
   pthread_t th;
   int status;
@@ -65,7 +66,8 @@ typedef struct post {
 
 static void *post_run(void *ud) {
   post_t *p = ud;
-  tc_resp_t r = tc_req(p->port ? p->port : g_port, "POST", "/api/v1/tasks", p->body);
+  const char *body = p->big ? p->big : p->body;
+  tc_resp_t r = tc_req(p->port ? p->port : g_port, "POST", "/api/v1/tasks", body);
   p->status = r.status;
   p->answer = tc_json(&r);
   tc_free(&r);
@@ -283,6 +285,50 @@ static void store_failure_fails_the_batch_once(void **state) {
   er_http_server_free(srv);
 }
 
+/* Large bodies waiting behind a write go out in more than one transaction:
+ * six of about 900 KB are two batches (at most 4 MiB of bodies each), not
+ * one of 5.4 MB. */
+static void big_sends_split_by_bytes(void **state) {
+  if (g_redis) skip();
+  char path[400];
+  snprintf(path, sizeof path, "%s/errand.db", H.dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  er__http_send_stats_t before = stats();
+  post_t first = {.body = "{\"task\":\"add\",\"args\":[400,0]}"};
+  post_start(&first);
+  WAIT_STATS(st.writes == before.writes + 1, "the first send never took the lead");
+  enum { N = 6, PAD = 900000 };
+  post_t p[N];
+  for (int i = 0; i < N; i++) {
+    memset(&p[i], 0, sizeof p[i]);
+    p[i].big = malloc(PAD + 100);
+    assert_non_null(p[i].big);
+    int k = snprintf(p[i].big, 100, "{\"task\":\"add\",\"args\":[400,%d],\"kwargs\":{\"pad\":\"",
+                     i);
+    memset(p[i].big + k, 'x', PAD);
+    strcpy(p[i].big + k + PAD, "\"}}");
+    post_start(&p[i]);
+  }
+  WAIT_STATS(st.waiting == N, "the sends never queued behind the write");
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  pthread_join(first.th, NULL);
+  assert_int_equal(first.status, 202);
+  json_decref(first.answer);
+  for (int i = 0; i < N; i++) {
+    pthread_join(p[i].th, NULL);
+    assert_int_equal(p[i].status, 202);
+    json_decref(p[i].answer);
+    free(p[i].big);
+  }
+  er__http_send_stats_t after = stats();
+  assert_int_equal(after.writes, before.writes + 3); /* the first, then 4 and 2 */
+  assert_int_equal(after.sends, before.sends + 1 + N);
+  assert_int_equal(after.alone, before.alone);
+}
+
 int main(int argc, char **argv) {
   g_redis = argc > 1 && !strcmp(argv[1], "redis");
   if (g_redis && system("command -v redis-server >/dev/null 2>&1") != 0) {
@@ -293,6 +339,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(concurrent_sends_all_stored),
       cmocka_unit_test(batch_while_writing_fails_alone),
       cmocka_unit_test(store_failure_fails_the_batch_once),
+      cmocka_unit_test(big_sends_split_by_bytes),
   };
   return cmocka_run_group_tests_name(g_redis ? "http_group.redis" : "http_group.sqlite", tests,
                                      setup, teardown);
