@@ -1,7 +1,8 @@
 /* The client: its life, and reading outcomes back. One store handle per
  * client for short calls, serialised by a mutex so threads may share it; a
  * thread that waits for a result does so on a handle of its own (a spare),
- * so that it holds up nobody. Sending is in client_send.c, futures in
+ * so that it holds up nobody, and so does a status read that finds the
+ * handle busy. Sending is in client_send.c, futures in
  * client_async.c. */
 #include <pthread.h>
 #include <stdio.h>
@@ -88,10 +89,25 @@ void er__client_put_store(er_client_t *c, er_store_t *s) {
 /* ---- reading ---- */
 
 int er__client_get(er_client_t *c, const char *id, const char *key, er_task_rec_t **out) {
-  pthread_mutex_lock(&c->lock);
-  int rc = er_store_get(c->store, id, key, out);
-  if (rc < 0 && rc != ER_ENOENT) store_fail(c, rc, "status");
-  pthread_mutex_unlock(&c->lock);
+  if (pthread_mutex_trylock(&c->lock) == 0) {
+    int rc = er_store_get(c->store, id, key, out);
+    if (rc < 0 && rc != ER_ENOENT) store_fail(c, rc, "status");
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+  }
+  /* Another thread is using the handle: rather than queue behind it (an HTTP
+   * server's status reads each waited for the one before, a Redis round trip
+   * apiece, and paid a futex wake per hand-over), read on a spare handle. */
+  er_store_t *s;
+  int rc = er__client_take_store(c, &s);
+  if (rc < 0) return rc;
+  rc = er_store_get(s, id, key, out);
+  if (rc < 0 && rc != ER_ENOENT) {
+    er__client_store_fail(c, s, rc, "status");
+    er_store_close(s); /* it may be broken: the next read opens a new one */
+    return rc;
+  }
+  er__client_put_store(c, s);
   return rc;
 }
 

@@ -329,6 +329,52 @@ static void big_sends_split_by_bytes(void **state) {
   assert_int_equal(after.alone, before.alone);
 }
 
+typedef struct get {
+  char path[96];
+  pthread_t th;
+  int status; /* 0 until answered (atomic: read by the test's thread) */
+} get_t;
+
+static void *get_run(void *ud) {
+  get_t *g = ud;
+  tc_resp_t r = tc_req(g_port, "GET", g->path, NULL);
+  __atomic_store_n(&g->status, r.status, __ATOMIC_RELEASE);
+  tc_free(&r);
+  return NULL;
+}
+
+/* A status read does not wait behind a send blocked on the write lock: it
+ * reads on a handle of its own (SQLite's WAL lets it read meanwhile). */
+static void status_read_not_behind_a_blocked_send(void **state) {
+  if (g_redis) skip();
+  er_id_t id;
+  h_send(&H, "add", "[1, 2]", NULL, &id);
+  char path[400];
+  snprintf(path, sizeof path, "%s/errand.db", H.dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  er__http_send_stats_t before = stats();
+  post_t first = {.body = "{\"task\":\"add\",\"args\":[500,0]}"};
+  post_start(&first);
+  WAIT_STATS(st.writes == before.writes + 1, "the send never took the lead");
+  get_t g = {0};
+  snprintf(g.path, sizeof g.path, "/api/v1/tasks/%s", id.text);
+  assert_int_equal(pthread_create(&g.th, NULL, get_run, &g), 0);
+  int answered = 0;
+  for (int i = 0; i < 3000 && !answered; i++) {
+    usleep(10000);
+    answered = __atomic_load_n(&g.status, __ATOMIC_ACQUIRE);
+  }
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  pthread_join(g.th, NULL);
+  pthread_join(first.th, NULL);
+  json_decref(first.answer);
+  assert_int_equal(first.status, 202);
+  assert_int_equal(answered, 200); /* answered while the send still waited */
+}
+
 int main(int argc, char **argv) {
   g_redis = argc > 1 && !strcmp(argv[1], "redis");
   if (g_redis && system("command -v redis-server >/dev/null 2>&1") != 0) {
@@ -340,6 +386,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(batch_while_writing_fails_alone),
       cmocka_unit_test(store_failure_fails_the_batch_once),
       cmocka_unit_test(big_sends_split_by_bytes),
+      cmocka_unit_test(status_read_not_behind_a_blocked_send),
   };
   return cmocka_run_group_tests_name(g_redis ? "http_group.redis" : "http_group.sqlite", tests,
                                      setup, teardown);
