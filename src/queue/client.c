@@ -68,9 +68,14 @@ int er__client_take_store(er_client_t *c, er_store_t **out) {
   return rc < 0 ? er__client_fail(c, rc, "result: %s", msg) : 0;
 }
 
+/* Spare handles kept for the next caller, at most: a burst of concurrent
+ * readers (an HTTP server's 32 connections) would otherwise leave one handle
+ * each, an SQLite handle holding up to 2 MB of page cache. */
+#define SPARE_KEEP 8
+
 void er__client_put_store(er_client_t *c, er_store_t *s) {
   pthread_mutex_lock(&c->spare_lock);
-  if (c->nspare == c->spare_cap) {
+  if (c->nspare < SPARE_KEEP && c->nspare == c->spare_cap) {
     size_t cap = c->spare_cap ? c->spare_cap * 2 : 4;
     er_store_t **v = er_realloc(c->spare, cap * sizeof *v);
     if (v) {
