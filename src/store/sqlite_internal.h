@@ -21,7 +21,7 @@
 #include "store/store_internal.h"
 
 /* The schema this code writes; a file with a larger one is refused. */
-#define ER_SQ_SCHEMA_VERSION 3
+#define ER_SQ_SCHEMA_VERSION 4
 
 typedef struct er_sq_stmt {
   const char *sql; /* the key: a static string's address */
@@ -171,6 +171,9 @@ bool er__sq_file_problem(const char *path, char *out, size_t size);
 /* The SQL of migration step version (NULL if none): lets a test make a file
  * as an older errand did. */
 const char *er__sq_migration_sql(int version);
+/* The listing's statement (sqlite_list.c): after a cursor or not, filtered
+ * by state (an er_task_state_t; -1: any state). For the tests' query plans. */
+const char *er__sq_list_sql(bool after, int state);
 
 /* Reads the file's schema version without writing (0: an empty database).
  * ER_ECORRUPT for a file that is not SQLite, a database that is not an errand

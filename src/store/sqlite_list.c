@@ -1,7 +1,8 @@
 /* Listing tasks newest first, filtered, a page at a time. The walk goes down
- * the id index (ids are UUIDv7: creation order) from the cursor and filters
- * rows as it goes; a rare filter on a large store reads many rows, which a
- * local file affords (Redis bounds its walk instead: redis_list.c). */
+ * the id index (ids are UUIDv7: creation order) from the cursor, or down the
+ * (state, id) index when a state is asked for, and filters rows as it goes;
+ * a rare name or queue on a large store reads many rows, which a local file
+ * affords (Redis bounds its walk instead: redis_list.c). */
 #include <string.h>
 
 #include "store/sqlite_internal.h"
@@ -12,18 +13,30 @@
   "expires_ms, started_ms, finished_ms, attempt, retries, max_retries, soft_limit_ms, "        \
   "hard_limit_ms, result_ttl_ms, ignore_result, revoke_requested, progress, progress_msg, "     \
   "NULL, error, worker, lease_until_ms, seq"
-#define LIST_FILTER                                                                    \
-  "(?2 IS NULL OR state = ?2) AND (?3 IS NULL OR task = ?3) AND (?4 IS NULL OR queue = ?4) " \
+#define LIST_FILTER                                                                         \
+  "(?3 IS NULL OR task = ?3) AND (?4 IS NULL OR queue = ?4) "                                 \
   "AND (result_expires_ms IS NULL OR result_expires_ms > ?5) ORDER BY id DESC LIMIT ?6"
-static const char SQL_LIST_FIRST[] =
-    "SELECT " LIST_COLS " FROM tasks WHERE ?1 IS NULL AND " LIST_FILTER;
-static const char SQL_LIST_AFTER[] = "SELECT " LIST_COLS " FROM tasks WHERE id < ?1 AND " LIST_FILTER;
+/* A state is a literal in its own statement: the planner uses a partial
+ * index (tasks_retry, tasks_failed, tasks_revoked) only for a query whose
+ * WHERE holds its condition as written, not for "state = ?". */
+#define LIST(where) "SELECT " LIST_COLS " FROM tasks WHERE " where " AND " LIST_FILTER
+#define LIST_STATES(cursor)                                                                \
+  {LIST(cursor), LIST(cursor " AND state = 0"), LIST(cursor " AND state = 1"),             \
+   LIST(cursor " AND state = 2"), LIST(cursor " AND state = 3"),                           \
+   LIST(cursor " AND state = 4"), LIST(cursor " AND state = 5")}
+static const char *const g_sql[2][7] = {LIST_STATES("?1 IS NULL"), LIST_STATES("id < ?1")};
+_Static_assert(ER_STATE_REVOKED == 5, "a statement for each state");
+
+const char *er__sq_list_sql(bool after, int state) {
+  return g_sql[after][state >= ER_STATE_PENDING && state <= ER_STATE_REVOKED ? state + 1 : 0];
+}
 
 int er__sq_list_tasks(er_store_t *s, const er_task_list_req_t *req, er_task_rec_t ***out,
                       size_t *n, char *next_cursor) {
   er_sq_t *sq = er__sq(s);
   sqlite3_stmt *st;
-  int rc = er__sq_prep(sq, req->cursor ? SQL_LIST_AFTER : SQL_LIST_FIRST, &st);
+  int rc = er__sq_prep(
+      sq, er__sq_list_sql(req->cursor != NULL, req->by_state ? (int)req->state : -1), &st);
   if (rc) return rc;
   er_task_rec_t **recs = er_calloc(req->limit, sizeof *recs);
   if (!recs) {
@@ -31,7 +44,6 @@ int er__sq_list_tasks(er_store_t *s, const er_task_list_req_t *req, er_task_rec_
     return ER_ENOMEM;
   }
   er__sq_bind_text(st, 1, req->cursor);
-  if (req->by_state) sqlite3_bind_int(st, 2, (int)req->state);
   er__sq_bind_text(st, 3, req->task);
   er__sq_bind_text(st, 4, req->queue);
   sqlite3_bind_int64(st, 5, er_now_wall_ms());

@@ -66,8 +66,8 @@ static void test_migrate_v1(void **state) {
   char err[256];
   assert_int_equal(er_store_open(url, &s, err, sizeof err), 0);
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'schema_version'"), 3);
-  assert_int_equal(query_int(db, "SELECT count(*) FROM migrations"), 3);
+  assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'schema_version'"), 4);
+  assert_int_equal(query_int(db, "SELECT count(*) FROM migrations"), 4);
   assert_int_equal(query_int(db, "SELECT ready FROM tasks WHERE id = 'due'"), 1);
   assert_int_equal(query_int(db, "SELECT ready FROM tasks WHERE id = 'later'"), 0);
   sqlite3_close(db);
