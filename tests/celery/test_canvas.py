@@ -1,0 +1,198 @@
+"""Nested canvases a Python Celery client sends, their tasks run by
+`errand worker --celery`: a group or chord as the next step of a chain, as
+a link or inside a chord; a chain as a link, a chord body or a group's task.
+
+First the wire: for each canvas the messages the C worker publishes after
+its first task are compared with those Celery 5.2 itself publishes for the
+same step (captured here by doing what Celery's worker does on success,
+celery/app/trace.py: the links' and the next chain step's apply_async with
+the result), and the chord size key with set_chord_size's. Then the values:
+each canvas run to the end by the C worker."""
+import base64
+import json
+
+from celery import chain, chord, group, signature
+
+from celhelp import check, run_main, wait_for
+
+
+def sig(app, name, *args, **opts):
+    return signature(name, args=args, app=app, **opts)
+
+
+def decode(raw):
+    env = json.loads(raw)
+    args, kwargs, embed = json.loads(base64.b64decode(env['body']))
+    h = env['headers']
+    return {'id': h['id'], 'task': h['task'], 'root_id': h['root_id'],
+            'parent_id': h['parent_id'], 'group': h['group'], 'group_index': h['group_index'],
+            'args': args, 'kwargs': kwargs, 'embed': embed,
+            'routing_key': env['properties']['delivery_info']['routing_key']}
+
+
+def drain(r, key):
+    out = []
+    while True:
+        raw = r.rpop(key)
+        if raw is None:
+            return out
+        out.append(raw)
+
+
+def python_step(app, msg, retval):
+    """What Celery's worker sends when the task of msg returns retval."""
+    emb = msg['embed']
+    for cb in emb.get('callbacks') or []:
+        signature(cb, app=app).apply_async((retval,), parent_id=msg['id'],
+                                           root_id=msg['root_id'])
+    steps = emb.get('chain')
+    if steps:
+        nxt = signature(steps.pop(), app=app)
+        nxt.apply_async((retval,), chain=steps, parent_id=msg['id'], root_id=msg['root_id'])
+
+
+def sizes(r, before=()):
+    return sorted((r.get(k), r.ttl(k) > 80000) for k in r.keys('celery-taskset-meta-*.s')
+                  if k not in before)
+
+
+def compare(env, app, make, what, same_group_id=True):
+    """Sends make() with its first task on queue 'first' and the rest on
+    'held'; captures what Python publishes after that task, then lets the C
+    worker (serving 'first' only) run it and compares its messages."""
+    r = env.r
+    before = set(r.keys('celery-taskset-meta-*.s'))
+    res = make().apply_async()
+    first = decode(r.lindex('first', 0))
+    # another app: the results its sends return must not touch the client's
+    python_step(env.app(), first, 2)
+    py = sorted((decode(m) for m in drain(r, 'held')), key=lambda m: m['id'])
+    py_sizes = sizes(r, before)
+    for k in r.keys('celery-taskset-meta-*.s'):
+        if k not in before:
+            r.delete(k)
+    check(py, '%s: Celery publishes %d messages' % (what, len(py)))
+    w = env.worker('-Q', 'first', log='first.log')
+    wait_for(lambda: r.llen('held') == len(py), 60, what + ': the C worker publishes them')
+    env.stop(w)
+    raw = drain(r, 'held')
+    c = sorted((decode(m) for m in raw), key=lambda m: m['id'])
+    check(sizes(r, before) == py_sizes, '%s: the chord size as set_chord_size writes it (%r)' %
+          (what, py_sizes))
+    check([m['id'] for m in c] == [m['id'] for m in py], what + ': the same task ids')
+    for k in ('task', 'args', 'kwargs', 'root_id', 'parent_id', 'group_index', 'routing_key',
+              'embed'):
+        check([m[k] for m in c] == [m[k] for m in py],
+              '%s: %s as Celery writes it (%r)' % (what, k, [m[k] for m in c]))
+    groups = {m['group'] for m in c}
+    check(len(groups) == 1 and None not in groups, what + ': the parts share one group id')
+    if same_group_id:
+        check(groups == {m['group'] for m in py}, what + ': the group id Celery gives them')
+    compare.kept.extend(raw)
+    return res
+
+
+def wire(env, app):
+    held = {'queue': 'held'}
+
+    def group_in_chain():
+        return chain(sig(app, 'add', 1, 1, queue='first'),
+                     group(sig(app, 'add', 10, **held), sig(app, 'add', 20, **held)))
+
+    def chord_in_chain():
+        return chain(sig(app, 'add', 1, 1, queue='first'),
+                     chord([sig(app, 'add', 1, **held), sig(app, 'add', 2, **held)],
+                           sig(app, 'xsum', **held)))
+
+    def link_group():
+        g = group(sig(app, 'add', 10, **held), sig(app, 'add', 20, **held))
+        wire.link_group_result = g.freeze()
+        s = sig(app, 'add', 1, 1, queue='first')
+        s.link(g)
+        return s
+
+    out = [(group_in_chain, 'a group after a task in a chain', True),
+           (chord_in_chain, 'a chord after a task in a chain', False),
+           (link_group, 'a link that is a group', True)]
+    # Celery's worker draws a new group id for a chord it sends; errand takes
+    # the one the client gave the header (stable when a task runs again).
+    compare.kept = []
+    sent = [(compare(env, app, f, what, same), what) for f, what, same in out]
+    for m in reversed(compare.kept):  # back, in their order, for the worker that runs them
+        env.r.lpush('held', m)
+    return sent
+
+
+def run(env):
+    app = env.app()
+    r = env.r
+    sent = wire(env, app)
+    w = env.worker('-P', 'threads', '-c', '4', '-Q', 'celery,held')
+    check(sent[0][0].get(timeout=60) == [12, 22], 'a group after a task in a chain: [12, 22]')
+    check(sent[1][0].get(timeout=60) == 7, 'a chord after a task in a chain: 7')
+    check(wire.link_group_result.get(timeout=60) == [12, 22], 'a link that is a group: [12, 22]')
+
+    # the values, run by the C worker alone
+    res = chain(sig(app, 'add', 1, 1), group(sig(app, 'add', 10), sig(app, 'add', 20))) \
+        .apply_async()
+    check(res.get(timeout=60) == [12, 22], 'chain(add(1, 1), group(add(10), add(20))): [12, 22]')
+    metas = [json.loads(r.get('celery-task-meta-' + x.id)) for x in res.results]
+    check(all(m['group_id'] == res.id for m in metas), 'the group\'s results name its id')
+
+    res = chain(sig(app, 'add', 1, 1), chord([sig(app, 'add', 1), sig(app, 'add', 2)],
+                                             sig(app, 'xsum'))).apply_async()
+    check(res.get(timeout=60) == 7, 'chain(add(1, 1), chord([add(1), add(2)], xsum())): 7')
+    wait_for(lambda: not r.keys('celery-taskset-meta-*'), 30, 'the chord keys go after')
+    check(True, 'the chord\'s join keys (.j, .t, .s) are gone after')
+
+    res = chain(sig(app, 'add', 1, 1), chord([sig(app, 'add', 1), sig(app, 'add', 2)],
+                                             sig(app, 'xsum')), sig(app, 'add', 100)).apply_async()
+    check(res.get(timeout=60) == 107, 'a chain after a chord in a chain (the body a chain): 107')
+
+    res = chain(sig(app, 'add', 5, 6), group(chain(sig(app, 'add', 1), sig(app, 'add', 2)),
+                                             sig(app, 'add', 3))).apply_async()
+    check(res.get(timeout=60) == [14, 14], 'a chain inside a group after a task: [14, 14]')
+
+    res = chain(sig(app, 'add', 1, 1), group(sig(app, 'add', 5, 5, immutable=True),
+                                             sig(app, 'add', 1))).apply_async()
+    check(res.get(timeout=60) == [10, 3], 'an immutable task in such a group gets no result')
+
+    res = chord([sig(app, 'add', 1, 1), sig(app, 'add', 2, 2)],
+                chain(sig(app, 'xsum'), sig(app, 'add', 1))).apply_async()
+    check(res.get(timeout=60) == 7, 'a chord whose body is a chain: 7')
+
+    s = sig(app, 'add', 1, 1)
+    s.link(chain(sig(app, 'add', 2), sig(app, 'add', 3, task_id='link-chain-2')))
+    s.apply_async().get(timeout=60)
+    check(app.AsyncResult('link-chain-2').get(timeout=60) == 7, 'a link that is a chain: 7')
+
+    s = sig(app, 'add', 1, 1)
+    s.link(chord([sig(app, 'add', 1), sig(app, 'add', 2)],
+                 sig(app, 'xsum', task_id='link-chord-body')))
+    s.apply_async().get(timeout=60)
+    check(app.AsyncResult('link-chord-body').get(timeout=60) == 7, 'a link that is a chord: 7')
+
+    res = chain(sig(app, 'add', 1, 1),
+                chord([sig(app, 'add', 1),
+                       chord([sig(app, 'add', 1), sig(app, 'add', 2)], sig(app, 'xsum'))],
+                      sig(app, 'xsum'))).apply_async()
+    check(res.get(timeout=60) == 10, 'a chord inside a chord\'s header: xsum([3, 3 + 4]) = 10')
+
+    s = sig(app, 'add', 1, 1)
+    s.link(sig(app, 'add', 10, task_id='two-links-1'))
+    s.link(sig(app, 'add', 20, task_id='two-links-2'))
+    s.apply_async().get(timeout=60)
+    a, b = app.AsyncResult('two-links-1'), app.AsyncResult('two-links-2')
+    check(a.get(timeout=60) == 12 and b.get(timeout=60) == 22, 'two links both run')
+    ga = json.loads(r.get('celery-task-meta-two-links-1'))['group_id']
+    gb = json.loads(r.get('celery-task-meta-two-links-2'))['group_id']
+    check(ga and ga == gb, 'several links are sent as one group, as Celery\'s worker sends them')
+
+    check(env.stop(w) == 0, 'the worker stops cleanly')
+    check(r.hlen('unacked') == 0 and r.llen('errand.celery.rejected') == 0,
+          'every message acked, none set aside')
+    check('is not sent' not in env.log(), 'nothing was left unsent')
+
+
+if __name__ == '__main__':
+    run_main(run)
