@@ -74,7 +74,7 @@ def compare(env, app, make, what, same_group_id=True):
     check(py, '%s: Celery publishes %d messages' % (what, len(py)))
     w = env.worker('-Q', 'first', log='first.log')
     wait_for(lambda: r.llen('held') == len(py), 60, what + ': the C worker publishes them')
-    env.stop(w)
+    check(env.stop(w) == 0, what + ': the worker serving it stops cleanly')
     raw = drain(r, 'held')
     c = sorted((decode(m) for m in raw), key=lambda m: m['id'])
     check(sizes(r, before) == py_sizes, '%s: the chord size as set_chord_size writes it (%r)' %
@@ -160,6 +160,13 @@ def run(env):
     res = chord([sig(app, 'add', 1, 1), sig(app, 'add', 2, 2)],
                 chain(sig(app, 'xsum'), sig(app, 'add', 1))).apply_async()
     check(res.get(timeout=60) == 7, 'a chord whose body is a chain: 7')
+
+    res = chord([sig(app, 'add', 1, 1), sig(app, 'fail', 'part')],
+                chain(sig(app, 'xsum'), sig(app, 'add', 1))).apply_async()
+    meta = wait_for(lambda: r.get('celery-task-meta-' + res.id), 60, 'the chain body fails')
+    meta = json.loads(meta)
+    check(meta['status'] == 'FAILURE' and meta['result']['exc_type'] == 'ChordError',
+          'a failed part fails a chain body with ChordError where the client waits')
 
     s = sig(app, 'add', 1, 1)
     s.link(chain(sig(app, 'add', 2), sig(app, 'add', 3, task_id='link-chain-2')))
