@@ -198,7 +198,10 @@ def run(env):
     check(env.stop(w) == 0, 'the worker stops cleanly')
     check(r.hlen('unacked') == 0 and r.llen('errand.celery.rejected') == 0,
           'every message acked, none set aside')
-    check('is not sent' not in env.log(), 'nothing was left unsent')
+    logs = env.log() + env.log('first.log')
+    check('is not sent' not in logs, 'nothing was left unsent')
+    check('runtime error' not in logs and 'Sanitizer' not in logs,
+          'no sanitizer report in the workers\' logs')
 
 
 if __name__ == '__main__':
