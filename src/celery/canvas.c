@@ -188,6 +188,8 @@ static void apply_group(er__cel_pub_t *p, json_t *own, json_t *tasks, json_t *pr
     json_t *chord = json_object_get(json_object_get(t, "options"), "chord");
     size += descend(t);
     json_t *to = json_copy(o);
+    /* group._apply_tasks passes it; a chord's body keeps it in its options */
+    json_object_set_new(to, "add_to_parent", json_false());
     if (json_is_object(chord)) json_object_set(to, "chord", chord);
     if (json_is_object(chord) && i + 1 == n) {
       er__rd_args_str(p->a, "set");
