@@ -216,11 +216,20 @@ def run(env):
     gb = json.loads(r.get('celery-task-meta-two-links-2'))['group_id']
     check(ga and ga == gb, 'several links are sent as one group, as Celery\'s worker sends them')
 
+    check('is not sent' not in env.log() + env.log('first.log'), 'nothing was left unsent')
+    s = sig(app, 'add', 1, 1)
+    s.link({'task': 'add', 'args': [1], 'kwargs': {}, 'options': {}, 'subtask_type': 'odd',
+            'immutable': False})
+    check(s.apply_async().get(timeout=60) == 2, 'a task whose link is of an unknown type runs')
+    line = wait_for(lambda: [ln for ln in env.log().splitlines() if 'is not sent' in ln], 30,
+                    'the odd link logged')
+    check(len(line) == 1 and 'odd' in line[0],
+          'a link of an unknown type is logged as not sent, in one line (%r)' % line)
+
     check(env.stop(w) == 0, 'the worker stops cleanly')
     check(r.hlen('unacked') == 0 and r.llen('errand.celery.rejected') == 0,
           'every message acked, none set aside')
     logs = env.log() + env.log('first.log')
-    check('is not sent' not in logs, 'nothing was left unsent')
     check('runtime error' not in logs and 'Sanitizer' not in logs,
           'no sanitizer report in the workers\' logs')
 
