@@ -359,7 +359,7 @@ void er__cel_apply(er__cel_pub_t *p, json_t *sig, json_t *prefix, json_t *over) 
     apply_group(p, json_object_get(sig, "options"), tasks_of(sig), prefix, over);
   else if (!strcmp(st, "chord")) apply_chord(p, sig, prefix, over);
   else
-    er_log(ER_LOG_WARN, "celery: a %s signature is not sent by this worker (task %s)", st,
+    er_log(ER_LOG_WARN, "celery: a signature of type %s is not sent by this worker (task %s)", st,
            ostr(sig, "task") ? ostr(sig, "task") : "?");
   p->depth--;
 }
