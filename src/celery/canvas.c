@@ -380,3 +380,9 @@ void er__cel_apply_links(er__cel_pub_t *p, json_t *links, json_t *prefix, json_t
   if (json_array_size(plain)) apply_group(p, NULL, plain, prefix, over);
   json_decref(plain);
 }
+
+void er__cel_apply_errbacks(er__cel_pub_t *p, json_t *errbacks, json_t *prefix, json_t *over) {
+  /* as the backend's _call_task_errbacks sends errbacks that take a task id:
+   * as one group, even one alone */
+  if (json_array_size(errbacks)) apply_group(p, NULL, errbacks, prefix, over);
+}

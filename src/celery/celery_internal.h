@@ -186,6 +186,8 @@ void er__cel_apply(er__cel_pub_t *p, json_t *sig, json_t *prefix, json_t *over);
 /* A task's links, as Celery's worker sends them: one alone as itself,
  * several as a group (each group among them on its own). */
 void er__cel_apply_links(er__cel_pub_t *p, json_t *links, json_t *prefix, json_t *over);
+/* A failed task's errbacks, given its id: sent as one group. */
+void er__cel_apply_errbacks(er__cel_pub_t *p, json_t *errbacks, json_t *prefix, json_t *over);
 
 extern const char er__rd_lua_celery_reserve[], er__rd_lua_celery_ops[],
     er__rd_lua_celery_restore[];

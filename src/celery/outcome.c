@@ -98,10 +98,8 @@ int er__cel_outcome_ops(er__cel_t *cs, const er_completion_t *c, json_t *f, er_r
     json_decref(over);
   } else {
     er__cel_pub_t p = {.a = a, .nops = nops, .from = &m};
-    json_t *prefix = json_pack("[s]", m.id), *over = next_opts(&m), *eb;
-    size_t i;
-    json_array_foreach(json_object_get(m.embed, "errbacks"), i, eb)
-      er__cel_apply(&p, eb, prefix, over);
+    json_t *prefix = json_pack("[s]", m.id), *over = next_opts(&m);
+    er__cel_apply_errbacks(&p, json_object_get(m.embed, "errbacks"), prefix, over);
     json_decref(prefix);
     json_decref(over);
   }

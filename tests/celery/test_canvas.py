@@ -216,6 +216,16 @@ def run(env):
     gb = json.loads(r.get('celery-task-meta-two-links-2'))['group_id']
     check(ga and ga == gb, 'several links are sent as one group, as Celery\'s worker sends them')
 
+    eb = sig(app, 'fail', 'x')
+    eb.link_error(sig(app, 'add', 1, 2, task_id='errback-a', immutable=True))
+    eb.link_error(group(sig(app, 'add', 3, 4, task_id='errback-b', immutable=True)))
+    eb.apply_async()
+    a, b = app.AsyncResult('errback-a'), app.AsyncResult('errback-b')
+    check(a.get(timeout=60) == 3 and b.get(timeout=60) == 7, 'errbacks run, a group too')
+    ga = json.loads(r.get('celery-task-meta-errback-a'))['group_id']
+    gb = json.loads(r.get('celery-task-meta-errback-b'))['group_id']
+    check(ga and ga == gb, 'errbacks are sent as one group, as Celery\'s backend sends them')
+
     check('is not sent' not in env.log() + env.log('first.log'), 'nothing was left unsent')
     s = sig(app, 'add', 1, 1)
     s.link({'task': 'add', 'args': [1], 'kwargs': {}, 'options': {}, 'subtask_type': 'odd',
