@@ -1,6 +1,7 @@
 """Nested canvases a Python Celery client sends, their tasks run by
 `errand worker --celery`: a group or chord as the next step of a chain, as
-a link or inside a chord; a chain as a link, a chord body or a group's task.
+a link or inside a chord; a chain as a link, a chord body or a group's task;
+several links and errbacks sent as one group; a link of an unknown type.
 
 First the wire: for each canvas the messages the C worker publishes after
 its first task are compared with those Celery 5.2 itself publishes for the
