@@ -13,6 +13,7 @@ import base64
 import json
 
 from celery import chain, chord, group, signature
+from celery.canvas import _chain
 
 from celhelp import check, run_main, wait_for
 
@@ -200,6 +201,21 @@ def run(env):
                  sig(app, 'xsum', task_id='link-chord-body')))
     s.apply_async().get(timeout=60)
     check(app.AsyncResult('link-chord-body').get(timeout=60) == 7, 'a link that is a chord: 7')
+
+    s = sig(app, 'add', 1, 1)  # a chain as Celery's chain() would not build it
+    s.link(_chain([group(sig(app, 'add', 1), sig(app, 'add', 2)),
+                   sig(app, 'xsum', task_id='group-then-task')]))
+    s.apply_async().get(timeout=60)
+    check(app.AsyncResult('group-then-task').get(timeout=60) == 7,
+          'a group followed by a task in a linked chain runs as a chord: 7')
+
+    s = sig(app, 'add', 1, 1)
+    s.link(chain(sig(app, 'add', 2), sig(app, 'add', 3, task_id='chain-errback'),
+                 link_error=[sig(app, 'add', 0, 0, task_id='chain-eb', immutable=True)]))
+    s.link(sig(app, 'add', 1000))
+    s.apply_async().get(timeout=60)
+    check(app.AsyncResult('chain-errback').get(timeout=60) == 7,
+          'a linked chain with an errback among two links: 7')
 
     res = chain(sig(app, 'add', 1, 1),
                 chord([sig(app, 'add', 1),
