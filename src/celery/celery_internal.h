@@ -11,7 +11,10 @@
  *   source_io.c  the Redis side of it: its connection, the scripts
  *                (src/store/lua/celery_*.lua), the watcher thread
  *   outcome.c    what a finished Celery task writes: its result key, the next
- *                chain link, the chord join, links and errbacks, a retry */
+ *                chain link, the chord join, links and errbacks, a retry
+ *   canvas.c     the signatures it sends next, nested canvases included:
+ *                chains, groups and chords published as Celery's canvas.py
+ *                publishes them */
 #ifndef ER_CELERY_INTERNAL_H
 #define ER_CELERY_INTERNAL_H
 
@@ -164,6 +167,27 @@ void er__cel_chord_ready(er__cel_t *cs, json_t *join, redisReply *parts);
 /* Writes a result meta for id (a failure of a message that never ran). */
 void er__cel_ops_result(er_rd_args_t *a, const char *id, const char *status, json_t *result,
                         const char *group, const char *parent);
+
+/* ---- canvas.c ---- */
+/* Where what a finished message sends goes: the ops call being built. */
+typedef struct er__cel_pub {
+  er_rd_args_t *a;              /* ops of one celery_ops.lua call */
+  size_t *nops;                 /* counted up per op */
+  const er__cel_msg_t *from;    /* the finished message: default root, parent, queue */
+  int depth;                    /* 0; nesting so far */
+} er__cel_pub_t;
+/* Adds the messages (and a chord's .s size) Signature.apply_async(prefix,
+ * **over) sends from a Python worker for sig, a signature dict of any
+ * subtask_type: plain, chain, group, chord. prefix (a JSON array, may be
+ * NULL) is prepended to the args of what runs first unless it is immutable;
+ * over (may be NULL) overrides sig's options. Borrowed; nothing is kept.
+ * Other types (chunks, map) are logged and not sent. */
+void er__cel_apply(er__cel_pub_t *p, json_t *sig, json_t *prefix, json_t *over);
+/* A task's links, as Celery's worker sends them: one alone as itself,
+ * several as a group (each group among them on its own). */
+void er__cel_apply_links(er__cel_pub_t *p, json_t *links, json_t *prefix, json_t *over);
+/* A failed task's errbacks, given its id: sent as one group. */
+void er__cel_apply_errbacks(er__cel_pub_t *p, json_t *errbacks, json_t *prefix, json_t *over);
 
 extern const char er__rd_lua_celery_reserve[], er__rd_lua_celery_ops[],
     er__rd_lua_celery_restore[];

@@ -24,64 +24,10 @@ static const char *ostr(json_t *o, const char *k) {
   return json_string_value(json_object_get(o, k));
 }
 
-/* o[k], or null (borrowed). */
-static json_t *opt_json(json_t *o, const char *k) {
-  json_t *v = json_object_get(o, k);
-  return v ? v : json_null();
-}
-
-/* Publishes signature sig (a dict as canvas.py writes it) with first
- * (may be NULL) prepended to its args unless it is immutable. */
-static void send_sig(er_rd_args_t *a, size_t *nops, json_t *sig, json_t *first,
-                     const er__cel_msg_t *from, json_t *chain) {
-  const char *task = ostr(sig, "task");
-  json_t *opts = json_object_get(sig, "options");
-  if (!task) return;
-  const char *st = ostr(sig, "subtask_type");
-  if (st && *st)
-    er_log(ER_LOG_WARN, "celery: a %s in a chain, link or chord callback is not sent by this "
-           "worker (task %s)", st, task);
-  if (st && *st) return;
-  json_t *args = json_array();
-  if (first && !json_is_true(json_object_get(sig, "immutable"))) json_array_append(args, first);
-  json_array_extend(args, json_is_array(json_object_get(sig, "args")) ? json_object_get(sig, "args")
-                                                                       : json_array());
-  json_t *kw = json_object_get(sig, "kwargs");
-  er_id_t nid;
-  er_id_new(&nid);
-  const char *id = ostr(opts, "task_id") ? ostr(opts, "task_id") : nid.text;
-  const char *queue = ostr(opts, "queue") ? ostr(opts, "queue")
-                      : ostr(opts, "routing_key") ? ostr(opts, "routing_key")
-                      : from->routing_key ? from->routing_key : "celery";
-  json_t *embed = json_pack("{s:O,s:O,s:O,s:O}", "callbacks", opt_json(opts, "link"),
-                            "errbacks", opt_json(opts, "link_error"), "chain",
-                            chain && json_array_size(chain) ? chain : json_null(), "chord",
-                            opt_json(opts, "chord"));
-  int pri = (int)json_integer_value(json_object_get(opts, "priority"));
-  er__cel_send_t s = {.id = id, .task = task, .queue = queue, .args = args,
-                      .kwargs = json_is_object(kw) ? kw : NULL, .embed = embed,
-                      .priority = pri, .root_id = from->root_id ? from->root_id : from->id,
-                      .parent_id = from->id, .group = ostr(opts, "group_id"),
-                      .group_index = json_object_get(opts, "group_index"),
-                      .reply_to = ostr(opts, "reply_to")};
-  char *msg = er__cel_encode(&s);
-  char list[600];
-  er__cel_list_name(queue, pri, list, sizeof list);
-  er__rd_args_str(a, "push");
-  er__rd_args_str(a, list);
-  if (msg) er__rd_args_str(a, msg);
-  else a->oom = true;
-  ++*nops;
-  er_free(msg);
-  json_decref(args);
-  json_decref(embed);
-}
-
-static void send_list(er_rd_args_t *a, size_t *nops, json_t *sigs, json_t *first,
-                      const er__cel_msg_t *m) {
-  size_t i;
-  json_t *sig;
-  json_array_foreach(sigs, i, sig) send_sig(a, nops, sig, first, m, NULL);
+/* What Celery's worker passes when it sends what comes next: the finished
+ * task as parent, its root. New. */
+static json_t *next_opts(const er__cel_msg_t *m) {
+  return json_pack("{s:s,s:s}", "parent_id", m->id, "root_id", m->root_id ? m->root_id : m->id);
 }
 
 static int error_code(json_t *err) {
@@ -137,19 +83,25 @@ int er__cel_outcome_ops(er__cel_t *cs, const er_completion_t *c, json_t *f, er_r
     er_free(msg);
     ++*nops;
   } else if (c->state == ER_STATE_SUCCESS) {
+    er__cel_pub_t p = {.a = a, .nops = nops, .from = &m};
+    json_t *prefix = json_pack("[O]", value), *over = next_opts(&m);
+    er__cel_apply_links(&p, json_object_get(m.embed, "callbacks"), prefix, over);
     json_t *chain = json_object_get(m.embed, "chain");
     size_t n = json_array_size(chain);
     if (n) {
       json_t *rest = json_array();
       for (size_t i = 0; i + 1 < n; i++) json_array_append(rest, json_array_get(chain, i));
-      send_sig(a, nops, json_array_get(chain, n - 1), value, &m, rest);
-      json_decref(rest);
+      json_object_set_new(over, "chain", rest);
+      er__cel_apply(&p, json_array_get(chain, n - 1), prefix, over);
     }
-    send_list(a, nops, json_object_get(m.embed, "callbacks"), value, &m);
+    json_decref(prefix);
+    json_decref(over);
   } else {
-    json_t *id = json_string(m.id);
-    send_list(a, nops, json_object_get(m.embed, "errbacks"), id, &m);
-    json_decref(id);
+    er__cel_pub_t p = {.a = a, .nops = nops, .from = &m};
+    json_t *prefix = json_pack("[s]", m.id), *over = next_opts(&m);
+    er__cel_apply_errbacks(&p, json_object_get(m.embed, "errbacks"), prefix, over);
+    json_decref(prefix);
+    json_decref(over);
   }
   json_t *chord = json_object_get(m.embed, "chord");
   if (!m.group || !json_is_object(chord) || c->state == ER_STATE_RETRY) {
@@ -207,6 +159,10 @@ void er__cel_chord_ready(er__cel_t *cs, json_t *join, redisReply *parts) {
   if (failed) {
     /* as Celery: the callback fails with ChordError, naming the part */
     const char *cid = ostr(json_object_get(sig, "options"), "task_id");
+    json_t *steps = json_object_get(json_object_get(sig, "kwargs"), "tasks");
+    if (!cid && json_is_array(steps)) /* a chain: where the client waits, its last task */
+      cid = ostr(json_object_get(json_array_get(steps, json_array_size(steps) - 1), "options"),
+                 "task_id");
     char msg[200];
     snprintf(msg, sizeof msg, "Dependency %s raised an error", failed);
     json_t *exc = json_pack("{s:s,s:[s],s:s}", "exc_type", "ChordError", "exc_message", msg,
@@ -214,7 +170,10 @@ void er__cel_chord_ready(er__cel_t *cs, json_t *join, redisReply *parts) {
     if (cid) er__cel_ops_result(&a, cid, "FAILURE", exc, NULL, NULL);
     json_decref(exc);
   } else {
-    send_sig(&a, &nops, sig, results, &from, NULL);
+    er__cel_pub_t p = {.a = &a, .nops = &nops, .from = &from};
+    json_t *prefix = json_pack("[O]", results);
+    er__cel_apply(&p, sig, prefix, NULL);
+    json_decref(prefix);
   }
   /* In the same script as the callback: the last part's ack, and the join
    * keys deleted. */
