@@ -291,16 +291,12 @@ out:
 
 /* ---- progress, housekeeping ---- */
 
-int er__cel_progress(er_store_t *s, const char *id, int attempt, double p, const char *msg) {
-  er__cel_t *cs = cel(s);
-  json_t *f = json_object_get(cs->flight, id);
-  if (!f) return fwd(cs, er_store_progress(cs->inner, id, attempt, p, msg));
-  /* as a task's update_state(state='PROGRESS', meta=...) writes it */
-  json_t *meta = json_pack("{s:f,s:s?}", "progress", p, "message", msg);
+/* Writes the state of message id while it runs (result: taken). */
+static int write_state(er__cel_t *cs, const char *id, const char *status, json_t *result) {
   er_rd_args_t a = {0};
   er__cel_ops_begin(cs, &a);
-  er__cel_ops_result(&a, id, "PROGRESS", meta, NULL, NULL);
-  json_decref(meta);
+  er__cel_ops_result(&a, id, status, result, NULL, NULL);
+  json_decref(result);
   redisReply *r;
   int rc = er__cel_eval(cs, er__rd_lua_celery_ops, &a, &r);
   er__rd_args_free(&a);
@@ -308,19 +304,19 @@ int er__cel_progress(er_store_t *s, const char *id, int attempt, double p, const
   return rc;
 }
 
+int er__cel_progress(er_store_t *s, const char *id, int attempt, double p, const char *msg) {
+  er__cel_t *cs = cel(s);
+  json_t *f = json_object_get(cs->flight, id);
+  if (!f) return fwd(cs, er_store_progress(cs->inner, id, attempt, p, msg));
+  /* as a task's update_state(state='PROGRESS', meta=...) writes it */
+  return write_state(cs, id, "PROGRESS", json_pack("{s:f,s:s?}", "progress", p, "message", msg));
+}
+
 int er__cel_started(er_store_t *s, const char *id, const char *worker) {
   er__cel_t *cs = cel(s);
   if (!json_object_get(cs->flight, id)) return 0;
-  json_t *info = json_pack("{s:I,s:s}", "pid", (json_int_t)getpid(), "hostname", worker);
-  er_rd_args_t a = {0};
-  er__cel_ops_begin(cs, &a);
-  er__cel_ops_result(&a, id, "STARTED", info, NULL, NULL);
-  json_decref(info);
-  redisReply *r;
-  int rc = er__cel_eval(cs, er__rd_lua_celery_ops, &a, &r);
-  er__rd_args_free(&a);
-  if (!rc) freeReplyObject(r);
-  return rc;
+  return write_state(cs, id, "STARTED",
+                     json_pack("{s:I,s:s}", "pid", (json_int_t)getpid(), "hostname", worker));
 }
 
 #define RESTORE_EVERY_MS 1000
