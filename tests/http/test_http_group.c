@@ -168,6 +168,23 @@ static void concurrent_sends_all_stored(void **state) {
   } while (0)
 #define WAIT_STATS(cond, what) WAIT_STATS_OF(g_srv, cond, what)
 
+/* Holds SQLite's write lock on a connection of its own (returned: ROLLBACK
+ * and close it to let go) and starts first, a POST of body, which takes the
+ * lead and waits on the lock: the sends that come next queue behind it. */
+static sqlite3 *block_first_send(post_t *first, const char *body) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/errand.db", H.dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  er__http_send_stats_t before = stats();
+  memset(first, 0, sizeof *first);
+  snprintf(first->body, sizeof first->body, "%s", body);
+  post_start(first);
+  WAIT_STATS(st.writes == before.writes + 1, "the first send never took the lead");
+  return db;
+}
+
 /* SQLite's write lock held by another connection: the first send takes the
  * lead and waits on it; seven more queue behind. Released, the seven go out
  * in one write, where a taken name and an empty task name fail alone. */
@@ -186,16 +203,9 @@ static void batch_while_writing_fails_alone(void **state) {
   json_t *alone_empty = tc_json(&r);
   tc_free(&r);
 
-  char path[400];
-  snprintf(path, sizeof path, "%s/errand.db", H.dir);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-
   er__http_send_stats_t before = stats();
-  post_t first = {.body = "{\"task\":\"add\",\"args\":[100,0]}"};
-  post_start(&first);
-  WAIT_STATS(st.writes == before.writes + 1, "the first send never took the lead");
+  post_t first;
+  sqlite3 *db = block_first_send(&first, "{\"task\":\"add\",\"args\":[100,0]}");
   enum { N = 7, TAKEN = 2, EMPTY = 5 };
   post_t p[N];
   for (int i = 0; i < N; i++) {
@@ -290,15 +300,9 @@ static void store_failure_fails_the_batch_once(void **state) {
  * one of 5.4 MB. */
 static void big_sends_split_by_bytes(void **state) {
   if (g_redis) skip();
-  char path[400];
-  snprintf(path, sizeof path, "%s/errand.db", H.dir);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
   er__http_send_stats_t before = stats();
-  post_t first = {.body = "{\"task\":\"add\",\"args\":[400,0]}"};
-  post_start(&first);
-  WAIT_STATS(st.writes == before.writes + 1, "the first send never took the lead");
+  post_t first;
+  sqlite3 *db = block_first_send(&first, "{\"task\":\"add\",\"args\":[400,0]}");
   enum { N = 6, PAD = 900000 };
   post_t p[N];
   for (int i = 0; i < N; i++) {
@@ -349,15 +353,8 @@ static void status_read_not_behind_a_blocked_send(void **state) {
   if (g_redis) skip();
   er_id_t id;
   h_send(&H, "add", "[1, 2]", NULL, &id);
-  char path[400];
-  snprintf(path, sizeof path, "%s/errand.db", H.dir);
-  sqlite3 *db;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-  er__http_send_stats_t before = stats();
-  post_t first = {.body = "{\"task\":\"add\",\"args\":[500,0]}"};
-  post_start(&first);
-  WAIT_STATS(st.writes == before.writes + 1, "the send never took the lead");
+  post_t first;
+  sqlite3 *db = block_first_send(&first, "{\"task\":\"add\",\"args\":[500,0]}");
   get_t g = {0};
   snprintf(g.path, sizeof g.path, "/api/v1/tasks/%s", id.text);
   assert_int_equal(pthread_create(&g.th, NULL, get_run, &g), 0);
