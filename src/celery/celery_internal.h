@@ -11,7 +11,10 @@
  *   source_io.c  the Redis side of it: its connection, the scripts
  *                (src/store/lua/celery_*.lua), the watcher thread
  *   outcome.c    what a finished Celery task writes: its result key, the next
- *                chain link, the chord join, links and errbacks, a retry */
+ *                chain link, the chord join, links and errbacks, a retry
+ *   control.c    kombu's pidbox: remote control commands answered as a
+ *                Celery worker answers them (ping, inspect, revoke)
+ *   revoked.c    revoked ids kept in Redis so that they outlive the worker */
 #ifndef ER_CELERY_INTERNAL_H
 #define ER_CELERY_INTERNAL_H
 
@@ -123,8 +126,13 @@ typedef struct er__cel {
   pthread_cond_t cv;
   uint64_t gen;       /* mu: reservations so far (the watcher rings once per one) */
   bool stop;          /* mu */
-  json_t *revoked;    /* mu: ids revoked by `celery control revoke` */
+  json_t *revoked;    /* mu: ids revoked by `celery control revoke` -> when (s) */
   bool revoke_news;   /* mu */
+  json_t *ctl;        /* mu: what inspect answers, as of the last heartbeat; never
+                       * changed once set, only replaced */
+  json_t *totals;     /* store thread: Celery messages finished, by task name */
+  char node[300];     /* the Celery node name the worker answers as; set before
+                       * the threads start */
 } er__cel_t;
 
 /* Arguments for one script call: strings the vector owns (er_rd_args_t). */
@@ -164,6 +172,28 @@ void er__cel_chord_ready(er__cel_t *cs, json_t *join, redisReply *parts);
 /* Writes a result meta for id (a failure of a message that never ran). */
 void er__cel_ops_result(er_rd_args_t *a, const char *id, const char *status, json_t *result,
                         const char *group, const char *parent);
+
+/* ---- control.c ---- */
+/* One message on the pidbox fanout (text[0..len), a kombu envelope): runs
+ * the command when it is meant for this node and publishes the reply, on
+ * *cmd (connected when NULL; dropped on a connection error). Listener
+ * thread only. */
+void er__cel_control(er__cel_t *cs, redisContext **cmd, const char *text, size_t len);
+/* Makes what inspect answers from a heartbeat's info (er__worker_info) and
+ * the messages in flight. Store thread only. */
+void er__cel_control_view(er__cel_t *cs, json_t *info);
+
+/* ---- revoked.c ---- */
+#define ER__CEL_REVOKE_EXPIRES_S 10800 /* Celery's REVOKE_EXPIRES */
+#define ER__CEL_REVOKES_MAX 50000      /* Celery's REVOKES_MAX */
+/* Reads the revoked ids still in force from Redis into cs->revoked, on c
+ * (connected when *c is NULL, dropped on a connection error). 0 or an
+ * ER_E* code. Any thread that owns c. */
+int er__cel_revoked_load(er__cel_t *cs, redisContext **c);
+/* Revokes ids (a string or an array of strings): in memory, then in Redis
+ * on *c as er__cel_revoked_load. A failed write is logged: the revoke
+ * holds in memory still. */
+void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids);
 
 extern const char er__rd_lua_celery_reserve[], er__rd_lua_celery_ops[],
     er__rd_lua_celery_restore[];
