@@ -146,6 +146,8 @@ int er__cel_wake_start(er__cel_t *cs, char *errmsg, size_t size);
 void er__cel_wake_stop(er__cel_t *cs);
 /* After a reservation: the watcher may look for messages again. */
 void er__cel_arm(er__cel_t *cs);
+/* Wakes the worker (its store's wake-up fd): the listener after a revoke. */
+void er__cel_ring(er__cel_t *cs);
 /* Drains evfd: true when the watcher or the listener rang. */
 bool er__cel_rang(er__cel_t *cs);
 /* True when id was revoked by a broadcast. */

@@ -114,6 +114,7 @@ void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids) {
   cs->revoke_news = true;
   pthread_mutex_unlock(&cs->mu);
   json_decref(list);
+  er__cel_ring(cs); /* a running task revoked hears of it now, not at its next renewal */
   if (n && !a.oom && !connect(cs, c)) {
     const char *argv[] = {"EVAL", add_lua, "0"};
     const char **av = er_calloc(a.n + 3, sizeof *av);

@@ -75,7 +75,7 @@ void er__cel_ops_begin(er__cel_t *cs, er_rd_args_t *a) {
   (void)cs;
 }
 
-static void ring(er__cel_t *cs) {
+void er__cel_ring(er__cel_t *cs) {
   uint64_t one = 1;
   ssize_t w = write(cs->evfd, &one, sizeof one);
   (void)w;
@@ -147,13 +147,13 @@ static void *watch_main(void *arg) {
     int found = look(cs, c);
     if (found < 0) {
       drop(&c);
-      ring(cs); /* the worker's reserve tells the story, and backs off */
+      er__cel_ring(cs); /* the worker's reserve tells the story, and backs off */
       usleep(200000);
       continue;
     }
     if (found) {
       rung = gen;
-      ring(cs);
+      er__cel_ring(cs);
     }
   }
   drop(&c);

@@ -1,0 +1,99 @@
+"""Celery's remote control answered by `errand worker --celery`: ping,
+inspect active/reserved/registered/stats, a destination honoured, the
+`celery status` command listing the C worker, an unknown command answered
+with an error; and a revoke that outlives the worker that heard it (kept in
+errand.celery.revoked), refused by the next C worker."""
+import os
+import socket
+import subprocess
+import sys
+
+from celhelp import check, run_main, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def node_of(app, pid):
+    name = 'errand.%d@%s' % (pid, socket.gethostname())
+
+    def answered():
+        return any(name in reply for reply in app.control.ping(timeout=1.0))
+    wait_for(answered, 120, 'the C worker answers app.control.ping')
+    return name
+
+
+def run(env):
+    app = env.app()
+    r = env.r
+    w = env.worker('-P', 'threads', '-c', '2')
+    name = node_of(app, w.pid)
+    replies = app.control.ping(timeout=1.0)
+    check({name: {'ok': 'pong'}} in replies,
+          'app.control.ping includes {%r: {"ok": "pong"}} (%r)' % (name, replies))
+    check(app.control.ping(destination=[name], timeout=5.0) == [{name: {'ok': 'pong'}}],
+          'a ping sent to the C worker by name is answered')
+    check(app.control.ping(destination=['nobody@nowhere'], timeout=1.0) == [],
+          'a ping for another node is not answered')
+
+    ins = app.control.inspect(timeout=2.0)
+    reg = wait_for(lambda: (ins.registered() or {}).get(name), 60, 'registered')
+    check('add' in reg and 'sleep' in reg and not any(n.startswith('errand.') for n in reg),
+          'inspect registered lists the C tasks, not errand\'s internal ones (%r)' % reg)
+
+    res = app.send_task('sleep', args=[6])
+
+    def active():
+        tasks = (ins.active() or {}).get(name) or []
+        return [t for t in tasks if t['id'] == res.id]
+    t = wait_for(active, 60, 'the running sleep task in inspect active')[0]
+    check(t['name'] == 'sleep' and t['type'] == 'sleep' and t['args'] == [6] and
+          t['kwargs'] == {} and t['hostname'] == name and t['worker_pid'] == w.pid and
+          t['time_start'] and t['delivery_info']['routing_key'] == 'celery',
+          'inspect active shows the running task as Celery\'s Request.info (%r)' % t)
+    reserved = (ins.reserved() or {}).get(name)
+    check(isinstance(reserved, list) and all(x['id'] != res.id for x in reserved),
+          'inspect reserved answers a list without the running task (%r)' % reserved)
+    stats = (ins.stats() or {}).get(name) or {}
+    check(stats.get('pid') == w.pid and stats.get('total', {}).get('sleep', 0) >= 1 and
+          stats.get('pool', {}).get('max-concurrency') == 2,
+          'inspect stats has the pid, the total by task, the pool (%r)' % stats)
+    res.get(timeout=60)
+    conf = (ins.conf() or {}).get(name) or {}
+    check('error' in conf, 'a command it does not answer gets an error reply (%r)' % conf)
+
+    penv = dict(os.environ, CEL_URL=env.url, PYTHONPATH=HERE)
+    p = subprocess.run([sys.executable, '-m', 'celery', '-A', 'mixed_tasks', 'status'],
+                       env=penv, cwd=HERE, capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0 and name in p.stdout and '1 node online' in p.stdout,
+          'celery status lists the C worker and exits 0 (%d: %r %r)' % (
+              p.returncode, p.stdout, p.stderr[-300:]))
+    p = subprocess.run([sys.executable, '-m', 'celery', '-A', 'mixed_tasks', 'inspect', 'ping',
+                        '-d', name], env=penv, cwd=HERE, capture_output=True, text=True,
+                       timeout=120)
+    check(p.returncode == 0 and 'pong' in p.stdout,
+          'celery inspect ping -d <node> is answered (%d: %r)' % (p.returncode, p.stdout))
+
+    # a revoke outlives the worker that heard it
+    rid = 'revoked-before-restart'
+    reply = app.control.revoke(rid, reply=True, destination=[name], timeout=5.0)
+    check(reply == [{name: {'ok': 'tasks %s flagged as revoked' % rid}}],
+          'a revoke is answered as a Python worker answers it (%r)' % reply)
+    check(r.zscore('errand.celery.revoked', rid) is not None,
+          'the revoked id is kept in errand.celery.revoked')
+    check(rid in (ins.revoked() or {}).get(name, []), 'inspect revoked lists it')
+    check(env.stop(w) == 0, 'the first C worker stops')
+    late = app.send_task('add', args=[1, 2], task_id=rid)
+    w2 = env.worker('-P', 'threads', '-c', '2', log='worker2.log')
+    try:
+        late.get(timeout=60)
+        check(False, 'a task revoked before the worker started raises')
+    except Exception as e:
+        check(type(e).__name__ == 'TaskRevokedError' and late.state == 'REVOKED',
+              'a C worker started after the revoke ends the task REVOKED (%r)' % e)
+    after = app.send_task('add', args=[2, 2])
+    check(after.get(timeout=60) == 4, 'other tasks still run')
+    env.stop(w2)
+
+
+if __name__ == '__main__':
+    run_main(run)
