@@ -192,10 +192,16 @@ void er__cel_control_view(er__cel_t *cs, json_t *info);
  * (connected when *c is NULL, dropped on a connection error). 0 or an
  * ER_E* code. Any thread that owns c. */
 int er__cel_revoked_load(er__cel_t *cs, redisContext **c);
-/* Revokes ids (a string or an array of strings): in memory, then in Redis
- * on *c as er__cel_revoked_load. A failed write is logged: the revoke
- * holds in memory still. */
+/* Revokes ids: a string or an array of strings (revoked now), or an
+ * object id -> when (monotonic seconds, or [seconds, ...]: a Python
+ * worker's revokes in a mingle hello; older than REVOKE_EXPIRES dropped,
+ * later than now taken as now): in memory, then in Redis on *c as
+ * er__cel_revoked_load. A failed write is logged: the revoke holds in
+ * memory still. */
 void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids);
+/* The revokes in force as a mingle hello answers them: id -> when, by this
+ * host's monotonic clock as a Python worker's (new object). */
+json_t *er__cel_revoked_mingle(er__cel_t *cs);
 
 extern const char er__rd_lua_celery_reserve[], er__rd_lua_celery_ops[],
     er__rd_lua_celery_restore[];

@@ -128,7 +128,8 @@ static json_t *ok(const char *fmt, const char *arg) {
 }
 
 /* Runs method; a new reply (never NULL but when out of memory). */
-static json_t *run(er__cel_t *cs, redisContext **cmd, const char *method, json_t *args) {
+static json_t *run(er__cel_t *cs, redisContext **cmd, const char *method, json_t *args,
+                   json_int_t clock) {
   if (!strcmp(method, "ping")) return ok("%s", "pong");
   if (!strcmp(method, "active")) return viewed(cs, "active", json_array());
   if (!strcmp(method, "reserved")) return viewed(cs, "reserved", json_array());
@@ -149,6 +150,13 @@ static json_t *run(er__cel_t *cs, redisContext **cmd, const char *method, json_t
         (size_t)snprintf(list + at, sizeof list - at, "%s%s", at ? ", " : "", json_string_value(v));
     json_decref(all);
     return ok("tasks %s flagged as revoked", list);
+  }
+  /* a Python worker's mingle at its start: revokes go both ways */
+  if (!strcmp(method, "hello")) {
+    const char *from = json_string_value(json_object_get(args, "from_node"));
+    if (from && !strcmp(from, cs->node)) return json_null();
+    er__cel_revoked_add(cs, cmd, json_object_get(args, "revoked"));
+    return json_pack("{s:o?, s:I}", "revoked", er__cel_revoked_mingle(cs), "clock", clock);
   }
   char text[300];
   snprintf(text, sizeof text, "the errand worker does not answer the control command %s",
@@ -259,7 +267,7 @@ void er__cel_control(er__cel_t *cs, redisContext **cmd, const char *text, size_t
   json_int_t clock = json_integer_value(json_object_get(headers, "clock")) + 1;
   bool late = expires > 0 && (double)er_now_wall_ms() / 1000.0 > expires;
   if (method && for_me(cs, b) && !(late && strcmp(method, "revoke"))) {
-    json_t *reply = run(cs, cmd, method, json_object_get(b, "arguments"));
+    json_t *reply = run(cs, cmd, method, json_object_get(b, "arguments"), clock);
     json_t *to = json_object_get(b, "reply_to");
     if (reply && json_is_object(to)) publish(cs, cmd, to, json_object_get(b, "ticket"), clock, reply);
     json_decref(reply);

@@ -12,11 +12,12 @@
 #define KEY "errand.celery.revoked"
 #define CONNECT_MS 2000
 
-/* ARGV: now, the oldest score kept, how many kept, ids... */
+/* ARGV: the oldest score kept, how many kept, then when, id for each; a
+ * revoke already known keeps the later time */
 static const char add_lua[] =
-    "for i = 4, #ARGV do redis.call('ZADD', '" KEY "', ARGV[1], ARGV[i]) end\n"
-    "redis.call('ZREMRANGEBYSCORE', '" KEY "', '-inf', '(' .. ARGV[2])\n"
-    "redis.call('ZREMRANGEBYRANK', '" KEY "', 0, -tonumber(ARGV[3]) - 1)\n"
+    "for i = 3, #ARGV, 2 do redis.call('ZADD', '" KEY "', 'GT', ARGV[i], ARGV[i + 1]) end\n"
+    "redis.call('ZREMRANGEBYSCORE', '" KEY "', '-inf', '(' .. ARGV[1])\n"
+    "redis.call('ZREMRANGEBYRANK', '" KEY "', 0, -tonumber(ARGV[2]) - 1)\n"
     "return 0\n";
 
 static double now_s(void) { return (double)er_now_wall_ms() / 1000.0; }
@@ -93,28 +94,62 @@ static int load(er__cel_t *cs, redisContext **c, bool replace) {
 
 int er__cel_revoked_load(er__cel_t *cs, redisContext **c) { return load(cs, c, false); }
 
-void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids) {
-  double now = now_s(), oldest = now - ER__CEL_REVOKE_EXPIRES_S;
-  json_t *list = json_is_array(ids) ? json_incref(ids) : json_pack("[O]", ids);
-  er_rd_args_t a = {0};
-  er__rd_args_fmt(&a, "%.6f", now);
-  er__rd_args_fmt(&a, "%.6f", oldest);
-  er__rd_args_i64(&a, ER__CEL_REVOKES_MAX);
-  size_t i, n = 0;
+/* A Python worker times its revokes by its monotonic clock (time.monotonic,
+ * CLOCK_MONOTONIC on Linux) and sends them so in a mingle: they are read
+ * and written here as on this host's, the wall time being kept inside. */
+static double wall_minus_mono(void) {
+  return (double)er_now_wall_ms() / 1000.0 - (double)er_now_mono_ms() / 1000.0;
+}
+
+/* When a revoke was made, as a mingle carries it: seconds, or [seconds,
+ * ...] (LimitedSet's entries), as wall time; 0 when it is neither. */
+static double when_of(json_t *v, double shift) {
+  if (json_is_array(v)) v = json_array_get(v, 0);
+  return json_is_number(v) ? json_number_value(v) + shift : 0;
+}
+
+json_t *er__cel_revoked_mingle(er__cel_t *cs) {
+  double shift = wall_minus_mono();
+  json_t *out = json_object();
+  const char *id;
   json_t *v;
   pthread_mutex_lock(&cs->mu);
-  json_array_foreach(list, i, v) {
-    if (!json_is_string(v)) continue;
-    json_object_set_new(cs->revoked, json_string_value(v), json_real(now));
-    er__rd_args_str(&a, json_string_value(v));
+  json_object_foreach(cs->revoked, id, v) json_object_set_new(out, id,
+                                                              json_real(json_real_value(v) - shift));
+  pthread_mutex_unlock(&cs->mu);
+  return out;
+}
+
+void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids) {
+  double now = now_s(), oldest = now - ER__CEL_REVOKE_EXPIRES_S;
+  /* id -> when */
+  json_t *add = json_object();
+  if (json_is_string(ids)) json_object_set_new(add, json_string_value(ids), json_real(now));
+  size_t i, n = 0;
+  json_t *v;
+  json_array_foreach(ids, i, v) if (json_is_string(v))
+      json_object_set_new(add, json_string_value(v), json_real(now));
+  const char *id;
+  double shift = wall_minus_mono();
+  json_object_foreach(json_is_object(ids) ? ids : NULL, id, v) if (when_of(v, shift) >= oldest)
+      json_object_set_new(add, id, json_real(when_of(v, shift) < now ? when_of(v, shift) : now));
+  er_rd_args_t a = {0};
+  er__rd_args_fmt(&a, "%.6f", oldest);
+  er__rd_args_i64(&a, ER__CEL_REVOKES_MAX);
+  pthread_mutex_lock(&cs->mu);
+  json_object_foreach(add, id, v) {
+    if (json_real_value(v) < json_real_value(json_object_get(cs->revoked, id))) continue;
+    json_object_set(cs->revoked, id, v);
+    er__rd_args_fmt(&a, "%.6f", json_real_value(v));
+    er__rd_args_str(&a, id);
     n++;
   }
   trim(cs, oldest);
   bool over = json_object_size(cs->revoked) > ER__CEL_REVOKES_MAX;
-  cs->revoke_news = true;
+  cs->revoke_news |= n > 0;
   pthread_mutex_unlock(&cs->mu);
-  json_decref(list);
-  er__cel_ring(cs); /* a running task revoked hears of it now, not at its next renewal */
+  json_decref(add);
+  if (n) er__cel_ring(cs); /* a running task revoked hears of it now, not at its renewal */
   if (n && !a.oom && !connect(cs, c)) {
     const char *argv[] = {"EVAL", add_lua, "0"};
     const char **av = er_calloc(a.n + 3, sizeof *av);

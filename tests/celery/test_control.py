@@ -2,11 +2,13 @@
 inspect active/reserved/registered/stats, a destination honoured, the
 `celery status` command listing the C worker, an unknown command answered
 with an error; and a revoke that outlives the worker that heard it (kept in
-errand.celery.revoked), refused by the next C worker."""
+errand.celery.revoked), refused by the next C worker, and handed to a
+Python worker's mingle at its start."""
 import os
 import socket
 import subprocess
 import sys
+import time
 
 from celhelp import check, run_main, wait_for
 
@@ -74,7 +76,8 @@ def run(env):
           'celery inspect ping -d <node> is answered (%d: %r)' % (p.returncode, p.stdout))
 
     # a revoke outlives the worker that heard it
-    rid = 'revoked-before-restart'
+    rid, rid2 = 'revoked-before-restart', 'revoked-for-python'
+    app.control.revoke(rid2)
     reply = app.control.revoke(rid, reply=True, destination=[name], timeout=5.0)
     check(reply == [{name: {'ok': 'tasks %s flagged as revoked' % rid}}],
           'a revoke is answered as a Python worker answers it (%r)' % reply)
@@ -92,7 +95,38 @@ def run(env):
               'a C worker started after the revoke ends the task REVOKED (%r)' % e)
     after = app.send_task('add', args=[2, 2])
     check(after.get(timeout=60) == 4, 'other tasks still run')
-    env.stop(w2)
+    name2 = node_of(app, w2.pid)
+
+    # a mingle: a Python worker starting asks the others for their revokes
+    t0, mono = time.time(), time.monotonic()
+    hello = app.control.inspect(destination=[name2], timeout=5.0).hello(
+        'other@host', {'revoked-by-python': mono - 60})
+    known = ((hello or {}).get(name2) or {}).get('revoked') or {}
+    check(rid in known and rid2 in known and abs(known[rid2] - mono) < 120,
+          'hello answers the revokes in force, timed by the monotonic clock (%r)' % hello)
+    score = r.zscore('errand.celery.revoked', 'revoked-by-python')
+    check(score is not None and abs(score - (t0 - 60)) < 5,
+          'the revokes a hello carries are kept, at their own time (%r)' % score)
+    plog = open(os.path.join(env.dir, 'py.log'), 'ab')
+    py = subprocess.Popen([sys.executable, '-m', 'celery', '-A', 'mixed_tasks', 'worker', '-P',
+                           'solo', '-Q', 'pyonly', '-n', 'py@%h', '--without-heartbeat',
+                           '--without-gossip', '-l', 'info'],
+                          env=penv, cwd=HERE, stdout=plog, stderr=plog)
+    env.procs.append(py)
+    pyname = 'py@' + socket.gethostname()
+    wait_for(lambda: any(pyname in x for x in app.control.ping(timeout=1.0)), 120,
+             'the Python worker answers a ping')
+    check('mingle: sync with 1 nodes' in env.log('py.log'),
+          'the Python worker synced with the C worker at its start')
+    pyres = app.send_task('mark', args=[env.port, 0], task_id=rid2, queue='pyonly')
+    try:
+        pyres.get(timeout=60)
+        check(False, 'the Python worker refuses a task the C worker knew revoked')
+    except Exception as e:
+        check(type(e).__name__ == 'TaskRevokedError',
+              'a Python worker started later refuses what the C worker knew revoked (%r)' % e)
+    env.stop(py)
+    check(env.stop(w2) == 0, 'the second C worker stops cleanly')
 
 
 if __name__ == '__main__':
