@@ -66,6 +66,11 @@ static json_t *tasks(er__cel_t *cs, json_t *list, int pid) {
   return out;
 }
 
+/* The view shares nothing with info, which the worker's loop thread frees. */
+static json_t *mine(json_t *info, const char *key) {
+  return json_deep_copy(json_object_get(info, key));
+}
+
 void er__cel_control_view(er__cel_t *cs, json_t *info) {
   int pid = (int)json_integer_value(json_object_get(info, "pid"));
   json_t *reg = json_array();
@@ -74,7 +79,7 @@ void er__cel_control_view(er__cel_t *cs, json_t *info) {
   /* errand's internal tasks are left out as Celery leaves out celery.* */
   json_array_foreach(json_object_get(info, "registered"), i, v) {
     const char *name = json_string_value(v);
-    if (name && strncmp(name, "errand.", 7) != 0) json_array_append(reg, v);
+    if (name && strncmp(name, "errand.", 7) != 0) json_array_append_new(reg, json_string(name));
   }
   int64_t up = er_now_wall_ms() - json_integer_value(json_object_get(info, "started_ms"));
   const char *pool = json_string_value(json_object_get(info, "pool"));
@@ -82,15 +87,14 @@ void er__cel_control_view(er__cel_t *cs, json_t *info) {
   snprintf(impl, sizeof impl, "errand:%s", pool ? pool : "");
   int conc = (int)json_integer_value(json_object_get(info, "concurrency"));
   json_t *view = json_pack(
-      "{s:o, s:o, s:o, s:{s:i, s:o, s:i, s:{s:s, s:i, s:[i]}, s:{s:s}, s:i, s:{s:O?, s:O?, "
-      "s:O?, s:O?}}}",
+      "{s:o, s:o, s:o, s:{s:i, s:o, s:i, s:{s:s, s:i, s:[i]}, s:{s:s}, s:i, s:{s:o?, s:o?, "
+      "s:o?, s:o?}}}",
       "active", tasks(cs, json_object_get(info, "active_tasks"), pid), "reserved",
       tasks(cs, json_object_get(info, "reserved_tasks"), pid), "registered", reg, "stats", "pid",
       pid, "total", json_deep_copy(cs->totals), "uptime", (int)(up > 0 ? up / 1000 : 0), "pool",
       "implementation", impl, "max-concurrency", conc, "processes", pid, "broker", "transport",
-      "redis", "prefetch_count", conc, "errand", "id", json_object_get(info, "id"), "queues",
-      json_object_get(info, "queues"), "processed", json_object_get(info, "processed"),
-      "failed", json_object_get(info, "failed"));
+      "redis", "prefetch_count", conc, "errand", "id", mine(info, "id"), "queues",
+      mine(info, "queues"), "processed", mine(info, "processed"), "failed", mine(info, "failed"));
   if (!view) return; /* out of memory: the last view stays */
   pthread_mutex_lock(&cs->mu);
   json_t *old = cs->ctl;

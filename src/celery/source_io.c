@@ -94,8 +94,10 @@ void er__cel_arm(er__cel_t *cs) {
 }
 
 bool er__cel_is_revoked(er__cel_t *cs, const char *id) {
+  double oldest = (double)er_now_wall_ms() / 1000.0 - ER__CEL_REVOKE_EXPIRES_S;
   pthread_mutex_lock(&cs->mu);
-  bool r = json_object_get(cs->revoked, id) != NULL;
+  json_t *when = json_object_get(cs->revoked, id);
+  bool r = when && json_real_value(when) >= oldest; /* Celery forgets a revoke then */
   pthread_mutex_unlock(&cs->mu);
   return r;
 }

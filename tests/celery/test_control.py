@@ -86,6 +86,11 @@ def run(env):
     check(rid in (ins.revoked() or {}).get(name, []), 'inspect revoked lists it')
     check(env.stop(w) == 0, 'the first C worker stops')
     late = app.send_task('add', args=[1, 2], task_id=rid)
+    # Celery forgets a revoke after 10800 s and keeps at most 50,000
+    now = time.time()
+    r.zadd('errand.celery.revoked', {'expired-revoke': now - 20000})
+    r.zadd('errand.celery.revoked', {'bulk-%d' % i: now - 1000 - i / 10.0 for i in range(50010)})
+    old = app.send_task('add', args=[3, 4], task_id='expired-revoke')
     w2 = env.worker('-P', 'threads', '-c', '2', log='worker2.log')
     try:
         late.get(timeout=60)
@@ -95,6 +100,7 @@ def run(env):
               'a C worker started after the revoke ends the task REVOKED (%r)' % e)
     after = app.send_task('add', args=[2, 2])
     check(after.get(timeout=60) == 4, 'other tasks still run')
+    check(old.get(timeout=60) == 7, 'a revoke older than 10800 s holds no more')
     name2 = node_of(app, w2.pid)
 
     # a mingle: a Python worker starting asks the others for their revokes
@@ -107,6 +113,12 @@ def run(env):
     score = r.zscore('errand.celery.revoked', 'revoked-by-python')
     check(score is not None and abs(score - (t0 - 60)) < 5,
           'the revokes a hello carries are kept, at their own time (%r)' % score)
+    check(r.zscore('errand.celery.revoked', 'expired-revoke') is None and
+          r.zcard('errand.celery.revoked') == 50000 and
+          r.zscore('errand.celery.revoked', 'bulk-50009') is None and
+          r.zscore('errand.celery.revoked', rid) is not None,
+          'the set is trimmed as Celery trims its revokes: expired, then the oldest past 50,000 '
+          '(%d)' % r.zcard('errand.celery.revoked'))
     plog = open(os.path.join(env.dir, 'py.log'), 'ab')
     py = subprocess.Popen([sys.executable, '-m', 'celery', '-A', 'mixed_tasks', 'worker', '-P',
                            'solo', '-Q', 'pyonly', '-n', 'py@%h', '--without-heartbeat',
