@@ -37,7 +37,8 @@ def run(env):
     check(app.control.ping(destination=['nobody@nowhere'], timeout=1.0) == [],
           'a ping for another node is not answered')
 
-    ins = app.control.inspect(timeout=2.0)
+    # named: the reply is awaited until it comes (up to the timeout), not for the whole timeout
+    ins = app.control.inspect(destination=[name], timeout=10.0)
     reg = wait_for(lambda: (ins.registered() or {}).get(name), 60, 'registered')
     check('add' in reg and 'sleep' in reg and not any(n.startswith('errand.') for n in reg),
           'inspect registered lists the C tasks, not errand\'s internal ones (%r)' % reg)
