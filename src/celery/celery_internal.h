@@ -14,7 +14,10 @@
  *                chain link, the chord join, links and errbacks, a retry
  *   canvas.c     the signatures it sends next, nested canvases included:
  *                chains, groups and chords published as Celery's canvas.py
- *                publishes them */
+ *                publishes them
+ *   control.c    kombu's pidbox: remote control commands answered as a
+ *                Celery worker answers them (ping, inspect, revoke)
+ *   revoked.c    revoked ids kept in Redis so that they outlive the worker */
 #ifndef ER_CELERY_INTERNAL_H
 #define ER_CELERY_INTERNAL_H
 
@@ -126,8 +129,13 @@ typedef struct er__cel {
   pthread_cond_t cv;
   uint64_t gen;       /* mu: reservations so far (the watcher rings once per one) */
   bool stop;          /* mu */
-  json_t *revoked;    /* mu: ids revoked by `celery control revoke` */
+  json_t *revoked;    /* mu: ids revoked by `celery control revoke` -> when (s) */
   bool revoke_news;   /* mu */
+  json_t *ctl;        /* mu: what inspect answers, as of the last heartbeat; never
+                       * changed once set, only replaced */
+  json_t *totals;     /* store thread: Celery messages finished, by task name */
+  char node[300];     /* the Celery node name the worker answers as; set before
+                       * the threads start */
 } er__cel_t;
 
 /* Arguments for one script call: strings the vector owns (er_rd_args_t). */
@@ -141,6 +149,8 @@ int er__cel_wake_start(er__cel_t *cs, char *errmsg, size_t size);
 void er__cel_wake_stop(er__cel_t *cs);
 /* After a reservation: the watcher may look for messages again. */
 void er__cel_arm(er__cel_t *cs);
+/* Wakes the worker (its store's wake-up fd): the listener after a revoke. */
+void er__cel_ring(er__cel_t *cs);
 /* Drains evfd: true when the watcher or the listener rang. */
 bool er__cel_rang(er__cel_t *cs);
 /* True when id was revoked by a broadcast. */
@@ -188,6 +198,34 @@ void er__cel_apply(er__cel_pub_t *p, json_t *sig, json_t *prefix, json_t *over);
 void er__cel_apply_links(er__cel_pub_t *p, json_t *links, json_t *prefix, json_t *over);
 /* A failed task's errbacks, given its id: sent as one group. */
 void er__cel_apply_errbacks(er__cel_pub_t *p, json_t *errbacks, json_t *prefix, json_t *over);
+
+/* ---- control.c ---- */
+/* One message on the pidbox fanout (text[0..len), a kombu envelope): runs
+ * the command when it is meant for this node and publishes the reply, on
+ * *cmd (connected when NULL; dropped on a connection error). Listener
+ * thread only. */
+void er__cel_control(er__cel_t *cs, redisContext **cmd, const char *text, size_t len);
+/* Makes what inspect answers from a heartbeat's info (er__worker_info) and
+ * the messages in flight. Store thread only. */
+void er__cel_control_view(er__cel_t *cs, json_t *info);
+
+/* ---- revoked.c ---- */
+#define ER__CEL_REVOKE_EXPIRES_S 10800 /* Celery's REVOKE_EXPIRES */
+#define ER__CEL_REVOKES_MAX 50000      /* Celery's REVOKES_MAX */
+/* Reads the revoked ids still in force from Redis into cs->revoked, on c
+ * (connected when *c is NULL, dropped on a connection error). 0 or an
+ * ER_E* code. Any thread that owns c. */
+int er__cel_revoked_load(er__cel_t *cs, redisContext **c);
+/* Revokes ids: a string or an array of strings (revoked now), or an
+ * object id -> when (monotonic seconds, or [seconds, ...]: a Python
+ * worker's revokes in a mingle hello; older than REVOKE_EXPIRES dropped,
+ * later than now taken as now): in memory, then in Redis on *c as
+ * er__cel_revoked_load. A failed write is logged: the revoke holds in
+ * memory still. */
+void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids);
+/* The revokes in force as a mingle hello answers them: id -> when, by this
+ * host's monotonic clock as a Python worker's (new object). */
+json_t *er__cel_revoked_mingle(er__cel_t *cs);
 
 extern const char er__rd_lua_celery_reserve[], er__rd_lua_celery_ops[],
     er__rd_lua_celery_restore[];

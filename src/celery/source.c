@@ -128,6 +128,9 @@ static int cel_take(er__cel_t *cs, const er_reserve_req_t *req, size_t max, er_t
       json_t *f = rec ? json_pack("{s:s,s:s,s:s}", "tag", tag, "list", list, "raw", raw) : NULL;
       if (f && !json_object_set_new(cs->flight, m.id, f)) {
         recs[(*got)++] = rec;
+        /* stats' total, by task name: a Python worker counts what it takes */
+        json_int_t taken = json_integer_value(json_object_get(cs->totals, m.task));
+        json_object_set_new(cs->totals, m.task, json_integer(taken + 1));
       } else {
         json_decref(f);
         er_task_rec_free(rec); /* out of memory: restored after the visibility timeout */

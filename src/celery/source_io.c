@@ -3,11 +3,10 @@
  * wake-up fd ring for Celery: the watcher, which blocks until a Celery list
  * holds a message without taking it (BLMOVE of a list onto its own tail
  * moves nothing), and the listener, subscribed to kombu's pidbox fanout, for
- * `celery control revoke`. The watcher rings once and waits until the
+ * Celery's remote control (control.c). The watcher rings once and waits until the
  * worker has reserved again, so a busy worker is not woken in a loop. */
 #include <stdint.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,7 +75,7 @@ void er__cel_ops_begin(er__cel_t *cs, er_rd_args_t *a) {
   (void)cs;
 }
 
-static void ring(er__cel_t *cs) {
+void er__cel_ring(er__cel_t *cs) {
   uint64_t one = 1;
   ssize_t w = write(cs->evfd, &one, sizeof one);
   (void)w;
@@ -95,8 +94,10 @@ void er__cel_arm(er__cel_t *cs) {
 }
 
 bool er__cel_is_revoked(er__cel_t *cs, const char *id) {
+  double oldest = (double)er_now_wall_ms() / 1000.0 - ER__CEL_REVOKE_EXPIRES_S;
   pthread_mutex_lock(&cs->mu);
-  bool r = json_object_get(cs->revoked, id) != NULL;
+  json_t *when = json_object_get(cs->revoked, id);
+  bool r = when && json_real_value(when) >= oldest; /* Celery forgets a revoke then */
   pthread_mutex_unlock(&cs->mu);
   return r;
 }
@@ -148,53 +149,22 @@ static void *watch_main(void *arg) {
     int found = look(cs, c);
     if (found < 0) {
       drop(&c);
-      ring(cs); /* the worker's reserve tells the story, and backs off */
+      er__cel_ring(cs); /* the worker's reserve tells the story, and backs off */
       usleep(200000);
       continue;
     }
     if (found) {
       rung = gen;
-      ring(cs);
+      er__cel_ring(cs);
     }
   }
   drop(&c);
   return NULL;
 }
 
-/* A pidbox broadcast: {"method": "revoke", "arguments": {"task_id": ID or
- * [IDs]}} in a kombu envelope. */
-static void on_broadcast(er__cel_t *cs, const char *text, size_t len) {
-  json_t *env = json_loadb(text, len, 0, NULL);
-  const char *body = json_string_value(json_object_get(env, "body"));
-  json_t *b = NULL;
-  if (body) {
-    size_t bl = strlen(body);
-    unsigned char *raw = er_malloc(bl + 4);
-    int n = raw && bl % 4 == 0 ? EVP_DecodeBlock(raw, (const unsigned char *)body, (int)bl) : -1;
-    for (size_t i = bl; n > 0 && i > 0 && body[i - 1] == '='; i--) n--;
-    if (n > 0) b = json_loadb((const char *)raw, (size_t)n, 0, NULL);
-    er_free(raw);
-  }
-  const char *method = json_string_value(json_object_get(b, "method"));
-  if (method && !strcmp(method, "revoke")) {
-    json_t *ids = json_object_get(json_object_get(b, "arguments"), "task_id");
-    pthread_mutex_lock(&cs->mu);
-    if (json_is_string(ids)) json_object_set(cs->revoked, json_string_value(ids), json_true());
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v) if (json_is_string(v))
-        json_object_set(cs->revoked, json_string_value(v), json_true());
-    cs->revoke_news = true;
-    pthread_mutex_unlock(&cs->mu);
-    ring(cs);
-  }
-  json_decref(b);
-  json_decref(env);
-}
-
 static void *listen_main(void *arg) {
   er__cel_t *cs = arg;
-  redisContext *c = NULL;
+  redisContext *c = NULL, *cmd = NULL; /* subscribed; for replies and revokes */
   char err[200];
   while (!stopping(cs)) {
     if (!c) {
@@ -209,6 +179,8 @@ static void *listen_main(void *arg) {
       }
       freeReplyObject(r);
       redisSetTimeout(c, (struct timeval){.tv_usec = 300000});
+      /* the revokes sent while it was not listening */
+      er__cel_revoked_load(cs, &cmd);
     }
     void *rv = NULL;
     if (redisGetReply(c, &rv) != REDIS_OK) {
@@ -223,10 +195,11 @@ static void *listen_main(void *arg) {
     redisReply *r = rv;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
         r->element[3]->type == REDIS_REPLY_STRING)
-      on_broadcast(cs, r->element[3]->str, r->element[3]->len);
+      er__cel_control(cs, &cmd, r->element[3]->str, r->element[3]->len);
     freeReplyObject(r);
   }
   drop(&c);
+  drop(&cmd);
   return NULL;
 }
 
@@ -248,7 +221,7 @@ int er__cel_wake_start(er__cel_t *cs, char *errmsg, size_t size) {
   }
   cs->have_watcher = true;
   if (pthread_create(&cs->listener, NULL, listen_main, cs)) {
-    snprintf(errmsg, size, "celery: cannot start the revoke listener thread");
+    snprintf(errmsg, size, "celery: cannot start the remote control listener thread");
     return ER_ESYS;
   }
   cs->have_listener = true;

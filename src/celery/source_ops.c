@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "celery/celery_internal.h"
 
@@ -72,6 +73,7 @@ static int cel_purge(er_store_t *s, const char *q, size_t *n) {
   return fwd(cel(s), er_store_purge(IN, q, n));
 }
 static int cel_heartbeat(er_store_t *s, json_t *info, int64_t now, int64_t ttl) {
+  er__cel_control_view(cel(s), info);
   return fwd(cel(s), er_store_heartbeat(IN, info, now, ttl));
 }
 static int cel_worker_gone(er_store_t *s, const char *id) {
@@ -109,6 +111,8 @@ static void cel_close(er_store_t *s) {
   er_free(cs->lists);
   json_decref(cs->flight);
   json_decref(cs->revoked);
+  json_decref(cs->ctl);
+  json_decref(cs->totals);
   pthread_mutex_destroy(&cs->mu);
   pthread_cond_destroy(&cs->cv);
   er_free(cs);
@@ -145,8 +149,12 @@ int er__celery_wrap(er_store_t *inner, const char *const *queues, size_t nqueues
   cs->visibility_ms = visibility_ms;
   cs->flight = json_object();
   cs->revoked = json_object();
+  cs->totals = json_object();
   cs->lists = er_calloc(nqueues * 4 + 1, sizeof *cs->lists);
-  int rc = cs->base.url && cs->flight && cs->revoked && cs->lists ? 0 : ER_ENOMEM;
+  int rc = cs->base.url && cs->flight && cs->revoked && cs->totals && cs->lists ? 0 : ER_ENOMEM;
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  snprintf(cs->node, sizeof cs->node, "errand.%d@%s", (int)getpid(), host);
   /* each queue's priority sub-lists in kombu's order: 0 first, 9 last */
   for (size_t i = 0; !rc && i < nqueues; i++)
     for (int pri = 0; !rc && pri <= 9; pri += 3) {
@@ -154,7 +162,11 @@ int er__celery_wrap(er_store_t *inner, const char *const *queues, size_t nqueues
       er__cel_list_name(queues[i], pri, name, sizeof name);
       if (!(cs->lists[cs->nlists++] = er_strdup(name))) rc = ER_ENOMEM;
     }
+  /* revokes heard before this worker started hold (the listener reads them
+   * again once subscribed, for those sent in between) */
+  if (!rc && er__cel_revoked_load(cs, &cs->c) == ER_ENOMEM) rc = ER_ENOMEM;
   if (!rc) rc = er__cel_wake_start(cs, errmsg, size);
+  if (!rc) er_log(ER_LOG_INFO, "celery: remote control answered as %s", cs->node);
   if (rc) {
     char *url = cs->base.url;
     cs->inner = NULL; /* the caller's still */
