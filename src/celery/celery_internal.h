@@ -63,6 +63,13 @@ typedef struct er__cel_send {
 /* A kombu envelope for s (new compact JSON text, er_free it), as Celery's
  * send_task writes it; NULL when out of memory. */
 char *er__cel_encode(const er__cel_send_t *s);
+/* data[0..n) in base64, NUL-terminated (er_free), as a kombu body holds
+ * it; NULL out of memory. */
+char *er__cel_b64(const char *data, size_t n);
+/* The JSON value in base64 text[0..len) (new); NULL when it is not base64
+ * (je->text left as it was) or not JSON (je as json_loadb sets it; je may
+ * be NULL). */
+json_t *er__cel_b64_json(const char *text, size_t len, json_error_t *je);
 /* The Redis list a message of priority pri for queue goes to, as kombu
  * names it (priority steps 0, 3, 6, 9). out gets at most size bytes. */
 void er__cel_list_name(const char *queue, int pri, char *out, size_t size);
@@ -142,6 +149,10 @@ typedef struct er__cel {
 /* Runs script text with args (ARGV) on the command connection, connecting
  * first when needed. 0 or ER_EUNAVAILABLE/ER_EIO (error set on the store). */
 int er__cel_eval(er__cel_t *cs, const char *script, er_rd_args_t *a, redisReply **out);
+/* The same on connection *c of a thread's own (the listener's): connected
+ * to cs's server when NULL, dropped when it breaks. err gets the reason. */
+int er__cel_eval_on(er__cel_t *cs, redisContext **c, const char *script, er_rd_args_t *a,
+                    redisReply **out, char *err, size_t size);
 /* The fixed ARGV of celery_ops.lua. */
 void er__cel_ops_begin(er__cel_t *cs, er_rd_args_t *a);
 /* Starts the watcher and revoke listener threads and the wake-up fds. */
@@ -228,6 +239,6 @@ void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids);
 json_t *er__cel_revoked_mingle(er__cel_t *cs);
 
 extern const char er__rd_lua_celery_reserve[], er__rd_lua_celery_ops[],
-    er__rd_lua_celery_restore[];
+    er__rd_lua_celery_restore[], er__rd_lua_celery_reply[], er__rd_lua_celery_revoke[];
 
 #endif

@@ -60,12 +60,27 @@ static int64_t limit_ms(json_t *v) {
   return json_is_number(v) ? (int64_t)(json_number_value(v) * 1000.0) : 0;
 }
 
+char *er__cel_b64(const char *data, size_t n) {
+  char *out = er_malloc((n + 2) / 3 * 4 + 1);
+  if (out) EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)n);
+  return out;
+}
+
+json_t *er__cel_b64_json(const char *text, size_t len, json_error_t *je) {
+  unsigned char *raw = len % 4 ? NULL : er_malloc(len / 4 * 3 + 4);
+  int n = raw ? EVP_DecodeBlock(raw, (const unsigned char *)text, (int)len) : -1;
+  /* EVP_DecodeBlock counts the padding's zero bytes in */
+  for (size_t i = len; n > 0 && i > 0 && text[i - 1] == '='; i--) n--;
+  json_t *v = n >= 0 ? json_loadb((const char *)raw, (size_t)n, 0, je) : NULL;
+  er_free(raw);
+  return v;
+}
+
 #define FAIL(...) do { snprintf(why, size, __VA_ARGS__); goto bad; } while (0)
 
 int er__cel_decode(const char *text, size_t len, er__cel_msg_t *m, char *why, size_t size) {
   memset(m, 0, sizeof *m);
-  json_error_t je;
-  unsigned char *raw = NULL;
+  json_error_t je = {.text = "not base64"};
   m->env = json_loadb(text, len, 0, &je);
   if (!json_is_object(m->env)) FAIL("not a JSON object: %s", m->env ? "" : je.text);
   json_t *h = json_object_get(m->env, "headers"), *p = json_object_get(m->env, "properties");
@@ -84,17 +99,11 @@ int er__cel_decode(const char *text, size_t len, er__cel_msg_t *m, char *why, si
   size_t blen = strlen(body);
   json_t *parts;
   if (enc && !strcmp(enc, "base64")) {
-    raw = er_malloc(blen / 4 * 3 + 4);
-    if (!raw) FAIL("out of memory");
-    int n = blen % 4 ? -1 : EVP_DecodeBlock(raw, (const unsigned char *)body, (int)blen);
-    if (n < 0) FAIL("body is not base64");
-    for (size_t i = blen; i > 0 && body[i - 1] == '='; i--) n--;
-    parts = json_loadb((const char *)raw, (size_t)n, 0, &je);
+    parts = er__cel_b64_json(body, blen, &je);
+    if (!parts && !strcmp(je.text, "not base64")) FAIL("body is not base64");
   } else {
     parts = json_loadb(body, blen, 0, &je);
   }
-  er_free(raw);
-  raw = NULL;
   if (!json_is_array(parts) || json_array_size(parts) != 3 ||
       !json_is_array(json_array_get(parts, 0)) || !json_is_object(json_array_get(parts, 1))) {
     json_decref(parts);
@@ -128,7 +137,6 @@ int er__cel_decode(const char *text, size_t len, er__cel_msg_t *m, char *why, si
   m->routing_key = str(di, "routing_key");
   return 0;
 bad:
-  er_free(raw);
   er__cel_msg_clear(m);
   return ER_EPARSE;
 }
@@ -165,14 +173,9 @@ char *er__cel_encode(const er__cel_send_t *s) {
   char *bt = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   if (!bt) return NULL;
-  size_t bl = strlen(bt);
-  char *b64 = er_malloc((bl + 2) / 3 * 4 + 1);
-  if (!b64) {
-    free(bt);
-    return NULL;
-  }
-  EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)bt, (int)bl);
+  char *b64 = er__cel_b64(bt, strlen(bt));
   free(bt);
+  if (!b64) return NULL;
   er_id_t tag;
   er_id_new(&tag);
   char *argsrepr = json_dumps(s->args ? s->args : json_array(), JSON_COMPACT | JSON_ENCODE_ANY);

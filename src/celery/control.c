@@ -12,7 +12,6 @@
  * made into Celery's shapes on the store thread and read here under the
  * lock: it is as fresh as the last heartbeat. */
 #include <fnmatch.h>
-#include <openssl/evp.h>
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,15 +19,6 @@
 
 #include "celery/celery_internal.h"
 #include "store/store_internal.h"
-
-/* ARGV: the binding set, the routing key, the message */
-static const char reply_lua[] =
-    "local n = 0\n"
-    "for _, m in ipairs(redis.call('SMEMBERS', ARGV[1])) do\n"
-    "  local key, queue = string.match(m, '^(.-)\\6\\22.-\\6\\22(.*)$')\n"
-    "  if key == ARGV[2] and queue then redis.call('LPUSH', queue, ARGV[3]); n = n + 1 end\n"
-    "end\n"
-    "return n\n";
 
 /* ---- the view inspect answers from (store thread) ---- */
 
@@ -193,13 +183,6 @@ static bool for_me(er__cel_t *cs, json_t *b) {
   return false;
 }
 
-static char *b64(const char *text) {
-  size_t n = strlen(text);
-  char *out = er_malloc(4 * ((n + 2) / 3) + 1);
-  if (out) EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)n);
-  return out;
-}
-
 /* Publishes {node: reply} as kombu's Mailbox._publish_reply does. */
 static void publish(er__cel_t *cs, redisContext **cmd, json_t *to, json_t *ticket,
                     json_int_t clock, json_t *reply) {
@@ -208,7 +191,7 @@ static void publish(er__cel_t *cs, redisContext **cmd, json_t *to, json_t *ticke
   if (!ex || !key) return;
   json_t *body = json_pack("{s:O}", cs->node, reply);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  char *enc = text ? b64(text) : NULL;
+  char *enc = text ? er__cel_b64(text, strlen(text)) : NULL;
   er_id_t tag;
   er_id_new(&tag);
   json_t *msg = enc ? json_pack("{s:s, s:s, s:s, s:{s:O, s:I}, s:{s:i, s:{s:s, s:s}, s:i, "
@@ -220,29 +203,23 @@ static void publish(er__cel_t *cs, redisContext **cmd, json_t *to, json_t *ticke
                                 "base64", "delivery_tag", tag.text)
                     : NULL;
   char *out = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-  char binding[400];
-  snprintf(binding, sizeof binding, "_kombu.binding.%s", ex);
-  char err[200];
-  if (out && !*cmd && er__rd_connect(er__rd(cs->inner), 2000, true, cmd, err, sizeof err))
-    er_log(ER_LOG_WARN, "celery: cannot reply to a remote control command: %s", err);
-  if (out && *cmd) {
-    er_rd_sigpipe_t g;
-    er__rd_sigpipe_block(&g);
-    redisReply *r = redisCommand(*cmd, "EVAL %s 0 %s %s %s", reply_lua, binding, key, out);
-    er__rd_sigpipe_unblock(&g);
-    if (!r || r->type == REDIS_REPLY_ERROR)
-      er_log(ER_LOG_WARN, "celery: cannot reply to a remote control command: %s",
-             r ? r->str : (*cmd)->errstr);
-    if (r) freeReplyObject(r);
-    else {
-      redisFree(*cmd);
-      *cmd = NULL;
-    }
+  if (out) {
+    er_rd_args_t a = {0};
+    er__rd_args_fmt(&a, "_kombu.binding.%s", ex);
+    er__rd_args_str(&a, key);
+    er__rd_args_str(&a, out);
+    redisReply *r;
+    char err[300];
+    if (er__cel_eval_on(cs, cmd, er__rd_lua_celery_reply, &a, &r, err, sizeof err))
+      er_log(ER_LOG_WARN, "celery: cannot reply to a remote control command: %s", err);
+    else
+      freeReplyObject(r);
+    er__rd_args_free(&a);
   }
-  er_free(out);
+  free(out);
   json_decref(msg);
   er_free(enc);
-  er_free(text);
+  free(text); /* json_dumps: malloc, not er_malloc */
   json_decref(body);
 }
 
@@ -250,14 +227,7 @@ static void publish(er__cel_t *cs, redisContext **cmd, json_t *to, json_t *ticke
 static json_t *body_of(json_t *env) {
   const char *body = json_string_value(json_object_get(env, "body"));
   if (!body) return NULL;
-  size_t bl = strlen(body);
-  json_t *b = NULL;
-  unsigned char *raw = er_malloc(bl + 4);
-  int n = raw && bl % 4 == 0 ? EVP_DecodeBlock(raw, (const unsigned char *)body, (int)bl) : -1;
-  for (size_t i = bl; n > 0 && i > 0 && body[i - 1] == '='; i--) n--;
-  if (n > 0) b = json_loadb((const char *)raw, (size_t)n, 0, NULL);
-  er_free(raw);
-  return b;
+  return er__cel_b64_json(body, strlen(body), NULL);
 }
 
 void er__cel_control(er__cel_t *cs, redisContext **cmd, const char *text, size_t len) {

@@ -12,14 +12,6 @@
 #define KEY "errand.celery.revoked"
 #define CONNECT_MS 2000
 
-/* ARGV: the oldest score kept, how many kept, then when, id for each; a
- * revoke already known keeps the later time */
-static const char add_lua[] =
-    "for i = 3, #ARGV, 2 do redis.call('ZADD', '" KEY "', 'GT', ARGV[i], ARGV[i + 1]) end\n"
-    "redis.call('ZREMRANGEBYSCORE', '" KEY "', '-inf', '(' .. ARGV[1])\n"
-    "redis.call('ZREMRANGEBYRANK', '" KEY "', 0, -tonumber(ARGV[2]) - 1)\n"
-    "return 0\n";
-
 static double now_s(void) { return (double)er_now_wall_ms() / 1000.0; }
 
 /* Drops the expired ones from memory (mu held). */
@@ -134,6 +126,7 @@ void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids) {
   json_object_foreach(json_is_object(ids) ? ids : NULL, id, v) if (when_of(v, shift) >= oldest)
       json_object_set_new(add, id, json_real(when_of(v, shift) < now ? when_of(v, shift) : now));
   er_rd_args_t a = {0};
+  er__rd_args_str(&a, KEY);
   er__rd_args_fmt(&a, "%.6f", oldest);
   er__rd_args_i64(&a, ER__CEL_REVOKES_MAX);
   pthread_mutex_lock(&cs->mu);
@@ -150,24 +143,13 @@ void er__cel_revoked_add(er__cel_t *cs, redisContext **c, json_t *ids) {
   pthread_mutex_unlock(&cs->mu);
   json_decref(add);
   if (n) er__cel_ring(cs); /* a running task revoked hears of it now, not at its renewal */
-  if (n && !a.oom && !connect(cs, c)) {
-    const char *argv[] = {"EVAL", add_lua, "0"};
-    const char **av = er_calloc(a.n + 3, sizeof *av);
-    size_t *lens = er_calloc(a.n + 3, sizeof *lens);
-    if (av && lens) {
-      for (size_t k = 0; k < 3; k++) av[k] = argv[k], lens[k] = strlen(argv[k]);
-      for (size_t k = 0; k < a.n; k++) av[k + 3] = a.v[k], lens[k + 3] = a.len[k];
-      er_rd_sigpipe_t g;
-      er__rd_sigpipe_block(&g);
-      redisReply *r = redisCommandArgv(*c, (int)(a.n + 3), av, lens);
-      er__rd_sigpipe_unblock(&g);
-      if (!r || r->type == REDIS_REPLY_ERROR)
-        failed(c, r, "revoked in memory only: cannot write");
-      else
-        freeReplyObject(r);
-    }
-    er_free(av);
-    er_free(lens);
+  if (n) {
+    redisReply *r;
+    char err[300];
+    if (er__cel_eval_on(cs, c, er__rd_lua_celery_revoke, &a, &r, err, sizeof err))
+      er_log(ER_LOG_WARN, "celery: revoked in memory only: cannot write " KEY ": %s", err);
+    else
+      freeReplyObject(r);
   }
   er__rd_args_free(&a);
   /* memory as bounded as the set: the newest ER__CEL_REVOKES_MAX again */

@@ -25,14 +25,12 @@ static void drop(redisContext **c) {
   *c = NULL;
 }
 
-int er__cel_eval(er__cel_t *cs, const char *script, er_rd_args_t *a, redisReply **out) {
+int er__cel_eval_on(er__cel_t *cs, redisContext **c, const char *script, er_rd_args_t *a,
+                    redisReply **out, char *err, size_t size) {
   *out = NULL;
   if (a->oom) return ER_ENOMEM;
-  char err[200];
-  if (!cs->c && er__rd_connect(er__rd(cs->inner), CONNECT_MS, true, &cs->c, err, sizeof err)) {
-    er__store_set_error(&cs->base, "celery: %s", err);
+  if (!*c && er__rd_connect(er__rd(cs->inner), CONNECT_MS, true, c, err, size))
     return ER_EUNAVAILABLE;
-  }
   size_t n = a->n + 3;
   const char **argv = er_calloc(n, sizeof *argv);
   size_t *lens = er_calloc(n, sizeof *lens);
@@ -47,22 +45,29 @@ int er__cel_eval(er__cel_t *cs, const char *script, er_rd_args_t *a, redisReply 
   for (size_t i = 0; i < a->n; i++) argv[i + 3] = a->v[i], lens[i + 3] = a->len[i];
   er_rd_sigpipe_t g;
   er__rd_sigpipe_block(&g);
-  redisReply *r = redisCommandArgv(cs->c, (int)n, argv, lens);
+  redisReply *r = redisCommandArgv(*c, (int)n, argv, lens);
   er__rd_sigpipe_unblock(&g);
   er_free(argv);
   er_free(lens);
   if (!r) {
-    er__store_set_error(&cs->base, "celery: redis: %s", cs->c->errstr);
-    drop(&cs->c);
+    snprintf(err, size, "redis: %s", (*c)->errstr);
+    drop(c);
     return ER_EUNAVAILABLE;
   }
   if (r->type == REDIS_REPLY_ERROR) {
-    er__store_set_error(&cs->base, "celery: redis: %s", r->str);
+    snprintf(err, size, "redis: %s", r->str);
     freeReplyObject(r);
     return ER_EIO;
   }
   *out = r;
   return 0;
+}
+
+int er__cel_eval(er__cel_t *cs, const char *script, er_rd_args_t *a, redisReply **out) {
+  char err[300] = "";
+  int rc = er__cel_eval_on(cs, &cs->c, script, a, out, err, sizeof err);
+  if (rc && *err) er__store_set_error(&cs->base, "celery: %s", err);
+  return rc;
 }
 
 void er__cel_ops_begin(er__cel_t *cs, er_rd_args_t *a) {
