@@ -185,6 +185,17 @@ static sqlite3 *block_first_send(post_t *first, const char *body) {
   return db;
 }
 
+/* Once n sends wait behind first, lets go of the lock; first is stored. */
+static void release_after_queued(sqlite3 *db, size_t n, post_t *first, json_int_t a) {
+  WAIT_STATS(st.waiting == n, "the sends never queued behind the write");
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  pthread_join(first->th, NULL);
+  assert_int_equal(first->status, 202);
+  assert_stored(first->answer, a, 0);
+  json_decref(first->answer);
+}
+
 /* SQLite's write lock held by another connection: the first send takes the
  * lead and waits on it; seven more queue behind. Released, the seven go out
  * in one write, where a taken name and an empty task name fail alone. */
@@ -218,14 +229,7 @@ static void batch_while_writing_fails_alone(void **state) {
       snprintf(p[i].body, sizeof p[i].body, "{\"task\":\"add\",\"args\":[200,%d]}", i);
     post_start(&p[i]);
   }
-  WAIT_STATS(st.waiting == N, "the sends never queued behind the write");
-  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
-
-  pthread_join(first.th, NULL);
-  assert_int_equal(first.status, 202);
-  assert_stored(first.answer, 100, 0);
-  json_decref(first.answer);
+  release_after_queued(db, N, &first, 100);
   for (int i = 0; i < N; i++) {
     pthread_join(p[i].th, NULL);
     if (i == TAKEN || i == EMPTY) {
@@ -315,15 +319,11 @@ static void big_sends_split_by_bytes(void **state) {
     strcpy(p[i].big + k + PAD, "\"}}");
     post_start(&p[i]);
   }
-  WAIT_STATS(st.waiting == N, "the sends never queued behind the write");
-  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
-  pthread_join(first.th, NULL);
-  assert_int_equal(first.status, 202);
-  json_decref(first.answer);
+  release_after_queued(db, N, &first, 400);
   for (int i = 0; i < N; i++) {
     pthread_join(p[i].th, NULL);
     assert_int_equal(p[i].status, 202);
+    assert_stored(p[i].answer, 400, i); /* each stored, with its own args */
     json_decref(p[i].answer);
     free(p[i].big);
   }
