@@ -65,7 +65,7 @@ int er__client_take_store(er_client_t *c, er_store_t **out) {
   if (*out) return 0;
   char msg[256] = "";
   int rc = er_store_open(er_store_url(c->store), out, msg, sizeof msg);
-  return rc < 0 ? er__client_fail(c, rc, "result: %s", msg) : 0;
+  return rc < 0 ? er__client_fail(c, rc, "%s", msg) : 0;
 }
 
 /* Spare handles kept for the next caller, at most: a burst of concurrent
